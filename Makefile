@@ -1,0 +1,55 @@
+# The verbs people and workflows use. Every CI step is one of these, so what runs in CI runs here.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+INFRA_VENV := infra/.venv
+PY := $(VENV)/bin/python
+INFRA_PY := $(INFRA_VENV)/bin/python
+UV_VERSION := 0.13.8
+MODEL_ROOT ?= build/models
+MODEL_NAME ?= iris
+PORT ?= 8080
+ENV ?= dev
+
+.PHONY: help install model serve quickstart package plan plan-diff compare bench lint test lock clean
+
+help: ## list the verbs
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(VENV)/.installed: tests/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q uv==$(UV_VERSION)
+	$(VENV)/bin/uv pip sync -q --python $(PY) tests/requirements.txt
+	touch $@
+
+$(INFRA_VENV)/.installed: infra/requirements.txt
+	$(PYTHON) -m venv $(INFRA_VENV)
+	$(VENV)/bin/uv pip sync -q --python $(INFRA_PY) infra/requirements.txt
+	touch $@
+
+install: $(VENV)/.installed $(INFRA_VENV)/.installed ## create both virtualenvs from the locks
+
+model: $(VENV)/.installed ## train, gate and export the model artifact to $(MODEL_ROOT)
+	$(PY) -m model --output $(MODEL_ROOT)
+
+lint: install ## ruff over the whole tree
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint ## lint, then the whole test suite (the main venv, then infra's in its own)
+	$(PY) -m pytest tests --ignore=tests/infra
+	if [ -d tests/infra ]; then $(INFRA_PY) -m pytest tests/infra; fi
+
+quickstart: model ## set up, train and export the model
+
+lock: ## re-resolve every lock from its .in file
+	cd tests && ../$(VENV)/bin/uv pip compile requirements.in --python-version 3.11 -o requirements.txt --no-header -q
+	cd infra && ../$(VENV)/bin/uv pip compile requirements.in --python-version 3.11 -o requirements.txt --no-header -q
+	for f in serving/requirements-litert serving/requirements-tensorflow serving/requirements-http model/requirements; do \
+	  $(VENV)/bin/uv pip compile $$f.in --universal --python-version 3.11 -c tests/requirements.txt -o $$f.txt --no-header -q; done
+
+clean: ## remove build outputs (not the virtualenvs)
+	rm -rf build dist

@@ -1,0 +1,112 @@
+"""Writes the versioned artifact (SavedModel, model.tflite, metadata.json) all at once or not at all."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from model import task
+from model.config import TrainingConfig
+from model.dataset import sha256_of
+
+METADATA_FILE = "metadata.json"
+TFLITE_FILE = "model.tflite"
+
+
+def _signature(model: keras.Model) -> tf.types.experimental.ConcreteFunction:
+    """`serving_default` with the task's input and output names instead of Keras' defaults."""
+    spec = tf.TensorSpec([None, len(task.FEATURES)], tf.float32, name=task.INPUT_NAME)
+
+    @tf.function(input_signature=[spec])
+    def serve(batch: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {task.OUTPUT_NAME: model(batch, training=False)}
+
+    return serve.get_concrete_function()
+
+
+def _write_saved_model(model: keras.Model, directory: Path) -> None:
+    holder = tf.Module()
+    holder.model = model
+    holder.serve = _signature(model)
+    tf.saved_model.save(holder, str(directory), signatures={"serving_default": holder.serve})
+
+
+def _write_tflite(model: keras.Model, path: Path) -> None:
+    """Convert from the Keras model: a frozen graph, with no resource-variable reads for LiteRT."""
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    path.write_bytes(converter.convert())
+
+
+def _git_commit() -> str:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return result.stdout.strip()
+
+
+def _file_hashes(directory: Path) -> dict[str, str]:
+    files = sorted(p for p in directory.rglob("*") if p.is_file() and p.name != METADATA_FILE)
+    return {p.relative_to(directory).as_posix(): sha256_of(p) for p in files}
+
+
+def _tensor(name: str, width: int) -> dict[str, Any]:
+    return {"name": name, "datatype": "FP32", "shape": [-1, width]}
+
+
+def build_metadata(
+    config: TrainingConfig, metrics: dict[str, float], data_sha256: str, hashes: dict[str, str]
+) -> dict[str, Any]:
+    """What serving and people need to know about the artifact; no timestamps, so it is reproducible."""
+    return {
+        "name": config.name,
+        "version": config.version,
+        "signature_name": "serving_default",
+        "inputs": [_tensor(task.INPUT_NAME, len(task.FEATURES))],
+        "outputs": [_tensor(task.OUTPUT_NAME, len(task.LABELS))],
+        "feature_names": list(task.FEATURES),
+        "labels": list(task.LABELS),
+        "metrics": metrics,
+        "training_data": {"file": config.data.name, "sha256": data_sha256},
+        "git_commit": _git_commit(),
+        "framework": {"tensorflow": tf.__version__, "keras": keras.__version__},
+        "files": hashes,
+    }
+
+
+def _move_into_place(staged: Path, target: Path) -> None:
+    """Swap the finished directory in; an older export of the same version is removed only after."""
+    retired = target.with_name(f".retired-{target.name}-{os.getpid()}")
+    if target.exists():
+        target.rename(retired)
+    staged.rename(target)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def export(
+    model: keras.Model, config: TrainingConfig, metrics: dict[str, float], data_sha256: str, root: Path
+) -> Path:
+    """Write `<root>/<name>/<version>/` via a hidden staging directory beside it."""
+    model_dir = root / config.name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(prefix=f".staging-{config.version}-", dir=model_dir))
+    try:
+        _write_saved_model(model, staged)
+        _write_tflite(model, staged / TFLITE_FILE)
+        metadata = build_metadata(config, metrics, data_sha256, _file_hashes(staged))
+        (staged / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+        target = model_dir / str(config.version)
+        _move_into_place(staged, target)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    return target
