@@ -1,0 +1,168 @@
+"""The one route table both adapters call: (method, path, headers, body) in, (status, headers, body) out.
+
+No web framework and nothing of Lambda here, so the HTTP server and the Lambda
+handler answer the same request with the same bytes by construction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from serving import tfserving, v2
+from serving.dataplane import DataPlane
+from serving.errors import MethodNotAllowed, NotFound, PayloadTooLarge, ServingError, UnsupportedMediaType
+from serving.tensors import parse_json
+
+logger = logging.getLogger("twinserve")
+SERVER_NAME = "twinserve"
+SERVER_VERSION = "0.1.0"
+JSON = "application/json"
+ACCEPTED_TYPES = ("application/json", "application/x-www-form-urlencoded", "application/octet-stream", "")
+_MODEL = r"/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?"
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = (("content-type", JSON),)
+    route: str = "unmatched"  # a label for metrics and logs, never sent
+    rows: int = field(default=0, compare=False)
+
+
+def json_response(status: int, payload: Any, rows: int = 0) -> Response:
+    return Response(status, json.dumps(payload, separators=(",", ":")).encode(), rows=rows)
+
+
+def error_response(error: ServingError) -> Response:
+    response = json_response(error.status, {"error": str(error)})
+    if isinstance(error, MethodNotAllowed) and len(error.args) > 1:
+        return replace(response, headers=(*response.headers, ("allow", error.args[1])))
+    return response
+
+
+Handler = Callable[[DataPlane, Request, dict[str, str]], Response]
+
+
+def _live(plane: DataPlane, request: Request, params: dict[str, str]) -> Response:
+    return json_response(200, {"live": True})
+
+
+def _ready(plane: DataPlane, request: Request, params: dict[str, str]) -> Response:
+    return json_response(200 if plane.ready else 503, {"ready": plane.ready})
+
+
+def _server_metadata(plane: DataPlane, request: Request, params: dict[str, str]) -> Response:
+    payload = {"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": ["binary_tensor_data"]}
+    return json_response(200, payload)
+
+
+def _v2_model(plane: DataPlane, request: Request, params: dict[str, str]) -> Response:
+    spec = plane.check_model(params["name"], params["version"])
+    return json_response(200, v2.model_metadata(spec, plane.platform))
+
+
+def _v2_model_ready(plane: DataPlane, request: Request, params: dict[str, str]) -> Response:
+    spec = plane.check_model(params["name"], params["version"])
+    return json_response(200 if plane.ready else 503, {"name": spec.name, "ready": plane.ready})
+
+
+def _v2_infer(plane: DataPlane, request: Request, params: dict[str, str]) -> Response:
+    spec = plane.check_model(params["name"], params["version"])
+    decoded = v2.decode_infer(request.body, request.headers.get(v2.BINARY_HEADER), spec)
+    outputs = plane.predict(decoded.batch)
+    body, header_length = v2.encode_infer(spec, decoded, outputs)
+    if header_length is None:
+        return Response(200, body, rows=decoded.batch.shape[0])
+    headers = (
+        ("content-type", "application/octet-stream"),
+        ("inference-header-content-length", str(header_length)),
+    )
+    return Response(200, body, headers, rows=decoded.batch.shape[0])
+
+
+def _tf_status(plane: DataPlane, request: Request, params: dict[str, str]) -> Response:
+    spec = plane.check_model(params["name"], params["version"])
+    return json_response(200, tfserving.version_status(spec))
+
+
+def _tf_metadata(plane: DataPlane, request: Request, params: dict[str, str]) -> Response:
+    spec = plane.check_model(params["name"], params["version"])
+    return json_response(200, tfserving.metadata(spec))
+
+
+def _tf_predict(plane: DataPlane, request: Request, params: dict[str, str]) -> Response:
+    spec = plane.check_model(params["name"], params["version"])
+    batch, rows = tfserving.decode_predict(parse_json(request.body), spec)
+    outputs = plane.predict(batch)
+    return json_response(200, tfserving.encode_predict(outputs, rows), batch.shape[0])
+
+
+ROUTES: tuple[tuple[str, re.Pattern[str], Handler], ...] = tuple(
+    (method, re.compile(f"^{pattern}$"), handler)
+    for method, pattern, handler in (
+        ("GET", "/v2", _server_metadata),
+        ("GET", "/v2/health/live", _live),
+        ("GET", "/v2/health/ready", _ready),
+        ("GET", f"/v2{_MODEL}", _v2_model),
+        ("GET", f"/v2{_MODEL}/ready", _v2_model_ready),
+        ("POST", f"/v2{_MODEL}/infer", _v2_infer),
+        ("GET", f"/v1{_MODEL}", _tf_status),
+        ("GET", f"/v1{_MODEL}/metadata", _tf_metadata),
+        ("POST", f"/v1{_MODEL}:predict", _tf_predict),
+    )
+)
+
+
+def _match(method: str, path: str) -> tuple[Handler, dict[str, str]]:
+    allowed = []
+    for route_method, pattern, handler in ROUTES:
+        found = pattern.match(path)
+        if found is None:
+            continue
+        if route_method == method:
+            return handler, found.groupdict()
+        allowed.append(route_method)
+    if allowed:
+        raise MethodNotAllowed(
+            f"method {method} not allowed on {path}; use {', '.join(allowed)}", ", ".join(allowed)
+        )
+    raise NotFound(f"no route for {method} {path}")
+
+
+def _check_body(request: Request, max_body_bytes: int) -> None:
+    if len(request.body) > max_body_bytes:
+        raise PayloadTooLarge(
+            f"request body of {len(request.body)} bytes exceeds the limit of {max_body_bytes}"
+        )
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if request.method == "POST" and content_type not in ACCEPTED_TYPES and not content_type.endswith("+json"):
+        raise UnsupportedMediaType(f"content type {content_type!r} is not supported; send {JSON}")
+
+
+def handle(plane: DataPlane, request: Request, max_body_bytes: int) -> Response:
+    """Route, validate, delegate, encode; every ServingError becomes `{"error": msg}` with its status."""
+    route = "unmatched"
+    try:
+        handler, params = _match(request.method, request.path)
+        route = handler.__name__.lstrip("_")
+        _check_body(request, max_body_bytes)
+        return replace(handler(plane, request, params), route=route)
+    except ServingError as error:
+        return replace(error_response(error), route=route)
+    except Exception:
+        logger.exception("unexpected error on %s %s", request.method, request.path)
+        return replace(error_response(ServingError("internal error; see the server log")), route=route)

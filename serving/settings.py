@@ -1,0 +1,131 @@
+"""Serving settings from `TWINSERVE_*` environment variables (and `PORT`), validated once at start.
+
+A frozen dataclass rather than pydantic keeps the Lambda zip lean; every field's
+metadata names its variable and says what it is for.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from serving.runtime import RUNTIMES
+
+BUNDLED_MODELS = Path(__file__).resolve().parent / "models"
+PREFIX = "TWINSERVE_"
+
+
+class SettingsError(ValueError):
+    """A setting is wrong; the message names the variable and what it accepts."""
+
+
+def _setting(env: str, doc: str, parse: Callable[[str], Any], default: Any) -> Any:
+    return field(default=default, metadata={"env": env, "doc": doc, "parse": parse})
+
+
+def _int_range(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return value
+
+    return parse
+
+
+def _float_range(low: float, high: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = float(text)
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return value
+
+    return parse
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in allowed:
+            raise ValueError(f"must be one of {list(allowed)}")
+        return text
+
+    return parse
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.lower()
+    if lowered not in {"true", "false", "1", "0"}:
+        raise ValueError("must be true or false")
+    return lowered in {"true", "1"}
+
+
+def _optional_int(text: str) -> int | None:
+    return _int_range(1, 2**31)(text) if text else None
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_root: Path = _setting(
+        "TWINSERVE_MODEL_ROOT", "Artifact root holding <name>/<version>/.", Path, BUNDLED_MODELS
+    )
+    model_name: str = _setting("TWINSERVE_MODEL_NAME", "Model to serve when the root holds several.", str, "")
+    model_version: int | None = _setting(
+        "TWINSERVE_MODEL_VERSION", "Version to serve; latest if unset.", _optional_int, None
+    )
+    runtime: str = _setting(
+        "TWINSERVE_RUNTIME", "litert, tensorflow, or auto (LiteRT if installed).", _choice(*RUNTIMES), "auto"
+    )
+    threads: int = _setting("TWINSERVE_THREADS", "Inference threads per worker.", _int_range(1, 256), 1)
+    max_batch_rows: int = _setting(
+        "TWINSERVE_MAX_BATCH_ROWS", "Most rows in one request (413 above).", _int_range(1, 1_000_000), 1024
+    )
+    max_body_bytes: int = _setting(
+        "TWINSERVE_MAX_BODY_BYTES",
+        "Largest request body (413 above).",
+        _int_range(64, 1 << 30),
+        6 * 1024 * 1024,
+    )
+    port: int = _setting("PORT", "HTTP port.", _int_range(1, 65535), 8080)
+    host: str = _setting("TWINSERVE_HOST", "HTTP bind address.", str, "0.0.0.0")  # noqa: S104 - a container listens on all
+    workers: int = _setting(
+        "TWINSERVE_WORKERS", "HTTP worker processes; 0 means one per available CPU.", _int_range(0, 64), 0
+    )
+    max_concurrency: int = _setting(
+        "TWINSERVE_MAX_CONCURRENCY", "In-flight requests per worker (429 above).", _int_range(1, 100_000), 512
+    )
+    timeout_seconds: float = _setting(
+        "TWINSERVE_TIMEOUT_SECONDS", "Per-request inference timeout (504).", _float_range(0.001, 900), 10.0
+    )
+    drain_seconds: float = _setting(
+        "TWINSERVE_DRAIN_SECONDS",
+        "After SIGTERM: seconds not-ready before closing.",
+        _float_range(0, 300),
+        5.0,
+    )
+    access_log: bool = _setting(
+        "TWINSERVE_ACCESS_LOG", "One JSON line per request on stdout.", _boolean, True
+    )
+    log_level: str = _setting(
+        "TWINSERVE_LOG_LEVEL", "Log level.", _choice("debug", "info", "warning", "error"), "info"
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Parse every known variable; an unknown TWINSERVE_* name or a bad value raises, naming it."""
+        environ = os.environ if environ is None else environ
+        known = {f.metadata["env"]: f for f in fields(cls)}
+        unknown = sorted(k for k in environ if k.startswith(PREFIX) and k not in known)
+        if unknown:
+            raise SettingsError(f"unknown setting(s) {unknown}; known: {sorted(known)}")
+        values: dict[str, Any] = {}
+        for env, spec in known.items():
+            if env not in environ:
+                continue
+            try:
+                values[spec.name] = spec.metadata["parse"](environ[env].strip())
+            except ValueError as exc:
+                raise SettingsError(f"{env}={environ[env]!r} is invalid: {exc}") from None
+        return cls(**values)
