@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from serving.artifact import ModelSpec
-from serving.errors import NotFound, PayloadTooLarge, Unavailable
+from serving.errors import NotFound, PayloadTooLarge
 from serving.runtime import Runtime
 
 PLATFORMS = {"litert": "tflite", "tensorflow": "tensorflow_savedmodel"}
@@ -15,7 +15,8 @@ PLATFORMS = {"litert": "tflite", "tensorflow": "tensorflow_savedmodel"}
 
 @dataclass
 class DataPlane:
-    """One loaded model. `ready` turns false while draining, so balancers stop sending traffic."""
+    """One loaded model. `ready` turns false while draining, so balancers stop sending traffic;
+    requests that still arrive are served, so none is dropped during a rollout."""
 
     spec: ModelSpec
     runtime: Runtime
@@ -37,8 +38,6 @@ class DataPlane:
         return self.spec
 
     def predict(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        if not self.ready:
-            raise Unavailable("the server is shutting down; retry against another replica")
         if batch.shape[0] > self.max_batch_rows:
             raise PayloadTooLarge(
                 f"batch of {batch.shape[0]} rows exceeds the limit of {self.max_batch_rows}"

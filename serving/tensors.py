@@ -22,11 +22,13 @@ def parse_json(body: bytes, what: str = "request body") -> Any:
     if not body:
         raise BadRequest(f"{what} is empty; expected a JSON object")
     try:
-        return json.loads(body, parse_constant=_reject_constant)
-    except RecursionError:
-        raise BadRequest(f"{what} is nested too deeply") from None
+        text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise BadRequest(f"{what} is not valid UTF-8") from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise BadRequest(f"{what} is nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise BadRequest(f"{what} is not valid JSON: {exc}") from None
 

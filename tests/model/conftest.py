@@ -22,15 +22,6 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture(scope="session")
-def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real model, trained and exported once by the CLI."""
-    root = tmp_path_factory.mktemp("models")
-    result = run_cli("--output", str(root))
-    assert result.returncode == 0, result.stderr
-    return root / "iris" / "1"
-
-
 @pytest.fixture
 def write_config(tmp_path: Path):
     """Write a config like the shipped one with some keys changed (None removes a key)."""

@@ -1,0 +1,105 @@
+"""Real server processes (`python -m serving`) on free loopback ports, and the Lambda handler in-process."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+EVENTS = REPO / "tests" / "events"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[str]
+    url: str
+    log: Path  # stdout and stderr: files, so a chatty server never blocks on a full pipe
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30)
+
+
+def start_server(model_root: Path, **settings: str) -> Server:
+    """Start the HTTP adapter as the container does and wait until it reports ready."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "TWINSERVE_HOST": "127.0.0.1",
+        "TWINSERVE_MODEL_ROOT": str(model_root),
+        "TWINSERVE_WORKERS": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        **settings,
+    }
+    log = Path(tempfile.mkdtemp(prefix="twinserve-test-")) / "server.log"
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "serving"], cwd=REPO, env=env, stdout=sink, stderr=sink, text=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited: {log.read_text()}")
+        try:
+            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
+                return Server(process, url, log)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise AssertionError("server did not become ready within 60 s")
+
+
+def stop_server(server: Server) -> None:
+    if server.process.poll() is None:
+        server.process.kill()
+    server.process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session", params=["litert", "tensorflow"])
+def server(request: pytest.FixtureRequest, model_root: Path) -> Iterator[Server]:
+    """The HTTP server on each runtime, with drain disabled so teardown is quick."""
+    running = start_server(model_root, TWINSERVE_RUNTIME=request.param, TWINSERVE_DRAIN_SECONDS="0")
+    yield running
+    stop_server(running)
+
+
+@pytest.fixture(scope="session")
+def litert_server(model_root: Path) -> Iterator[Server]:
+    running = start_server(model_root, TWINSERVE_RUNTIME="litert", TWINSERVE_DRAIN_SECONDS="0")
+    yield running
+    stop_server(running)
+
+
+@pytest.fixture(scope="session")
+def lambda_module(model_root: Path) -> ModuleType:
+    """serving.lambda_handler imported as Lambda's init does, with the model root in the environment."""
+    os.environ["TWINSERVE_MODEL_ROOT"] = str(model_root)
+    os.environ["TWINSERVE_RUNTIME"] = "litert"
+    try:
+        return importlib.import_module("serving.lambda_handler")
+    finally:
+        del os.environ["TWINSERVE_MODEL_ROOT"], os.environ["TWINSERVE_RUNTIME"]
+
+
+def load_event(name: str) -> dict:
+    return json.loads((EVENTS / f"{name}.json").read_text())

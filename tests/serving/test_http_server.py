@@ -1,0 +1,94 @@
+"""Real HTTP requests to a real server process, on each runtime: answers, errors, limits, metrics, logs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.serving.cases import BAD, GOOD, ROW, Case
+from tests.serving.conftest import Server
+
+
+def send(server: Server, case: Case):
+    with server.client() as client:
+        return client.request(case.method, case.path, content=case.body, headers=case.headers)
+
+
+@pytest.mark.parametrize("case", GOOD, ids=lambda c: c.id)
+def test_good_requests_succeed(server: Server, case: Case) -> None:
+    response = send(server, case)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert isinstance(response.json(), dict)
+
+
+@pytest.mark.parametrize("case", BAD, ids=lambda c: c.id)
+def test_bad_requests_get_a_named_json_error_and_the_server_keeps_serving(server: Server, case: Case) -> None:
+    response = send(server, case)
+    assert response.status_code == case.status
+    payload = response.json()
+    assert list(payload) == ["error"]
+    assert case.error in payload["error"]
+    assert "Traceback" not in response.text
+    assert send(server, GOOD[0]).status_code == 200
+
+
+def test_tf_serving_row_prediction(server: Server) -> None:
+    response = send(
+        server, Case("", "POST", "/v1/models/iris:predict", json.dumps({"instances": [ROW]}).encode())
+    )
+    (probabilities,) = response.json()["predictions"]
+    assert len(probabilities) == 3
+    assert np.argmax(probabilities) == 0  # a textbook setosa
+    assert sum(probabilities) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_tf_serving_status_and_metadata(server: Server) -> None:
+    with server.client() as client:
+        status = client.get("/v1/models/iris").json()
+        metadata = client.get("/v1/models/iris/metadata").json()
+    assert status == {
+        "model_version_status": [
+            {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+        ]
+    }
+    signature = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    assert metadata["model_spec"] == {"name": "iris", "signature_name": "", "version": "1"}
+    assert signature["inputs"]["features"]["dtype"] == "DT_FLOAT"
+    assert signature["outputs"]["probabilities"]["tensor_shape"]["dim"] == [
+        {"size": "-1", "name": ""},
+        {"size": "3", "name": ""},
+    ]
+
+
+def test_v2_model_metadata_names_the_runtime(server: Server) -> None:
+    with server.client() as client:
+        metadata = client.get("/v2/models/iris").json()
+        runtime = "litert" if metadata["platform"] == "tflite" else "tensorflow"
+    assert metadata == {
+        "name": "iris",
+        "versions": ["1"],
+        "platform": {"litert": "tflite", "tensorflow": "tensorflow_savedmodel"}[runtime],
+        "inputs": [{"name": "features", "datatype": "FP32", "shape": [-1, 4]}],
+        "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 3]}],
+    }
+
+
+def test_405_names_the_allowed_method(server: Server) -> None:
+    with server.client() as client:
+        response = client.get("/v2/models/iris/infer")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+
+
+def test_metrics_count_requests_by_model_route_and_status(server: Server) -> None:
+    with server.client() as client:
+        client.post("/v1/models/iris:predict", json={"instances": [ROW, ROW, ROW]})
+        client.post("/v1/models/iris:predict", json={"instances": [[1, 2]]})
+        text = client.get("/metrics").text
+    assert 'rest_server_requests_total{model="iris",route="tf_predict",status_code="200"}' in text
+    assert 'rest_server_requests_total{model="iris",route="tf_predict",status_code="400"}' in text
+    assert 'rest_server_request_duration_seconds_bucket{le="0.005",model="iris"' in text
+    assert 'model_infer_batch_size_bucket{le="4.0",model="iris"}' in text
