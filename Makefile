@@ -13,6 +13,7 @@ MODEL_ROOT ?= build/models
 MODEL_NAME ?= iris
 PORT ?= 8080
 ENV ?= dev
+RUNTIME ?= auto
 
 .PHONY: help install model serve quickstart package plan plan-diff compare bench lint test lock clean
 
@@ -43,7 +44,14 @@ test: lint ## lint, then the whole test suite (the main venv, then infra's in it
 	$(PY) -m pytest tests --ignore=tests/infra
 	if [ -d tests/infra ]; then $(INFRA_PY) -m pytest tests/infra; fi
 
-quickstart: model ## set up, train and export the model
+serve: $(VENV)/.installed ## serve the exported model on :$(PORT) (RUNTIME=litert|tensorflow)
+	TWINSERVE_MODEL_ROOT=$(MODEL_ROOT) TWINSERVE_RUNTIME=$(RUNTIME) PORT=$(PORT) $(PY) -m serving
+
+quickstart: model ## set up, train and export, serve the model and send it one prediction
+	$(PY) -m serving.quickstart --model-root $(MODEL_ROOT) --port $(PORT)
+
+bench: $(VENV)/.installed model ## throughput and latency: baseline, both runtimes, and a bare floor
+	$(PY) -m serving.bench --model-root $(MODEL_ROOT)
 
 lock: ## re-resolve every lock from its .in file
 	cd tests && ../$(VENV)/bin/uv pip compile requirements.in --python-version 3.11 -o requirements.txt --no-header -q

@@ -107,3 +107,21 @@ def test_available_cpus_follows_the_cgroup_quota(tmp_path, cpu_max: str, expecte
     host = len(os.sched_getaffinity(0))
     count = available_cpus(tmp_path / "cpu.max", tmp_path / "q", tmp_path / "p")
     assert count == (host if expected is None else min(host, expected))
+
+
+def test_two_workers_share_the_port_sum_metrics_and_stop_cleanly(model_root) -> None:
+    server = start_server(model_root, TWINSERVE_WORKERS="2", TWINSERVE_DRAIN_SECONDS="0")
+    with httpx.Client(base_url=server.url) as client:
+        for _ in range(20):
+            assert (
+                client.post("/v1/models/iris:predict", json={"instances": [[1, 2, 3, 4]]}).status_code == 200
+            )
+        metrics = client.get("/metrics").text
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(timeout=30) == 0
+    line = next(
+        m
+        for m in metrics.splitlines()
+        if m.startswith('rest_server_requests_total{model="iris",route="tf_predict"')
+    )
+    assert float(line.split()[-1]) == 20.0
