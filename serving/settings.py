@@ -26,24 +26,22 @@ def _setting(env: str, doc: str, parse: Callable[[str], Any], default: Any) -> A
     return field(default=default, metadata={"env": env, "doc": doc, "parse": parse})
 
 
-def _int_range(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        value = int(text)
+def _number_range(kind: Callable[[str], float], low: float, high: float) -> Callable[[str], Any]:
+    def parse(text: str) -> float:
+        value = kind(text)
         if not low <= value <= high:
             raise ValueError(f"must be between {low} and {high}")
         return value
 
     return parse
+
+
+def _int_range(low: int, high: int) -> Callable[[str], int]:
+    return _number_range(int, low, high)
 
 
 def _float_range(low: float, high: float) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        value = float(text)
-        if not low <= value <= high:
-            raise ValueError(f"must be between {low} and {high}")
-        return value
-
-    return parse
+    return _number_range(float, low, high)
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:
