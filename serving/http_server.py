@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import sys
 import threading
 import time
@@ -18,10 +17,10 @@ from typing import Any
 from serving.app import build_dataplane
 from serving.dataplane import DataPlane
 from serving.errors import PayloadTooLarge, Timeout, TooManyRequests
-from serving.routes import Request, Response, error_response, handle
+from serving.metrics import exposition, observe
+from serving.routes import Request, Response, body_too_large, error_response, handle
 from serving.settings import Settings
 
-logger = logging.getLogger("twinserve")
 DRAINING = threading.Event()  # set by SIGTERM; signals are per process, so is this flag
 
 
@@ -62,7 +61,7 @@ class ServingApp:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+                raise body_too_large(limit)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
@@ -92,8 +91,6 @@ class ServingApp:
         started = time.perf_counter()
         path, method = scope["path"], scope["method"]
         if path == "/metrics" and method == "GET":
-            from serving.metrics import exposition
-
             body, content_type = exposition()
             response = Response(200, body, (("content-type", content_type),), route="metrics")
         else:
@@ -112,8 +109,6 @@ class ServingApp:
     def _record(
         self, scope: dict[str, Any], method: str, path: str, response: Response, seconds: float
     ) -> None:
-        from serving.metrics import observe
-
         model = self.plane.spec.name if self.plane else ""
         observe(model, response.route, response.status, seconds, response.rows)
         if self.settings.access_log:

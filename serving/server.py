@@ -24,11 +24,11 @@ class DrainingServer(uvicorn.Server):
         self.drain_seconds = drain_seconds
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if DRAINING.is_set() or self.drain_seconds == 0:
-            DRAINING.set()
+        already_draining = DRAINING.is_set()
+        DRAINING.set()
+        if already_draining or self.drain_seconds == 0:
             super().handle_exit(sig, frame)
             return
-        DRAINING.set()
         timer = threading.Timer(self.drain_seconds, super().handle_exit, (sig, frame))
         timer.daemon = True
         timer.start()

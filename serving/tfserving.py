@@ -17,24 +17,13 @@ from serving.tensors import batch_from_json
 DTYPES = {"FP32": "DT_FLOAT", "FP64": "DT_DOUBLE", "INT32": "DT_INT32", "INT64": "DT_INT64"}
 
 
-def _rows_of(instances: list[Any], spec: TensorSpec) -> list[Any]:
-    """Each instance is the tensor itself or an object keyed by the input name."""
-    rows = []
-    for i, instance in enumerate(instances):
-        if isinstance(instance, dict):
-            if set(instance) != {spec.name}:
-                raise BadRequest(f"instances[{i}]: expected the key {spec.name!r}, got {sorted(instance)}")
-            instance = instance[spec.name]
-        rows.append(instance)
-    return rows
-
-
-def _columnar(inputs: Any, spec: TensorSpec) -> Any:
-    if isinstance(inputs, dict):
-        if set(inputs) != {spec.name}:
-            raise BadRequest(f"inputs: expected the key {spec.name!r}, got {sorted(inputs)}")
-        return inputs[spec.name]
-    return inputs
+def _unwrap(value: Any, spec: TensorSpec, where: str) -> Any:
+    """A tensor is sent bare or as an object keyed by the input name."""
+    if not isinstance(value, dict):
+        return value
+    if set(value) != {spec.name}:
+        raise BadRequest(f"{where}: expected the key {spec.name!r}, got {sorted(value)}")
+    return value[spec.name]
 
 
 def decode_predict(payload: Any, model: ModelSpec) -> tuple[np.ndarray, bool]:
@@ -54,8 +43,9 @@ def decode_predict(payload: Any, model: ModelSpec) -> tuple[np.ndarray, bool]:
         instances = payload["instances"]
         if not isinstance(instances, list):
             raise BadRequest("'instances' must be a list with one entry per example")
-        return batch_from_json(_rows_of(instances, spec), spec, "instances"), True
-    return batch_from_json(_columnar(payload["inputs"], spec), spec, "inputs"), False
+        rows = [_unwrap(row, spec, f"instances[{i}]") for i, row in enumerate(instances)]
+        return batch_from_json(rows, spec, "instances"), True
+    return batch_from_json(_unwrap(payload["inputs"], spec, "inputs"), spec, "inputs"), False
 
 
 def encode_predict(outputs: dict[str, np.ndarray], rows: bool) -> dict[str, Any]:

@@ -12,15 +12,19 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m model` as a user runs it, from the repository root."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run(
+        [sys.executable, "-m", "model", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
 @pytest.fixture(scope="session")
 def model_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An artifact root holding iris/1, trained and exported by `python -m model` as a user runs it."""
+    """An artifact root holding iris/1, trained and exported by the CLI."""
     root = tmp_path_factory.mktemp("models")
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run(
-        [sys.executable, "-m", "model", "--output", str(root)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    result = run_cli("--output", str(root))
     assert result.returncode == 0, result.stderr
     return root
 

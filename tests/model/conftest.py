@@ -1,10 +1,7 @@
-"""Fixtures for the model pipeline: one real export per session, and small configs in tmp_path."""
+"""Fixtures for the model pipeline: small configs in tmp_path."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,14 +9,6 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "model" / "config.yaml"
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m model` as a user runs it, from the repository root."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run(
-        [sys.executable, "-m", "model", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
-    )
 
 
 @pytest.fixture

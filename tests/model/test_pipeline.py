@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.model.conftest import run_cli
+from tests.conftest import run_cli
 
 
 def test_export_writes_the_tf_serving_layout(artifact: Path) -> None:
