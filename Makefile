@@ -14,6 +14,10 @@ MODEL_NAME ?= iris
 PORT ?= 8080
 ENV ?= dev
 RUNTIME ?= auto
+# Lambda's Python: one value for the zip and the function, the default in Pulumi.yaml's config schema.
+PYTHON_VERSION ?= $(shell sed -n '/^  lambdaPythonVersion:/,/default:/s/^ *default: *"\([0-9.]*\)".*/\1/p' Pulumi.yaml)
+ARCHES ?= x86_64 arm64
+DIST ?= dist
 
 .PHONY: help install model serve quickstart package plan plan-diff compare bench lint test lock clean
 
@@ -50,14 +54,18 @@ serve: $(VENV)/.installed ## serve the exported model on :$(PORT) (RUNTIME=liter
 quickstart: model ## set up, train and export, serve the model and send it one prediction
 	$(PY) -m serving.quickstart --model-root $(MODEL_ROOT) --port $(PORT)
 
+package: model ## build dist/lambda-<arch>.zip for Lambda's Python (PYTHON_VERSION=…, ARCHES=…)
+	$(PY) -m serving.packaging --model-root $(MODEL_ROOT) --python-version $(PYTHON_VERSION) --out $(DIST) $(addprefix --arch ,$(ARCHES))
+
 bench: $(VENV)/.installed model ## throughput and latency: baseline, both runtimes, and a bare floor
 	$(PY) -m serving.bench --model-root $(MODEL_ROOT)
 
 lock: ## re-resolve every lock from its .in file
 	cd tests && ../$(VENV)/bin/uv pip compile requirements.in --python-version 3.11 -o requirements.txt --no-header -q
 	cd infra && ../$(VENV)/bin/uv pip compile requirements.in --python-version 3.11 -o requirements.txt --no-header -q
-	for f in serving/requirements-litert serving/requirements-tensorflow serving/requirements-http model/requirements; do \
-	  $(VENV)/bin/uv pip compile $$f.in --universal --python-version 3.11 -c tests/requirements.txt -o $$f.txt --no-header -q; done
+	for f in serving/requirements-litert serving/requirements-tensorflow serving/requirements-http serving/requirements-lambda-ric; do \
+	  $(VENV)/bin/uv pip compile $$f.in --universal --generate-hashes --python-version 3.11 -c tests/requirements.txt -o $$f.txt --no-header -q; done
+	$(VENV)/bin/uv pip compile model/requirements.in --universal --python-version 3.11 -c tests/requirements.txt -o model/requirements.txt --no-header -q
 
 clean: ## remove build outputs (not the virtualenvs)
 	rm -rf build dist

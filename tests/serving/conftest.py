@@ -38,23 +38,30 @@ class Server:
         return httpx.Client(base_url=self.url, timeout=30)
 
 
-def start_server(model_root: Path, **settings: str) -> Server:
-    """Start the HTTP adapter as the container does and wait until it reports ready."""
+def start_server(
+    model_root: Path | None,
+    *,
+    command: tuple[str, ...] = (sys.executable, "-m", "serving"),
+    cwd: Path = REPO,
+    **settings: str,
+) -> Server:
+    """Start the HTTP adapter as the container does and wait until it reports ready.
+
+    With no model root, the server finds the model where the image and the zip put it.
+    """  # fmt: skip
     port = free_port()
     env = {
         **os.environ,
         "PORT": str(port),
         "TWINSERVE_HOST": "127.0.0.1",
-        "TWINSERVE_MODEL_ROOT": str(model_root),
         "TWINSERVE_WORKERS": "1",
         "TF_CPP_MIN_LOG_LEVEL": "3",
+        **({"TWINSERVE_MODEL_ROOT": str(model_root)} if model_root else {}),
         **settings,
     }
     log = Path(tempfile.mkdtemp(prefix="twinserve-test-")) / "server.log"
     with log.open("w") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "serving"], cwd=REPO, env=env, stdout=sink, stderr=sink, text=True
-        )
+        process = subprocess.Popen(list(command), cwd=cwd, env=env, stdout=sink, stderr=sink, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import copy
 import json
 import os
 import subprocess
@@ -12,29 +10,9 @@ from types import ModuleType
 
 import pytest
 
-from tests.serving.cases import BAD, GOOD, Case
+from tests.serving.cases import Case
 from tests.serving.conftest import REPO, Server, load_event
-
-TEMPLATE = load_event("http_api_predict")
-
-
-def event_for(case: Case, *, base64_body: bool) -> dict:
-    event = copy.deepcopy(TEMPLATE)
-    event["rawPath"] = case.path
-    event["requestContext"]["http"].update(method=case.method, path=case.path)
-    event["headers"] = {"host": "example.execute-api.eu-west-1.amazonaws.com", **case.headers}
-    if base64_body:
-        event["body"], event["isBase64Encoded"] = base64.b64encode(case.body).decode(), True
-    else:
-        event["body"], event["isBase64Encoded"] = case.body.decode("latin-1"), False
-    return event
-
-
-def lambda_body(result: dict) -> bytes:
-    return base64.b64decode(result["body"]) if result["isBase64Encoded"] else result["body"].encode()
-
-
-EQUIVALENCE = [c for c in GOOD + BAD if c.id not in {"v2-ready", "v2-model-ready"} and len(c.body) < 1 << 20]
+from tests.serving.events import EQUIVALENCE, TEMPLATE, event_for, lambda_body
 
 
 @pytest.mark.parametrize("case", EQUIVALENCE, ids=lambda c: c.id)

@@ -1,0 +1,1 @@
+"""Build tooling for the Lambda zip; never shipped in it nor in the image."""

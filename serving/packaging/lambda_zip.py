@@ -1,0 +1,155 @@
+"""The Lambda zip: the handler, LiteRT and numpy for Lambda's Python on one architecture, and the model.
+
+Reproducible: wheels are pinned by hash, entries are written in sorted order with a fixed
+timestamp and permissions, and bytecode (when an interpreter of the target version is at
+hand) is compiled with hash-based invalidation and `/var/task` paths.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+REQUIREMENTS = REPO / "serving" / "requirements-litert.txt"
+# Amazon Linux 2023 (Lambda's python3.12 and newer) has glibc 2.34.
+PLATFORMS = {"x86_64": "x86_64-manylinux_2_34", "arm64": "aarch64-manylinux_2_34"}
+# The handler's import closure: the route table, the codecs, the runtime, no web server.
+MODULES = (
+    "__init__", "app", "artifact", "dataplane", "errors", "lambda_handler",
+    "routes", "runtime", "settings", "tensors", "tfserving", "v2",
+)  # fmt: skip
+MODEL_FILES = ("model.tflite", "metadata.json")
+# Never loaded by the handler: uv's lock file, console scripts, test suites,
+# and LiteRT's WebGPU accelerator (Lambda has no GPU).
+PRUNE = (".lock", "bin", "numpy/**/tests", "ml_dtypes/tests", "ai_edge_litert/libLiteRtWebGpuAccelerator.so")
+ZIP_LIMIT = 50 * 1024 * 1024  # the largest zip Lambda takes by direct upload
+UNZIPPED_LIMIT = 250 * 1024 * 1024  # Lambda's limit for the function and its layers, unzipped
+FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+LAMBDA_TASK_ROOT = "/var/task"
+
+
+class PackageError(RuntimeError):
+    """The zip cannot be built as asked; the message names the input or limit at fault."""
+
+
+@dataclass(frozen=True)
+class Package:
+    path: Path
+    sha256: str
+    zipped_bytes: int
+    unzipped_bytes: int
+    bytecode: bool
+
+
+def install_dependencies(target: Path, arch: str, python_version: str) -> None:
+    """Wheels only, for the target platform and Python, exactly the lock (hashes, no resolution)."""
+    command = [
+        sys.executable, "-m", "uv", "pip", "install", "--quiet", "--target", str(target),
+        "--python-platform", PLATFORMS[arch], "--python-version", python_version,
+        "--only-binary", ":all:", "--require-hashes", "--no-deps", "--link-mode", "copy",
+        "-r", str(REQUIREMENTS),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise PackageError(
+            f"installing {REQUIREMENTS.name} for {arch}/python{python_version} failed:\n{result.stderr}"
+        )
+    for pattern in PRUNE:
+        for path in target.glob(pattern):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def copy_code(target: Path) -> None:
+    (target / "serving").mkdir()
+    for module in MODULES:
+        shutil.copyfile(REPO / "serving" / f"{module}.py", target / "serving" / f"{module}.py")
+
+
+def copy_model(version_dir: Path, target: Path) -> None:
+    """`<name>/<version>/` under serving/models, where the handler looks when no setting says otherwise."""
+    destination = target / "serving" / "models" / version_dir.parent.name / version_dir.name
+    destination.mkdir(parents=True)
+    for name in MODEL_FILES:
+        source = version_dir / name
+        if not source.is_file():
+            raise PackageError(f"{source} is missing: run `make model` first")
+        shutil.copyfile(source, destination / name)
+
+
+def find_interpreter(python_version: str) -> str | None:
+    """`python3.X` on PATH, if it runs and is that version (a pyenv shim may exist and refuse)."""
+    candidate = shutil.which(f"python{python_version}")
+    if candidate is None:
+        return None
+    probe = [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"]
+    result = subprocess.run(probe, capture_output=True, text=True, check=False)
+    return candidate if result.returncode == 0 and result.stdout.strip() == python_version else None
+
+
+def compile_bytecode(target: Path, python_version: str) -> bool:
+    """Bytecode spares every cold start the compile; it needs an interpreter of the target version."""
+    interpreter = find_interpreter(python_version)
+    if interpreter is None:
+        print(
+            f"warning: no working python{python_version} on PATH: the zip carries no bytecode",
+            file=sys.stderr,
+        )
+        return False
+    subprocess.run(
+        [interpreter, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash",
+         "-s", str(target), "-p", LAMBDA_TASK_ROOT, str(target)],
+        check=True,
+    )  # fmt: skip
+    return True
+
+
+def write_zip(source: Path, path: Path) -> int:
+    """Sorted entries, fixed timestamp and modes: the same tree always gives the same bytes."""
+    unzipped = 0
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        files = {p.relative_to(source).as_posix(): p for p in source.rglob("*") if p.is_file()}
+        for name, file in sorted(files.items()):
+            info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
+            info.external_attr = 0o100644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            data = file.read_bytes()
+            unzipped += len(data)
+            archive.writestr(info, data, compresslevel=9)
+    return unzipped
+
+
+def check_limits(path: Path, unzipped: int) -> None:
+    zipped = path.stat().st_size
+    if unzipped > UNZIPPED_LIMIT:
+        raise PackageError(f"{path.name} unzips to {unzipped / 2**20:.1f} MiB, over Lambda's 250 MiB limit")
+    if zipped > ZIP_LIMIT:
+        raise PackageError(
+            f"{path.name} is {zipped / 2**20:.1f} MiB zipped, over the 50 MiB direct-upload limit"
+        )
+
+
+def build(version_dir: Path, arch: str, python_version: str, out_dir: Path, staging: Path) -> Package:
+    """Stage the tree, zip it, check the limits, and write `<zip>.sha256` beside it."""
+    if arch not in PLATFORMS:
+        raise PackageError(f"unknown architecture {arch!r}; choose from {sorted(PLATFORMS)}")
+    install_dependencies(staging, arch, python_version)
+    copy_code(staging)
+    copy_model(version_dir, staging)
+    bytecode = compile_bytecode(staging, python_version)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"lambda-{arch}.zip"
+    unzipped = write_zip(staging, path)
+    try:
+        check_limits(path, unzipped)
+    except PackageError:
+        path.unlink()
+        raise
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    path.with_name(path.name + ".sha256").write_text(f"{digest}  {path.name}\n")
+    return Package(path, digest, path.stat().st_size, unzipped, bytecode)

@@ -1,0 +1,113 @@
+"""serving/Dockerfile: both linters find nothing, and its final stage's contents serve on both entrypoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.serving.conftest import load_event, start_server, stop_server
+from tests.serving.image import DOCKERFILE, LAMBDA_COMMAND, REPO, Image, bake_model, build, dockerfile
+from tests.serving.runtime_api import RuntimeAPI
+
+BIN = Path(sys.executable).parent
+
+
+def test_hadolint_finds_nothing() -> None:
+    result = subprocess.run([BIN / "hadolint", DOCKERFILE], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == ""
+
+
+def test_checkov_dockerfile_checks_all_pass() -> None:
+    command = [BIN / "checkov", "-f", DOCKERFILE, "--framework", "dockerfile", "--skip-download", "--quiet"]
+    env = {**os.environ, "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true"}
+    result = subprocess.run([*command, "-o", "json"], capture_output=True, text=True, env=env, timeout=300)
+    summary = json.loads(result.stdout)["summary"]
+    assert summary["failed"] == 0, result.stdout
+    assert summary["skipped"] == 0
+    assert summary["passed"] > 50
+
+
+def test_final_stage_runs_nothing_and_drops_root() -> None:
+    final = dockerfile().rsplit("\nFROM ", 1)[1]
+    assert "\nRUN " not in final  # no package manager, compiler or build tool in the image that runs
+    assert "COPY --from=build /opt/venv /opt/venv" in final
+    assert "\nUSER 10001:10001\n" in final
+
+
+def test_dockerignore_admits_only_code_locks_and_model() -> None:
+    rules = [line for line in (REPO / ".dockerignore").read_text().splitlines() if line and line[0] != "#"]
+    assert rules == ["*", "!serving/*.py", "!serving/requirements-*.txt", "!build/models/"]
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory, artifact: Path) -> Image:
+    built = build(tmp_path_factory.mktemp("image"))
+    bake_model(built, artifact)
+    return built
+
+
+def test_image_venv_holds_the_cpu_build_of_tensorflow(image: Image) -> None:
+    dists = metadata.distributions(path=[str(_site_packages(image))])
+    found = {re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower() for d in dists}
+    if platform.machine() == "x86_64":
+        assert "tensorflow-cpu" in found
+        assert "tensorflow" not in found
+    assert not {name for name in found if name.startswith("nvidia")}
+    assert {"uvicorn", "awslambdaric", "prometheus-client"} <= found
+    assert "ai-edge-litert" not in found  # one runtime per image: this one is the SavedModel's
+
+
+def _site_packages(image: Image) -> Path:
+    return next((image.venv / "lib").glob("python3*/site-packages"))
+
+
+@pytest.fixture(scope="module")
+def image_server(image: Image) -> Iterator[str]:
+    server = start_server(
+        None, command=image.cmd, cwd=image.app, PATH=image.path, TWINSERVE_RUNTIME=image.runtime,
+        TWINSERVE_DRAIN_SECONDS="0",
+    )  # fmt: skip
+    yield server.url
+    stop_server(server)
+
+
+def test_http_entrypoint_serves_the_baked_model(image_server: str) -> None:
+    response = httpx.post(
+        f"{image_server}/v1/models/iris:predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]}
+    )
+    assert response.status_code == 200
+    assert max(range(3), key=response.json()["predictions"][0].__getitem__) == 0
+    assert httpx.get(f"{image_server}/v2/models/iris").json()["platform"] == "tensorflow_savedmodel"
+
+
+def test_lambda_entrypoint_handles_an_event_through_the_runtime_api(image: Image, tmp_path: Path) -> None:
+    api = RuntimeAPI([load_event("http_api_predict"), load_event("function_url_infer")])
+    env = {"PATH": image.path, "AWS_LAMBDA_RUNTIME_API": api.address, "TWINSERVE_RUNTIME": image.runtime,
+           "TF_CPP_MIN_LOG_LEVEL": "3"}  # fmt: skip
+    log = tmp_path / "lambda.log"
+    with log.open("w") as sink:
+        process = subprocess.Popen(LAMBDA_COMMAND, cwd=image.app, env=env, stdout=sink, stderr=sink)
+    try:
+        results = [api.results.get(timeout=120) for _ in range(2)]
+    finally:
+        process.kill()
+        process.wait()
+        api.close()
+    assert [kind for kind, _ in results] == ["response", "response"], log.read_text()
+    first, second = (body for _, body in results)
+    assert first["statusCode"] == 200
+    assert len(json.loads(first["body"])["predictions"][0]) == 3
+    assert second["statusCode"] == 200
+    assert second["isBase64Encoded"] is False
+    assert json.loads(second["body"])["model_name"] == "iris"

@@ -1,0 +1,147 @@
+"""`make package`: both zips build here, reproducibly, and the zip alone answers as the HTTP server does."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from serving.packaging import lambda_zip
+from tests.serving.conftest import REPO, Server, load_event
+from tests.serving.events import EQUIVALENCE, event_for, lambda_body
+
+PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
+# Only the unzipped directory and the standard library: -I ignores the environment, -S skips site-packages.
+DRIVER = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from serving.lambda_handler import handler
+results = [handler(event, None) for event in json.load(sys.stdin)]
+loaded = sorted({m.split(".")[0] for m in sys.modules})
+print(json.dumps({"results": results, "modules": loaded, "path": sys.path}))
+"""
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`make package` for this interpreter's Python, both architectures, into a fresh model root and dist."""
+    root = tmp_path_factory.mktemp("package")
+    result = subprocess.run(
+        ["make", "-s", "package", f"PYTHON_VERSION={PYTHON_VERSION}", f"MODEL_ROOT={root / 'models'}",
+         f"DIST={root / 'dist'}"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "lambda-x86_64.zip" in result.stdout
+    assert "sha256" in result.stdout
+    return root / "dist"
+
+
+@pytest.fixture(scope="module")
+def unzipped(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("var-task")
+    with zipfile.ZipFile(dist / "lambda-x86_64.zip") as archive:
+        archive.extractall(target)
+    return target
+
+
+def invoke(task_root: Path, events: list[dict]) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", DRIVER, str(task_root)],
+        input=json.dumps(events), capture_output=True, text=True, timeout=120, env={},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_both_architectures_with_their_sha256(dist: Path) -> None:
+    for arch in ("x86_64", "arm64"):
+        path = dist / f"lambda-{arch}.zip"
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        assert (dist / f"lambda-{arch}.zip.sha256").read_text() == f"{digest}  {path.name}\n"
+        assert path.stat().st_size < lambda_zip.ZIP_LIMIT
+
+
+@pytest.mark.parametrize(("arch", "machine"), [("x86_64", "x86_64"), ("arm64", "aarch64")])
+def test_native_code_is_for_the_target_architecture(dist: Path, arch: str, machine: str) -> None:
+    names = zipfile.ZipFile(dist / f"lambda-{arch}.zip").namelist()
+    extensions = [n for n in names if n.endswith(".so") and "cpython" in n]
+    assert extensions
+    assert all(f"-{machine}-linux-gnu" in n for n in extensions), extensions
+
+
+def test_holds_the_handler_litert_and_the_model_and_no_tensorflow(dist: Path) -> None:
+    names = zipfile.ZipFile(dist / "lambda-x86_64.zip").namelist()
+    tops = {n.split("/")[0] for n in names}
+    assert {"serving", "ai_edge_litert", "numpy"} <= tops
+    assert not {t for t in tops if t.startswith(("tensorflow", "keras", "uvicorn", "awslambdaric"))}
+    assert sorted(n for n in names if n.startswith("serving/models/")) == [
+        "serving/models/iris/1/metadata.json",
+        "serving/models/iris/1/model.tflite",
+    ]
+    assert "serving/http_server.py" not in names
+    assert "serving/lambda_handler.py" in names
+
+
+def test_same_inputs_give_a_byte_identical_zip(dist: Path, tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "serving.packaging", "--model-root", str(dist.parent / "models"),
+               "--python-version", PYTHON_VERSION, "--arch", "x86_64", "--out", str(tmp_path)]  # fmt: skip
+    subprocess.run(command, cwd=REPO, check=True, capture_output=True, timeout=300)
+    assert (tmp_path / "lambda-x86_64.zip").read_bytes() == (dist / "lambda-x86_64.zip").read_bytes()
+
+
+def test_entries_have_fixed_times_and_modes(dist: Path) -> None:
+    infos = zipfile.ZipFile(dist / "lambda-x86_64.zip").infolist()
+    assert {i.date_time for i in infos} == {lambda_zip.FIXED_TIME}
+    assert {i.external_attr >> 16 for i in infos} == {0o100644}
+    assert [i.filename for i in infos] == sorted(i.filename for i in infos)
+
+
+def test_answers_captured_events_alone_in_a_clean_interpreter(unzipped: Path) -> None:
+    seen = invoke(unzipped, [load_event("http_api_predict"), load_event("function_url_infer")])
+    assert [r["statusCode"] for r in seen["results"]] == [200, 200]
+    assert not {m for m in seen["modules"] if m.startswith(("tensorflow", "keras", "site"))}
+    assert all(p.startswith((str(unzipped), sys.base_prefix)) for p in seen["path"]), seen["path"]
+
+
+def test_answers_every_case_as_the_http_server_does(unzipped: Path, litert_server: Server) -> None:
+    results = invoke(unzipped, [event_for(case, base64_body=True) for case in EQUIVALENCE])["results"]
+    with litert_server.client() as client:
+        for case, result in zip(EQUIVALENCE, results, strict=True):
+            expected = client.request(case.method, case.path, content=case.body, headers=case.headers)
+            assert (result["statusCode"], lambda_body(result)) == (expected.status_code, expected.content), (
+                case.id
+            )
+
+
+def test_a_zip_over_a_lambda_limit_fails_the_build_with_the_limit_named(tmp_path: Path) -> None:
+    path = tmp_path / "lambda-x86_64.zip"
+    path.write_bytes(b"z")
+    with pytest.raises(lambda_zip.PackageError, match="over Lambda's 250 MiB limit"):
+        lambda_zip.check_limits(path, lambda_zip.UNZIPPED_LIMIT + 1)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--model-root", "/nonexistent", "--python-version", "3.12", "--arch", "x86_64"],
+            "model root not found",
+        ),
+        (["--model-root", ".", "--python-version", "twelve", "--arch", "x86_64"], "not a Python version"),
+        (["--model-root", ".", "--python-version", "3.12", "--arch", "sparc"], "invalid choice: 'sparc'"),
+    ],
+)
+def test_bad_arguments_are_named(args: list[str], message: str, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "serving.packaging", *args, "--out", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert not list(tmp_path.iterdir())
