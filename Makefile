@@ -57,8 +57,9 @@ quickstart: model ## set up, train and export, serve the model and send it one p
 package: model ## build dist/lambda-<arch>.zip for Lambda's Python (PYTHON_VERSION=…, ARCHES=…)
 	$(PY) -m serving.packaging --model-root $(MODEL_ROOT) --python-version $(PYTHON_VERSION) --out $(DIST) $(addprefix --arch ,$(ARCHES))
 
-bench: $(VENV)/.installed model ## throughput and latency: baseline, both runtimes, and a bare floor
+bench: $(VENV)/.installed model ## throughput and latency (baseline, both runtimes, a bare floor), then cold starts and sizes
 	$(PY) -m serving.bench --model-root $(MODEL_ROOT)
+	$(PY) -m serving.bench.cold_start --model-root $(MODEL_ROOT) --json build/bench/cold-start.json
 
 lock: ## re-resolve every lock from its .in file
 	cd tests && ../$(VENV)/bin/uv pip compile requirements.in --python-version 3.11 -o requirements.txt --no-header -q

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from serving.bench.image import DOCKERFILE, LAMBDA_COMMAND, REPO, Image, bake_model, build, dockerfile
 from tests.serving.conftest import load_event, start_server, stop_server
-from tests.serving.image import DOCKERFILE, LAMBDA_COMMAND, REPO, Image, bake_model, build, dockerfile
 from tests.serving.runtime_api import RuntimeAPI
 
 BIN = Path(sys.executable).parent
