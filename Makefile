@@ -15,7 +15,7 @@ PORT ?= 8080
 ENV ?= dev
 RUNTIME ?= auto
 # Lambda's Python: one value for the zip and the function, the default in Pulumi.yaml's config schema.
-PYTHON_VERSION ?= $(shell sed -n '/^  lambdaPythonVersion:/,/default:/s/^ *default: *"\([0-9.]*\)".*/\1/p' Pulumi.yaml)
+PYTHON_VERSION ?= $(shell sed -n "/^  lambdaPythonVersion:/,/default:/s/^ *default: *'\([0-9.]*\)'.*/\1/p" Pulumi.yaml)
 ARCHES ?= x86_64 arm64
 DIST ?= dist
 
@@ -56,6 +56,22 @@ quickstart: model ## set up, train and export, serve the model and send it one p
 
 package: model ## build dist/lambda-<arch>.zip for Lambda's Python (PYTHON_VERSION=…, ARCHES=…)
 	$(PY) -m serving.packaging --model-root $(MODEL_ROOT) --python-version $(PYTHON_VERSION) --out $(DIST) $(addprefix --arch ,$(ARCHES))
+
+PLAN_DIR ?= build/plan
+BASE_PLAN_DIR ?= build/plan-base
+ENVS := dev staging prod
+
+ZIPS := $(foreach a,$(ARCHES),$(DIST)/lambda-$(a).zip)
+
+plan: $(INFRA_VENV)/.installed $(ZIPS) ## render ENV's stack offline into $(PLAN_DIR)/$(ENV) (ENV=all for every one)
+	for env in $(if $(filter all,$(ENV)),$(ENVS),$(ENV)); do \
+	  $(INFRA_PY) infra/plan.py --env $$env --out $(PLAN_DIR) --zip-dir $(DIST) $(if $(IMAGE),--image $(IMAGE)); done
+
+$(ZIPS) &:
+	$(MAKE) package
+
+plan-diff: $(INFRA_VENV)/.installed ## markdown diff of $(BASE_PLAN_DIR) (e.g. main's) against $(PLAN_DIR)
+	$(INFRA_PY) infra/plan_diff.py $(BASE_PLAN_DIR) $(PLAN_DIR)
 
 bench: $(VENV)/.installed model ## throughput and latency (baseline, both runtimes, a bare floor), then cold starts and sizes
 	$(PY) -m serving.bench --model-root $(MODEL_ROOT)

@@ -1,0 +1,83 @@
+"""The twinserve stack: typed settings in, one component per runtime that is on, the endpoints out."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+import settings as config
+from kubernetes_service import KubernetesService, KubernetesServiceArgs
+from lambda_service import LambdaService, LambdaServiceArgs
+
+
+def kubernetes_args(s: config.Settings) -> KubernetesServiceArgs:
+    return KubernetesServiceArgs(
+        namespace=s.kubernetes_namespace,
+        model_name=s.model_name,
+        model_version=s.model_version,
+        image=s.image or "",
+        min_replicas=s.kubernetes_min_replicas,
+        max_replicas=s.kubernetes_max_replicas,
+        target_cpu_percent=s.kubernetes_target_cpu_percent,
+        cpu_request=s.kubernetes_cpu_request,
+        cpu_limit=s.kubernetes_cpu_limit,
+        memory_request=s.kubernetes_memory_request,
+        memory_limit=s.kubernetes_memory_limit,
+        workers=s.kubernetes_workers,
+        drain_seconds=s.kubernetes_drain_seconds,
+        service_type=s.kubernetes_service_type,
+        pdb_max_unavailable=s.kubernetes_pdb_max_unavailable,
+    )
+
+
+def lambda_args(s: config.Settings) -> LambdaServiceArgs:
+    return LambdaServiceArgs(
+        function_name=f"twinserve-{s.model_name}-{s.stack}",
+        model_name=s.model_name,
+        model_version=s.model_version,
+        package=s.lambda_package,
+        zip_path=s.lambda_zip if s.lambda_package == "zip" else None,
+        image=s.image,
+        python_version=s.lambda_python_version,
+        architecture=s.lambda_architecture,
+        memory_mb=s.lambda_memory_mb,
+        timeout_seconds=s.lambda_timeout_seconds,
+        reserved_concurrency=s.lambda_reserved_concurrency,
+        provisioned_concurrency=s.lambda_provisioned_concurrency,
+        endpoint=s.lambda_endpoint,
+        function_url_auth=s.lambda_function_url_auth,
+        cors_allow_origins=tuple(s.lambda_cors_allow_origins),
+        http_api_rate_limit=s.lambda_http_api_rate_limit,
+        http_api_burst_limit=s.lambda_http_api_burst_limit,
+        log_retention_days=s.lambda_log_retention_days,
+        tracing=s.lambda_tracing,
+        async_dead_letter=s.lambda_async_dead_letter,
+    )
+
+
+def main() -> None:
+    s = config.load()
+    pulumi.export("modelName", s.model_name)
+    pulumi.export("modelVersion", s.model_version)
+    pulumi.export("runtimes", s.runtimes)
+    pulumi.export("image", s.image)
+    pulumi.export("imageDigest", s.image.split("@", 1)[1] if s.image else None)
+    if "kubernetes" in s.runtimes:
+        # An explicit cluster from a secret kubeconfig, or the ambient context (KUBECONFIG) when unset.
+        provider = (
+            k8s.Provider("cluster", kubeconfig=pulumi.Output.secret(s.kubeconfig)) if s.kubeconfig else None
+        )
+        service = KubernetesService("serving", kubernetes_args(s), pulumi.ResourceOptions(provider=provider))
+        pulumi.export("kubernetesNamespace", s.kubernetes_namespace)
+        pulumi.export("kubernetesEndpoint", service.endpoint)
+    if "lambda" in s.runtimes:
+        function = LambdaService("serving", lambda_args(s))
+        pulumi.export("lambdaEndpoint", function.endpoint)
+        pulumi.export(
+            "lambdaAuth", s.lambda_function_url_auth if s.lambda_endpoint == "function-url" else "http-api"
+        )
+        pulumi.export("functionName", function.function.name)
+        pulumi.export("functionArn", function.function.arn)
+        pulumi.export("aliasArn", function.alias.arn)
+
+
+main()

@@ -1,0 +1,233 @@
+"""The model server on Kubernetes: one component holding everything a hardened, autoscaled workload needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+PORT = 8080
+UID = 10001
+# The server answers these once the model is loaded and warmed (ready) and while its loop runs (live).
+READY_PATH, LIVE_PATH = "/v2/health/ready", "/v2/health/live"
+# Time after the drain for in-flight requests to finish before the kubelet kills the pod.
+SHUTDOWN_GRACE_SECONDS = 25
+
+
+@dataclass(frozen=True)
+class KubernetesServiceArgs:
+    namespace: str
+    model_name: str
+    model_version: int
+    image: str
+    min_replicas: int
+    max_replicas: int
+    target_cpu_percent: int
+    cpu_request: str
+    cpu_limit: str
+    memory_request: str
+    memory_limit: str
+    workers: int
+    drain_seconds: int
+    service_type: str
+    pdb_max_unavailable: int
+
+
+def _probe(path: str, period: int, failures: int) -> dict:
+    return {
+        "http_get": {"path": path, "port": "http"},
+        "period_seconds": period,
+        "failure_threshold": failures,
+        "timeout_seconds": 2,
+    }
+
+
+def restricted_pod_security() -> tuple[dict, dict]:
+    """Pod- and container-level security contexts that meet the Pod Security Standards' restricted profile."""
+    pod = {
+        "run_as_non_root": True,
+        "run_as_user": UID,
+        "run_as_group": UID,
+        "fs_group": UID,
+        "seccomp_profile": {"type": "RuntimeDefault"},
+    }
+    container = {
+        "allow_privilege_escalation": False,
+        "read_only_root_filesystem": True,
+        "run_as_non_root": True,
+        "run_as_user": UID,
+        "run_as_group": UID,
+        "capabilities": {"drop": ["ALL"]},
+        "seccomp_profile": {"type": "RuntimeDefault"},
+    }
+    return pod, container
+
+
+class KubernetesService(pulumi.ComponentResource):
+    """Namespace, ServiceAccount, Deployment, Service, HPA, PodDisruptionBudget and NetworkPolicy."""
+
+    def __init__(
+        self, name: str, args: KubernetesServiceArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("twinserve:kubernetes:ModelService", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.selector = {"app.kubernetes.io/name": args.model_name, "app.kubernetes.io/instance": name}
+        self.labels = {
+            **self.selector,
+            "app.kubernetes.io/version": str(args.model_version),
+            "app.kubernetes.io/part-of": "twinserve",
+        }
+        self.args = args
+
+        # A namespace of its own, where the API server refuses any pod below the restricted profile.
+        self.namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata={
+                "name": args.namespace,
+                "labels": {
+                    **self.labels,
+                    **{
+                        f"pod-security.kubernetes.io/{mode}": "restricted"
+                        for mode in ("enforce", "audit", "warn")
+                    },
+                },
+            },
+            opts=child,
+        )
+        scoped = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
+        meta = {"name": args.model_name, "namespace": args.namespace, "labels": self.labels}
+
+        # An identity with no API token mounted: the server never talks to the API server.
+        self.service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-account", metadata=meta, automount_service_account_token=False, opts=scoped
+        )
+        self.deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment", metadata=meta, spec=self._deployment_spec(), opts=scoped
+        )
+        # A stable virtual IP (or load balancer) in front of the ready pods.
+        self.service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=meta,
+            spec={
+                "type": args.service_type,
+                "selector": self.selector,
+                "ports": [{"name": "http", "port": 80, "target_port": "http", "protocol": "TCP"}],
+            },
+            opts=scoped,
+        )
+        # Replicas follow CPU between the environment's bounds; the Deployment sets none of its own.
+        self.autoscaler = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{name}-autoscaler",
+            metadata=meta,
+            spec={
+                "scale_target_ref": {"api_version": "apps/v1", "kind": "Deployment", "name": args.model_name},
+                "min_replicas": args.min_replicas,
+                "max_replicas": args.max_replicas,
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "cpu",
+                            "target": {"type": "Utilization", "average_utilization": args.target_cpu_percent},
+                        },
+                    }
+                ],
+            },
+            opts=scoped,
+        )
+        # Node drains and upgrades take down at most this many pods at once.
+        self.disruption_budget = k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-disruption-budget",
+            metadata=meta,
+            spec={
+                "max_unavailable": args.pdb_max_unavailable,
+                "selector": {"match_labels": self.selector},
+            },
+            opts=scoped,
+        )
+        # Inbound only to the serving port; no outbound traffic at all (the model is in the image).
+        self.network_policy = k8s.networking.v1.NetworkPolicy(
+            f"{name}-network-policy",
+            metadata=meta,
+            spec={
+                "pod_selector": {"match_labels": self.selector},
+                "policy_types": ["Ingress", "Egress"],
+                "ingress": [{"ports": [{"port": PORT, "protocol": "TCP"}]}],
+            },
+            opts=scoped,
+        )
+
+        self.endpoint = self._endpoint()
+        self.register_outputs({"namespace": args.namespace, "endpoint": self.endpoint})
+
+    def _deployment_spec(self) -> dict:
+        args = self.args
+        pod_security, container_security = restricted_pod_security()
+        spread = [
+            {
+                "max_skew": 1,
+                "topology_key": key,
+                "when_unsatisfiable": "ScheduleAnyway",
+                "label_selector": {"match_labels": self.selector},
+            }
+            for key in ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
+        ]
+        env = {
+            "PORT": str(PORT),
+            "TWINSERVE_WORKERS": str(args.workers),
+            "TWINSERVE_DRAIN_SECONDS": str(args.drain_seconds),
+        }
+        container = {
+            "name": "server",
+            "image": args.image,
+            "image_pull_policy": "IfNotPresent",
+            "ports": [{"name": "http", "container_port": PORT, "protocol": "TCP"}],
+            "env": [{"name": k, "value": v} for k, v in env.items()],
+            "resources": {
+                "requests": {"cpu": args.cpu_request, "memory": args.memory_request},
+                "limits": {"cpu": args.cpu_limit, "memory": args.memory_limit},
+            },
+            "security_context": container_security,
+            "startup_probe": _probe(READY_PATH, 2, 60),
+            "readiness_probe": _probe(READY_PATH, 5, 2),
+            "liveness_probe": _probe(LIVE_PATH, 10, 3),
+            "volume_mounts": [{"name": "tmp", "mount_path": "/tmp"}],  # noqa: S108 - the writable scratch dir
+        }
+        return {
+            "selector": {"match_labels": self.selector},
+            "revision_history_limit": 5,
+            "strategy": {"type": "RollingUpdate", "rolling_update": {"max_unavailable": 0, "max_surge": 1}},
+            "template": {
+                "metadata": {
+                    "labels": self.labels,
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(PORT),
+                        "prometheus.io/path": "/metrics",
+                    },
+                },
+                "spec": {
+                    "service_account_name": args.model_name,
+                    "automount_service_account_token": False,
+                    "security_context": pod_security,
+                    "termination_grace_period_seconds": args.drain_seconds + SHUTDOWN_GRACE_SECONDS,
+                    "topology_spread_constraints": spread,
+                    "containers": [container],
+                    "volumes": [{"name": "tmp", "empty_dir": {"size_limit": "64Mi"}}],
+                },
+            },
+        }
+
+    def _endpoint(self) -> pulumi.Output[str]:
+        """The load balancer's address when there is one, else the in-cluster DNS name."""
+        in_cluster = f"http://{self.args.model_name}.{self.args.namespace}.svc.cluster.local"
+        if self.args.service_type != "LoadBalancer":
+            return pulumi.Output.from_input(in_cluster)
+
+        def address(status: k8s.core.v1.outputs.ServiceStatus | None) -> str:
+            ingress = (status.load_balancer.ingress if status and status.load_balancer else None) or []
+            host = (ingress[0].hostname or ingress[0].ip) if ingress else None
+            return f"http://{host}" if host else in_cluster
+
+        return self.service.status.apply(address)

@@ -1,0 +1,286 @@
+"""The model on AWS Lambda: one component for the function, its least-privilege role, logs and endpoint."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+
+HANDLER = "serving.lambda_handler.handler"
+# The image's second entrypoint (serving/Dockerfile): the runtime interface client calling the handler.
+IMAGE_ENTRYPOINT = ["python", "-m", "awslambdaric"]
+ALIAS = "live"
+CORS_HEADERS = ["content-type", "inference-header-content-length"]
+
+
+@dataclass(frozen=True)
+class LambdaServiceArgs:
+    function_name: str
+    model_name: str
+    model_version: int
+    package: str  # "zip" or "image"
+    zip_path: Path | None
+    image: str | None
+    python_version: str
+    architecture: str
+    memory_mb: int
+    timeout_seconds: int
+    reserved_concurrency: int
+    provisioned_concurrency: int
+    endpoint: str  # "function-url" or "http-api"
+    function_url_auth: str
+    cors_allow_origins: tuple[str, ...]
+    http_api_rate_limit: int
+    http_api_burst_limit: int
+    log_retention_days: int
+    tracing: bool
+    async_dead_letter: bool
+
+
+def statement(actions: list[str], resources: list[str]) -> dict:
+    return {"Effect": "Allow", "Action": actions, "Resource": resources}
+
+
+def execution_policy(log_group_arn: str, tracing: bool, dead_letter_arn: str | None) -> str:
+    """Its own log group; X-Ray only with tracing (X-Ray has no resource-level scoping); its own queue."""
+    statements = [statement(["logs:CreateLogStream", "logs:PutLogEvents"], [f"{log_group_arn}:*"])]
+    if tracing:
+        statements.append(statement(["xray:PutTraceSegments", "xray:PutTelemetryRecords"], ["*"]))
+    if dead_letter_arn:
+        statements.append(statement(["sqs:SendMessage"], [dead_letter_arn]))
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+LAMBDA_TRUST = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+)
+
+
+class LambdaService(pulumi.ComponentResource):
+    """Function (zip or image), role, log group, version and `live` alias, concurrency, and an endpoint."""
+
+    def __init__(
+        self, name: str, args: LambdaServiceArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("twinserve:aws:ModelFunction", name, None, opts)
+        self.args = args
+        child = pulumi.ResourceOptions(parent=self)
+        tags = {"twinserve:model": args.model_name, "twinserve:model-version": str(args.model_version)}
+
+        # Created before the function, so Lambda never makes one without retention.
+        self.log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=f"/aws/lambda/{args.function_name}",
+            retention_in_days=args.log_retention_days,
+            tags=tags,
+            opts=child,
+        )
+        # Failed asynchronous invocations land here rather than vanishing after two retries.
+        self.dead_letter = (
+            aws.sqs.Queue(
+                f"{name}-failed-invocations",
+                message_retention_seconds=14 * 24 * 3600,
+                sqs_managed_sse_enabled=True,
+                tags=tags,
+                opts=child,
+            )
+            if args.async_dead_letter
+            else None
+        )
+        # The function's identity: nothing beyond its own logs (and traces, and its queue).
+        self.role = aws.iam.Role(f"{name}-role", assume_role_policy=LAMBDA_TRUST, tags=tags, opts=child)
+        dead_letter_arn = self.dead_letter.arn if self.dead_letter else None
+        self.role_policy = aws.iam.RolePolicy(
+            f"{name}-role-policy",
+            role=self.role.id,
+            policy=pulumi.Output.all(self.log_group.arn, dead_letter_arn).apply(
+                lambda a: execution_policy(a[0], args.tracing, a[1])
+            ),
+            opts=child,
+        )
+        self.function = aws.lambda_.Function(
+            f"{name}-function",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group, self.role_policy]),
+            **self._function_inputs(tags),
+        )
+        # Clients call `live`, which moves to each newly published version in one step.
+        self.alias = aws.lambda_.Alias(
+            f"{name}-alias",
+            name=ALIAS,
+            function_name=self.function.name,
+            function_version=self.function.version,
+            opts=child,
+        )
+        if args.provisioned_concurrency:
+            # Pre-initialised environments on the alias: no cold start up to this many concurrent requests.
+            aws.lambda_.ProvisionedConcurrencyConfig(
+                f"{name}-provisioned-concurrency",
+                function_name=self.function.name,
+                qualifier=self.alias.name,
+                provisioned_concurrent_executions=args.provisioned_concurrency,
+                opts=child,
+            )
+        if self.dead_letter:
+            aws.lambda_.FunctionEventInvokeConfig(
+                f"{name}-async",
+                function_name=self.function.name,
+                qualifier=self.alias.name,
+                maximum_retry_attempts=2,
+                destination_config={"on_failure": {"destination": self.dead_letter.arn}},
+                opts=child,
+            )
+        self.endpoint = (
+            self._function_url(name) if args.endpoint == "function-url" else self._http_api(name, tags)
+        )
+        self.register_outputs(
+            {"function_arn": self.function.arn, "alias_arn": self.alias.arn, "endpoint": self.endpoint}
+        )
+
+    def _function_inputs(self, tags: dict[str, str]) -> dict:
+        args = self.args
+        package = (
+            {
+                "package_type": "Zip",
+                "code": pulumi.FileArchive(str(args.zip_path)),
+                "handler": HANDLER,
+                "runtime": f"python{args.python_version}",
+            }
+            if args.package == "zip"
+            else {
+                "package_type": "Image",
+                "image_uri": args.image,
+                "image_config": {"entry_points": IMAGE_ENTRYPOINT, "commands": [HANDLER]},
+            }
+        )
+        return {
+            **package,
+            "name": args.function_name,
+            "role": self.role.arn,
+            "architectures": [args.architecture],
+            "memory_size": args.memory_mb,
+            "timeout": args.timeout_seconds,
+            "reserved_concurrent_executions": args.reserved_concurrency,
+            "publish": True,
+            "environment": {"variables": {"TWINSERVE_LOG_LEVEL": "info"}},
+            "tracing_config": {"mode": "Active" if args.tracing else "PassThrough"},
+            "logging_config": {"log_format": "Text", "log_group": self.log_group.name},
+            "tags": tags,
+        }
+
+    def _cors(self) -> dict | None:
+        origins = list(self.args.cors_allow_origins)
+        return (
+            {
+                "allow_origins": origins,
+                "allow_methods": ["GET", "POST"],
+                "allow_headers": CORS_HEADERS,
+                "max_age": 300,
+            }
+            if origins
+            else None
+        )
+
+    def _function_url(self, name: str) -> pulumi.Output[str]:
+        args = self.args
+        child = pulumi.ResourceOptions(parent=self)
+        url = aws.lambda_.FunctionUrl(
+            f"{name}-url",
+            function_name=self.function.name,
+            qualifier=self.alias.name,
+            authorization_type=args.function_url_auth,
+            cors=self._cors(),
+            opts=child,
+        )
+        if args.function_url_auth == "NONE":
+            # Public by explicit choice: Lambda needs both grants for an unauthenticated URL.
+            aws.lambda_.Permission(
+                f"{name}-public-url",
+                action="lambda:InvokeFunctionUrl",
+                principal="*",
+                function=self.function.name,
+                qualifier=self.alias.name,
+                function_url_auth_type="NONE",
+                opts=child,
+            )
+            aws.lambda_.Permission(
+                f"{name}-public-invoke",
+                action="lambda:InvokeFunction",
+                principal="*",
+                function=self.function.name,
+                qualifier=self.alias.name,
+                invoked_via_function_url=True,
+                opts=child,
+            )
+        return url.function_url
+
+    def _http_api(self, name: str, tags: dict[str, str]) -> pulumi.Output[str]:
+        args = self.args
+        child = pulumi.ResourceOptions(parent=self)
+        cors = self._cors()
+        api = aws.apigatewayv2.Api(
+            f"{name}-api",
+            protocol_type="HTTP",
+            tags=tags,
+            opts=child,
+            cors_configuration={k: v for k, v in (cors or {}).items()} or None,
+        )
+        integration = aws.apigatewayv2.Integration(
+            f"{name}-integration",
+            api_id=api.id,
+            integration_type="AWS_PROXY",
+            integration_uri=self.alias.invoke_arn,
+            payload_format_version="2.0",
+            timeout_milliseconds=(args.timeout_seconds + 1) * 1000,
+            opts=child,
+        )
+        aws.apigatewayv2.Route(
+            f"{name}-route",
+            api_id=api.id,
+            route_key="$default",
+            target=integration.id.apply(lambda i: f"integrations/{i}"),
+            opts=child,
+        )
+        access_logs = aws.cloudwatch.LogGroup(
+            f"{name}-api-logs", retention_in_days=args.log_retention_days, tags=tags, opts=child
+        )
+        # Throttling caps what a burst of traffic can cost; every request is logged.
+        stage = aws.apigatewayv2.Stage(
+            f"{name}-stage",
+            api_id=api.id,
+            name="$default",
+            auto_deploy=True,
+            default_route_settings={
+                "throttling_rate_limit": args.http_api_rate_limit,
+                "throttling_burst_limit": args.http_api_burst_limit,
+            },
+            access_log_settings={
+                "destination_arn": access_logs.arn,
+                "format": json.dumps(
+                    {
+                        "requestId": "$context.requestId",
+                        "route": "$context.routeKey",
+                        "status": "$context.status",
+                        "latency": "$context.integrationLatency",
+                    }
+                ),
+            },
+            opts=child,
+        )
+        aws.lambda_.Permission(
+            f"{name}-api-invoke",
+            action="lambda:InvokeFunction",
+            principal="apigateway.amazonaws.com",
+            function=self.function.name,
+            qualifier=self.alias.name,
+            source_arn=api.execution_arn.apply(lambda arn: f"{arn}/*/*"),
+            opts=child,
+        )
+        return stage.invoke_url

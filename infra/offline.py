@@ -1,0 +1,154 @@
+"""Run a Pulumi program in-process under the SDK's mocks, recording every resource it declares.
+
+No CLI, no cloud: what the engine would send to the providers is captured as it is sent
+(camelCase inputs), with the few computed outputs the program reads faked plausibly.
+The offline plan and the tests both run stacks through here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import runpy
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.stack import run_in_stack
+from pulumi.runtime.sync_await import _sync_await
+
+INFRA = Path(__file__).resolve().parent
+ROOT = INFRA.parent
+ACCOUNT, REGION = "123456789012", "eu-west-1"
+INVOKES = {
+    "aws:index/getCallerIdentity:getCallerIdentity": {
+        "accountId": ACCOUNT,
+        "arn": f"arn:aws:iam::{ACCOUNT}:user/ci",
+    },
+    "aws:index/getRegion:getRegion": {"name": REGION, "region": REGION},
+    "aws:index/getPartition:getPartition": {"partition": "aws", "dnsSuffix": "amazonaws.com"},
+}
+
+
+@dataclass(frozen=True)
+class Declared:
+    """One resource as the program declared it."""
+
+    type: str
+    name: str
+    inputs: dict[str, Any]
+
+    @property
+    def is_kubernetes(self) -> bool:
+        return self.type.startswith("kubernetes:") and "Provider" not in self.type
+
+
+@dataclass
+class Run:
+    resources: list[Declared] = field(default_factory=list)
+    calls: list[tuple[str, dict]] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, type_: str) -> list[Declared]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str) -> Declared:
+        found = self.of_type(type_)
+        assert len(found) == 1, f"expected one {type_}, found {len(found)}"
+        return found[0]
+
+
+def _arn(typ: str, name: str) -> str:
+    service, kind = typ.split(":")[1].split("/")[0], typ.rsplit(":", 1)[1]
+    if service == "iam":  # global: no region in the ARN
+        return f"arn:aws:iam::{ACCOUNT}:{kind[0].lower() + kind[1:]}/{name}"
+    return f"arn:aws:{service}:{REGION}:{ACCOUNT}:{kind[0].lower() + kind[1:]}:{name}"
+
+
+def fake_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The computed outputs the program reads; everything else the provider would compute stays unset."""
+    state: dict[str, Any] = {"arn": _arn(typ, inputs.get("name") or name)}
+    if typ == "aws:lambda/function:Function":
+        state |= {
+            "version": "1",
+            "invokeArn": f"{state['arn']}/invocations",
+            "name": inputs.get("name", name),
+        }
+    elif typ == "aws:lambda/alias:Alias":
+        state |= {"invokeArn": f"{state['arn']}/invocations"}
+    elif typ == "aws:lambda/functionUrl:FunctionUrl":
+        state["functionUrl"] = f"https://{name}.lambda-url.{REGION}.on.aws/"
+    elif typ == "aws:apigatewayv2/api:Api":
+        state |= {
+            "apiEndpoint": f"https://{name}.execute-api.{REGION}.amazonaws.com",
+            "executionArn": f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{name}",
+        }
+    elif typ == "aws:apigatewayv2/stage:Stage":
+        state["invokeUrl"] = f"https://{name}.execute-api.{REGION}.amazonaws.com/"
+    elif typ == "aws:ecr/repository:Repository":
+        state["repositoryUrl"] = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{inputs.get('name', name)}"
+    elif typ.startswith("kubernetes:") and "metadata" in inputs:
+        state["metadata"] = {"name": name, **inputs["metadata"]}
+    return state
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    def __init__(self) -> None:
+        self.run = Run()
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        self.run.resources.append(Declared(args.typ, args.name, args.inputs))
+        return f"{args.name}-id", {**args.inputs, **fake_outputs(args.typ, args.name, args.inputs)}
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
+        """Invokes: the account, region and partition; any other returns nothing, recorded for the tests."""
+        self.run.calls.append((args.token, args.args))
+        return INVOKES.get(args.token, {}), None
+
+
+def stack_config(stack_file: Path, project: str, overrides: dict[str, Any] | None = None) -> dict[str, str]:
+    """A stack file's config as the CLI hands it over: `<project>:<key>` → string (JSON unless a str)."""
+    if not stack_file.is_file():
+        raise FileNotFoundError(f"no stack file {stack_file}")
+    values = (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
+    values |= overrides or {}
+    qualified = {(k if ":" in k else f"{project}:{k}"): v for k, v in values.items()}
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in qualified.items()}
+
+
+def run_program(program: Path, project: str, stack: str, config: dict[str, str]) -> Run:
+    """Run `program/__main__.py` as the engine does, inside a root stack, and resolve its exports."""
+    loop = asyncio.new_event_loop()  # one per run, closed after it: the SDK otherwise leaks one per stack
+    asyncio.set_event_loop(loop)
+    try:
+        return _run(program, project, stack, config)
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
+def _run(program: Path, project: str, stack: str, config: dict[str, str]) -> Run:
+    mocks = RecordingMocks()
+    set_all_config(config)
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False)
+    pulumi_settings.ROOT.set(None)  # a fresh root stack, or exports land on the previous run's
+    if str(program) not in sys.path:
+        sys.path.insert(0, str(program))
+
+    async def resolve() -> None:
+        root = pulumi_settings.get_root_resource()
+        exported = getattr(root, "outputs", {})
+        for key, value in exported.items():
+            mocks.run.outputs[key] = await pulumi.Output.from_input(value).future()
+
+    def body() -> Any:
+        runpy.run_path(str(program / "__main__.py"), run_name="__main__")
+        return resolve()
+
+    _sync_await(run_in_stack(body))
+    return mocks.run

@@ -1,0 +1,61 @@
+"""Write Pulumi.yaml's config schema from the settings model: keys, types, defaults and descriptions.
+
+`python infra/schema.py` rewrites the block; a test fails when it is stale, so the schema
+the CLI checks and the model the program validates never drift apart.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic.fields import FieldInfo
+from settings import PROJECT, ROOT, Settings
+
+PULUMI_YAML = ROOT / "Pulumi.yaml"
+SECRETS = {"kubeconfig"}
+NOTE = f"# Generated from infra/settings.py by `python infra/schema.py`: the {PROJECT} keys, with defaults.\n"
+
+
+def _type(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return _type(next(a for a in typing.get_args(annotation) if a is not type(None)))
+    if origin is list:
+        return "array"
+    if origin is Literal:
+        return _type(type(typing.get_args(annotation)[0]))
+    return {bool: "boolean", int: "integer"}.get(annotation, "string")
+
+
+def declaration(field: FieldInfo, key: str) -> dict[str, Any]:
+    kind = _type(field.annotation)
+    entry: dict[str, Any] = {"type": kind, "description": field.description}
+    if kind == "array":
+        entry["items"] = {"type": "string"}
+    if key in SECRETS:
+        entry["secret"] = True
+    if field.default is not None:
+        entry["default"] = str(field.default) if isinstance(field.default, Path) else field.default
+    return entry
+
+
+def schema() -> dict[str, dict[str, Any]]:
+    fields = {f.alias: f for name, f in Settings.model_fields.items() if name != "stack"}
+    return {key: declaration(field, key) for key, field in fields.items()}
+
+
+def render() -> str:
+    """Pulumi.yaml with its config block replaced; everything above the block is kept as written."""
+    head = PULUMI_YAML.read_text().split(f"\n{NOTE}", 1)[0].split("\nconfig:\n", 1)[0].rstrip("\n")
+    block = yaml.safe_dump({"config": schema()}, sort_keys=False, width=120, allow_unicode=True)
+    return f"{head}\n{NOTE}{block}"
+
+
+if __name__ == "__main__":
+    PULUMI_YAML.write_text(render())
+    sys.exit(0)

@@ -1,0 +1,251 @@
+"""The one reader of stack configuration: every `twinserve:*` key, validated once into typed settings.
+
+Keys and defaults are declared in Pulumi.yaml's config schema (the CLI applies them to
+every stack); `environments/Pulumi.<env>.yaml` holds only what differs. A missing,
+misspelled or out-of-range key fails the preview with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+PROJECT = "twinserve"
+ROOT = Path(__file__).resolve().parent.parent
+DIGEST_REFERENCE = re.compile(r"^[a-z0-9][a-z0-9._\-/:]*@sha256:[0-9a-f]{64}$")
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti)?$"
+NAME = r"^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$"
+# CloudWatch Logs accepts only these retention periods.
+RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+# API Gateway ends an integration at 30 s: the function must give up first.
+HTTP_API_TIMEOUT_SECONDS = 29
+
+Runtime = Literal["kubernetes", "lambda"]
+
+
+class SettingsError(ValueError):
+    """A stack setting is wrong; the message names the key and what it accepts."""
+
+
+class Settings(BaseModel):
+    """Everything the program deploys from; the config keys are the field names in camelCase.
+
+    Defaults live here; `infra/schema.py` writes them, with each docstring, into Pulumi.yaml.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        use_attribute_docstrings=True,
+    )
+
+    stack: str = Field(pattern=NAME, exclude=True)
+    """The Pulumi stack, i.e. the environment (dev, staging, prod); not a config key."""
+    runtimes: list[Runtime] = Field(default=["kubernetes", "lambda"], min_length=1)
+    """Which runtimes this environment deploys: kubernetes, lambda, or both."""
+    model_name: str = Field(default="iris", pattern=NAME)
+    """The model served; names the namespace, the function and their labels."""
+    model_version: int = Field(default=1, ge=1)
+    """The model version the image and the zip carry; reported in outputs and labels."""
+    image: str | None = None
+    """The model image by digest (registry/repo@sha256:…); set by the deploy workflow."""
+    lambda_zip_dir: Path = Path("dist")
+    """Directory holding lambda-<architecture>.zip from `make package`, relative to the repository."""
+    lambda_python_version: Literal["3.12", "3.13"] = "3.12"
+    """Lambda's Python for the zip (Amazon Linux 2023 runtimes)."""
+
+    kubernetes_namespace: str = Field(default="", pattern=NAME + "|^$")
+    """Namespace for the serving workload; empty means twinserve-<stack>."""
+    kubernetes_min_replicas: int = Field(default=1, ge=1, le=100)
+    """Fewest pods the autoscaler keeps."""
+    kubernetes_max_replicas: int = Field(default=2, ge=1, le=1000)
+    """Most pods the autoscaler may run."""
+    kubernetes_target_cpu_percent: int = Field(default=70, ge=10, le=95)
+    """Average CPU utilisation the autoscaler aims for."""
+    kubernetes_cpu_request: str = Field(default="250m", pattern=QUANTITY)
+    """CPU requested per pod (a Kubernetes quantity)."""
+    kubernetes_cpu_limit: str = Field(default="1", pattern=QUANTITY)
+    """CPU limit per pod."""
+    kubernetes_memory_request: str = Field(default="768Mi", pattern=QUANTITY)
+    """Memory requested per pod."""
+    kubernetes_memory_limit: str = Field(default="1Gi", pattern=QUANTITY)
+    """Memory limit per pod (the TensorFlow runtime needs ~600Mi)."""
+    kubernetes_workers: int = Field(default=1, ge=1, le=16)
+    """Server worker processes per pod (TWINSERVE_WORKERS)."""
+    kubernetes_drain_seconds: int = Field(default=5, ge=0, le=120)
+    """Seconds a terminating pod stays not-ready but serving, so endpoints drop it first."""
+    kubernetes_service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    """How the Service is exposed."""
+    kubernetes_pdb_max_unavailable: int = Field(default=1, ge=1, le=100)
+    """Pods a voluntary disruption (a node drain) may take down at once."""
+    kubeconfig: str | None = None
+    """A kubeconfig (secret) for the target cluster; unset means the ambient context."""
+
+    lambda_package: Literal["zip", "image"] = "zip"
+    """The function's package: the LiteRT zip or the model image."""
+    lambda_architecture: Literal["arm64", "x86_64"] = "arm64"
+    """The function's CPU architecture (arm64 costs 20% less per GB-second)."""
+    lambda_memory_mb: int = Field(default=512, ge=128, le=10240)
+    """Function memory; CPU scales with it."""
+    lambda_timeout_seconds: int = Field(default=10, ge=1, le=900)
+    """Function timeout; below 30 s behind an HTTP API."""
+    lambda_reserved_concurrency: int = Field(default=10, ge=1, le=1000)
+    """Most concurrent executions: a cost and blast-radius cap."""
+    lambda_provisioned_concurrency: int = Field(default=0, ge=0, le=1000)
+    """Pre-initialised executions on the live alias (no cold starts up to this many); 0 for none."""
+    lambda_endpoint: Literal["function-url", "http-api"] = "function-url"
+    """How clients reach the function."""
+    lambda_function_url_auth: Literal["AWS_IAM", "NONE"] = "AWS_IAM"
+    """Function URL authorization; NONE makes it public and must be chosen explicitly."""
+    lambda_cors_allow_origins: list[str] = []
+    """Origins browsers may call the endpoint from."""
+    lambda_http_api_rate_limit: int = Field(default=50, ge=1, le=10_000)
+    """HTTP API steady-state requests per second."""
+    lambda_http_api_burst_limit: int = Field(default=100, ge=1, le=5_000)
+    """HTTP API burst."""
+    lambda_log_retention_days: int = 14
+    """How long CloudWatch keeps the function's logs."""
+    lambda_tracing: bool = True
+    """X-Ray active tracing."""
+    lambda_async_dead_letter: bool = False
+    """Send failed asynchronous invocations to an SQS queue."""
+
+    traffic_requests_per_month: int = Field(default=1_000_000, ge=0, le=10**12)
+    """Expected requests per month, for the cost comparison."""
+    traffic_peak_rps: int = Field(default=5, ge=0, le=10**6)
+    """Expected peak requests per second, for the cost comparison and scaling bounds."""
+
+    @field_validator("lambda_log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in RETENTION_DAYS:
+            raise ValueError(f"must be one of {list(RETENTION_DAYS)}")
+        return value
+
+    @field_validator("image")
+    @classmethod
+    def _by_digest(cls, value: str | None) -> str | None:
+        if value and not DIGEST_REFERENCE.match(value):
+            raise ValueError("must be an image reference by digest: <registry>/<repository>@sha256:<64 hex>")
+        return value or None
+
+    @field_validator("runtimes")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("lists a runtime twice")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        for problem in self._problems():
+            raise ValueError(problem)
+        return self
+
+    def _problems(self) -> list[str]:
+        problems = []
+        if self.kubernetes_min_replicas > self.kubernetes_max_replicas:
+            problems.append("kubernetesMinReplicas must not exceed kubernetesMaxReplicas")
+        if self.lambda_provisioned_concurrency > self.lambda_reserved_concurrency:
+            problems.append("lambdaProvisionedConcurrency must not exceed lambdaReservedConcurrency")
+        if self.lambda_endpoint == "http-api" and self.lambda_timeout_seconds > HTTP_API_TIMEOUT_SECONDS:
+            problems.append(
+                f"lambdaTimeoutSeconds must be at most {HTTP_API_TIMEOUT_SECONDS} behind an HTTP API"
+            )
+        if self.image is None and ("kubernetes" in self.runtimes or self.uses_lambda_image):
+            problems.append("image is not set: the deploy workflow sets it to the pushed image's digest")
+        return problems
+
+    @property
+    def uses_lambda_image(self) -> bool:
+        return "lambda" in self.runtimes and self.lambda_package == "image"
+
+    @property
+    def lambda_zip(self) -> Path:
+        """The zip for this environment's architecture; it must exist when the function uses it."""
+        directory = self.lambda_zip_dir if self.lambda_zip_dir.is_absolute() else ROOT / self.lambda_zip_dir
+        return directory / f"lambda-{self.lambda_architecture}.zip"
+
+
+def _value(raw: str) -> Any:
+    """The CLI passes every value as a string; arrays, numbers and booleans as JSON."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def from_config(values: dict[str, str], stack: str) -> Settings:
+    """Validate `<project>:<key>` strings; name each unknown key and each bad value with what it accepts."""
+    ours = {k.split(":", 1)[1]: v for k, v in values.items() if k.startswith(f"{PROJECT}:")}
+    known = {field.alias or name for name, field in Settings.model_fields.items()} - {"stack"}
+    unknown = sorted(set(ours) - known)
+    if unknown:
+        raise SettingsError(
+            f"unknown setting(s) {[f'{PROJECT}:{k}' for k in unknown]}; known: {sorted(known)}"
+        )
+    data = {key: _value(raw) if key not in {"image", "kubeconfig"} else raw for key, raw in ours.items()}
+    try:
+        settings = Settings.model_validate({**data, "stack": stack})
+    except ValidationError as error:
+        raise SettingsError(_describe(error)) from None
+    if not settings.kubernetes_namespace:
+        settings = settings.model_copy(update={"kubernetes_namespace": f"{PROJECT}-{stack}"})
+    if (
+        "lambda" in settings.runtimes
+        and settings.lambda_package == "zip"
+        and not settings.lambda_zip.is_file()
+    ):
+        raise SettingsError(
+            f"{PROJECT}:lambdaZipDir: {settings.lambda_zip} does not exist (run `make package`)"
+        )
+    return settings
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for problem in error.errors():
+        key = ".".join(str(p) for p in problem["loc"])
+        where = f"{PROJECT}:{key}" if key else "settings"
+        given = f" (got {problem['input']!r})" if key and problem["type"] != "missing" else ""
+        message = "is required" if problem["type"] == "missing" else problem["msg"]
+        lines.append(f"{where}: {message.removeprefix('Value error, ')}{given}")
+    return "; ".join(lines)
+
+
+def load() -> Settings:
+    """The running stack's settings, from the config the Pulumi engine handed this program."""
+    import pulumi
+    from pulumi.runtime.config import CONFIG, get_config_env
+
+    return from_config({**get_config_env(), **CONFIG.get()}, pulumi.get_stack())

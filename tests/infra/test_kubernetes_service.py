@@ -1,0 +1,145 @@
+"""The Kubernetes component, per environment: resources, the restricted pod, probes, scaling, exposure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from offline import Run
+from settings import from_config
+
+from tests.infra.conftest import IMAGE
+
+KINDS = {
+    "Namespace",
+    "ServiceAccount",
+    "Deployment",
+    "Service",
+    "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
+    "NetworkPolicy",
+}
+
+
+def kind(stack: Run, name: str) -> dict:
+    (found,) = [r.inputs for r in stack.resources if r.is_kubernetes and r.inputs["kind"] == name]
+    return found
+
+
+def pod(stack: Run) -> dict:
+    return kind(stack, "Deployment")["spec"]["template"]["spec"]
+
+
+def test_one_of_each_kind_in_its_own_namespace(stack: Run, env: str) -> None:
+    manifests = [r.inputs for r in stack.resources if r.is_kubernetes]
+    assert sorted(m["kind"] for m in manifests) == sorted(KINDS)
+    namespaced = [m for m in manifests if m["kind"] != "Namespace"]
+    assert {m["metadata"]["namespace"] for m in namespaced} == {f"twinserve-{env}"}
+
+
+def test_namespace_enforces_the_restricted_profile(stack: Run) -> None:
+    labels = kind(stack, "Namespace")["metadata"]["labels"]
+    for mode in ("enforce", "audit", "warn"):
+        assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+
+
+def test_pod_meets_the_restricted_profile(stack: Run) -> None:
+    spec = pod(stack)
+    (container,) = spec["containers"]
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["runAsUser"] >= 10000
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "runAsUser": 10001.0,
+        "runAsGroup": 10001.0,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert spec["automountServiceAccountToken"] is False
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    assert spec["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
+
+
+def test_container_runs_the_image_by_digest_with_limits_and_probes(
+    stack: Run, env: str, config_for: Callable[..., dict[str, str]]
+) -> None:
+    settings = from_config(config_for(env), env)
+    (container,) = pod(stack)["containers"]
+    assert container["image"] == IMAGE
+    assert container["resources"] == {
+        "requests": {"cpu": settings.kubernetes_cpu_request, "memory": settings.kubernetes_memory_request},
+        "limits": {"cpu": settings.kubernetes_cpu_limit, "memory": settings.kubernetes_memory_limit},
+    }
+    probes = {
+        k: (v["httpGet"]["path"], v["httpGet"]["port"]) for k, v in container.items() if k.endswith("Probe")
+    }
+    assert probes == {
+        "startupProbe": ("/v2/health/ready", "http"),
+        "readinessProbe": ("/v2/health/ready", "http"),
+        "livenessProbe": ("/v2/health/live", "http"),
+    }
+    env_vars = {e["name"]: e["value"] for e in container["env"]}
+    assert env_vars["TWINSERVE_WORKERS"] == str(settings.kubernetes_workers)
+    assert pod(stack)["terminationGracePeriodSeconds"] > settings.kubernetes_drain_seconds
+
+
+def test_rollout_and_spread(stack: Run) -> None:
+    deployment = kind(stack, "Deployment")["spec"]
+    assert "replicas" not in deployment  # the autoscaler owns the count
+    assert deployment["strategy"]["rollingUpdate"] == {"maxUnavailable": 0.0, "maxSurge": 1.0}
+    keys = {c["topologyKey"] for c in pod(stack)["topologySpreadConstraints"]}
+    assert keys == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
+
+
+def test_autoscaler_and_disruption_budget_follow_the_environment(
+    stack: Run, env: str, config_for: Callable[..., dict[str, str]]
+) -> None:
+    settings = from_config(config_for(env), env)
+    hpa = kind(stack, "HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (
+        settings.kubernetes_min_replicas,
+        settings.kubernetes_max_replicas,
+    )
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "iris"}
+    pdb = kind(stack, "PodDisruptionBudget")["spec"]
+    assert pdb["maxUnavailable"] == settings.kubernetes_pdb_max_unavailable
+    assert pdb["selector"]["matchLabels"] == kind(stack, "Deployment")["spec"]["selector"]["matchLabels"]
+
+
+def test_network_policy_admits_only_the_serving_port_and_no_egress(stack: Run) -> None:
+    spec = kind(stack, "NetworkPolicy")["spec"]
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    assert spec["ingress"] == [{"ports": [{"port": 8080.0, "protocol": "TCP"}]}]
+    assert "egress" not in spec
+
+
+@pytest.mark.parametrize(
+    ("env_name", "service_type"), [("dev", "ClusterIP"), ("staging", "ClusterIP"), ("prod", "LoadBalancer")]
+)
+def test_service_type_per_environment(
+    run_stack: Callable[..., Run], env_name: str, service_type: str
+) -> None:
+    assert kind(run_stack(env_name), "Service")["spec"]["type"] == service_type
+
+
+def test_outputs_name_the_namespace_and_endpoint(stack: Run, env: str) -> None:
+    assert stack.outputs["kubernetesNamespace"] == f"twinserve-{env}"
+    assert stack.outputs["kubernetesEndpoint"].startswith("http://")
+    assert stack.outputs["imageDigest"] == IMAGE.split("@")[1]
+
+
+def test_a_kubeconfig_setting_gives_an_explicit_provider(run_stack: Callable[..., Run]) -> None:
+    run = run_stack("dev", kubeconfig="apiVersion: v1\nkind: Config\n")
+    (provider,) = run.of_type("pulumi:providers:kubernetes")
+    assert "kubeconfig" in provider.inputs
+    assert not run_stack("dev").of_type("pulumi:providers:kubernetes")
+
+
+def test_lambda_only_environment_declares_no_kubernetes(run_stack: Callable[..., Run]) -> None:
+    run = run_stack("dev", runtimes='["lambda"]', image="")
+    assert not [r for r in run.resources if r.is_kubernetes]
+    assert "kubernetesEndpoint" not in run.outputs

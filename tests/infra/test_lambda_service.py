@@ -1,0 +1,144 @@
+"""The Lambda component, per environment: function, least-privilege role, logs, alias, concurrency, URL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+from offline import Run
+from settings import from_config
+
+from tests.infra.conftest import ENVS, IMAGE
+
+
+def test_function_follows_the_environment(
+    stack: Run, env: str, config_for: Callable[..., dict[str, str]]
+) -> None:
+    settings = from_config(config_for(env), env)
+    function = stack.one("aws:lambda/function:Function").inputs
+    assert function["name"] == f"twinserve-iris-{env}"
+    assert function["packageType"] == "Zip"
+    assert function["runtime"] == "python3.12"
+    assert function["handler"] == "serving.lambda_handler.handler"
+    assert function["architectures"] == [settings.lambda_architecture]
+    assert function["memorySize"] == settings.lambda_memory_mb
+    assert function["timeout"] == settings.lambda_timeout_seconds
+    assert function["reservedConcurrentExecutions"] == settings.lambda_reserved_concurrency
+    assert function["publish"] is True
+    assert function["tracingConfig"] == {"mode": "Active" if settings.lambda_tracing else "PassThrough"}
+    assert function["code"].path.endswith(f"lambda-{settings.lambda_architecture}.zip")
+
+
+def test_log_group_with_retention_is_the_functions_own(stack: Run, env: str) -> None:
+    (log_group,) = stack.of_type("aws:cloudwatch/logGroup:LogGroup")
+    assert log_group.inputs["name"] == f"/aws/lambda/twinserve-iris-{env}"
+    assert log_group.inputs["retentionInDays"] > 0
+    assert (
+        stack.one("aws:lambda/function:Function").inputs["loggingConfig"]["logGroup"]
+        == log_group.inputs["name"]
+    )
+
+
+def test_role_may_write_its_own_logs_and_nothing_else(stack: Run, env: str) -> None:
+    trust = json.loads(stack.one("aws:iam/role:Role").inputs["assumeRolePolicy"])
+    assert trust["Statement"] == [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ]
+    policy = json.loads(stack.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    actions = [a for s in policy["Statement"] for a in s["Action"]]
+    assert not [a for a in actions if "*" in a]
+    (logs,) = [s for s in policy["Statement"] if s["Action"][0].startswith("logs:")]
+    assert logs["Resource"] == [
+        f"arn:aws:cloudwatch:eu-west-1:123456789012:logGroup:/aws/lambda/twinserve-iris-{env}:*"
+    ]
+    tracing = stack.one("aws:lambda/function:Function").inputs["tracingConfig"]["mode"] == "Active"
+    assert any(a.startswith("xray:") for a in actions) == tracing
+    assert any(a == "sqs:SendMessage" for a in actions) == bool(stack.of_type("aws:sqs/queue:Queue"))
+
+
+def test_live_alias_over_the_published_version(stack: Run) -> None:
+    alias = stack.one("aws:lambda/alias:Alias").inputs
+    assert alias["name"] == "live"
+    assert alias["functionVersion"] == "1"
+    assert stack.outputs["aliasArn"].endswith(":alias:live")
+
+
+@pytest.mark.parametrize(("env_name", "provisioned"), [("dev", None), ("staging", 1), ("prod", 5)])
+def test_provisioned_concurrency_on_the_alias(
+    run_stack: Callable[..., Run], env_name: str, provisioned: int
+) -> None:
+    configs = run_stack(env_name).of_type(
+        "aws:lambda/provisionedConcurrencyConfig:ProvisionedConcurrencyConfig"
+    )
+    assert [c.inputs["provisionedConcurrentExecutions"] for c in configs] == (
+        [provisioned] if provisioned else []
+    )
+    assert all(c.inputs["qualifier"] == "live" for c in configs)
+
+
+def test_function_url_is_iam_authenticated_unless_an_environment_says_none(stack: Run) -> None:
+    url = stack.one("aws:lambda/functionUrl:FunctionUrl").inputs
+    assert url["authorizationType"] == "AWS_IAM"
+    assert url["qualifier"] == "live"
+    assert not stack.of_type("aws:lambda/permission:Permission")
+    assert stack.outputs["lambdaEndpoint"].startswith("https://")
+
+
+def test_a_public_url_is_explicit_and_grants_exactly_the_url_invoke(run_stack: Callable[..., Run]) -> None:
+    run = run_stack("dev", lambdaFunctionUrlAuth="NONE", lambdaCorsAllowOrigins='["https://app.example"]')
+    assert run.one("aws:lambda/functionUrl:FunctionUrl").inputs["cors"]["allowOrigins"] == [
+        "https://app.example"
+    ]
+    grants = sorted(
+        (p.inputs["action"], p.inputs.get("functionUrlAuthType"), p.inputs.get("invokedViaFunctionUrl"))
+        for p in run.of_type("aws:lambda/permission:Permission")
+    )
+    assert grants == [("lambda:InvokeFunction", None, True), ("lambda:InvokeFunctionUrl", "NONE", None)]
+
+
+def test_http_api_variant_is_throttled_logged_and_times_out_after_the_function(
+    run_stack: Callable[..., Run],
+) -> None:
+    run = run_stack("dev", lambdaEndpoint="http-api", lambdaHttpApiRateLimit="20", lambdaTimeoutSeconds="20")
+    assert not run.of_type("aws:lambda/functionUrl:FunctionUrl")
+    stage = run.one("aws:apigatewayv2/stage:Stage").inputs
+    assert stage["defaultRouteSettings"] == {"throttlingRateLimit": 20.0, "throttlingBurstLimit": 100.0}
+    assert "destinationArn" in stage["accessLogSettings"]
+    integration = run.one("aws:apigatewayv2/integration:Integration").inputs
+    assert integration["payloadFormatVersion"] == "2.0"
+    assert integration["timeoutMilliseconds"] == 21000
+    (permission,) = run.of_type("aws:lambda/permission:Permission")
+    assert permission.inputs["principal"] == "apigateway.amazonaws.com"
+    assert permission.inputs["sourceArn"].endswith("/*/*")
+
+
+def test_image_package_uses_the_runtime_interface_client(run_stack: Callable[..., Run]) -> None:
+    function = run_stack("dev", lambdaPackage="image").one("aws:lambda/function:Function").inputs
+    assert function["packageType"] == "Image"
+    assert function["imageUri"] == IMAGE
+    assert function["imageConfig"] == {
+        "entryPoints": ["python", "-m", "awslambdaric"],
+        "commands": ["serving.lambda_handler.handler"],
+    }
+    assert "runtime" not in function
+    assert "handler" not in function
+
+
+@pytest.mark.parametrize("env_name", ENVS)
+def test_failed_async_invocations_go_to_a_queue_where_enabled(
+    run_stack: Callable[..., Run], env_name: str
+) -> None:
+    run = run_stack(env_name)
+    queues = run.of_type("aws:sqs/queue:Queue")
+    configs = run.of_type("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig")
+    assert len(queues) == len(configs) == (0 if env_name == "dev" else 1)
+    for config in configs:
+        assert config.inputs["destinationConfig"]["onFailure"]["destination"].startswith("arn:aws:sqs:")
+        assert config.inputs["qualifier"] == "live"
+
+
+def test_kubernetes_only_environment_declares_no_aws(run_stack: Callable[..., Run], tmp_path) -> None:
+    run = run_stack("dev", runtimes='["kubernetes"]', lambdaZipDir=str(tmp_path))
+    assert not [r for r in run.resources if r.type.startswith("aws:")]
+    assert "lambdaEndpoint" not in run.outputs

@@ -1,0 +1,115 @@
+"""Settings: every environment file validates; a bad value fails naming its key; the schema is current."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from schema import PULUMI_YAML, render
+from settings import PROJECT, Settings, SettingsError, from_config
+
+from tests.infra.conftest import ENVS, IMAGE, REPO
+
+
+def test_every_environment_file_validates(env: str, config_for: Callable[..., dict[str, str]]) -> None:
+    settings = from_config(config_for(env), env)
+    assert settings.stack == env
+    assert settings.kubernetes_namespace == f"twinserve-{env}"
+    assert settings.image == IMAGE
+
+
+def test_environment_files_hold_only_known_keys_that_differ_from_the_defaults(env: str) -> None:
+    config = yaml.safe_load((REPO / "environments" / f"Pulumi.{env}.yaml").read_text())["config"]
+    defaults = Settings.model_construct()
+    fields = {f.alias: name for name, f in Settings.model_fields.items()}
+    for key, value in config.items():
+        namespace, name = key.split(":", 1)
+        if namespace != PROJECT:
+            continue
+        assert name in fields, key
+        assert getattr(defaults, fields[name]) != value, f"{key} repeats the default"
+
+
+def test_environments_differ_as_documented(config_for: Callable[..., dict[str, str]]) -> None:
+    dev, staging, prod = (from_config(config_for(env), env) for env in ENVS)
+    assert dev.kubernetes_min_replicas == 1
+    assert dev.lambda_provisioned_concurrency == 0
+    assert staging.kubernetes_min_replicas < prod.kubernetes_min_replicas
+    assert prod.kubernetes_min_replicas >= 3
+    assert prod.kubernetes_service_type == "LoadBalancer"
+    assert prod.lambda_provisioned_concurrency > staging.lambda_provisioned_concurrency > 0
+    assert prod.lambda_function_url_auth == "AWS_IAM"
+    assert (
+        dev.traffic_requests_per_month < staging.traffic_requests_per_month < prod.traffic_requests_per_month
+    )
+
+
+BAD = [
+    ({"runtimes": '["kubernetes", "ecs"]'}, "twinserve:runtimes.1: Input should be 'kubernetes' or 'lambda'"),
+    ({"runtimes": "[]"}, "twinserve:runtimes: List should have at least 1 item"),
+    ({"runtimes": '["lambda", "lambda"]'}, "twinserve:runtimes: lists a runtime twice"),
+    ({"lambdaMemoryMb": "64"}, "twinserve:lambdaMemoryMb: Input should be greater than or equal to 128"),
+    ({"lambdaMemoryMb": "lots"}, "twinserve:lambdaMemoryMb: Input should be a valid integer"),
+    ({"lambdaArchitecture": "sparc"}, "twinserve:lambdaArchitecture: Input should be 'arm64' or 'x86_64'"),
+    ({"lambdaLogRetentionDays": "10"}, "twinserve:lambdaLogRetentionDays: must be one of [1, 3, 5, 7, 14"),
+    (
+        {"lambdaFunctionUrlAuth": "none"},
+        "twinserve:lambdaFunctionUrlAuth: Input should be 'AWS_IAM' or 'NONE'",
+    ),
+    ({"image": "registry/twinserve:latest"}, "twinserve:image: must be an image reference by digest"),
+    ({"image": ""}, "image is not set: the deploy workflow sets it"),
+    ({"kubernetesCpuRequest": "lots"}, "twinserve:kubernetesCpuRequest: String should match pattern"),
+    ({"kubernetesMinReplicas": "5", "kubernetesMaxReplicas": "2"}, "kubernetesMinReplicas must not exceed"),
+    (
+        {"lambdaProvisionedConcurrency": "50", "lambdaReservedConcurrency": "10"},
+        "must not exceed lambdaReserved",
+    ),
+    ({"lambdaEndpoint": "http-api", "lambdaTimeoutSeconds": "60"}, "lambdaTimeoutSeconds must be at most 29"),
+    ({"lambdaPythonVersion": "3.11"}, "twinserve:lambdaPythonVersion: Input should be '3.12' or '3.13'"),
+    ({"kubernetesNamespace": "Bad_Name"}, "twinserve:kubernetesNamespace: String should match pattern"),
+    ({"lambdaReservedConcurency": "5"}, "unknown setting(s) ['twinserve:lambdaReservedConcurency']"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD, ids=[next(iter(o)) for o, _ in BAD])
+def test_a_bad_value_fails_naming_the_key(
+    overrides: dict[str, str], message: str, config_for: Callable[..., dict[str, str]]
+) -> None:
+    with pytest.raises(SettingsError) as error:
+        from_config(config_for("dev", **overrides), "dev")
+    assert message in str(error.value)
+
+
+def test_a_missing_zip_names_the_key_and_the_fix(
+    config_for: Callable[..., dict[str, str]], tmp_path: Path
+) -> None:
+    with pytest.raises(
+        SettingsError, match=r"twinserve:lambdaZipDir: .*lambda-arm64.zip does not exist \(run `make"
+    ):
+        from_config(config_for("dev", lambdaZipDir=str(tmp_path)), "dev")
+
+
+def test_a_runtime_that_is_off_needs_none_of_its_inputs(
+    config_for: Callable[..., dict[str, str]], tmp_path: Path
+) -> None:
+    only_lambda = from_config(config_for("dev", runtimes='["lambda"]', image=""), "dev")
+    assert only_lambda.image is None
+    only_kubernetes = from_config(
+        config_for("dev", runtimes='["kubernetes"]', lambdaZipDir=str(tmp_path)), "dev"
+    )
+    assert only_kubernetes.runtimes == ["kubernetes"]
+
+
+def test_pulumi_yaml_schema_is_generated_from_the_model() -> None:
+    assert PULUMI_YAML.read_text() == render(), "run `infra/.venv/bin/python infra/schema.py`"
+
+
+def test_every_key_is_described_and_typed() -> None:
+    config = yaml.safe_load(PULUMI_YAML.read_text())["config"]
+    assert config.keys() == {f.alias for n, f in Settings.model_fields.items() if n != "stack"}
+    for key, declared in config.items():
+        assert declared["type"] in {"string", "integer", "boolean", "array"}, key
+        assert declared["description"], key
+    assert config["kubeconfig"]["secret"] is True
