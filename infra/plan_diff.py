@@ -61,6 +61,9 @@ def render(before: Path, after: Path) -> str:
     )
     lines = ["## Infrastructure plan diff", ""]
     for env in envs:
+        if not (after / env).is_dir():
+            lines += [f"### {env}: not planned in this run", ""]
+            continue
         lines += environment_diff(env, files(before / env), files(after / env))
     return "\n".join(lines)
 

@@ -1,0 +1,115 @@
+"""`make plan` and `make plan-diff`: the rendered stacks, checked by the real validators."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.infra.conftest import ENVS, IMAGE, REPO
+
+# The oldest Kubernetes minor still in standard support on the big clouds, and the newest schema bundled.
+KUBERNETES_VERSIONS = ["1.33", kubernetes_validate.latest_version()]
+
+
+def make(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["make", "-s", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def plans(tmp_path_factory: pytest.TempPathFactory, zip_dir: Path) -> Path:
+    out = tmp_path_factory.mktemp("plan")
+    result = make("plan", "ENV=all", f"IMAGE={IMAGE}", f"DIST={zip_dir}", f"PLAN_DIR={out}")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def manifests(plans: Path, env: str) -> list[dict]:
+    return [yaml.safe_load(p.read_text()) for p in sorted((plans / env / "kubernetes").glob("*.yaml"))]
+
+
+def test_every_environment_is_written(plans: Path, env: str) -> None:
+    assert {p.name for p in (plans / env).iterdir()} == {"kubernetes", "aws", "outputs.json", "summary.md"}
+    assert len(manifests(plans, env)) == 7
+    outputs = json.loads((plans / env / "outputs.json").read_text())
+    assert outputs["functionName"] == f"twinserve-iris-{env}"
+    assert (plans / env / "aws" / "function-serving-function.json").is_file()
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_manifests_validate_strictly_against_the_kubernetes_schemas(
+    plans: Path, env: str, version: str
+) -> None:
+    for manifest in manifests(plans, env):
+        # strict: unknown fields fail; a removed API has no schema and raises SchemaNotFoundError.
+        kubernetes_validate.validate(manifest, version, strict=True)
+
+
+def test_a_removed_api_or_unknown_field_fails_validation() -> None:
+    with pytest.raises(kubernetes_validate.SchemaNotFoundError):
+        kubernetes_validate.validate(
+            {"apiVersion": "policy/v1beta1", "kind": "PodDisruptionBudget"}, "1.33", True
+        )
+    with pytest.raises(kubernetes_validate.ValidationError):
+        bad = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}, "spek": {}}
+        kubernetes_validate.validate(bad, "1.33", strict=True)
+
+
+def test_checkov_kubernetes_checks_all_pass(plans: Path, env: str) -> None:
+    result = subprocess.run(
+        [
+            REPO / ".venv" / "bin" / "checkov",
+            "-d",
+            plans / env / "kubernetes",
+            "--framework",
+            "kubernetes",
+            "--skip-download",
+            "--quiet",
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true"},
+    )
+    summary = json.loads(result.stdout)["summary"]
+    assert (summary["failed"], summary["skipped"]) == (0, 0), result.stdout
+    assert summary["passed"] > 80
+
+
+def test_summary_states_exposure_and_counts(plans: Path) -> None:
+    prod = (plans / "prod" / "summary.md").read_text()
+    assert "LoadBalancer, internet-facing load balancer" in prod
+    assert "Lambda Function URL: authorization AWS_IAM" in prod
+    assert f"Image: `{IMAGE}`." in prod
+    assert "| `kubernetes:apps/v1:Deployment` | 1 |" in prod
+
+
+def test_plan_diff_shows_what_a_change_does(plans: Path, zip_dir: Path, tmp_path: Path) -> None:
+    unchanged = make("plan-diff", f"BASE_PLAN_DIR={plans}", f"PLAN_DIR={plans}")
+    assert unchanged.returncode == 0, unchanged.stderr
+    assert [f"### {env}: no change" in unchanged.stdout for env in ENVS] == [True] * 3
+    other_image = IMAGE.replace("ab", "cd")
+    result = make("plan", "ENV=dev", f"IMAGE={other_image}", f"DIST={zip_dir}", f"PLAN_DIR={tmp_path / 'pr'}")
+    assert result.returncode == 0, result.stderr
+    diff = make("plan-diff", f"BASE_PLAN_DIR={plans}", f"PLAN_DIR={tmp_path / 'pr'}").stdout
+    assert "### dev: 0 added, 0 removed, 2 changed" in diff
+    assert "changed <code>kubernetes/deployment-iris.yaml</code>" in diff
+    assert f"+        image: {other_image}" in diff
+    assert "### prod: not planned in this run" in diff
+
+
+def test_a_bad_environment_fails_naming_the_key_and_writes_nothing(zip_dir: Path, tmp_path: Path) -> None:
+    result = make(
+        "plan", "ENV=dev", "IMAGE=registry/twinserve:latest", f"DIST={zip_dir}", f"PLAN_DIR={tmp_path}"
+    )
+    assert result.returncode != 0
+    assert "twinserve:image: must be an image reference by digest" in result.stderr
+    assert not [p for p in tmp_path.iterdir() if not p.name.startswith(".")]
+    assert not list(tmp_path.iterdir())
