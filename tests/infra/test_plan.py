@@ -55,8 +55,8 @@ def test_a_removed_api_or_unknown_field_fails_validation() -> None:
         kubernetes_validate.validate(
             {"apiVersion": "policy/v1beta1", "kind": "PodDisruptionBudget"}, "1.33", True
         )
+    bad = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}, "spek": {}}
     with pytest.raises(kubernetes_validate.ValidationError):
-        bad = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}, "spek": {}}
         kubernetes_validate.validate(bad, "1.33", strict=True)
 
 
