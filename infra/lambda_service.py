@@ -10,6 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 HANDLER = "serving.lambda_handler.handler"
+# Every name starts with the function's (twinserve-<model>-<stack>), which the deploy role is scoped to.
 # The image's second entrypoint (serving/Dockerfile): the runtime interface client calling the handler.
 IMAGE_ENTRYPOINT = ["python", "-m", "awslambdaric"]
 ALIAS = "live"
@@ -87,6 +88,7 @@ class LambdaService(pulumi.ComponentResource):
         self.dead_letter = (
             aws.sqs.Queue(
                 f"{name}-failed-invocations",
+                name=f"{args.function_name}-failed",
                 message_retention_seconds=14 * 24 * 3600,
                 sqs_managed_sse_enabled=True,
                 tags=tags,
@@ -96,7 +98,13 @@ class LambdaService(pulumi.ComponentResource):
             else None
         )
         # The function's identity: nothing beyond its own logs (and traces, and its queue).
-        self.role = aws.iam.Role(f"{name}-role", assume_role_policy=LAMBDA_TRUST, tags=tags, opts=child)
+        self.role = aws.iam.Role(
+            f"{name}-role",
+            name_prefix=f"{args.function_name}-",
+            assume_role_policy=LAMBDA_TRUST,
+            tags=tags,
+            opts=child,
+        )
         dead_letter_arn = self.dead_letter.arn if self.dead_letter else None
         self.role_policy = aws.iam.RolePolicy(
             f"{name}-role-policy",
@@ -249,7 +257,11 @@ class LambdaService(pulumi.ComponentResource):
             opts=child,
         )
         access_logs = aws.cloudwatch.LogGroup(
-            f"{name}-api-logs", retention_in_days=args.log_retention_days, tags=tags, opts=child
+            f"{name}-api-logs",
+            name=f"/aws/apigateway/{args.function_name}",
+            retention_in_days=args.log_retention_days,
+            tags=tags,
+            opts=child,
         )
         # Throttling caps what a burst of traffic can cost; every request is logged.
         stage = aws.apigatewayv2.Stage(

@@ -63,16 +63,31 @@ class Run:
         return found[0]
 
 
-def _arn(typ: str, name: str) -> str:
-    service, kind = typ.split(":")[1].split("/")[0], typ.rsplit(":", 1)[1]
-    if service == "iam":  # global: no region in the ARN
-        return f"arn:aws:iam::{ACCOUNT}:{kind[0].lower() + kind[1:]}/{name}"
-    return f"arn:aws:{service}:{REGION}:{ACCOUNT}:{kind[0].lower() + kind[1:]}:{name}"
+# ARNs as AWS forms them, for the types whose ARN the programs read.
+ARNS = {
+    "aws:lambda/function:Function": "arn:aws:lambda:{r}:{a}:function:{name}",
+    "aws:lambda/alias:Alias": "arn:aws:lambda:{r}:{a}:function:{functionName}:{name}",
+    "aws:cloudwatch/logGroup:LogGroup": "arn:aws:logs:{r}:{a}:log-group:{name}",
+    "aws:sqs/queue:Queue": "arn:aws:sqs:{r}:{a}:{name}",
+    "aws:iam/role:Role": "arn:aws:iam::{a}:role/{name}",
+    "aws:ecr/repository:Repository": "arn:aws:ecr:{r}:{a}:repository/{name}",
+    "aws:kms/key:Key": "arn:aws:kms:{r}:{a}:key/{name}",
+    "aws:s3/bucket:Bucket": "arn:aws:s3:::{bucket}",
+}
+
+
+def _arn(typ: str, name: str, inputs: dict[str, Any]) -> str:
+    fields = {"name": name, "bucket": name, "functionName": name, **inputs}
+    fields = {k: v for k, v in fields.items() if isinstance(v, str)}
+    fallback = f"arn:aws:{typ.split(':')[1].split('/')[0]}:{{r}}:{{a}}:{name}"
+    return ARNS.get(typ, fallback).format(
+        r=REGION, a=ACCOUNT, **{k: v for k, v in fields.items() if k not in {"r", "a"}}
+    )
 
 
 def fake_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     """The computed outputs the program reads; everything else the provider would compute stays unset."""
-    state: dict[str, Any] = {"arn": _arn(typ, inputs.get("name") or name)}
+    state: dict[str, Any] = {"arn": _arn(typ, inputs.get("name") or inputs.get("namePrefix") or name, inputs)}
     if typ == "aws:lambda/function:Function":
         state |= {
             "version": "1",
@@ -105,10 +120,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.run.resources.append(Declared(args.typ, args.name, args.inputs))
         return f"{args.name}-id", {**args.inputs, **fake_outputs(args.typ, args.name, args.inputs)}
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list]:
         """Invokes: the account, region and partition; any other returns nothing, recorded for the tests."""
         self.run.calls.append((args.token, args.args))
-        return INVOKES.get(args.token, {}), None
+        return INVOKES.get(args.token, {}), []
 
 
 def stack_config(stack_file: Path, project: str, overrides: dict[str, Any] | None = None) -> dict[str, str]:

@@ -50,7 +50,7 @@ def test_role_may_write_its_own_logs_and_nothing_else(stack: Run, env: str) -> N
     assert not [a for a in actions if "*" in a]
     (logs,) = [s for s in policy["Statement"] if s["Action"][0].startswith("logs:")]
     assert logs["Resource"] == [
-        f"arn:aws:cloudwatch:eu-west-1:123456789012:logGroup:/aws/lambda/twinserve-iris-{env}:*"
+        f"arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/twinserve-iris-{env}:*"
     ]
     tracing = stack.one("aws:lambda/function:Function").inputs["tracingConfig"]["mode"] == "Active"
     assert any(a.startswith("xray:") for a in actions) == tracing
@@ -61,7 +61,7 @@ def test_live_alias_over_the_published_version(stack: Run) -> None:
     alias = stack.one("aws:lambda/alias:Alias").inputs
     assert alias["name"] == "live"
     assert alias["functionVersion"] == "1"
-    assert stack.outputs["aliasArn"].endswith(":alias:live")
+    assert stack.outputs["aliasArn"] == f"{stack.outputs['functionArn']}:live"
 
 
 @pytest.mark.parametrize(("env_name", "provisioned"), [("dev", None), ("staging", 1), ("prod", 5)])

@@ -21,8 +21,9 @@ BY_NAME = {p.name: p for p in rules.POLICIES}
 
 
 def violations(policy_name: str, resource_type: str, props: dict[str, Any], stack: str = "prod") -> list[str]:
-    args = ResourceValidationArgs(resource_type, props, f"urn:pulumi:{stack}::twinserve::{resource_type}::x", "x",
-                                  None, None)  # fmt: skip
+    args = ResourceValidationArgs(
+        resource_type, props, f"urn:pulumi:{stack}::twinserve::{resource_type}::x", "x", None, None
+    )
     found: list[str] = []
     BY_NAME[policy_name].validate(args, lambda message, urn: found.append(message))
     return found
@@ -54,38 +55,99 @@ def _pod(props: dict) -> dict:
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 BREAKS: list[tuple[str, str, Callable[[dict], object], str]] = [
-    ("restricted-pod-profile", DEPLOYMENT, lambda p: _container(p)["securityContext"].update(runAsNonRoot=False),
-     "runAsNonRoot must be true"),
-    ("restricted-pod-profile", DEPLOYMENT, lambda p: (_container(p)["securityContext"].update(runAsUser=0),
-                                                      _pod(p)["securityContext"].update(runAsUser=0)),
-     "runAsUser must be a numeric UID of 10000 or more"),
-    ("restricted-pod-profile", DEPLOYMENT, lambda p: _container(p)["securityContext"].pop("allowPrivilegeEscalation"),
-     "allowPrivilegeEscalation must be false"),
-    ("restricted-pod-profile", DEPLOYMENT, lambda p: _container(p)["securityContext"].update(capabilities={}),
-     "capabilities must drop ALL"),
-    ("restricted-pod-profile", DEPLOYMENT, lambda p: (_container(p)["securityContext"].pop("seccompProfile"),
-                                                      _pod(p)["securityContext"].pop("seccompProfile")),
-     "seccompProfile must be RuntimeDefault"),
-    ("restricted-pod-profile", DEPLOYMENT, lambda p: _container(p)["securityContext"].update(readOnlyRootFilesystem=False),
-     "readOnlyRootFilesystem must be true"),
-    ("resources-and-probes", DEPLOYMENT, lambda p: _container(p)["resources"].pop("limits"),
-     "limits must set ['cpu', 'memory']"),
-    ("resources-and-probes", DEPLOYMENT, lambda p: _container(p).pop("livenessProbe"), "livenessProbe is missing"),
-    ("image-by-digest", DEPLOYMENT, lambda p: _container(p).update(image="registry/twinserve:latest"),
-     "must be referenced by digest"),
-    ("namespace-enforces-restricted", "kubernetes:core/v1:Namespace",
-     lambda p: p["metadata"]["labels"].update({"pod-security.kubernetes.io/enforce": "baseline"}),
-     "must carry pod-security.kubernetes.io/enforce=restricted"),
-    ("no-public-function-url-in-prod", "aws:lambda/functionUrl:FunctionUrl",
-     lambda p: p.update(authorizationType="NONE"), "must use AWS_IAM authorization, not NONE"),
-    ("log-retention-set", "aws:cloudwatch/logGroup:LogGroup", lambda p: p.pop("retentionInDays"),
-     "must set retentionInDays"),
-    ("reserved-concurrency-set", "aws:lambda/function:Function", lambda p: p.pop("reservedConcurrentExecutions"),
-     "must set reservedConcurrentExecutions"),
-    ("no-wildcard-iam-actions", "aws:iam/rolePolicy:RolePolicy",
-     lambda p: p.update(policy=json.dumps({"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})),
-     "IAM action 's3:*' is a wildcard"),
-]  # fmt: skip
+    (
+        "restricted-pod-profile",
+        DEPLOYMENT,
+        lambda p: _container(p)["securityContext"].update(runAsNonRoot=False),
+        "runAsNonRoot must be true",
+    ),
+    (
+        "restricted-pod-profile",
+        DEPLOYMENT,
+        lambda p: (
+            _container(p)["securityContext"].update(runAsUser=0),
+            _pod(p)["securityContext"].update(runAsUser=0),
+        ),
+        "runAsUser must be a numeric UID of 10000 or more",
+    ),
+    (
+        "restricted-pod-profile",
+        DEPLOYMENT,
+        lambda p: _container(p)["securityContext"].pop("allowPrivilegeEscalation"),
+        "allowPrivilegeEscalation must be false",
+    ),
+    (
+        "restricted-pod-profile",
+        DEPLOYMENT,
+        lambda p: _container(p)["securityContext"].update(capabilities={}),
+        "capabilities must drop ALL",
+    ),
+    (
+        "restricted-pod-profile",
+        DEPLOYMENT,
+        lambda p: (
+            _container(p)["securityContext"].pop("seccompProfile"),
+            _pod(p)["securityContext"].pop("seccompProfile"),
+        ),
+        "seccompProfile must be RuntimeDefault",
+    ),
+    (
+        "restricted-pod-profile",
+        DEPLOYMENT,
+        lambda p: _container(p)["securityContext"].update(readOnlyRootFilesystem=False),
+        "readOnlyRootFilesystem must be true",
+    ),
+    (
+        "resources-and-probes",
+        DEPLOYMENT,
+        lambda p: _container(p)["resources"].pop("limits"),
+        "limits must set ['cpu', 'memory']",
+    ),
+    (
+        "resources-and-probes",
+        DEPLOYMENT,
+        lambda p: _container(p).pop("livenessProbe"),
+        "livenessProbe is missing",
+    ),
+    (
+        "image-by-digest",
+        DEPLOYMENT,
+        lambda p: _container(p).update(image="registry/twinserve:latest"),
+        "must be referenced by digest",
+    ),
+    (
+        "namespace-enforces-restricted",
+        "kubernetes:core/v1:Namespace",
+        lambda p: p["metadata"]["labels"].update({"pod-security.kubernetes.io/enforce": "baseline"}),
+        "must carry pod-security.kubernetes.io/enforce=restricted",
+    ),
+    (
+        "no-public-function-url-in-prod",
+        "aws:lambda/functionUrl:FunctionUrl",
+        lambda p: p.update(authorizationType="NONE"),
+        "must use AWS_IAM authorization, not NONE",
+    ),
+    (
+        "log-retention-set",
+        "aws:cloudwatch/logGroup:LogGroup",
+        lambda p: p.pop("retentionInDays"),
+        "must set retentionInDays",
+    ),
+    (
+        "reserved-concurrency-set",
+        "aws:lambda/function:Function",
+        lambda p: p.pop("reservedConcurrentExecutions"),
+        "must set reservedConcurrentExecutions",
+    ),
+    (
+        "no-wildcard-iam-actions",
+        "aws:iam/rolePolicy:RolePolicy",
+        lambda p: p.update(
+            policy=json.dumps({"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})
+        ),
+        "IAM action 's3:*' is a wildcard",
+    ),
+]
 
 
 @pytest.mark.parametrize(
@@ -125,10 +187,14 @@ def test_a_public_url_is_allowed_outside_prod_and_an_image_function_needs_a_dige
     [
         ("lambda-memory-cost", "aws:lambda/function:Function", {"memorySize": 4096.0}, True),
         ("lambda-memory-cost", "aws:lambda/function:Function", {"memorySize": 1024.0}, False),
-        ("provisioned-concurrency-cost", "aws:lambda/provisionedConcurrencyConfig:ProvisionedConcurrencyConfig",
-         {"provisionedConcurrentExecutions": 50.0}, True),
+        (
+            "provisioned-concurrency-cost",
+            "aws:lambda/provisionedConcurrencyConfig:ProvisionedConcurrencyConfig",
+            {"provisionedConcurrentExecutions": 50.0},
+            True,
+        ),
     ],
-)  # fmt: skip
+)
 def test_advisory_cost_rules(policy_name: str, type_: str, props: dict, flagged: bool) -> None:
     assert bool(violations(policy_name, type_, props)) == flagged
     assert BY_NAME[policy_name].enforcement_level == EnforcementLevel.ADVISORY

@@ -1,0 +1,132 @@
+"""One-time AWS resources for a fork: GitHub's OIDC provider, a deploy and a preview role, ECR, state backend.
+
+Run once from a laptop with admin credentials (`pulumi up` in infra/bootstrap); its
+outputs become the repository variables the workflows read. No long-lived key is made.
+"""
+
+from __future__ import annotations
+
+import json
+
+import permissions
+import pulumi
+import pulumi_aws as aws
+from bootstrap_settings import load
+
+GITHUB_OIDC = "token.actions.githubusercontent.com"
+
+
+def trust(provider_arn: str, subjects: list[str]) -> str:
+    """Only GitHub's tokens for these subjects (environments or pull requests of this repository)."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Federated": provider_arn},
+                    "Action": "sts:AssumeRoleWithWebIdentity",
+                    "Condition": {
+                        "StringEquals": {
+                            f"{GITHUB_OIDC}:aud": "sts.amazonaws.com",
+                            f"{GITHUB_OIDC}:sub": subjects,
+                        }
+                    },
+                }
+            ],
+        }
+    )
+
+
+def main() -> None:
+    s = load()
+    account = aws.get_caller_identity().account_id
+    region = aws.get_region().region
+    repo = s.github_repository
+
+    # GitHub Actions' identity provider: jobs trade their OIDC token for short-lived credentials.
+    provider = aws.iam.OpenIdConnectProvider(
+        "github", url=f"https://{GITHUB_OIDC}", client_id_lists=["sts.amazonaws.com"]
+    )
+
+    # The model images: tags can never be overwritten, every push is scanned, old images expire.
+    images = aws.ecr.Repository(
+        "images",
+        name=s.ecr_repository_name,
+        image_tag_mutability="IMMUTABLE",
+        image_scanning_configuration={"scan_on_push": True},
+    )
+    aws.ecr.LifecyclePolicy(
+        "images-lifecycle",
+        repository=images.name,
+        policy=json.dumps(
+            {
+                "rules": [
+                    {
+                        "rulePriority": 1,
+                        "description": "untagged layers",
+                        "selection": {
+                            "tagStatus": "untagged",
+                            "countType": "sinceImagePushed",
+                            "countUnit": "days",
+                            "countNumber": 1,
+                        },
+                        "action": {"type": "expire"},
+                    },
+                    {
+                        "rulePriority": 2,
+                        "description": f"keep the last {s.images_to_keep}",
+                        "selection": {
+                            "tagStatus": "tagged",
+                            "tagPatternList": ["*"],
+                            "countType": "imageCountMoreThan",
+                            "countNumber": s.images_to_keep,
+                        },
+                        "action": {"type": "expire"},
+                    },
+                ]
+            }
+        ),
+    )
+
+    state = permissions.state_backend(account, region) if s.state_backend else None
+    scope = permissions.Scope(
+        account=account,
+        region=region,
+        repository_arn=images.arn,
+        state_bucket_arn=state.bucket.arn if state else None,
+        state_key_arn=state.key.arn if state else None,
+    )
+
+    # Deploys: only jobs running in this repository's deploy environments; rights scoped to twinserve-*.
+    deploy = aws.iam.Role(
+        "deploy",
+        name="twinserve-deploy",
+        max_session_duration=3600,
+        assume_role_policy=provider.arn.apply(
+            lambda arn: trust(arn, [f"repo:{repo}:environment:{env}" for env in s.deploy_environments])
+        ),
+    )
+    aws.iam.RolePolicy("deploy-policy", role=deploy.id, policy=permissions.deploy_policy(scope))
+
+    # Previews for pull requests of this repository (never forks'): read what exists, lock the state.
+    preview = aws.iam.Role(
+        "preview",
+        name="twinserve-preview",
+        max_session_duration=3600,
+        assume_role_policy=provider.arn.apply(lambda arn: trust(arn, [f"repo:{repo}:pull_request"])),
+    )
+    aws.iam.RolePolicy("preview-policy", role=preview.id, policy=permissions.preview_policy(scope))
+
+    pulumi.export("AWS_DEPLOY_ROLE_ARN", deploy.arn)
+    pulumi.export("AWS_PREVIEW_ROLE_ARN", preview.arn)
+    pulumi.export("AWS_REGION", region)
+    pulumi.export("ECR_REPOSITORY_URL", images.repository_url)
+    if state:
+        pulumi.export("PULUMI_BACKEND_URL", state.bucket.bucket.apply(lambda b: f"s3://{b}"))
+        pulumi.export(
+            "PULUMI_SECRETS_PROVIDER", state.alias.name.apply(lambda a: f"awskms://{a}?region={region}")
+        )
+
+
+main()

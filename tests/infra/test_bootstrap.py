@@ -1,0 +1,145 @@
+"""The bootstrap project under mocks: OIDC trust per subject, scoped roles, hardened ECR, state backend."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from offline import Run, run_program
+
+from tests.infra.conftest import INFRA
+
+sys.path.insert(0, str(INFRA / "policy"))
+import rules
+
+BOOTSTRAP = INFRA / "bootstrap"
+PROJECT = "twinserve-bootstrap"
+
+
+def bootstrap(**config: str) -> Run:
+    values = {"githubRepository": "acme/models"} | config
+    return run_program(BOOTSTRAP, PROJECT, "main", {f"{PROJECT}:{k}": v for k, v in values.items()})
+
+
+@pytest.fixture(scope="module")
+def plain() -> Run:
+    return bootstrap()
+
+
+@pytest.fixture(scope="module")
+def with_state() -> Run:
+    return bootstrap(stateBackend="true")
+
+
+def role(run: Run, name: str) -> tuple[dict, dict]:
+    (found,) = [r.inputs for r in run.of_type("aws:iam/role:Role") if r.inputs["name"] == name]
+    (policy,) = [
+        r.inputs for r in run.of_type("aws:iam/rolePolicy:RolePolicy") if r.name == f"{name[10:]}-policy"
+    ]
+    return json.loads(found["assumeRolePolicy"]), json.loads(policy["policy"])
+
+
+def test_github_oidc_provider(plain: Run) -> None:
+    provider = plain.one("aws:iam/openIdConnectProvider:OpenIdConnectProvider").inputs
+    assert provider["url"] == "https://token.actions.githubusercontent.com"
+    assert provider["clientIdLists"] == ["sts.amazonaws.com"]
+
+
+def test_deploy_role_trusts_only_this_repositorys_deploy_environments(plain: Run) -> None:
+    trust, _ = role(plain, "twinserve-deploy")
+    (statement,) = trust["Statement"]
+    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert statement["Condition"]["StringEquals"] == {
+        "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+        "token.actions.githubusercontent.com:sub": [
+            f"repo:acme/models:environment:{e}" for e in ("dev", "staging", "prod")
+        ],
+    }
+
+
+def test_preview_role_trusts_only_pull_requests_and_cannot_write(plain: Run) -> None:
+    trust, policy = role(plain, "twinserve-preview")
+    assert trust["Statement"][0]["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] == [
+        "repo:acme/models:pull_request"
+    ]
+    actions = {a for s in policy["Statement"] for a in s["Action"]}
+    writes = {
+        a
+        for a in actions
+        if a.split(":")[1].startswith(("Create", "Delete", "Update", "Put", "Tag", "Publish"))
+    }
+    assert writes == set()
+
+
+@pytest.mark.parametrize("name", ["twinserve-deploy", "twinserve-preview"])
+def test_roles_name_every_action_and_scope_resources(with_state: Run, name: str) -> None:
+    _, policy = role(with_state, name)
+    props = {"policy": json.dumps(policy)}
+    assert list(rules.no_wildcard_actions("aws:iam/rolePolicy:RolePolicy", props, "main")) == []
+    unscoped = {a for s in policy["Statement"] if s["Resource"] == ["*"] for a in s["Action"]}
+    assert unscoped == {"ecr:GetAuthorizationToken", "logs:DescribeLogGroups"}
+    assert all("twinserve-" in r or r.startswith("arn:aws:apigateway") or ":repository/" in r or "state" in r
+               for s in policy["Statement"] for r in s["Resource"] if r != "*")  # fmt: skip
+
+
+def test_deploy_role_passes_roles_to_lambda_only(plain: Run) -> None:
+    _, policy = role(plain, "twinserve-deploy")
+    (passing,) = [s for s in policy["Statement"] if s["Action"] == ["iam:PassRole"]]
+    assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
+
+
+def test_ecr_is_immutable_scanned_and_pruned(plain: Run) -> None:
+    repository = plain.one("aws:ecr/repository:Repository").inputs
+    assert repository["imageTagMutability"] == "IMMUTABLE"
+    assert repository["imageScanningConfiguration"] == {"scanOnPush": True}
+    rules_ = json.loads(plain.one("aws:ecr/lifecyclePolicy:LifecyclePolicy").inputs["policy"])["rules"]
+    assert [r["selection"]["tagStatus"] for r in rules_] == ["untagged", "tagged"]
+    assert plain.outputs["ECR_REPOSITORY_URL"].endswith(".amazonaws.com/twinserve")
+
+
+def test_state_backend_only_when_asked_and_hardened(plain: Run, with_state: Run) -> None:
+    assert not plain.of_type("aws:s3/bucket:Bucket")
+    assert "PULUMI_BACKEND_URL" not in plain.outputs
+    assert with_state.one("aws:kms/key:Key").inputs["enableKeyRotation"] is True
+    block = with_state.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs
+    assert all(
+        block[k]
+        for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+    )
+    assert with_state.one("aws:s3/bucketVersioning:BucketVersioning").inputs["versioningConfiguration"] == {
+        "status": "Enabled"
+    }
+    tls = json.loads(with_state.one("aws:s3/bucketPolicy:BucketPolicy").inputs["policy"])["Statement"][0]
+    assert tls["Effect"] == "Deny"
+    assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert with_state.outputs["PULUMI_BACKEND_URL"].startswith("s3://twinserve-pulumi-state-")
+    assert with_state.outputs["PULUMI_SECRETS_PROVIDER"] == "awskms://alias/twinserve-pulumi?region=eu-west-1"
+
+
+def test_outputs_are_the_repository_variables(plain: Run) -> None:
+    assert set(plain.outputs) == {
+        "AWS_DEPLOY_ROLE_ARN",
+        "AWS_PREVIEW_ROLE_ARN",
+        "AWS_REGION",
+        "ECR_REPOSITORY_URL",
+    }
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            {"githubRepository": "not a repo"},
+            "twinserve-bootstrap:githubRepository: String should match pattern",
+        ),
+        (
+            {"imagesToKeep": "0"},
+            "twinserve-bootstrap:imagesToKeep: Input should be greater than or equal to 1",
+        ),
+        ({"stateBackendd": "true"}, "twinserve-bootstrap:stateBackendd: Extra inputs are not permitted"),
+    ],
+)
+def test_bad_settings_are_named(config: dict[str, str], message: str) -> None:
+    with pytest.raises(Exception, match=message.replace("(", r"\(")):
+        bootstrap(**config)
