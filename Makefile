@@ -19,7 +19,7 @@ PYTHON_VERSION ?= $(shell sed -n "/^  lambdaPythonVersion:/,/default:/s/^ *defau
 ARCHES ?= x86_64 arm64
 DIST ?= dist
 
-.PHONY: help install model serve quickstart package plan plan-diff compare bench lint test lock clean
+.PHONY: help install install-infra model serve quickstart package plan plan-diff smoke compare bench lint test lock clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -32,10 +32,13 @@ $(VENV)/.installed: tests/requirements.txt
 
 $(INFRA_VENV)/.installed: infra/requirements.txt
 	$(PYTHON) -m venv $(INFRA_VENV)
-	$(VENV)/bin/uv pip sync -q --python $(INFRA_PY) infra/requirements.txt
+	$(INFRA_VENV)/bin/pip install -q uv==$(UV_VERSION)
+	$(INFRA_VENV)/bin/uv pip sync -q --python $(INFRA_PY) infra/requirements.txt
 	touch $@
 
 install: $(VENV)/.installed $(INFRA_VENV)/.installed ## create both virtualenvs from the locks
+
+install-infra: $(INFRA_VENV)/.installed ## only infra's virtualenv (what previews and deploys need)
 
 model: $(VENV)/.installed ## train, gate and export the model artifact to $(MODEL_ROOT)
 	$(PY) -m model --output $(MODEL_ROOT)
@@ -72,6 +75,11 @@ $(ZIPS) &:
 
 plan-diff: $(INFRA_VENV)/.installed ## markdown diff of $(BASE_PLAN_DIR) (e.g. main's) against $(PLAN_DIR)
 	$(INFRA_PY) infra/plan_diff.py $(BASE_PLAN_DIR) $(PLAN_DIR)
+
+smoke: $(INFRA_VENV)/.installed ## after an up: V2 ready, metadata and one inference on each runtime of ENV
+	mkdir -p build
+	pulumi stack output --json --stack "$${STACK:-$(ENV)}" > build/outputs-$(ENV).json
+	$(INFRA_PY) infra/smoke.py build/outputs-$(ENV).json
 
 bench: $(VENV)/.installed model ## throughput and latency (baseline, both runtimes, a bare floor), then cold starts and sizes
 	$(PY) -m serving.bench --model-root $(MODEL_ROOT)

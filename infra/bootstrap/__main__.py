@@ -109,6 +109,15 @@ def main() -> None:
     )
     aws.iam.RolePolicy("deploy-policy", role=deploy.id, policy=permissions.deploy_policy(scope))
 
+    # Publishing the image: only workflow runs on main; push to this one repository, nothing else.
+    publish = aws.iam.Role(
+        "publish",
+        name="twinserve-publish",
+        max_session_duration=3600,
+        assume_role_policy=provider.arn.apply(lambda arn: trust(arn, [f"repo:{repo}:ref:refs/heads/main"])),
+    )
+    aws.iam.RolePolicy("publish-policy", role=publish.id, policy=permissions.publish_policy(scope))
+
     # Previews for pull requests of this repository (never forks'): read what exists, lock the state.
     preview = aws.iam.Role(
         "preview",
@@ -120,6 +129,7 @@ def main() -> None:
 
     pulumi.export("AWS_DEPLOY_ROLE_ARN", deploy.arn)
     pulumi.export("AWS_PREVIEW_ROLE_ARN", preview.arn)
+    pulumi.export("AWS_PUBLISH_ROLE_ARN", publish.arn)
     pulumi.export("AWS_REGION", region)
     pulumi.export("ECR_REPOSITORY_URL", images.repository_url)
     if state:

@@ -172,6 +172,17 @@ def deploy_policy(scope: Scope) -> pulumi.Output[str]:
     )
 
 
+def publish_policy(scope: Scope) -> pulumi.Output[str]:
+    """Push images to the one repository."""
+    repository = pulumi.Output.from_input(scope.repository_arn)
+    return _document(
+        [
+            repository.apply(lambda r: _allow(ECR_PUSH + ECR_READ, [r])),
+            _allow(["ecr:GetAuthorizationToken"], ["*"]),
+        ]
+    )
+
+
 def preview_policy(scope: Scope) -> pulumi.Output[str]:
     """Read what the stacks hold, and take and release the state lock; change nothing."""
     arns = _arns(scope)

@@ -83,6 +83,15 @@ def test_roles_name_every_action_and_scope_resources(with_state: Run, name: str)
                for s in policy["Statement"] for r in s["Resource"] if r != "*")  # fmt: skip
 
 
+def test_publish_role_trusts_main_and_may_only_push_to_the_repository(plain: Run) -> None:
+    trust, policy = role(plain, "twinserve-publish")
+    subjects = trust["Statement"][0]["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
+    assert subjects == ["repo:acme/models:ref:refs/heads/main"]
+    scoped = {r for s in policy["Statement"] for r in s["Resource"]}
+    assert scoped == {"arn:aws:ecr:eu-west-1:123456789012:repository/twinserve", "*"}
+    assert {a.split(":")[0] for s in policy["Statement"] for a in s["Action"]} == {"ecr"}
+
+
 def test_deploy_role_passes_roles_to_lambda_only(plain: Run) -> None:
     _, policy = role(plain, "twinserve-deploy")
     (passing,) = [s for s in policy["Statement"] if s["Action"] == ["iam:PassRole"]]
@@ -121,6 +130,7 @@ def test_outputs_are_the_repository_variables(plain: Run) -> None:
     assert set(plain.outputs) == {
         "AWS_DEPLOY_ROLE_ARN",
         "AWS_PREVIEW_ROLE_ARN",
+        "AWS_PUBLISH_ROLE_ARN",
         "AWS_REGION",
         "ECR_REPOSITORY_URL",
     }

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# One comment per environment on the pull request, found by its marker and edited in place, so each
+# push updates it rather than adding another (matrix jobs would otherwise overwrite one comment).
+set -euo pipefail
+dir=$1
+for file in "$dir"/*.md; do
+  [ -e "$file" ] || continue
+  marker=$(head -n 1 "$file")
+  id=$(gh api --paginate "repos/$REPOSITORY/issues/$PR_NUMBER/comments" \
+    --jq ".[] | select(.body | startswith(\"$marker\")) | .id" | head -n 1)
+  if [ -n "$id" ]; then
+    gh api --method PATCH "repos/$REPOSITORY/issues/comments/$id" -F "body=@$file" > /dev/null
+  else
+    gh api --method POST "repos/$REPOSITORY/issues/$PR_NUMBER/comments" -F "body=@$file" > /dev/null
+  fi
+done
