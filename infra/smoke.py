@@ -150,8 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         outputs = json.loads(args.outputs.read_text())
         for line in smoke(outputs, args.wait_seconds):
             print(line)
-    except (SmokeError, KeyError, json.JSONDecodeError, OSError) as error:
-        print(f"smoke test failed: {error!s}", file=sys.stderr)
+    except KeyError as missing:
+        print(f"smoke test failed: the stack outputs lack {missing}", file=sys.stderr)
+        return 1
+    except (SmokeError, json.JSONDecodeError, OSError) as error:
+        print(f"smoke test failed: {error}", file=sys.stderr)
         return 1
     return 0
 

@@ -1,0 +1,203 @@
+"""The workflows pass zizmor, checkov and the GitHub schema, and have the structure that keeps them safe."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+
+import pytest
+
+from tests.workflows.conftest import BIN, REPO, SCRIPTS, WORKFLOWS, all_workflows, load, make_verbs, steps
+
+PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d[\w.]*$")
+
+
+def test_zizmor_offline_finds_nothing() -> None:
+    result = subprocess.run(
+        [BIN / "zizmor", "--offline", "--format", "plain", REPO / ".github"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No findings to report" in result.stdout + result.stderr
+
+
+def test_checkov_github_actions_checks_pass_with_one_justified_skip() -> None:
+    result = subprocess.run(
+        [
+            BIN / "checkov",
+            "-d",
+            REPO / ".github",
+            "--framework",
+            "github_actions",
+            "--skip-download",
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true"},
+    )
+    report = json.loads(result.stdout)
+    assert report["summary"]["failed"] == 0, result.stdout
+    skipped = report["results"]["skipped_checks"]
+    assert [(c["check_id"], c["file_path"]) for c in skipped] == [("CKV_GHA_7", "/workflows/deploy.yml")]
+    assert "rollback" in skipped[0]["check_result"]["suppress_comment"]
+
+
+@pytest.mark.parametrize(
+    ("schema", "pattern"),
+    [("vendor.github-workflows", "workflows/*.yml"), ("vendor.dependabot", "dependabot.yml")],
+)
+def test_files_validate_against_githubs_schemas(schema: str, pattern: str) -> None:
+    files = sorted((REPO / ".github").glob(pattern))
+    result = subprocess.run(
+        [BIN / "check-jsonschema", "--builtin-schema", schema, *files],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_shellcheck_passes_every_script() -> None:
+    scripts = [*sorted(SCRIPTS.glob("*.sh")), REPO / ".ci" / "run"]
+    result = subprocess.run([BIN / "shellcheck", *scripts], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout
+    assert all(os.access(s, os.X_OK) for s in scripts)
+
+
+def test_triggers_and_never_pull_request_target() -> None:
+    workflows = all_workflows()
+    assert workflows["pull-request.yml"]["on"] == {"pull_request": {"branches": ["main"]}}
+    assert set(workflows["deploy.yml"]["on"]) == {"push", "workflow_dispatch"}
+    assert workflows["deploy.yml"]["on"]["push"] == {"branches": ["main"]}
+    assert set(workflows["deploy-stack.yml"]["on"]) == {"workflow_call"}
+    assert "pull_request_target" not in "".join(p.read_text() for p in WORKFLOWS.glob("*.yml"))
+
+
+EXPECTED_PERMISSIONS = {
+    ("pull-request.yml", "checks"): {"contents": "read"},
+    ("pull-request.yml", "package"): {"contents": "read"},
+    ("pull-request.yml", "plan"): {"contents": "read"},
+    ("pull-request.yml", "fork-note"): {"contents": "read"},
+    ("pull-request.yml", "preview"): {"contents": "read", "id-token": "write"},
+    ("pull-request.yml", "comment"): {"pull-requests": "write"},
+    ("deploy.yml", "build"): {"contents": "read", "id-token": "write"},
+    ("deploy.yml", "dev"): {"contents": "read", "id-token": "write"},
+    ("deploy.yml", "staging"): {"contents": "read", "id-token": "write"},
+    ("deploy.yml", "prod"): {"contents": "read", "id-token": "write"},
+    ("deploy-stack.yml", "up"): {"contents": "read", "id-token": "write"},
+}
+
+
+def test_permissions_are_empty_at_the_top_and_least_per_job() -> None:
+    found = {}
+    for name, workflow in all_workflows().items():
+        assert workflow["permissions"] == {}, name
+        found |= {(name, job_id): job["permissions"] for job_id, job in workflow["jobs"].items()}
+    assert found == EXPECTED_PERMISSIONS
+
+
+def test_id_token_only_where_oidc_is_used() -> None:
+    for name, workflow in all_workflows().items():
+        for job_id, job in workflow["jobs"].items():
+            uses_oidc = any("configure-aws-credentials" in s.get("uses", "") for s in job.get("steps", []))
+            calls_deploy = job.get("uses", "").endswith("deploy-stack.yml")
+            assert (job["permissions"].get("id-token") == "write") == (uses_oidc or calls_deploy), (
+                name,
+                job_id,
+            )
+
+
+def test_every_action_is_pinned_by_sha_with_its_version() -> None:
+    for path in WORKFLOWS.glob("*.yml"):
+        for line in path.read_text().splitlines():
+            match = re.match(r"\s*(?:- )?uses: (.+)$", line)
+            if match and not match.group(1).startswith("./"):
+                assert PINNED.match(match.group(1)), f"{path.name}: {line.strip()}"
+
+
+def test_checkouts_keep_no_credentials_and_every_job_has_a_timeout() -> None:
+    for name, workflow in all_workflows().items():
+        for step in steps(workflow):
+            if step.get("uses", "").startswith("actions/checkout@"):
+                assert step["with"]["persist-credentials"] is False, name
+        for job_id, job in workflow["jobs"].items():
+            assert "uses" in job or 0 < job["timeout-minutes"] <= 60, (name, job_id)
+
+
+def test_every_run_is_a_make_verb_or_a_script_and_interpolates_nothing() -> None:
+    verbs = make_verbs()
+    for name, workflow in all_workflows().items():
+        for step in steps(workflow):
+            if "run" not in step:
+                continue
+            command = step["run"]
+            assert "${{" not in command, f"{name}: {command}"
+            first = command.split()[0]
+            if first == "make":
+                verb = next(w for w in command.split()[1:] if not w.startswith("-"))
+                assert verb in verbs, f"{name}: unknown verb in {command!r}"
+            else:
+                assert first.startswith(".github/scripts/"), f"{name}: {command!r}"
+                assert (REPO / first).is_file(), f"{name}: {command!r}"
+
+
+def test_pr_concurrency_cancels_older_runs_and_previews() -> None:
+    pr = load("pull-request.yml")
+    assert pr["concurrency"] == {
+        "group": "pull-request-${{ github.event.pull_request.number }}",
+        "cancel-in-progress": True,
+    }
+    preview = pr["jobs"]["preview"]
+    assert preview["concurrency"]["cancel-in-progress"] is True
+    assert "matrix.environment" in preview["concurrency"]["group"]
+    assert preview["strategy"]["matrix"]["environment"] == ["dev", "staging", "prod"]
+    assert "head.repo.full_name == github.repository" in preview["if"]
+    assert "head.repo.full_name != github.repository" in pr["jobs"]["fork-note"]["if"]
+
+
+def test_every_preview_and_up_runs_the_policy_pack() -> None:
+    pulumi_steps = [
+        s
+        for w in all_workflows().values()
+        for s in steps(w)
+        if s.get("uses", "").startswith("pulumi/actions@") and "command" in s.get("with", {})
+    ]
+    assert sorted(s["with"]["command"] for s in pulumi_steps) == ["preview", "up"]
+    assert all(s["with"]["policyPacks"] == "infra/policy" for s in pulumi_steps)
+    assert all(s["with"].get("comment-on-pr") in (None, False) for s in pulumi_steps)
+
+
+def test_deploys_go_dev_staging_prod_one_at_a_time_and_never_cancel() -> None:
+    deploy = load("deploy.yml")["jobs"]
+    assert deploy["dev"]["needs"] == "build"
+    assert deploy["staging"]["needs"] == ["build", "dev"]
+    assert deploy["prod"]["needs"] == ["build", "staging"]
+    assert [deploy[e]["with"]["environment"] for e in ("dev", "staging", "prod")] == [
+        "dev",
+        "staging",
+        "prod",
+    ]
+    up = load("deploy-stack.yml")["jobs"]["up"]
+    assert up["environment"] == "${{ inputs.environment }}"
+    assert up["concurrency"] == {"group": "deploy-${{ inputs.environment }}", "cancel-in-progress": False}
+    runs = [s.get("run", "") for s in up["steps"]]
+    assert any(r.startswith("make smoke") for r in runs)
+    assert runs.index(next(r for r in runs if r.startswith("make smoke"))) > next(
+        i for i, s in enumerate(up["steps"]) if s.get("with", {}).get("command") == "up"
+    )
+
+
+def test_the_template_never_deploys_and_aws_is_reached_only_through_oidc() -> None:
+    build = load("deploy.yml")["jobs"]["build"]
+    assert "github.repository != 'twinserve/twinserve'" in build["if"]
+    assert "vars.DEPLOY_ENABLED == 'true'" in build["if"]
+    text = "".join(p.read_text() for p in WORKFLOWS.glob("*.yml"))
+    assert "AWS_SECRET_ACCESS_KEY" not in text
+    assert "aws-access-key-id" not in text
