@@ -76,6 +76,15 @@ $(ZIPS) &:
 plan-diff: $(INFRA_VENV)/.installed ## markdown diff of $(BASE_PLAN_DIR) (e.g. main's) against $(PLAN_DIR)
 	$(INFRA_PY) infra/plan_diff.py $(BASE_PLAN_DIR) $(PLAN_DIR)
 
+RUNS ?= 10
+COMPARE_DIR ?= build/compare
+PRICES ?= infra/compare/prices.yaml
+
+compare: $(VENV)/.installed $(INFRA_VENV)/.installed model ## measure both runtimes, price every environment: $(COMPARE_DIR)/report.md and charts
+	$(PY) -m serving.bench.runtimes --model-root $(MODEL_ROOT) --runs $(RUNS) --json $(COMPARE_DIR)/measurements.json
+	cd infra && $(abspath $(INFRA_PY)) -m compare --measurements $(abspath $(COMPARE_DIR))/measurements.json \
+	  --prices $(abspath $(PRICES)) --out $(abspath $(COMPARE_DIR))
+
 smoke: $(INFRA_VENV)/.installed ## after an up: V2 ready, metadata and one inference on each runtime of ENV
 	mkdir -p build
 	pulumi stack output --json --stack "$${STACK:-$(ENV)}" > build/outputs-$(ENV).json

@@ -8,7 +8,6 @@ The offline plan and the tests both run stacks through here.
 from __future__ import annotations
 
 import asyncio
-import json
 import runpy
 import sys
 from dataclasses import dataclass, field
@@ -16,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_in_stack
@@ -124,16 +122,6 @@ class RecordingMocks(pulumi.runtime.Mocks):
         """Invokes: the account, region and partition; any other returns nothing, recorded for the tests."""
         self.run.calls.append((args.token, args.args))
         return INVOKES.get(args.token, {}), []
-
-
-def stack_config(stack_file: Path, project: str, overrides: dict[str, Any] | None = None) -> dict[str, str]:
-    """A stack file's config as the CLI hands it over: `<project>:<key>` → string (JSON unless a str)."""
-    if not stack_file.is_file():
-        raise FileNotFoundError(f"no stack file {stack_file}")
-    values = (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
-    values |= overrides or {}
-    qualified = {(k if ":" in k else f"{project}:{k}"): v for k, v in values.items()}
-    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in qualified.items()}
 
 
 def run_program(program: Path, project: str, stack: str, config: dict[str, str]) -> Run:

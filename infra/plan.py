@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from offline import ROOT, Declared, Run, run_program, stack_config
-from settings import PROJECT, SettingsError
+from offline import ROOT, Declared, Run, run_program
+from settings import PROJECT, SettingsError, stack_config
 
 INFRA = Path(__file__).resolve().parent
 # Stands in for the digest the deploy workflow passes, which only exists once the image is pushed.

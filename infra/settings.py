@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
@@ -205,7 +206,17 @@ def _value(raw: str) -> Any:
         return raw
 
 
-def from_config(values: dict[str, str], stack: str) -> Settings:
+def stack_config(stack_file: Path, project: str, overrides: dict[str, Any] | None = None) -> dict[str, str]:
+    """A stack file's config as the CLI hands it over: `<project>:<key>` → string (JSON unless a str)."""
+    if not stack_file.is_file():
+        raise FileNotFoundError(f"no stack file {stack_file}")
+    values = (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
+    values |= overrides or {}
+    qualified = {(k if ":" in k else f"{project}:{k}"): v for k, v in values.items()}
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in qualified.items()}
+
+
+def from_config(values: dict[str, str], stack: str, *, check_files: bool = True) -> Settings:
     """Validate `<project>:<key>` strings; name each unknown key and each bad value with what it accepts."""
     ours = {k.split(":", 1)[1]: v for k, v in values.items() if k.startswith(f"{PROJECT}:")}
     known = {field.alias or name for name, field in Settings.model_fields.items()} - {"stack"}
@@ -221,11 +232,8 @@ def from_config(values: dict[str, str], stack: str) -> Settings:
         raise SettingsError(_describe(error)) from None
     if not settings.kubernetes_namespace:
         settings = settings.model_copy(update={"kubernetes_namespace": f"{PROJECT}-{stack}"})
-    if (
-        "lambda" in settings.runtimes
-        and settings.lambda_package == "zip"
-        and not settings.lambda_zip.is_file()
-    ):
+    zip_needed = check_files and "lambda" in settings.runtimes and settings.lambda_package == "zip"
+    if zip_needed and not settings.lambda_zip.is_file():
         raise SettingsError(
             f"{PROJECT}:lambdaZipDir: {settings.lambda_zip} does not exist (run `make package`)"
         )

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from serving.bench.image import REPO, Image, bake_model, build
+from serving.packaging.lambda_zip import Package
 from serving.packaging.lambda_zip import build as build_zip
 
 EVENT = REPO / "tests" / "events" / "http_api_predict.json"
@@ -99,22 +100,47 @@ def server_start_seconds(image: Image) -> float:
         process.wait(timeout=60)
 
 
-def measure(model_root: Path, runs: int, scratch: Path) -> dict:
-    """Build the zip for this interpreter and the image's venv, then time each runtime's init."""
+@dataclass(frozen=True)
+class Prepared:
+    """The deployables, recreated here: the zip unpacked as /var/task, and the image's venv and /app."""
+
+    artifact: Path
+    package: Package
+    task_root: Path
+    image: Image
+
+
+def prepare(model_root: Path, scratch: Path) -> Prepared:
+    """Build the zip for this interpreter and the image's venv with the model baked in."""
     artifact = next(model_root.glob("*/*/metadata.json")).parent
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    package = build_zip(artifact, "x86_64" if os.uname().machine == "x86_64" else "arm64", version,
-                        scratch / "dist", scratch / "staging")  # fmt: skip
+    arch = "x86_64" if os.uname().machine == "x86_64" else "arm64"
+    package = build_zip(artifact, arch, version, scratch / "dist", scratch / "staging")
     task_root = scratch / "task"
     with zipfile.ZipFile(package.path) as archive:
         archive.extractall(task_root)
     image = build(scratch / "image")
     bake_model(image, artifact)
+    return Prepared(artifact, package, task_root, image)
+
+
+def measure(model_root: Path, runs: int, scratch: Path) -> dict:
+    return measure_cold(prepare(model_root, scratch), runs)
+
+
+def measure_cold(prepared: Prepared, runs: int) -> dict:
+    """Time each runtime's init in fresh processes, and weigh each deployable."""
+    artifact, package, task_root, image = (
+        prepared.artifact,
+        prepared.package,
+        prepared.task_root,
+        prepared.image,
+    )
     clean = [sys.executable, "-I", "-S"]
     image_python = [str(image.venv / "bin" / "python")]
     image_env = {"PATH": image.path, "TWINSERVE_RUNTIME": image.runtime}
     starts = [
-        repeat("Lambda zip (LiteRT)", runs, clean, ZIP_HANDLER, scratch, {"ARGS": str(task_root)}),
+        repeat("Lambda zip (LiteRT)", runs, clean, ZIP_HANDLER, task_root.parent, {"ARGS": str(task_root)}),
         repeat("Lambda image (TensorFlow)", runs, image_python, HANDLER, image.app, image_env),
         repeat(
             "baseline (keras load + predict)", runs, [sys.executable], BASELINE, REPO, {"ARGS": str(artifact)}
@@ -127,7 +153,7 @@ def measure(model_root: Path, runs: int, scratch: Path) -> dict:
         "cold_starts": [asdict(s) for s in starts],
         "server_start_seconds": statistics.median(server_start_seconds(image) for _ in range(3)),
         "sizes": asdict(sizes),
-        "python": version,
+        "python": f"{sys.version_info.major}.{sys.version_info.minor}",
     }
 
 

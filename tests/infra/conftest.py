@@ -13,8 +13,8 @@ REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
 sys.path.insert(0, str(INFRA))
 
-from offline import Run, run_program, stack_config  # noqa: E402
-from settings import PROJECT  # noqa: E402
+from offline import Run, run_program  # noqa: E402
+from settings import PROJECT, stack_config  # noqa: E402
 
 ENVS = ["dev", "staging", "prod"]
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/twinserve@sha256:" + "ab" * 32

@@ -1,0 +1,1 @@
+"""`make compare`: Kubernetes or Lambda, priced per environment from its settings and measured runtimes."""

@@ -1,0 +1,114 @@
+"""`make compare`: price every environment on both runtimes from its settings and the measured figures.
+
+Writes build/compare/report.md and one chart per environment (<env>.png).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+from settings import PROJECT, ROOT, from_config, stack_config
+
+from compare.profiles import Traffic, kubernetes_profile, lambda_profile
+from compare.report import chart, evaluate, render
+
+PRICES = Path(__file__).resolve().parent / "prices.yaml"
+# Settings validation wants an image when Kubernetes is on; the comparison never deploys it.
+ANY_IMAGE = "registry.invalid/twinserve@sha256:" + "0" * 64
+
+
+ORDER = ["dev", "staging", "prod"]
+REQUIRED_PRICES = {
+    "": [
+        "hours_per_month",
+        "reviewed",
+        "http_api_requests_per_million",
+        "cloudwatch_logs_ingestion_per_gb",
+        "lambda_log_bytes_per_request",
+        "lambda",
+        "kubernetes",
+    ],
+    "lambda": [
+        "requests_per_million",
+        "gb_second",
+        "provisioned_gb_second",
+        "provisioned_duration_gb_second",
+        "free_tier",
+        "include_free_tier",
+    ],
+    "kubernetes": [
+        "control_plane_hourly",
+        "control_plane_share",
+        "node",
+        "load_balancer_hourly",
+        "load_balancer_lcu_hourly",
+    ],
+}
+
+
+def load_prices(path: Path) -> dict:
+    """The prices file, refused with the missing key named rather than failing halfway through a report."""
+    prices = yaml.safe_load(path.read_text()) or {}
+    for section, keys in REQUIRED_PRICES.items():
+        table = prices.get(section, {}) if section else prices
+        missing = [k for k in keys if not isinstance(table, dict) or k not in table]
+        if missing:
+            where = f"{section}." if section else ""
+            raise ValueError(f"{path} lacks {', '.join(where + k for k in missing)}")
+    return prices
+
+
+def environments() -> list[str]:
+    """Every stack file's environment, in promotion order."""
+    names = [p.name.split(".")[1] for p in (ROOT / "environments").glob("Pulumi.*.yaml")]
+    return sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--measurements", type=Path, required=True, help="from `python -m serving.bench.runtimes`"
+    )
+    parser.add_argument("--prices", type=Path, default=PRICES)
+    parser.add_argument("--env", action="append", help="environments to price (default: every one)")
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "compare")
+    args = parser.parse_args(argv)
+    try:
+        measured = json.loads(args.measurements.read_text())
+        prices = load_prices(args.prices)
+        envs = []
+        for name in args.env or environments():
+            config = stack_config(
+                ROOT / "environments" / f"Pulumi.{name}.yaml", PROJECT, {"image": ANY_IMAGE}
+            )
+            settings = from_config(config, name, check_files=False)
+            traffic = Traffic(settings.traffic_requests_per_month, settings.traffic_peak_rps)
+            envs.append(
+                evaluate(
+                    name,
+                    prices,
+                    traffic,
+                    lambda_profile(settings, measured),
+                    kubernetes_profile(settings, measured),
+                )
+            )
+    except KeyError as missing:
+        print(f"error: {args.measurements} lacks the measurement {missing}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError, yaml.YAMLError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    args.out.mkdir(parents=True, exist_ok=True)
+    for env in envs:
+        chart(env, prices, args.out / f"{env.name}.png")
+    (args.out / "report.md").write_text(render(envs, measured, prices) + "\n")
+    print(f"{args.out / 'report.md'}: {', '.join(e.name for e in envs)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
