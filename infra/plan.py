@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import terraform_plan
 import yaml
 from offline import ROOT, Declared, Run, run_program
 from settings import PROJECT, SettingsError, stack_config
@@ -69,6 +70,8 @@ def write_plan(run: Run, env: str, image: str, target: Path) -> None:
             (target / "aws" / name).write_text(
                 json.dumps(plain(resource.inputs), indent=2, sort_keys=True) + "\n"
             )
+    aws = [Declared(r.type, r.name, plain(r.inputs)) for r in run.resources if r.type.startswith("aws:")]
+    (target / "aws" / "terraform-plan.json").write_text(json.dumps(terraform_plan.plan(aws), indent=2) + "\n")
     (target / "outputs.json").write_text(json.dumps(plain(run.outputs), indent=2, sort_keys=True) + "\n")
     (target / "summary.md").write_text(summary(run, env, image))
 

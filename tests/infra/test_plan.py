@@ -9,7 +9,10 @@ from pathlib import Path
 
 import kubernetes_validate
 import pytest
+import terraform_plan
 import yaml
+from offline import Declared
+from plan import plain
 
 from tests.infra.conftest import ENVS, IMAGE, REPO
 
@@ -113,3 +116,44 @@ def test_a_bad_environment_fails_naming_the_key_and_writes_nothing(zip_dir: Path
     assert "twinserve:image: must be an image reference by digest" in result.stderr
     assert not [p for p in tmp_path.iterdir() if not p.name.startswith(".")]
     assert not list(tmp_path.iterdir())
+
+
+def checkov_aws(plan_file: Path) -> dict:
+    result = subprocess.run(
+        [
+            REPO / ".venv" / "bin" / "checkov",
+            "-f",
+            plan_file,
+            "--config-file",
+            REPO / "infra" / "checkov-aws.yaml",
+            "--skip-download",
+            "--quiet",
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true"},
+    )
+    return json.loads(result.stdout)
+
+
+def test_checkov_aws_checks_pass_with_only_the_documented_skips(plans: Path, env: str) -> None:
+    report = checkov_aws(plans / env / "aws" / "terraform-plan.json")
+    assert report["summary"]["failed"] == 0, json.dumps(report["results"].get("failed_checks"), indent=1)[
+        :3000
+    ]
+    assert report["summary"]["passed"] >= 20
+    skips = yaml.safe_load((REPO / "infra" / "checkov-aws.yaml").read_text())["skip-check"]
+    assert len(skips) == 6
+
+
+def test_checkov_aws_checks_catch_a_public_function_url(run_stack, tmp_path: Path) -> None:
+    public = run_stack("dev", lambdaFunctionUrlAuth="NONE")
+    aws = [Declared(r.type, r.name, plain(r.inputs)) for r in public.resources if r.type.startswith("aws:")]
+    plan_file = tmp_path / "terraform-plan.json"
+    plan_file.write_text(json.dumps(terraform_plan.plan(aws)))
+    failed = {c["check_id"] for c in checkov_aws(plan_file)["results"]["failed_checks"]}
+    # "Lambda function URLs AuthType is not None", "AWS Lambda function is not publicly accessible"
+    assert failed == {"CKV_AWS_258", "CKV_AWS_301"}
