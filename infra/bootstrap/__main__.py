@@ -38,6 +38,20 @@ def trust(provider_arn: str, subjects: list[str]) -> str:
     )
 
 
+def github_role(
+    provider: aws.iam.OpenIdConnectProvider, purpose: str, subjects: list[str], policy: pulumi.Output[str]
+) -> aws.iam.Role:
+    """`twinserve-<purpose>`, assumable only by these GitHub OIDC subjects, with one inline policy."""
+    role = aws.iam.Role(
+        purpose,
+        name=f"twinserve-{purpose}",
+        max_session_duration=3600,
+        assume_role_policy=provider.arn.apply(lambda arn: trust(arn, subjects)),
+    )
+    aws.iam.RolePolicy(f"{purpose}-policy", role=role.id, policy=policy)
+    return role
+
+
 def main() -> None:
     s = load()
     account = aws.get_caller_identity().account_id
@@ -99,33 +113,20 @@ def main() -> None:
     )
 
     # Deploys: only jobs running in this repository's deploy environments; rights scoped to twinserve-*.
-    deploy = aws.iam.Role(
+    deploy = github_role(
+        provider,
         "deploy",
-        name="twinserve-deploy",
-        max_session_duration=3600,
-        assume_role_policy=provider.arn.apply(
-            lambda arn: trust(arn, [f"repo:{repo}:environment:{env}" for env in s.deploy_environments])
-        ),
+        [f"repo:{repo}:environment:{e}" for e in s.deploy_environments],
+        permissions.deploy_policy(scope),
     )
-    aws.iam.RolePolicy("deploy-policy", role=deploy.id, policy=permissions.deploy_policy(scope))
-
     # Publishing the image: only workflow runs on main; push to this one repository, nothing else.
-    publish = aws.iam.Role(
-        "publish",
-        name="twinserve-publish",
-        max_session_duration=3600,
-        assume_role_policy=provider.arn.apply(lambda arn: trust(arn, [f"repo:{repo}:ref:refs/heads/main"])),
+    publish = github_role(
+        provider, "publish", [f"repo:{repo}:ref:refs/heads/main"], permissions.publish_policy(scope)
     )
-    aws.iam.RolePolicy("publish-policy", role=publish.id, policy=permissions.publish_policy(scope))
-
     # Previews for pull requests of this repository (never forks'): read what exists, lock the state.
-    preview = aws.iam.Role(
-        "preview",
-        name="twinserve-preview",
-        max_session_duration=3600,
-        assume_role_policy=provider.arn.apply(lambda arn: trust(arn, [f"repo:{repo}:pull_request"])),
+    preview = github_role(
+        provider, "preview", [f"repo:{repo}:pull_request"], permissions.preview_policy(scope)
     )
-    aws.iam.RolePolicy("preview-policy", role=preview.id, policy=permissions.preview_policy(scope))
 
     pulumi.export("AWS_DEPLOY_ROLE_ARN", deploy.arn)
     pulumi.export("AWS_PREVIEW_ROLE_ARN", preview.arn)

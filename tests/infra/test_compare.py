@@ -128,22 +128,14 @@ def test_quantities(text: str, value: float) -> None:
     assert quantity(text) == pytest.approx(value)
 
 
+def run_compare(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """`python -m compare` as `make compare` runs it, on the fixed measurements."""
+    command = [INFRA / ".venv" / "bin" / "python", "-m", "compare", "--measurements", MEASUREMENTS, *args]
+    return subprocess.run(command, cwd=INFRA, capture_output=True, text=True, timeout=120)
+
+
 def test_report_and_charts_from_a_fixed_input(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            INFRA / ".venv" / "bin" / "python",
-            "-m",
-            "compare",
-            "--measurements",
-            MEASUREMENTS,
-            "--out",
-            tmp_path,
-        ],
-        cwd=INFRA,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_compare("--out", tmp_path)
     assert result.returncode == 0, result.stderr
     report = (tmp_path / "report.md").read_text()
     assert [line for line in report.splitlines() if line.startswith("## ")] == [
@@ -164,23 +156,7 @@ def test_report_and_charts_from_a_fixed_input(tmp_path: Path) -> None:
 def test_a_bad_prices_file_is_named(tmp_path: Path) -> None:
     bad = tmp_path / "prices.yaml"
     bad.write_text("lambda: {}\n")
-    result = subprocess.run(
-        [
-            INFRA / ".venv" / "bin" / "python",
-            "-m",
-            "compare",
-            "--measurements",
-            MEASUREMENTS,
-            "--prices",
-            bad,
-            "--out",
-            tmp_path / "out",
-        ],
-        cwd=INFRA,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_compare("--prices", bad, "--out", tmp_path / "out")
     assert result.returncode == 1
     assert result.stderr.startswith(f"error: {bad} lacks hours_per_month, reviewed,")
     assert not (tmp_path / "out").exists()

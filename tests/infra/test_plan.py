@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import yaml
 from offline import Declared
 from plan import plain
 
+from tests.checkers import checkov
 from tests.infra.conftest import ENVS, IMAGE, REPO
 
 # The oldest Kubernetes minor still in standard support on the big clouds, and the newest schema bundled.
@@ -64,26 +64,9 @@ def test_a_removed_api_or_unknown_field_fails_validation() -> None:
 
 
 def test_checkov_kubernetes_checks_all_pass(plans: Path, env: str) -> None:
-    result = subprocess.run(
-        [
-            REPO / ".venv" / "bin" / "checkov",
-            "-d",
-            plans / env / "kubernetes",
-            "--framework",
-            "kubernetes",
-            "--skip-download",
-            "--quiet",
-            "-o",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true"},
-    )
-    summary = json.loads(result.stdout)["summary"]
-    assert (summary["failed"], summary["skipped"]) == (0, 0), result.stdout
-    assert summary["passed"] > 80
+    report = checkov("-d", plans / env / "kubernetes", "--framework", "kubernetes", "--quiet")
+    assert (report["summary"]["failed"], report["summary"]["skipped"]) == (0, 0), report["results"]
+    assert report["summary"]["passed"] > 80
 
 
 def test_summary_states_exposure_and_counts(plans: Path) -> None:
@@ -119,24 +102,7 @@ def test_a_bad_environment_fails_naming_the_key_and_writes_nothing(zip_dir: Path
 
 
 def checkov_aws(plan_file: Path) -> dict:
-    result = subprocess.run(
-        [
-            REPO / ".venv" / "bin" / "checkov",
-            "-f",
-            plan_file,
-            "--config-file",
-            REPO / "infra" / "checkov-aws.yaml",
-            "--skip-download",
-            "--quiet",
-            "-o",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true"},
-    )
-    return json.loads(result.stdout)
+    return checkov("-f", plan_file, "--config-file", REPO / "infra" / "checkov-aws.yaml", "--quiet")
 
 
 def test_checkov_aws_checks_pass_with_only_the_documented_skips(plans: Path, env: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 import re
 import subprocess
@@ -16,6 +15,7 @@ import httpx
 import pytest
 
 from serving.bench.image import DOCKERFILE, LAMBDA_COMMAND, REPO, Image, bake_model, build, dockerfile
+from tests.checkers import checkov
 from tests.serving.conftest import load_event, start_server, stop_server
 from tests.serving.runtime_api import RuntimeAPI
 
@@ -29,12 +29,8 @@ def test_hadolint_finds_nothing() -> None:
 
 
 def test_checkov_dockerfile_checks_all_pass() -> None:
-    command = [BIN / "checkov", "-f", DOCKERFILE, "--framework", "dockerfile", "--skip-download", "--quiet"]
-    env = {**os.environ, "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true"}
-    result = subprocess.run([*command, "-o", "json"], capture_output=True, text=True, env=env, timeout=300)
-    summary = json.loads(result.stdout)["summary"]
-    assert summary["failed"] == 0, result.stdout
-    assert summary["skipped"] == 0
+    summary = checkov("-f", DOCKERFILE, "--framework", "dockerfile", "--quiet")["summary"]
+    assert (summary["failed"], summary["skipped"]) == (0, 0)
     assert summary["passed"] > 50
 
 

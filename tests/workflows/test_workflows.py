@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 
 import pytest
 
+from tests.checkers import checkov
 from tests.workflows.conftest import BIN, REPO, SCRIPTS, WORKFLOWS, all_workflows, load, make_verbs, steps
 
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d[\w.]*$")
@@ -26,24 +26,8 @@ def test_zizmor_offline_finds_nothing() -> None:
 
 
 def test_checkov_github_actions_checks_pass_with_one_justified_skip() -> None:
-    result = subprocess.run(
-        [
-            BIN / "checkov",
-            "-d",
-            REPO / ".github",
-            "--framework",
-            "github_actions",
-            "--skip-download",
-            "-o",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true"},
-    )
-    report = json.loads(result.stdout)
-    assert report["summary"]["failed"] == 0, result.stdout
+    report = checkov("-d", REPO / ".github", "--framework", "github_actions")
+    assert report["summary"]["failed"] == 0, report["results"]
     skipped = report["results"]["skipped_checks"]
     assert [(c["check_id"], c["file_path"]) for c in skipped] == [("CKV_GHA_7", "/workflows/deploy.yml")]
     assert "rollback" in skipped[0]["check_result"]["suppress_comment"]
