@@ -99,6 +99,12 @@ def exposure(run: Run) -> list[str]:
     return lines or ["- nothing is exposed"]
 
 
+def key_settings(env: str) -> list[str]:
+    """What this environment sets itself; everything else is Pulumi.yaml's default."""
+    config = yaml.safe_load((ROOT / "environments" / f"Pulumi.{env}.yaml").read_text()).get("config") or {}
+    return [f"| `{key}` | `{value}` |" for key, value in config.items()] or ["| (none) | |"]
+
+
 def summary(run: Run, env: str, image: str) -> str:
     counts = Counter(r.type for r in run.resources)
     rows = [f"| `{t}` | {n} |" for t, n in sorted(counts.items())]
@@ -115,6 +121,12 @@ def summary(run: Run, env: str, image: str) -> str:
             "## Exposure",
             "",
             *exposure(run),
+            "",
+            "## Settings this environment sets",
+            "",
+            "| key | value |",
+            "|---|---|",
+            *key_settings(env),
             "",
             "## Resources by type",
             "",

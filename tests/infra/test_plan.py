@@ -75,6 +75,7 @@ def test_summary_states_exposure_and_counts(plans: Path) -> None:
     assert "Lambda Function URL: authorization AWS_IAM" in prod
     assert f"Image: `{IMAGE}`." in prod
     assert "| `kubernetes:apps/v1:Deployment` | 1 |" in prod
+    assert "| `twinserve:kubernetesMinReplicas` | `3` |" in prod
 
 
 def test_plan_diff_shows_what_a_change_does(plans: Path, zip_dir: Path, tmp_path: Path) -> None:
