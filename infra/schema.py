@@ -7,33 +7,20 @@ the CLI checks and the model the program validates never drift apart.
 from __future__ import annotations
 
 import sys
-import types
-import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic.fields import FieldInfo
-from settings import PROJECT, ROOT, Settings
+from settings import PROJECT, ROOT, Settings, config_type
 
 PULUMI_YAML = ROOT / "Pulumi.yaml"
 SECRETS = {"kubeconfig"}
 NOTE = f"# Generated from infra/settings.py by `python infra/schema.py`: the {PROJECT} keys, with defaults.\n"
 
 
-def _type(annotation: Any) -> str:
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        return _type(next(a for a in typing.get_args(annotation) if a is not type(None)))
-    if origin is list:
-        return "array"
-    if origin is Literal:
-        return _type(type(typing.get_args(annotation)[0]))
-    return {bool: "boolean", int: "integer"}.get(annotation, "string")
-
-
 def declaration(field: FieldInfo, key: str) -> dict[str, Any]:
-    kind = _type(field.annotation)
+    kind = config_type(field.annotation)
     entry: dict[str, Any] = {"type": kind, "description": field.description}
     if kind == "array":
         entry["items"] = {"type": "string"}

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import types
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -198,8 +200,25 @@ class Settings(BaseModel):
         return directory / f"lambda-{self.lambda_architecture}.zip"
 
 
-def _value(raw: str) -> Any:
-    """The CLI passes every value as a string; arrays, numbers and booleans as JSON."""
+def config_type(annotation: Any) -> str:
+    """The Pulumi config type of a field: string, integer, boolean or array."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return config_type(next(a for a in typing.get_args(annotation) if a is not type(None)))
+    if origin is list:
+        return "array"
+    if origin is Literal:
+        return config_type(type(typing.get_args(annotation)[0]))
+    return {bool: "boolean", int: "integer"}.get(annotation, "string")
+
+
+FIELDS = {f.alias: f for name, f in Settings.model_fields.items() if name != "stack"}
+
+
+def _value(key: str, raw: str) -> Any:
+    """The CLI passes every value as a string: arrays, numbers and booleans as JSON, strings as they are."""
+    if key not in FIELDS or config_type(FIELDS[key].annotation) == "string":
+        return raw
     try:
         return json.loads(raw)
     except json.JSONDecodeError:
@@ -219,13 +238,13 @@ def stack_config(stack_file: Path, project: str, overrides: dict[str, Any] | Non
 def from_config(values: dict[str, str], stack: str, *, check_files: bool = True) -> Settings:
     """Validate `<project>:<key>` strings; name each unknown key and each bad value with what it accepts."""
     ours = {k.split(":", 1)[1]: v for k, v in values.items() if k.startswith(f"{PROJECT}:")}
-    known = {field.alias or name for name, field in Settings.model_fields.items()} - {"stack"}
+    known = set(FIELDS)
     unknown = sorted(set(ours) - known)
     if unknown:
         raise SettingsError(
             f"unknown setting(s) {[f'{PROJECT}:{k}' for k in unknown]}; known: {sorted(known)}"
         )
-    data = {key: _value(raw) if key not in {"image", "kubeconfig"} else raw for key, raw in ours.items()}
+    data = {key: _value(key, raw) for key, raw in ours.items()}
     try:
         settings = Settings.model_validate({**data, "stack": stack})
     except ValidationError as error:

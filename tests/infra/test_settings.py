@@ -102,6 +102,26 @@ def test_a_runtime_that_is_off_needs_none_of_its_inputs(
     assert only_kubernetes.runtimes == ["kubernetes"]
 
 
+def test_values_arrive_as_the_cli_passes_them(config_for: Callable[..., dict[str, str]]) -> None:
+    # Strings that look like numbers stay strings; numbers, booleans and arrays are parsed.
+    settings = from_config(
+        config_for(
+            "dev",
+            kubernetesCpuRequest="1",
+            lambdaPythonVersion="3.13",
+            lambdaMemoryMb="1024",
+            lambdaTracing="true",
+            runtimes='["lambda"]',
+        ),
+        "dev",
+    )
+    assert settings.kubernetes_cpu_request == "1"
+    assert settings.lambda_python_version == "3.13"
+    assert settings.lambda_memory_mb == 1024
+    assert settings.lambda_tracing is True
+    assert settings.runtimes == ["lambda"]
+
+
 def test_pulumi_yaml_schema_is_generated_from_the_model() -> None:
     assert PULUMI_YAML.read_text() == render(), "run `infra/.venv/bin/python infra/schema.py`"
 
