@@ -48,6 +48,7 @@ def plan(resources: list[Declared]) -> dict[str, Any]:
         provider = "registry.terraform.io/hashicorp/aws"
         entries.append({"address": f"{kind}.{name}", "mode": "managed", "type": kind, "name": name,
                         "provider_name": provider, "values": values})  # fmt: skip
+    entries.sort(key=lambda e: e["address"])  # registration order varies from run to run
     changes = [
         {**{k: e[k] for k in ("address", "mode", "type", "name", "provider_name")},
          "change": {"actions": ["create"], "before": None, "after": e["values"]}}

@@ -82,6 +82,15 @@ def test_plan_diff_shows_what_a_change_does(plans: Path, zip_dir: Path, tmp_path
     unchanged = make("plan-diff", f"BASE_PLAN_DIR={plans}", f"PLAN_DIR={plans}")
     assert unchanged.returncode == 0, unchanged.stderr
     assert [f"### {env}: no change" in unchanged.stdout for env in ENVS] == [True] * 3
+    # Planning again gives the same files: registration order never shows in a diff.
+    assert (
+        make(
+            "plan", "ENV=prod", f"IMAGE={IMAGE}", f"DIST={zip_dir}", f"PLAN_DIR={tmp_path / 'again'}"
+        ).returncode
+        == 0
+    )
+    again = make("plan-diff", f"BASE_PLAN_DIR={plans}", f"PLAN_DIR={tmp_path / 'again'}").stdout
+    assert "### prod: no change" in again
     other_image = IMAGE.replace("ab", "cd")
     result = make("plan", "ENV=dev", f"IMAGE={other_image}", f"DIST={zip_dir}", f"PLAN_DIR={tmp_path / 'pr'}")
     assert result.returncode == 0, result.stderr
