@@ -178,7 +178,8 @@ def render(envs: list[Environment], measured: dict[str, Any], prices: dict[str, 
         "# Kubernetes or Lambda",
         "",
         f"Measured here with the exported model; prices from `{prices.get('source', 'prices.yaml').strip()}` "
-        f"(reviewed {prices['reviewed']}). Deployables: the Lambda zip {sizes['zip_mib']:.1f} MiB "
+        f"(reviewed {prices['reviewed']}; {prices.get('caveat', 'check them first')}). "
+        f"Deployables: the Lambda zip {sizes['zip_mib']:.1f} MiB "
         f"({sizes['zip_unzipped_mib']:.0f} MiB unzipped), the image's contents "
         f"{sizes['image_installed_mib']:,.0f} MiB.",
         "",
