@@ -15,12 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from serving.app import build_dataplane
+from serving.batching import MicroBatcher
 from serving.dataplane import DataPlane
 from serving.errors import PayloadTooLarge, Timeout, TooManyRequests
 from serving.metrics import exposition, observe
 from serving.routes import Request, Response, body_too_large, error_response, handle
 from serving.settings import Settings
 
+INFERENCE_THREADS = 8
 DRAINING = threading.Event()  # set by SIGTERM; signals are per process, so is this flag
 
 
@@ -31,7 +33,8 @@ class ServingApp:
         self.settings = settings
         self.plane: DataPlane | None = None
         self.inflight = 0
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        # Several threads, so concurrent TensorFlow requests can meet in the micro-batcher.
+        self.executor = ThreadPoolExecutor(max_workers=INFERENCE_THREADS, thread_name_prefix="inference")
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -44,7 +47,7 @@ class ServingApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    self.plane = build_dataplane(self.settings)
+                    self.plane = self._batched(build_dataplane(self.settings))
                 except Exception as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
@@ -53,6 +56,14 @@ class ServingApp:
                 self.executor.shutdown(wait=True)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def _batched(self, plane: DataPlane) -> DataPlane:
+        """A TensorFlow call costs about the same for one row or many: concurrent requests share calls."""
+        if plane.runtime.name == "tensorflow" and self.settings.batch_wait_ms > 0:
+            plane.runtime = MicroBatcher(
+                plane.runtime, plane.max_batch_rows, self.settings.batch_wait_ms / 1000, lambda: self.inflight
+            )
+        return plane
 
     async def _read_body(self, receive: Any) -> bytes:
         chunks, size, limit = [], 0, self.settings.max_body_bytes
@@ -114,10 +125,16 @@ class ServingApp:
         if self.settings.access_log:
             client = scope.get("client") or ("", 0)
             line = {
-                "ts": round(time.time(), 3), "method": method, "path": path, "status": response.status,
-                "route": response.route, "rows": response.rows, "ms": round(seconds * 1000, 3),
-                "bytes": len(response.body), "client": client[0],
-            }  # fmt: skip
+                "ts": round(time.time(), 3),
+                "method": method,
+                "path": path,
+                "status": response.status,
+                "route": response.route,
+                "rows": response.rows,
+                "ms": round(seconds * 1000, 3),
+                "bytes": len(response.body),
+                "client": client[0],
+            }
             sys.stdout.write(json.dumps(line, separators=(",", ":")) + "\n")
 
 

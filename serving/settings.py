@@ -97,6 +97,12 @@ class Settings:
     timeout_seconds: float = _setting(
         "TWINSERVE_TIMEOUT_SECONDS", "Per-request inference timeout (504).", _float_range(0.001, 900), 10.0
     )
+    batch_wait_ms: float = _setting(
+        "TWINSERVE_BATCH_WAIT_MS",
+        "TensorFlow runtime: longest a request waits for concurrent ones to share its call; 0 turns it off.",
+        _float_range(0, 100),
+        2.0,
+    )
     drain_seconds: float = _setting(
         "TWINSERVE_DRAIN_SECONDS",
         "After SIGTERM: seconds not-ready before closing.",

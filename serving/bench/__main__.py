@@ -84,6 +84,10 @@ def servers(model_root: Path) -> dict[str, tuple[list[str], dict[str, str]]]:
             {},
         ),
         "twinserve, TensorFlow": (serve, {**ours, "TWINSERVE_RUNTIME": "tensorflow"}),
+        "twinserve, TensorFlow, no micro-batching": (
+            serve,
+            {**ours, "TWINSERVE_RUNTIME": "tensorflow", "TWINSERVE_BATCH_WAIT_MS": "0"},
+        ),
         "twinserve, LiteRT": (serve, {**ours, "TWINSERVE_RUNTIME": "litert"}),
         "twinserve, LiteRT, no access log": (serve, quiet),
         "floor (constant JSON, asyncio)": ([sys.executable, "-m", "serving.bench.floor"], {}),
@@ -131,6 +135,12 @@ def ratios(results: list[Result], connections: int) -> str:
             f"p99 {r.p99_ms / base.p99_ms:.4f} of its, "
             f"{r.requests_per_second / floor.requests_per_second:.2f} of the floor"
         )
+    batched, unbatched = at["twinserve, TensorFlow"], at["twinserve, TensorFlow, no micro-batching"]
+    speedup = batched.requests_per_second / unbatched.requests_per_second
+    lines.append(
+        f"- TensorFlow micro-batching: {speedup:.2f}x the throughput of no batching, "
+        f"p99 {batched.p99_ms / unbatched.p99_ms:.2f} of its"
+    )
     return "\n".join(lines)
 
 

@@ -1,0 +1,104 @@
+"""Adaptive micro-batching, for runtimes where one call costs about as much for one row as for many.
+
+The HTTP worker runs TensorFlow requests on a few threads. Concurrent requests join one
+call: the first to arrive leads. It waits only while other requests are in flight and
+have not joined yet, and at most `wait_seconds`. Then it runs every joined row as one
+batch and hands each request its slice. A request alone runs at once, so batching adds
+no latency at low load.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from serving.runtime import Runtime
+
+
+class _Job:
+    def __init__(self, batch: np.ndarray) -> None:
+        self.batch = batch
+        self.outputs: dict[str, np.ndarray] | None = None
+        self.error: BaseException | None = None
+        self.done = False
+
+    def value(self) -> dict[str, np.ndarray]:
+        if self.error is not None:
+            raise self.error
+        assert self.outputs is not None
+        return self.outputs
+
+
+class MicroBatcher:
+    """A Runtime that merges concurrent `predict` calls into one call of the runtime it wraps."""
+
+    def __init__(
+        self, runtime: Runtime, max_rows: int, wait_seconds: float, inflight: Callable[[], int]
+    ) -> None:
+        self.runtime = runtime
+        self.name = runtime.name
+        self.max_rows = max_rows
+        self.wait_seconds = wait_seconds
+        self.inflight = inflight
+        self.calls = 0
+        self._cond = threading.Condition()
+        self._queue: list[_Job] = []
+        self._leading = False
+
+    def predict(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        job = _Job(batch)
+        with self._cond:
+            self._queue.append(job)
+            self._cond.notify_all()
+        while True:
+            with self._cond:
+                while not job.done and self._leading:
+                    self._cond.wait()
+                if job.done:
+                    return job.value()
+                self._leading = True
+                self._gather()
+                jobs = self._take()
+            self._run(jobs)
+
+    def _rows(self) -> int:
+        return sum(len(j.batch) for j in self._queue)
+
+    def _gather(self) -> None:
+        """Wait (holding the condition) while others in flight may still join and the batch has room."""
+        deadline = time.monotonic() + self.wait_seconds
+        while len(self._queue) < self.inflight() and self._rows() < self.max_rows:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._cond.wait(left)
+
+    def _take(self) -> list[_Job]:
+        """The oldest requests whose rows fit in one call (always at least one)."""
+        taken, rows = [], 0
+        while self._queue and (not taken or rows + len(self._queue[0].batch) <= self.max_rows):
+            rows += len(self._queue[0].batch)
+            taken.append(self._queue.pop(0))
+        return taken
+
+    def _run(self, jobs: list[_Job]) -> None:
+        try:
+            outputs = self.runtime.predict(np.concatenate([j.batch for j in jobs]))
+            self.calls += 1
+            start = 0
+            for job in jobs:
+                end = start + len(job.batch)
+                job.outputs = {name: array[start:end] for name, array in outputs.items()}
+                start = end
+        except Exception as error:  # every request that joined gets the failure
+            for job in jobs:
+                job.error = error
+        finally:
+            with self._cond:
+                for job in jobs:
+                    job.done = True
+                self._leading = False
+                self._cond.notify_all()

@@ -1,0 +1,108 @@
+"""The micro-batcher: concurrent requests share calls and get their own rows; a lone request never waits."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from serving.batching import MicroBatcher
+
+
+class Doubling:
+    """A runtime whose answer identifies each row, and which records every call's size."""
+
+    name = "tensorflow"
+
+    def __init__(self, fail: bool = False) -> None:
+        self.sizes: list[int] = []
+        self.fail = fail
+
+    def predict(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        time.sleep(0.005)  # long enough for concurrent requests to queue behind a call
+        self.sizes.append(len(batch))
+        if self.fail:
+            raise RuntimeError("device lost")
+        return {"twice": batch * 2}
+
+
+def run_concurrently(batcher: MicroBatcher, batches: list[np.ndarray]) -> list[object]:
+    results: list[object] = [None] * len(batches)
+    start = threading.Barrier(len(batches))
+
+    def call(i: int) -> None:
+        start.wait()
+        try:
+            results[i] = batcher.predict(batches[i])
+        except RuntimeError as error:
+            results[i] = error
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(batches))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results
+
+
+def test_concurrent_requests_share_calls_and_get_their_own_rows() -> None:
+    runtime = Doubling()
+    batches = [np.full((1 + i % 3, 4), i, dtype=np.float32) for i in range(16)]
+    batcher = MicroBatcher(runtime, max_rows=1024, wait_seconds=0.05, inflight=lambda: 16)
+    results = run_concurrently(batcher, batches)
+    for batch, result in zip(batches, results, strict=True):
+        np.testing.assert_array_equal(result["twice"], batch * 2)
+    assert sum(runtime.sizes) == sum(len(b) for b in batches)
+    assert len(runtime.sizes) < len(batches)
+
+
+def test_no_call_exceeds_the_row_limit() -> None:
+    runtime = Doubling()
+    batches = [np.ones((3, 4), dtype=np.float32) for _ in range(10)]
+    results = run_concurrently(
+        MicroBatcher(runtime, max_rows=7, wait_seconds=0.05, inflight=lambda: 10), batches
+    )
+    assert all(r["twice"].shape == (3, 4) for r in results)
+    assert max(runtime.sizes) <= 7
+
+
+def test_a_lone_request_runs_at_once() -> None:
+    runtime = Doubling()
+    batcher = MicroBatcher(runtime, max_rows=1024, wait_seconds=5.0, inflight=lambda: 1)
+    started = time.monotonic()
+    batcher.predict(np.ones((1, 4), dtype=np.float32))
+    assert time.monotonic() - started < 1.0  # far below the 5 s it would wait for company
+    assert runtime.sizes == [1]
+
+
+def test_a_failed_call_fails_every_request_that_joined_it() -> None:
+    batches = [np.ones((1, 4), dtype=np.float32) for _ in range(4)]
+    results = run_concurrently(MicroBatcher(Doubling(fail=True), 1024, 0.05, lambda: 4), batches)
+    assert all(isinstance(r, RuntimeError) and str(r) == "device lost" for r in results)
+
+
+@pytest.mark.parametrize("value", ["-1", "101", "soon"])
+def test_bad_wait_setting_is_named(value: str) -> None:
+    from serving.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError, match="TWINSERVE_BATCH_WAIT_MS"):
+        Settings.from_env({"TWINSERVE_BATCH_WAIT_MS": value})
+
+
+def test_concurrent_clients_of_a_real_server_each_get_their_own_answer(server) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    rows = [[4.0 + i / 10, 3.0, 1.0 + i / 5, 0.2 + i / 20] for i in range(24)]
+
+    def ask(row: list[float]) -> list[float]:
+        with server.client() as client:
+            response = client.post("/v1/models/iris:predict", json={"instances": [row]})
+            assert response.status_code == 200, response.text
+            return response.json()["predictions"][0]
+
+    alone = [ask(row) for row in rows]
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        together = list(pool.map(ask, rows))
+    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-6)
