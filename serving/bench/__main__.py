@@ -10,6 +10,7 @@ import argparse
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -45,9 +46,12 @@ def run_wrk(url: str, connections: int, seconds: int, script: Path) -> tuple[flo
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url + PATH],  # noqa: E501
         capture_output=True, text=True, check=True, timeout=seconds + 60,
     ).stdout  # fmt: skip
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    try:
+        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+        p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
+        p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    except (AttributeError, ValueError):
+        raise SystemExit(f"error: could not read wrk's report:\n{out}") from None
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: .*timeout (\d+)", out)
     return (
@@ -71,6 +75,13 @@ def _wait(url: str, process: subprocess.Popen[bytes]) -> None:
         except OSError:
             time.sleep(0.3)
     raise SystemExit(f"error: {url} did not answer within 120 s")
+
+
+def _require_free(port: int) -> None:
+    """A stale server on the port would answer in place of the one under test."""
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            raise SystemExit(f"error: port {port} is already in use; stop what listens there and re-run")
 
 
 def servers(model_root: Path) -> dict[str, tuple[list[str], dict[str, str]]]:
@@ -100,6 +111,7 @@ def measure(
     port = "18080"
     url = f"http://127.0.0.1:{port}"
     full_env = {**os.environ, "PORT": port, "TF_CPP_MIN_LOG_LEVEL": "3", **env}
+    _require_free(int(port))
     with tempfile.TemporaryFile() as sink:
         process = subprocess.Popen(command, env=full_env, stdout=sink, stderr=sink)
         try:
