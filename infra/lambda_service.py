@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
+from lambda_endpoints import HttpApi, Target, function_url, http_api
 
 HANDLER = "serving.lambda_handler.handler"
 # Every name starts with the function's (twinserve-<model>-<stack>), which the deploy role is scoped to.
 # The image's second entrypoint (serving/Dockerfile): the runtime interface client calling the handler.
 IMAGE_ENTRYPOINT = ["python", "-m", "awslambdaric"]
 ALIAS = "live"
-CORS_HEADERS = ["content-type", "inference-header-content-length"]
 
 
 @dataclass(frozen=True)
@@ -145,8 +145,24 @@ class LambdaService(pulumi.ComponentResource):
                 destination_config={"on_failure": {"destination": self.dead_letter.arn}},
                 opts=child,
             )
+        target = Target(self.function.name, self.alias.name, self.alias.invoke_arn)
         self.endpoint = (
-            self._function_url(name) if args.endpoint == "function-url" else self._http_api(name, tags)
+            function_url(name, target, args.function_url_auth, args.cors_allow_origins, child)
+            if args.endpoint == "function-url"
+            else http_api(
+                name,
+                target,
+                HttpApi(
+                    args.function_name,
+                    args.timeout_seconds,
+                    args.http_api_rate_limit,
+                    args.http_api_burst_limit,
+                    args.log_retention_days,
+                    args.cors_allow_origins,
+                ),
+                tags,
+                child,
+            )
         )
         self.register_outputs(
             {"function_arn": self.function.arn, "alias_arn": self.alias.arn, "endpoint": self.endpoint}
@@ -182,117 +198,3 @@ class LambdaService(pulumi.ComponentResource):
             "logging_config": {"log_format": "Text", "log_group": self.log_group.name},
             "tags": tags,
         }
-
-    def _cors(self) -> dict | None:
-        origins = list(self.args.cors_allow_origins)
-        return (
-            {
-                "allow_origins": origins,
-                "allow_methods": ["GET", "POST"],
-                "allow_headers": CORS_HEADERS,
-                "max_age": 300,
-            }
-            if origins
-            else None
-        )
-
-    def _function_url(self, name: str) -> pulumi.Output[str]:
-        args = self.args
-        child = pulumi.ResourceOptions(parent=self)
-        url = aws.lambda_.FunctionUrl(
-            f"{name}-url",
-            function_name=self.function.name,
-            qualifier=self.alias.name,
-            authorization_type=args.function_url_auth,
-            cors=self._cors(),
-            opts=child,
-        )
-        if args.function_url_auth == "NONE":
-            # Public by explicit choice: Lambda needs both grants for an unauthenticated URL.
-            aws.lambda_.Permission(
-                f"{name}-public-url",
-                action="lambda:InvokeFunctionUrl",
-                principal="*",
-                function=self.function.name,
-                qualifier=self.alias.name,
-                function_url_auth_type="NONE",
-                opts=child,
-            )
-            aws.lambda_.Permission(
-                f"{name}-public-invoke",
-                action="lambda:InvokeFunction",
-                principal="*",
-                function=self.function.name,
-                qualifier=self.alias.name,
-                invoked_via_function_url=True,
-                opts=child,
-            )
-        return url.function_url
-
-    def _http_api(self, name: str, tags: dict[str, str]) -> pulumi.Output[str]:
-        args = self.args
-        child = pulumi.ResourceOptions(parent=self)
-        cors = self._cors()
-        api = aws.apigatewayv2.Api(
-            f"{name}-api",
-            protocol_type="HTTP",
-            tags=tags,
-            opts=child,
-            cors_configuration={k: v for k, v in (cors or {}).items()} or None,
-        )
-        integration = aws.apigatewayv2.Integration(
-            f"{name}-integration",
-            api_id=api.id,
-            integration_type="AWS_PROXY",
-            integration_uri=self.alias.invoke_arn,
-            payload_format_version="2.0",
-            timeout_milliseconds=(args.timeout_seconds + 1) * 1000,
-            opts=child,
-        )
-        aws.apigatewayv2.Route(
-            f"{name}-route",
-            api_id=api.id,
-            route_key="$default",
-            target=integration.id.apply(lambda i: f"integrations/{i}"),
-            opts=child,
-        )
-        access_logs = aws.cloudwatch.LogGroup(
-            f"{name}-api-logs",
-            name=f"/aws/apigateway/{args.function_name}",
-            retention_in_days=args.log_retention_days,
-            tags=tags,
-            opts=child,
-        )
-        # Throttling caps what a burst of traffic can cost; every request is logged.
-        stage = aws.apigatewayv2.Stage(
-            f"{name}-stage",
-            api_id=api.id,
-            name="$default",
-            auto_deploy=True,
-            default_route_settings={
-                "throttling_rate_limit": args.http_api_rate_limit,
-                "throttling_burst_limit": args.http_api_burst_limit,
-            },
-            access_log_settings={
-                "destination_arn": access_logs.arn,
-                "format": json.dumps(
-                    {
-                        "requestId": "$context.requestId",
-                        "route": "$context.routeKey",
-                        "status": "$context.status",
-                        "latency": "$context.integrationLatency",
-                    }
-                ),
-            },
-            opts=child,
-        )
-        aws.lambda_.Permission(
-            f"{name}-api-invoke",
-            action="lambda:InvokeFunction",
-            principal="apigateway.amazonaws.com",
-            function=self.function.name,
-            qualifier=self.alias.name,
-            source_arn=api.execution_arn.apply(lambda arn: f"{arn}/*/*"),
-            opts=child,
-        )
-        return stage.invoke_url
