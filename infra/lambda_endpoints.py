@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -26,6 +27,20 @@ class Target:
     function_name: pulumi.Output[str]
     alias_name: pulumi.Output[str]
     alias_invoke_arn: pulumi.Output[str]
+
+    def grant(
+        self, name: str, action: str, principal: str, opts: pulumi.ResourceOptions, **condition: Any
+    ) -> None:
+        """A resource-based permission on the alias."""
+        aws.lambda_.Permission(
+            name,
+            action=action,
+            principal=principal,
+            function=self.function_name,
+            qualifier=self.alias_name,
+            opts=opts,
+            **condition,
+        )
 
 
 @dataclass(frozen=True)
@@ -65,23 +80,11 @@ def function_url(
     )
     if auth == "NONE":
         # Public by explicit choice: Lambda needs both grants for an unauthenticated URL.
-        aws.lambda_.Permission(
-            f"{name}-public-url",
-            action="lambda:InvokeFunctionUrl",
-            principal="*",
-            function=target.function_name,
-            qualifier=target.alias_name,
-            function_url_auth_type="NONE",
-            opts=opts,
+        target.grant(
+            f"{name}-public-url", "lambda:InvokeFunctionUrl", "*", opts, function_url_auth_type="NONE"
         )
-        aws.lambda_.Permission(
-            f"{name}-public-invoke",
-            action="lambda:InvokeFunction",
-            principal="*",
-            function=target.function_name,
-            qualifier=target.alias_name,
-            invoked_via_function_url=True,
-            opts=opts,
+        target.grant(
+            f"{name}-public-invoke", "lambda:InvokeFunction", "*", opts, invoked_via_function_url=True
         )
     return url.function_url
 
@@ -132,13 +135,11 @@ def http_api(
         access_log_settings={"destination_arn": access_logs.arn, "format": ACCESS_LOG_FORMAT},
         opts=opts,
     )
-    aws.lambda_.Permission(
+    target.grant(
         f"{name}-api-invoke",
-        action="lambda:InvokeFunction",
-        principal="apigateway.amazonaws.com",
-        function=target.function_name,
-        qualifier=target.alias_name,
+        "lambda:InvokeFunction",
+        "apigateway.amazonaws.com",
+        opts,
         source_arn=api.execution_arn.apply(lambda arn: f"{arn}/*/*"),
-        opts=opts,
     )
     return stage.invoke_url

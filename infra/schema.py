@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 from pydantic.fields import FieldInfo
-from settings import PROJECT, ROOT, Settings, config_type
+from settings import FIELDS, PROJECT, ROOT, config_type
 
 PULUMI_YAML = ROOT / "Pulumi.yaml"
 SECRETS = {"kubeconfig"}
@@ -32,8 +32,7 @@ def declaration(field: FieldInfo, key: str) -> dict[str, Any]:
 
 
 def schema() -> dict[str, dict[str, Any]]:
-    fields = {f.alias: f for name, f in Settings.model_fields.items() if name != "stack"}
-    return {key: declaration(field, key) for key, field in fields.items()}
+    return {key: declaration(field, key) for key, field in FIELDS.items()}
 
 
 def render() -> str:

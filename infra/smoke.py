@@ -30,15 +30,21 @@ class SmokeError(RuntimeError):
     """A deployed runtime failed a check; the message names which and how."""
 
 
-def plain_send(method: str, url: str, body: bytes | None) -> tuple[int, bytes]:
-    request = urllib.request.Request(  # noqa: S310 - http(s) endpoints from the stack's outputs
-        url, data=body, method=method, headers={"content-type": "application/json"}
-    )
+JSON = {"content-type": "application/json"}
+
+
+def _exchange(method: str, url: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, bytes]:
+    """One request to the stack's own endpoint; an HTTP error status is an answer, not an exception."""
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)  # noqa: S310 - http(s) outputs
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - the stack's own endpoint
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
+
+
+def plain_send(method: str, url: str, body: bytes | None) -> tuple[int, bytes]:
+    return _exchange(method, url, body, JSON)
 
 
 def signed_send(region: str) -> Send:
@@ -52,18 +58,9 @@ def signed_send(region: str) -> Send:
         raise SmokeError("the Function URL needs AWS_IAM signing, but no AWS credentials are configured")
 
     def send(method: str, url: str, body: bytes | None) -> tuple[int, bytes]:
-        request = AWSRequest(
-            method=method, url=url, data=body or b"", headers={"content-type": "application/json"}
-        )
+        request = AWSRequest(method=method, url=url, data=body or b"", headers=JSON)
         SigV4Auth(credentials.get_frozen_credentials(), "lambda", region).add_auth(request)
-        prepared = urllib.request.Request(  # noqa: S310 - the stack's Function URL
-            url, data=body, method=method, headers=dict(request.headers.items())
-        )
-        try:
-            with urllib.request.urlopen(prepared, timeout=30) as response:  # noqa: S310
-                return response.status, response.read()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read()
+        return _exchange(method, url, body, dict(request.headers.items()))
 
     return send
 

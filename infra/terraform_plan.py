@@ -2,7 +2,8 @@
 
 Only the shape checkov reads: `planned_values.root_module.resources[]` with Terraform's
 type names (aws:lambda/function:Function → aws_lambda_function) and snake_case
-attributes, nested blocks as one-element lists.
+attributes, nested blocks as one-element lists. The inputs arrive already plain (the
+plan writer turns integral floats into ints), so values pass through as they are.
 """
 
 from __future__ import annotations
@@ -33,8 +34,6 @@ def attributes(value: Any, key: str = "") -> Any:
         return [{snake(k): attributes(v, snake(k)) for k, v in value.items()}]
     if isinstance(value, list):
         return [attributes(v, key)[0] if isinstance(v, dict) else v for v in value]
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
     return value
 
 
