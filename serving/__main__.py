@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import resource
 import sys
 import tempfile
 
 import uvicorn
 
+from serving.connection import ConnectionLimits, GuardedHttpToolsProtocol
 from serving.cpus import available_cpus
 from serving.server import DrainingServer, supervise
 from serving.settings import Settings, SettingsError
+
+
+def raise_open_files_limit(max_connections: int) -> None:
+    """Containers often start with a soft limit of 1024 open files: raise it (up to the hard limit)
+    so `TWINSERVE_MAX_CONNECTIONS` is what refuses connections, not a failing accept()."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max_connections + 256  # the model, logs, metrics files, the listening socket
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        ceiling = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
 
 
 def main() -> int:
@@ -22,6 +35,10 @@ def main() -> int:
     workers = settings.workers or available_cpus()
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="twinserve-metrics-")
+    limits = ConnectionLimits(
+        settings.max_header_bytes, settings.read_timeout_seconds, settings.max_connections
+    )
+    raise_open_files_limit(settings.max_connections)
     config = uvicorn.Config(
         "serving.http_server:create_app",
         factory=True,
@@ -29,7 +46,7 @@ def main() -> int:
         port=settings.port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        http=functools.partial(GuardedHttpToolsProtocol, limits=limits),  # type: ignore[arg-type]
         lifespan="on",
         access_log=False,
         log_level=settings.log_level,

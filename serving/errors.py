@@ -13,6 +13,10 @@ class BadRequest(ServingError):
     status = 400
 
 
+class RequestTimeout(ServingError):
+    status = 408
+
+
 class NotFound(ServingError):
     status = 404
 

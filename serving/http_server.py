@@ -12,17 +12,19 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from serving.app import build_dataplane
 from serving.batching import MicroBatcher
 from serving.dataplane import DataPlane
-from serving.errors import PayloadTooLarge, Timeout, TooManyRequests
+from serving.errors import PayloadTooLarge, RequestTimeout, Timeout, TooManyRequests
 from serving.metrics import exposition, observe
 from serving.routes import Request, Response, body_too_large, error_response, handle
 from serving.settings import Settings
 
 INFERENCE_THREADS = 8
+PROBES = frozenset({"/v2/health/live", "/v2/health/ready"})  # never refused: an overloaded pod is still alive
 DRAINING = threading.Event()  # set by SIGTERM; signals are per process, so is this flag
 
 
@@ -32,7 +34,8 @@ class ServingApp:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.plane: DataPlane | None = None
-        self.inflight = 0
+        self.inflight = 0  # requests between headers and answer, for the concurrency limit
+        self.inferring = 0  # requests on the inference threads, for the micro-batcher
         # Several threads, so concurrent TensorFlow requests can meet in the micro-batcher.
         self.executor = ThreadPoolExecutor(max_workers=INFERENCE_THREADS, thread_name_prefix="inference")
 
@@ -61,7 +64,10 @@ class ServingApp:
         """A TensorFlow call costs about the same for one row or many: concurrent requests share calls."""
         if plane.runtime.name == "tensorflow" and self.settings.batch_wait_ms > 0:
             plane.runtime = MicroBatcher(
-                plane.runtime, plane.max_batch_rows, self.settings.batch_wait_ms / 1000, lambda: self.inflight
+                plane.runtime,
+                plane.max_batch_rows,
+                self.settings.batch_wait_ms / 1000,
+                lambda: self.inferring,
             )
         return plane
 
@@ -77,42 +83,87 @@ class ServingApp:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    async def _respond(self, request: Request) -> Response:
-        assert self.plane is not None
-        if DRAINING.is_set():
-            self.plane.ready = False
+    async def _limited(self, scope: dict[str, Any], headers: dict[str, str], receive: Any) -> Response:
+        """Every request but the probes is in flight from its headers to its answer, on both runtimes."""
         if self.inflight >= self.settings.max_concurrency:
             return error_response(
                 TooManyRequests(f"more than {self.settings.max_concurrency} requests in flight")
             )
-        if self.plane.runtime.name == "litert":
-            return handle(self.plane, request, self.settings.max_body_bytes)
         self.inflight += 1
+        try:
+            body = await self._receive_body(headers, receive)
+            if isinstance(body, Response):
+                return body
+            deadline = time.perf_counter() + self.settings.timeout_seconds
+            request = Request(scope["method"], scope["path"], headers, body)
+            if self.plane is not None and self.plane.runtime.name == "litert":
+                return await self._inline(request, deadline)
+            return await self._in_thread(request, deadline)
+        finally:
+            self.inflight -= 1
+
+    async def _receive_body(self, headers: dict[str, str], receive: Any) -> bytes | Response:
+        """The body, or the refusal to send: too large by its declared length (before reading any of it),
+        too large as it streams in, or not all there within the read timeout."""
+        limit, declared = self.settings.max_body_bytes, headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            return _closing(error_response(body_too_large(limit)))
+        try:
+            async with asyncio.timeout(self.settings.read_timeout_seconds):
+                return await self._read_body(receive)
+        except PayloadTooLarge as error:
+            return _closing(error_response(error))
+        except TimeoutError:
+            seconds = self.settings.read_timeout_seconds
+            return _closing(error_response(RequestTimeout(f"request body not received within {seconds:g}s")))
+
+    async def _inline(self, request: Request, deadline: float) -> Response:
+        """LiteRT answers in microseconds, so it runs on the event loop; the yield first lets requests that
+        arrived together count as in flight, and the deadline holds for time spent queued behind them."""
+        await asyncio.sleep(0)
+        if time.perf_counter() > deadline:
+            return self._timed_out()
+        response = handle(self.plane, request, self.settings.max_body_bytes)  # type: ignore[arg-type]
+        return self._timed_out() if time.perf_counter() > deadline else response
+
+    async def _in_thread(self, request: Request, deadline: float) -> Response:
+        """TensorFlow calls take milliseconds: on inference threads, so the loop keeps accepting."""
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            return self._timed_out()
+        self.inferring += 1
         try:
             work = asyncio.get_running_loop().run_in_executor(
                 self.executor, handle, self.plane, request, self.settings.max_body_bytes
             )
-            return await asyncio.wait_for(work, self.settings.timeout_seconds)
+            return await asyncio.wait_for(work, left)
         except TimeoutError:
-            return error_response(Timeout(f"inference took longer than {self.settings.timeout_seconds}s"))
+            return self._timed_out()
         finally:
-            self.inflight -= 1
+            self.inferring -= 1
+
+    def _timed_out(self) -> Response:
+        return error_response(Timeout(f"no answer within {self.settings.timeout_seconds:g}s"))
 
     async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         started = time.perf_counter()
         path, method = scope["path"], scope["method"]
+        assert self.plane is not None
+        if DRAINING.is_set():
+            self.plane.ready = False
         if path == "/metrics" and method == "GET":
             body, content_type = exposition()
             response = Response(200, body, (("content-type", content_type),), route="metrics")
         else:
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-            try:
-                body = await self._read_body(receive)
-            except PayloadTooLarge as error:
-                response = error_response(error)
+            if path in PROBES:
+                response = handle(self.plane, Request(method, path, headers), self.settings.max_body_bytes)
             else:
-                response = await self._respond(Request(method, path, headers, body))
+                response = await self._limited(scope, headers, receive)
+        if DRAINING.is_set():
+            response = _closing(response)  # clients reconnect elsewhere instead of reusing this connection
         raw_headers = [(k.encode(), v.encode()) for k, v in response.headers]
+        raw_headers.append((b"content-length", str(len(response.body)).encode()))
         await send({"type": "http.response.start", "status": response.status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": response.body})
         self._record(scope, method, path, response, time.perf_counter() - started)
@@ -136,6 +187,13 @@ class ServingApp:
                 "client": client[0],
             }
             sys.stdout.write(json.dumps(line, separators=(",", ":")) + "\n")
+
+
+def _closing(response: Response) -> Response:
+    """The response with `Connection: close`: uvicorn closes the connection once it is sent."""
+    if ("connection", "close") in response.headers:
+        return response
+    return replace(response, headers=(*response.headers, ("connection", "close")))
 
 
 def create_app() -> ServingApp:

@@ -92,10 +92,34 @@ class Settings:
         "TWINSERVE_WORKERS", "HTTP worker processes; 0 means one per available CPU.", _int_range(0, 64), 0
     )
     max_concurrency: int = _setting(
-        "TWINSERVE_MAX_CONCURRENCY", "In-flight requests per worker (429 above).", _int_range(1, 100_000), 512
+        "TWINSERVE_MAX_CONCURRENCY",
+        "Requests per worker between headers received and answer sent, probes aside (429 above).",
+        _int_range(1, 100_000),
+        512,
     )
     timeout_seconds: float = _setting(
-        "TWINSERVE_TIMEOUT_SECONDS", "Per-request inference timeout (504).", _float_range(0.001, 900), 10.0
+        "TWINSERVE_TIMEOUT_SECONDS",
+        "Longest from a request's body received to its answer: queueing and inference (504 above).",
+        _float_range(0.001, 900),
+        10.0,
+    )
+    read_timeout_seconds: float = _setting(
+        "TWINSERVE_READ_TIMEOUT_SECONDS",
+        "Longest a client may take to send a request's headers, and again its body (408, then close).",
+        _float_range(0.1, 900),
+        20.0,
+    )
+    max_header_bytes: int = _setting(
+        "TWINSERVE_MAX_HEADER_BYTES",
+        "Largest request line and headers (431, then close).",
+        _int_range(1024, 1 << 20),
+        16 * 1024,
+    )
+    max_connections: int = _setting(
+        "TWINSERVE_MAX_CONNECTIONS",
+        "Open connections per worker; one more is answered 503 and closed.",
+        _int_range(1, 1_000_000),
+        2048,
     )
     batch_wait_ms: float = _setting(
         "TWINSERVE_BATCH_WAIT_MS",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,9 @@ def parse_json(body: bytes, what: str = "request body") -> Any:
         raise BadRequest(f"{what} is nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise BadRequest(f"{what} is not valid JSON: {exc}") from None
+    except ValueError:  # Python's guard against quadratic int parsing (CVE-2020-10735)
+        limit = sys.get_int_max_str_digits()
+        raise BadRequest(f"{what} holds an integer longer than {limit} digits") from None
 
 
 def _as_array(value: Any, where: str) -> np.ndarray:

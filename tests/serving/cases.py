@@ -100,6 +100,22 @@ BAD = [
     Case(
         "huge-int", "POST", PREDICT, b'{"instances": [[1' + b"0" * 40 + b", 1, 2, 3]]}", 400, "out-of-range"
     ),
+    Case(
+        "number-too-long",
+        "POST",
+        PREDICT,
+        b'{"instances": [[1' + b"1" * 5000 + b", 1, 2, 3]]}",
+        400,
+        "request body holds an integer longer than 4300 digits",
+    ),
+    Case(
+        "v2-number-too-long",
+        "POST",
+        INFER,
+        v2_input(ROW).replace(b"5.1", b"5" * 5000),
+        400,
+        "request body holds an integer longer than 4300 digits",
+    ),
     Case("empty-batch", "POST", PREDICT, body({"instances": []}), 400, "does not match"),
     Case("empty-columnar", "POST", PREDICT, body({"inputs": {"features": []}}), 400, "does not match"),
     Case(
