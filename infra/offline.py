@@ -124,20 +124,25 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return INVOKES.get(args.token, {}), []
 
 
-def run_program(program: Path, project: str, stack: str, config: dict[str, str]) -> Run:
-    """Run `program/__main__.py` as the engine does, inside a root stack, and resolve its exports."""
+def run_program(
+    program: Path, project: str, stack: str, config: dict[str, str], secret_keys: tuple[str, ...] = ()
+) -> Run:
+    """Run `program/__main__.py` as the engine does, inside a root stack, and resolve its exports.
+    `secret_keys` are the config keys the engine would report as set with --secret."""
     loop = asyncio.new_event_loop()  # one per run, closed after it: the SDK otherwise leaks one per stack
     asyncio.set_event_loop(loop)
     try:
-        return _run(program, project, stack, config)
+        return _run(program, project, stack, config, secret_keys)
     finally:
         loop.close()
         asyncio.set_event_loop(None)
 
 
-def _run(program: Path, project: str, stack: str, config: dict[str, str]) -> Run:
+def _run(
+    program: Path, project: str, stack: str, config: dict[str, str], secret_keys: tuple[str, ...]
+) -> Run:
     mocks = RecordingMocks()
-    set_all_config(config)
+    set_all_config(config, list(secret_keys))
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False)
     pulumi_settings.ROOT.set(None)  # a fresh root stack, or exports land on the previous run's
     if str(program) not in sys.path:

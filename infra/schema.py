@@ -15,19 +15,20 @@ from pydantic.fields import FieldInfo
 from settings import FIELDS, PROJECT, ROOT, config_type
 
 PULUMI_YAML = ROOT / "Pulumi.yaml"
-SECRETS = {"kubeconfig"}
 NOTE = f"# Generated from infra/settings.py by `python infra/schema.py`: the {PROJECT} keys, with defaults.\n"
 
 
 def declaration(field: FieldInfo, key: str) -> dict[str, Any]:
+    """Every key has a default: the CLI stops any stack that does not set a key declared without one
+    ("Stack 'dev' is missing configuration value …"), before the program runs. No key is marked
+    `secret`: the CLI would refuse its default as unencrypted; the program checks those keys instead."""
     kind = config_type(field.annotation)
     entry: dict[str, Any] = {"type": kind, "description": field.description}
     if kind == "array":
         entry["items"] = {"type": "string"}
-    if key in SECRETS:
-        entry["secret"] = True
-    if field.default is not None:
-        entry["default"] = str(field.default) if isinstance(field.default, Path) else field.default
+    if field.default is None:
+        raise ValueError(f"{key} has no default: every stack would have to set it")
+    entry["default"] = str(field.default) if isinstance(field.default, Path) else field.default
     return entry
 
 

@@ -11,6 +11,7 @@ import json
 import re
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,6 +53,7 @@ RETENTION_DAYS = (
 HTTP_API_TIMEOUT_SECONDS = 29
 
 Runtime = Literal["kubernetes", "lambda"]
+SECRET_KEYS = ("kubeconfig",)  # must be set with --secret
 
 
 class SettingsError(ValueError):
@@ -80,8 +82,8 @@ class Settings(BaseModel):
     """The model served; names the namespace, the function and their labels."""
     model_version: int = Field(default=1, ge=1)
     """The model version the image and the zip carry; reported in outputs and labels."""
-    image: str | None = None
-    """The model image by digest (registry/repo@sha256:…); set by the deploy workflow."""
+    image: str | None = Field(default="", validate_default=True)
+    """The model image by digest (registry/repo@sha256:…); set by the deploy workflow; empty for none."""
     lambda_zip_dir: Path = Path("dist")
     """Directory holding lambda-<architecture>.zip from `make package`, relative to the repository."""
     lambda_python_version: Literal["3.12", "3.13"] = "3.12"
@@ -111,8 +113,8 @@ class Settings(BaseModel):
     """How the Service is exposed."""
     kubernetes_pdb_max_unavailable: int = Field(default=1, ge=1, le=100)
     """Pods a voluntary disruption (a node drain) may take down at once."""
-    kubeconfig: str | None = None
-    """A kubeconfig (secret) for the target cluster; unset means the ambient context."""
+    kubeconfig: str = ""
+    """A kubeconfig for the target cluster, set with --secret; empty means the ambient context."""
 
     lambda_package: Literal["zip", "image"] = "zip"
     """The function's package: the LiteRT zip or the model image."""
@@ -270,9 +272,22 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(lines)
 
 
+def check_secrets(values: dict[str, str], is_secret: Callable[[str], bool]) -> None:
+    """Pulumi.yaml cannot mark these keys `secret` (the CLI refuses a default on a secret key, and
+    requires any key without one), so the program refuses them in plaintext instead."""
+    for key in SECRET_KEYS:
+        qualified = f"{PROJECT}:{key}"
+        if values.get(qualified) and not is_secret(qualified):
+            raise SettingsError(
+                f"{qualified} is stored in plaintext; set it with `pulumi config set --secret {key} …`"
+            )
+
+
 def load() -> Settings:
     """The running stack's settings, from the config the Pulumi engine handed this program."""
     import pulumi
-    from pulumi.runtime.config import CONFIG, get_config_env
+    from pulumi.runtime.config import CONFIG, get_config_env, is_config_secret
 
-    return from_config({**get_config_env(), **CONFIG.get()}, pulumi.get_stack())
+    values = {**get_config_env(), **CONFIG.get()}
+    check_secrets(values, is_config_secret)
+    return from_config(values, pulumi.get_stack())

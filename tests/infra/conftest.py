@@ -14,7 +14,7 @@ INFRA = REPO / "infra"
 sys.path.insert(0, str(INFRA))
 
 from offline import Run, run_program  # noqa: E402
-from settings import PROJECT, stack_config  # noqa: E402
+from settings import PROJECT, SECRET_KEYS, stack_config  # noqa: E402
 
 ENVS = ["dev", "staging", "prod"]
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/twinserve@sha256:" + "ab" * 32
@@ -54,7 +54,8 @@ def run_stack(config_for: Callable[..., dict[str, str]]) -> Callable[..., Run]:
 
     def run(env: str, **overrides: Any) -> Run:
         if overrides:
-            return run_program(INFRA, PROJECT, env, config_for(env, **overrides))
+            secrets = tuple(f"{PROJECT}:{key}" for key in overrides if key in SECRET_KEYS)
+            return run_program(INFRA, PROJECT, env, config_for(env, **overrides), secrets)
         if env not in cache:
             cache[env] = run_program(INFRA, PROJECT, env, config_for(env))
         return cache[env]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from offline import Run
-from settings import from_config
+from offline import Run, run_program
+from settings import PROJECT, from_config
 
-from tests.infra.conftest import IMAGE
+from tests.infra.conftest import IMAGE, INFRA
 
 KINDS = {
     "Namespace",
@@ -143,3 +143,10 @@ def test_lambda_only_environment_declares_no_kubernetes(run_stack: Callable[...,
     run = run_stack("dev", runtimes='["lambda"]', image="")
     assert not [r for r in run.resources if r.is_kubernetes]
     assert "kubernetesEndpoint" not in run.outputs
+
+
+def test_a_plaintext_kubeconfig_fails_the_program_naming_the_key(
+    config_for: Callable[..., dict[str, str]],
+) -> None:
+    with pytest.raises(Exception, match="twinserve:kubeconfig is stored in plaintext"):
+        run_program(INFRA, PROJECT, "dev", config_for("dev", kubeconfig="apiVersion: v1\nkind: Config\n"))

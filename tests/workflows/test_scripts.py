@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -75,14 +76,86 @@ def test_cluster_access_writes_a_private_kubeconfig_and_exports_it(tmp_path: Pat
     assert run("cluster-access.sh", env={"RUNNER_TEMP": str(tmp_path)}).returncode == 0
 
 
-def test_deployed_image_reads_the_stack_output(tmp_path: Path) -> None:
-    stand_in(tmp_path, "pulumi", f'[ "$5" = "dev" ] && echo "reg/twinserve@{DIGEST}" || exit 255')
-    path = {"PATH": f"{tmp_path}:{os.environ['PATH']}"}
-    assert run("deployed-image.sh", "dev", env=path).stdout == f"exists=true\nimage=reg/twinserve@{DIGEST}\n"
-    assert run("deployed-image.sh", "prod", env=path).stdout == "exists=false\n"
-    assert (
-        tmp_path / "pulumi.log"
-    ).read_text() == "stack output image --stack dev\nstack output image --stack prod\n"
+FAKE_PULUMI = r"""
+case "$1 $2" in
+  "login "*|"login ") [ -z "$LOGIN_ERROR" ] || { echo "$LOGIN_ERROR" >&2; exit 255; } ;;
+  "stack output") [ -z "$OUTPUT_ERROR" ] || { echo "$OUTPUT_ERROR" >&2; exit 255; }; echo "$DEPLOYED" ;;
+  "preview --stack") echo "$PREVIEW_TEXT"; exit "${PREVIEW_STATUS:-0}" ;;
+esac
+"""
+
+
+def preview(tmp_path: Path, **fake: str) -> tuple[subprocess.CompletedProcess, str, list[str]]:
+    """preview-stack.sh for dev with a stand-in CLI; the comment it wrote and the CLI calls it made."""
+    stand_in(tmp_path, "pulumi", FAKE_PULUMI)
+    env = {"PATH": f"{tmp_path}:{os.environ['PATH']}", "LOGIN_ERROR": "", "OUTPUT_ERROR": "", **fake}
+    result = run("preview-stack.sh", "acme/dev", "dev", str(tmp_path / "out"), env=env)
+    comment = (tmp_path / "out" / "dev.md").read_text()
+    return result, comment, (tmp_path / "pulumi.log").read_text().splitlines()
+
+
+def test_preview_logs_in_to_the_backend_and_previews_the_deployed_image(tmp_path: Path) -> None:
+    image = f"reg/twinserve@{DIGEST}"
+    result, comment, calls = preview(
+        tmp_path, PULUMI_BACKEND_URL="s3://state", DEPLOYED=image, PREVIEW_TEXT="+ 1 to update"
+    )
+    assert result.returncode == 0, result.stderr
+    assert calls == [
+        "login s3://state",
+        "stack output image --stack acme/dev",
+        "preview --stack acme/dev --diff --non-interactive --policy-pack infra/policy "
+        f"--config image={image}",
+    ]
+    assert "+ 1 to update" in comment
+
+
+def test_preview_logs_in_to_pulumi_cloud_without_a_backend_url(tmp_path: Path) -> None:
+    result, _, calls = preview(tmp_path, DEPLOYED="x", PREVIEW_TEXT="")
+    assert result.returncode == 0
+    assert calls[0] == "login"
+
+
+def test_a_stack_that_does_not_exist_is_said_so_and_passes(tmp_path: Path) -> None:
+    result, comment, calls = preview(tmp_path, OUTPUT_ERROR="error: no stack named 'acme/dev' found")
+    assert result.returncode == 0
+    assert "No stack named 'acme/dev' yet, so nothing to preview" in comment
+    assert not any(c.startswith("preview") for c in calls)
+
+
+@pytest.mark.parametrize(
+    ("fake", "said"),
+    [
+        ({"LOGIN_ERROR": "error: problem logging in: AccessDenied"}, "pulumi login failed"),
+        (
+            {"OUTPUT_ERROR": "error: [403] Forbidden: organization 'acme'"},
+            "Reading the stack's deployed image failed",
+        ),
+    ],
+)
+def test_every_other_failure_fails_the_job_and_the_comment_says_what(
+    tmp_path: Path, fake: dict[str, str], said: str
+) -> None:
+    result, comment, _ = preview(tmp_path, **fake)
+    assert result.returncode == 1
+    assert said in comment
+    assert next(iter(fake.values())) in comment
+    assert "No stack" not in comment
+
+
+def test_a_policy_violation_reaches_the_comment_and_fails_the_job(tmp_path: Path) -> None:
+    violation = "Policy Violations:\n    [mandatory]  twinserve-policy v1  images-by-digest  (deployment)"
+    result, comment, _ = preview(tmp_path, DEPLOYED="x", PREVIEW_TEXT=violation, PREVIEW_STATUS="255")
+    assert result.returncode == 255
+    assert "images-by-digest" in comment
+
+
+def test_the_cli_version_is_the_sdk_lock_s() -> None:
+    pinned = next(
+        line.split("==")[1].split()[0]
+        for line in (REPO / "infra" / "requirements.txt").read_text().splitlines()
+        if line.startswith("pulumi==")
+    )
+    assert run("pulumi-version.sh").stdout == f"version={pinned}\n"
 
 
 def test_preview_comments_are_edited_in_place_by_marker(tmp_path: Path) -> None:
@@ -97,9 +170,17 @@ def test_preview_comments_are_edited_in_place_by_marker(tmp_path: Path) -> None:
         .read_text()
         .startswith("<!-- twinserve-preview:dev -->\n### `pulumi preview`: dev")
     )
-    # The PR already has dev's comment (id 7) but not prod's.
+    # The PR has dev's comment (id 7) by the workflow, and a stranger's comment with prod's marker (id 3),
+    # posted first; the stand-in applies gh's --jq filter to that list with jq.
+    comments = [
+        {"id": 3, "user": {"login": "mallory"}, "body": "<!-- twinserve-preview:prod -->\nfake"},
+        {"id": 7, "user": {"login": "github-actions[bot]"}, "body": "<!-- twinserve-preview:dev -->\nold"},
+    ]
+    (tmp_path / "comments.json").write_text(json.dumps(comments))
     stand_in(
-        tmp_path, "gh", 'if [[ "$*" == *"--jq"* && "$*" == *"twinserve-preview:dev"* ]]; then echo 7; fi'
+        tmp_path,
+        "gh",
+        f'if [ "$4" = "--jq" ]; then jq -r "$5" "{tmp_path}/comments.json"; fi',
     )
     env = {
         "PATH": f"{tmp_path}:{os.environ['PATH']}",

@@ -70,7 +70,7 @@ EXPECTED_PERMISSIONS = {
     ("pull-request.yml", "plan"): {"contents": "read"},
     ("pull-request.yml", "fork-note"): {"contents": "read"},
     ("pull-request.yml", "preview"): {"contents": "read", "id-token": "write"},
-    ("pull-request.yml", "comment"): {"pull-requests": "write"},
+    ("pull-request.yml", "comment"): {"contents": "read", "pull-requests": "write"},
     ("deploy.yml", "build"): {"contents": "read", "id-token": "write"},
     ("deploy.yml", "dev"): {"contents": "read", "id-token": "write"},
     ("deploy.yml", "staging"): {"contents": "read", "id-token": "write"},
@@ -153,9 +153,26 @@ def test_every_preview_and_up_runs_the_policy_pack() -> None:
         for s in steps(w)
         if s.get("uses", "").startswith("pulumi/actions@") and "command" in s.get("with", {})
     ]
-    assert sorted(s["with"]["command"] for s in pulumi_steps) == ["preview", "up"]
+    assert sorted(s["with"]["command"] for s in pulumi_steps) == ["up"]  # previews run preview-stack.sh
     assert all(s["with"]["policyPacks"] == "infra/policy" for s in pulumi_steps)
     assert all(s["with"].get("comment-on-pr") in (None, False) for s in pulumi_steps)
+
+
+def test_every_pulumi_cli_is_the_version_the_sdk_lock_asks() -> None:
+    for workflow in all_workflows().values():
+        for job in workflow["jobs"].values():
+            installs = [s for s in job.get("steps", []) if s.get("uses", "").startswith("pulumi/actions@")]
+            for install in installs:
+                assert install["with"]["pulumi-version"] == "${{ steps.cli.outputs.version }}"
+                assert {"id": "cli", "run": '.github/scripts/pulumi-version.sh >> "$GITHUB_OUTPUT"'} in job[
+                    "steps"
+                ]
+
+
+def test_forks_and_dependabot_get_the_note_and_no_live_preview() -> None:
+    jobs = all_workflows()["pull-request.yml"]["jobs"]
+    assert "github.event.pull_request.user.login != 'dependabot[bot]'" in jobs["preview"]["if"]
+    assert "github.event.pull_request.user.login == 'dependabot[bot]'" in jobs["fork-note"]["if"]
 
 
 def test_deploys_go_dev_staging_prod_one_at_a_time_and_never_cancel() -> None:

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# `pulumi preview` of one stack against the image it runs now, its own output (policy violations
+# included) written for the PR comment. Logs in explicitly (PULUMI_BACKEND_URL, or Pulumi Cloud with
+# PULUMI_ACCESS_TOKEN): the setup action only installs the CLI. A stack that does not exist yet is
+# said so; any other failure (login, credentials, organisation) fails the job and the comment says why.
+set -euo pipefail
+stack=$1 environment=$2 out=$3
+log=$(mktemp)
+comment() { PREVIEW_OUTPUT=$1 "$(dirname "$0")/write-preview.sh" "$environment" "$out"; }
+
+if ! "$(dirname "$0")/pulumi-login.sh" > "$log" 2>&1; then
+  comment "pulumi login failed, so nothing was previewed:"$'\n'"$(cat "$log")"
+  cat "$log" >&2
+  exit 1
+fi
+if ! image=$(pulumi stack output image --stack "$stack" 2> "$log"); then
+  if grep -q "no stack named" "$log"; then
+    comment "No stack named '$stack' yet, so nothing to preview; the first merge to main creates it."
+    exit 0
+  fi
+  comment "Reading the stack's deployed image failed, so nothing was previewed:"$'\n'"$(cat "$log")"
+  cat "$log" >&2
+  exit 1
+fi
+status=0
+pulumi preview --stack "$stack" --diff --non-interactive --policy-pack infra/policy \
+  --config "image=$image" > "$log" 2>&1 || status=$?
+cat "$log"
+comment "$(cat "$log")"
+exit "$status"
