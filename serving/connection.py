@@ -4,7 +4,8 @@ uvicorn bounds neither the size of a request's headers nor the time a client tak
 to send them (its keep-alive timer is only armed after a response, and any byte
 resets it), nor the number of open connections. Each connection here gets:
 headers within `max_header_bytes` (431, then close), headers complete within
-`read_timeout` of their first byte or of the connection opening (408, then close),
+`read_timeout` of their first byte or of the connection opening (408, then close), the body
+within `read_timeout` of the headers (408 from the app, then close),
 and a refusal (503, then close) when the worker already holds `max_connections`.
 """
 
@@ -12,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 SHUTDOWN_GRACE_SECONDS = 0.5
+BODY_TIMED_OUT = "twinserve.body_timed_out"  # scope extension: the body stopped arriving after this many s
 REASONS = {408: "Request Timeout", 431: "Request Header Fields Too Large", 503: "Service Unavailable"}
 
 
@@ -39,15 +42,17 @@ def refusal(status: int, message: str) -> bytes:
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
-    """One per connection. `_awaiting_headers` holds from the connection's start, and again from the
-    end of each request's body, until the next request's headers are complete."""
+    """One per connection, reading in phases: `headers` from the connection's start and again after each
+    request's body, `body` from a request's headers until its last byte. One deadline covers the phase
+    in progress; it is only armed when a phase outlasts the bytes at hand, so a request that arrives
+    whole costs no timer."""
 
     def __init__(self, *args: Any, limits: ConnectionLimits, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.limits = limits
-        self._awaiting_headers = True
+        self._phase = "headers"
         self._header_bytes = 0
-        self._header_deadline: asyncio.TimerHandle | None = None
+        self._deadline: asyncio.TimerHandle | None = None
         self._stopping = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -56,30 +61,32 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             limit = self.limits.max_connections
             self._refuse(503, f"this worker already holds {limit} open connections; retry shortly")
             return
-        self._arm_header_deadline()
+        self._arm(self._headers_too_slow)
 
     def data_received(self, data: bytes) -> None:
-        if self._awaiting_headers:
+        if self._phase == "headers":
             self._header_bytes += len(data)
-            if self._header_deadline is None:
-                self._arm_header_deadline()
         super().data_received(data)
-        if self._awaiting_headers and self._header_bytes > self.limits.max_header_bytes:
-            self._refuse(
-                431, f"request line and headers exceed the limit of {self.limits.max_header_bytes} bytes"
-            )
+        if self._phase == "headers" and self._header_bytes > self.limits.max_header_bytes:
+            limit = self.limits.max_header_bytes
+            self._refuse(431, f"request line and headers exceed the limit of {limit} bytes")
+        elif self._deadline is None and not self.transport.is_closing():
+            if self._phase == "body":
+                self._arm(self._body_too_slow)
+            elif self._header_bytes:
+                self._arm(self._headers_too_slow)
 
     def on_headers_complete(self) -> None:
-        self._awaiting_headers = False
-        self._header_bytes = 0
-        self._cancel_header_deadline()
+        self._phase, self._header_bytes = "body", 0
+        self._cancel()
         super().on_headers_complete()
         if self._stopping and self.cycle is not None:
             self.cycle.keep_alive = False
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._awaiting_headers = True
+        self._phase = "headers"
+        self._cancel()
 
     def shutdown(self) -> None:
         """uvicorn closes an idle connection at once when it stops, losing a request already on the wire:
@@ -92,36 +99,49 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _close_if_idle(self) -> None:
         idle = self.cycle is None or self.cycle.response_complete
-        if idle and self._awaiting_headers and self._header_bytes == 0 and not self.transport.is_closing():
+        if idle and self._phase == "headers" and self._header_bytes == 0 and not self.transport.is_closing():
             self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_header_deadline()
+        self._cancel()
         super().connection_lost(exc)
 
-    def _arm_header_deadline(self) -> None:
-        self._header_deadline = self.loop.call_later(self.limits.read_timeout, self._headers_too_slow)
+    def _arm(self, callback: Callable[[], None]) -> None:
+        self._deadline = self.loop.call_later(self.limits.read_timeout, callback)
 
-    def _cancel_header_deadline(self) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
-            self._header_deadline = None
+    def _cancel(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
 
     def _headers_too_slow(self) -> None:
-        self._header_deadline = None
-        if not self._awaiting_headers or self.transport.is_closing():
+        self._deadline = None
+        if self._phase != "headers" or self.transport.is_closing():
             return
         if self.cycle is not None and not self.cycle.response_complete:
-            self._arm_header_deadline()  # still answering the previous request: the clock starts after
+            self._arm(self._headers_too_slow)  # still answering the previous request: the clock starts after
             return
         if self._header_bytes == 0:
             self.transport.close()  # nothing was asked: nothing to answer
             return
         self._refuse(408, f"request headers not received within {self.limits.read_timeout:g}s")
 
+    def _body_too_slow(self) -> None:
+        """The app is reading the body: end it here and flag the scope, so the app answers 408 itself."""
+        self._deadline = None
+        if self._phase != "body" or self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if cycle is None or cycle.response_started:
+            self.transport.close()  # answered already; the rest of the body is not worth waiting for
+            return
+        cycle.scope.setdefault("extensions", {})[BODY_TIMED_OUT] = self.limits.read_timeout  # type: ignore[typeddict-item]
+        cycle.more_body = False
+        cycle.message_event.set()
+
     def _refuse(self, status: int, message: str) -> None:
         if self.transport.is_closing():
             return
-        self._cancel_header_deadline()
+        self._cancel()
         self.transport.write(refusal(status, message))
         self.transport.close()

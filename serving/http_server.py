@@ -17,6 +17,7 @@ from typing import Any
 
 from serving.app import build_dataplane
 from serving.batching import MicroBatcher
+from serving.connection import BODY_TIMED_OUT
 from serving.dataplane import DataPlane
 from serving.errors import PayloadTooLarge, RequestTimeout, Timeout, TooManyRequests
 from serving.metrics import exposition, observe
@@ -91,7 +92,7 @@ class ServingApp:
             )
         self.inflight += 1
         try:
-            body = await self._receive_body(headers, receive)
+            body = await self._receive_body(scope, headers, receive)
             if isinstance(body, Response):
                 return body
             deadline = time.perf_counter() + self.settings.timeout_seconds
@@ -102,20 +103,24 @@ class ServingApp:
         finally:
             self.inflight -= 1
 
-    async def _receive_body(self, headers: dict[str, str], receive: Any) -> bytes | Response:
+    async def _receive_body(
+        self, scope: dict[str, Any], headers: dict[str, str], receive: Any
+    ) -> bytes | Response:
         """The body, or the refusal to send: too large by its declared length (before reading any of it),
         too large as it streams in, or not all there within the read timeout."""
         limit, declared = self.settings.max_body_bytes, headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             return _closing(error_response(body_too_large(limit)))
         try:
-            async with asyncio.timeout(self.settings.read_timeout_seconds):
-                return await self._read_body(receive)
+            body = await self._read_body(receive)
         except PayloadTooLarge as error:
             return _closing(error_response(error))
-        except TimeoutError:
-            seconds = self.settings.read_timeout_seconds
-            return _closing(error_response(RequestTimeout(f"request body not received within {seconds:g}s")))
+        timed_out = scope.get("extensions", {}).get(BODY_TIMED_OUT)
+        if timed_out is not None:
+            return _closing(
+                error_response(RequestTimeout(f"request body not received within {timed_out:g}s"))
+            )
+        return body
 
     async def _inline(self, request: Request, deadline: float) -> Response:
         """LiteRT answers in microseconds, so it runs on the event loop; the yield first lets requests that

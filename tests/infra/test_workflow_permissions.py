@@ -1,0 +1,137 @@
+"""Every AWS call a workflow step makes is allowed by the role that step assumes.
+
+The calls are derived from what each step runs (the smoke test against each stack's endpoints,
+`docker push` to the repository, the CLI against the S3 state backend); the bootstrap's role
+policies are read under mocks and evaluated as IAM evaluates Allow statements (action and
+resource wildcards, StringEquals conditions). AWS itself is the only final word: see the note.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from fnmatch import fnmatchcase
+from typing import Any
+
+import pytest
+from offline import Run
+
+from tests.infra.conftest import ENVS
+from tests.infra.test_bootstrap import bootstrap, role
+
+ACCOUNT, REGION = "123456789012", "eu-west-1"
+BUCKET = f"arn:aws:s3:::twinserve-pulumi-state-{ACCOUNT}-{REGION}"
+KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/state"
+REPOSITORY = f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/twinserve"
+Call = tuple[str, str, dict[str, str]]  # action, resource, request context
+
+
+def _listed(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else value
+
+
+def _conditions_hold(conditions: dict[str, dict[str, Any]], context: dict[str, str]) -> bool:
+    for operator, pairs in conditions.items():
+        match = {"StringEquals": lambda v, p: v == p, "StringLike": fnmatchcase}[operator]
+        for key, expected in pairs.items():
+            if key not in context or not any(match(context[key], e) for e in _listed(expected)):
+                return False
+    return True
+
+
+def allows(policy: dict[str, Any], call: Call) -> bool:
+    action, resource, context = call
+    return any(
+        statement["Effect"] == "Allow"
+        and any(fnmatchcase(action.lower(), a.lower()) for a in _listed(statement["Action"]))
+        and any(fnmatchcase(resource, r) for r in _listed(statement["Resource"]))
+        and _conditions_hold(statement.get("Condition", {}), context)
+        for statement in policy["Statement"]
+    )
+
+
+def state_calls(stack: str, *, writes: bool) -> list[Call]:
+    """The CLI on an S3 backend: list and read the stack, decrypt its secrets; a preview writes only its
+    lock, an up also the checkpoint, its history and backups."""
+    stack_file = f"{BUCKET}/.pulumi/stacks/twinserve/{stack}.json"
+    lock = f"{BUCKET}/.pulumi/locks/organization/twinserve/{stack}/0a1b.json"
+    calls: list[Call] = [
+        ("s3:ListBucket", BUCKET, {}),
+        ("s3:GetObject", stack_file, {}),
+        ("kms:Decrypt", KEY, {}),
+        ("s3:PutObject", lock, {}),
+        ("s3:DeleteObject", lock, {}),
+    ]
+    if writes:
+        history = f"{BUCKET}/.pulumi/history/twinserve/{stack}/{stack}-1.history.json"
+        calls += [("s3:PutObject", stack_file, {}), ("s3:PutObject", history, {}), ("kms:Encrypt", KEY, {})]
+        calls += [("kms:GenerateDataKey", KEY, {})]
+    return calls
+
+
+def smoke_calls(run: Run, stack: str) -> list[Call]:
+    """`make smoke`: the stack's outputs from the state, then SigV4-signed requests to AWS_IAM Function URLs."""
+    calls = [c for c in state_calls(stack, writes=False) if c[0] in ("s3:ListBucket", "s3:GetObject", "kms:Decrypt")]
+    for url in run.of_type("aws:lambda/functionUrl:FunctionUrl"):
+        if url.inputs["authorizationType"] == "AWS_IAM":
+            function = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{url.inputs['functionName']}"
+            qualified = f"{function}:{url.inputs['qualifier']}"
+            calls.append(("lambda:InvokeFunctionUrl", qualified, {"lambda:FunctionUrlAuthType": "AWS_IAM"}))
+    return calls
+
+
+PUSH_CALLS: list[Call] = [
+    ("ecr:GetAuthorizationToken", "*", {}),
+    *[
+        (action, REPOSITORY, {})
+        for action in (
+            "ecr:BatchCheckLayerAvailability",
+            "ecr:InitiateLayerUpload",
+            "ecr:UploadLayerPart",
+            "ecr:CompleteLayerUpload",
+            "ecr:PutImage",
+            "ecr:BatchGetImage",
+            "ecr:DescribeImages",
+        )
+    ],
+]
+
+
+@pytest.fixture(scope="module")
+def policies() -> dict[str, dict[str, Any]]:
+    run = bootstrap(stateBackend="true")
+    return {name: role(run, f"twinserve-{name}")[1] for name in ("deploy", "preview", "publish")}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_deploy_role_may_do_everything_the_up_and_smoke_steps_do(
+    env: str, run_stack: Callable[..., Run], policies: dict[str, dict[str, Any]]
+) -> None:
+    calls = state_calls(env, writes=True) + smoke_calls(run_stack(env), env)
+    assert any(action == "lambda:InvokeFunctionUrl" for action, _, _ in calls)  # AWS_IAM URLs by default
+    assert [call for call in calls if not allows(policies["deploy"], call)] == []
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_preview_role_may_read_and_lock_and_nothing_more(env: str, policies: dict[str, dict[str, Any]]) -> None:
+    assert [call for call in state_calls(env, writes=False) if not allows(policies["preview"], call)] == []
+    checkpoint = f"{BUCKET}/.pulumi/stacks/twinserve/{env}.json"
+    assert not allows(policies["preview"], ("s3:PutObject", checkpoint, {}))
+
+
+def test_the_publish_role_may_push_the_image_and_nothing_more(policies: dict[str, dict[str, Any]]) -> None:
+    assert [call for call in PUSH_CALLS if not allows(policies["publish"], call)] == []
+    assert not allows(policies["publish"], ("s3:GetObject", f"{BUCKET}/.pulumi/stacks/twinserve/dev.json", {}))
+
+
+def test_the_smoke_grant_is_only_for_iam_authenticated_urls_of_our_functions(
+    policies: dict[str, dict[str, Any]],
+) -> None:
+    ours = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:twinserve-iris-dev:live"
+    theirs = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:billing:live"
+    deploy = policies["deploy"]
+    assert allows(deploy, ("lambda:InvokeFunctionUrl", ours, {"lambda:FunctionUrlAuthType": "AWS_IAM"}))
+    assert not allows(deploy, ("lambda:InvokeFunctionUrl", ours, {"lambda:FunctionUrlAuthType": "NONE"}))
+    assert not allows(deploy, ("lambda:InvokeFunctionUrl", theirs, {"lambda:FunctionUrlAuthType": "AWS_IAM"}))
+    assert not allows(deploy, ("lambda:InvokeFunction", ours, {}))
+    assert json.dumps(policies["preview"]).count("InvokeFunctionUrl") == 0
