@@ -70,8 +70,12 @@ def state_calls(stack: str, *, writes: bool) -> list[Call]:
 
 
 def smoke_calls(run: Run, stack: str) -> list[Call]:
-    """`make smoke`: the stack's outputs from the state, then SigV4-signed requests to AWS_IAM Function URLs."""
-    calls = [c for c in state_calls(stack, writes=False) if c[0] in ("s3:ListBucket", "s3:GetObject", "kms:Decrypt")]
+    """`make smoke`: the outputs from the state, then SigV4-signed requests to AWS_IAM Function URLs."""
+    calls = [
+        c
+        for c in state_calls(stack, writes=False)
+        if c[0] in ("s3:ListBucket", "s3:GetObject", "kms:Decrypt")
+    ]
     for url in run.of_type("aws:lambda/functionUrl:FunctionUrl"):
         if url.inputs["authorizationType"] == "AWS_IAM":
             function = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{url.inputs['functionName']}"
@@ -113,7 +117,9 @@ def test_the_deploy_role_may_do_everything_the_up_and_smoke_steps_do(
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_the_preview_role_may_read_and_lock_and_nothing_more(env: str, policies: dict[str, dict[str, Any]]) -> None:
+def test_the_preview_role_may_read_and_lock_and_nothing_more(
+    env: str, policies: dict[str, dict[str, Any]]
+) -> None:
     assert [call for call in state_calls(env, writes=False) if not allows(policies["preview"], call)] == []
     checkpoint = f"{BUCKET}/.pulumi/stacks/twinserve/{env}.json"
     assert not allows(policies["preview"], ("s3:PutObject", checkpoint, {}))
@@ -121,7 +127,9 @@ def test_the_preview_role_may_read_and_lock_and_nothing_more(env: str, policies:
 
 def test_the_publish_role_may_push_the_image_and_nothing_more(policies: dict[str, dict[str, Any]]) -> None:
     assert [call for call in PUSH_CALLS if not allows(policies["publish"], call)] == []
-    assert not allows(policies["publish"], ("s3:GetObject", f"{BUCKET}/.pulumi/stacks/twinserve/dev.json", {}))
+    assert not allows(
+        policies["publish"], ("s3:GetObject", f"{BUCKET}/.pulumi/stacks/twinserve/dev.json", {})
+    )
 
 
 def test_the_smoke_grant_is_only_for_iam_authenticated_urls_of_our_functions(
