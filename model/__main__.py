@@ -26,15 +26,16 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     try:
-        target, metrics = run(args.config, args.output)
+        target, metrics, written = run(args.config, args.output)
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     elapsed = time.perf_counter() - started
-    print(
-        f"exported {target} (accuracy {metrics['accuracy']:.3f}, "
-        f"log_loss {metrics['log_loss']:.3f}) in {elapsed:.1f}s"
-    )
+    scores = f"accuracy {metrics['accuracy']:.3f}, log_loss {metrics['log_loss']:.3f}"
+    if written:
+        print(f"exported {target} ({scores}) in {elapsed:.1f}s")
+    else:
+        print(f"{target} is up to date: its inputs (data, config, code, lock) are unchanged ({scores})")
     return 0
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,10 @@ import tensorflow as tf
 from model import task
 from model.config import TrainingConfig
 from model.dataset import sha256_of
+from model.inputs import METADATA_FILE
 
-METADATA_FILE = "metadata.json"
 TFLITE_FILE = "model.tflite"
+FINGERPRINT_FILE = "fingerprint.pb"
 
 
 def _signature(model: keras.Model) -> tf.types.experimental.ConcreteFunction:
@@ -33,26 +33,19 @@ def _signature(model: keras.Model) -> tf.types.experimental.ConcreteFunction:
 
 
 def _write_saved_model(model: keras.Model, directory: Path) -> None:
+    """The SavedModel without `fingerprint.pb`: it holds a fresh random id on every save, and nothing
+    that serves the model reads it, so the artifact stays a pure function of its inputs."""
     holder = tf.Module()
     holder.model = model
     holder.serve = _signature(model)
     tf.saved_model.save(holder, str(directory), signatures={"serving_default": holder.serve})
+    (directory / FINGERPRINT_FILE).unlink(missing_ok=True)
 
 
 def _write_tflite(model: keras.Model, path: Path) -> None:
     """Convert from the Keras model: a frozen graph, with no resource-variable reads for LiteRT."""
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     path.write_bytes(converter.convert())
-
-
-def _git_commit() -> str:
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return result.stdout.strip()
 
 
 def _file_hashes(directory: Path) -> dict[str, str]:
@@ -65,9 +58,14 @@ def _tensor(name: str, width: int) -> dict[str, Any]:
 
 
 def build_metadata(
-    config: TrainingConfig, metrics: dict[str, float], data_sha256: str, hashes: dict[str, str]
+    config: TrainingConfig,
+    metrics: dict[str, float],
+    data_sha256: str,
+    hashes: dict[str, str],
+    inputs_sha256: str,
 ) -> dict[str, Any]:
-    """What serving and people need to know about the artifact; no timestamps, so it is reproducible."""
+    """What serving and people need to know about the artifact; no timestamps and no commit, so the same
+    inputs give the same bytes (the image's labels carry the commit)."""
     return {
         "name": config.name,
         "version": config.version,
@@ -78,7 +76,7 @@ def build_metadata(
         "labels": list(task.LABELS),
         "metrics": metrics,
         "training_data": {"file": config.data.name, "sha256": data_sha256},
-        "git_commit": _git_commit(),
+        "inputs_sha256": inputs_sha256,
         "framework": {"tensorflow": tf.__version__, "keras": keras.__version__},
         "files": hashes,
     }
@@ -94,7 +92,12 @@ def _move_into_place(staged: Path, target: Path) -> None:
 
 
 def export(
-    model: keras.Model, config: TrainingConfig, metrics: dict[str, float], data_sha256: str, root: Path
+    model: keras.Model,
+    config: TrainingConfig,
+    metrics: dict[str, float],
+    data_sha256: str,
+    root: Path,
+    inputs_sha256: str,
 ) -> Path:
     """Write `<root>/<name>/<version>/` via a hidden staging directory beside it."""
     model_dir = root / config.name
@@ -103,7 +106,7 @@ def export(
     try:
         _write_saved_model(model, staged)
         _write_tflite(model, staged / TFLITE_FILE)
-        metadata = build_metadata(config, metrics, data_sha256, _file_hashes(staged))
+        metadata = build_metadata(config, metrics, data_sha256, _file_hashes(staged), inputs_sha256)
         (staged / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
         target = model_dir / str(config.version)
         _move_into_place(staged, target)

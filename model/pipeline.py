@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from model import dataset, gate, train
 from model.config import load_config
 from model.export import export
+from model.inputs import METADATA_FILE, inputs_digest, up_to_date
 
 
-def run(config_path: Path, root: Path) -> tuple[Path, dict[str, float]]:
+def run(config_path: Path, root: Path) -> tuple[Path, dict[str, float], bool]:
+    """The export, its metrics, and whether it was written now (False: the one there has these inputs)."""
     config = load_config(config_path)
+    target = root / config.name / str(config.version)
+    digest = inputs_digest(config_path, config.data)
+    if up_to_date(target, digest):
+        return target, json.loads((target / METADATA_FILE).read_text())["metrics"], False
     features, labels = dataset.load_examples(config.data)
     data = dataset.split(features, labels, config.test_fraction, config.seed)
     model = train.fit(config, data)
     metrics = gate.evaluate(train.predict(model, data.test_x), data.test_y)
     gate.check(metrics, config.gate)
-    return export(model, config, metrics, dataset.sha256_of(config.data), root), metrics
+    return export(model, config, metrics, dataset.sha256_of(config.data), root, digest), metrics, True

@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
             with tempfile.TemporaryDirectory(prefix=f"lambda-{arch}-") as staging:
                 package = build(version_dir, arch, args.python_version, args.out, Path(staging))
             print(
-                f"{package.path}: {package.zipped_bytes / 2**20:.1f} MiB zipped, "
+                f"{package.path}{' (up to date: same inputs)' if package.reused else ''}: "
+                f"{package.zipped_bytes / 2**20:.1f} MiB zipped, "
                 f"{package.unzipped_bytes / 2**20:.1f} MiB unzipped, python{args.python_version}, "
                 f"bytecode {'yes' if package.bytecode else 'no'}, sha256 {package.sha256}"
             )

@@ -8,6 +8,7 @@ hand) is compiled with hash-based invalidation and `/var/task` paths.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -45,6 +46,7 @@ class Package:
     zipped_bytes: int
     unzipped_bytes: int
     bytecode: bool
+    reused: bool = False  # the zip already there was built from the same inputs
 
 
 def install_dependencies(target: Path, arch: str, python_version: str) -> None:
@@ -134,22 +136,57 @@ def check_limits(path: Path, unzipped: int) -> None:
         )
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
+
+
+def inputs_digest(version_dir: Path, arch: str, python_version: str) -> str:
+    """Everything the zip's bytes follow from: target, lock, handler code, model, and this builder."""
+    parts = [("arch", arch), ("python", python_version), ("lock", _sha256(REQUIREMENTS))]
+    parts += [
+        ("bytecode", str(find_interpreter(python_version) is not None)),
+        ("builder", _sha256(Path(__file__))),
+    ]
+    parts += [(f"serving/{m}.py", _sha256(REPO / "serving" / f"{m}.py")) for m in MODULES]
+    parts += [(f"model/{n}", _sha256(version_dir / n)) for n in MODEL_FILES]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+def _reuse(path: Path, digest: str) -> Package | None:
+    """The zip already built from these inputs, if it is there and intact: nothing is rebuilt."""
+    stamp, recorded = path.with_name(path.name + ".inputs"), path.with_name(path.name + ".sha256")
+    if not (path.is_file() and stamp.is_file() and recorded.is_file()) or stamp.read_text().strip() != digest:
+        return None
+    actual = _sha256(path)
+    if recorded.read_text().split()[0] != actual:
+        return None
+    with zipfile.ZipFile(path) as archive:
+        infos = archive.infolist()
+    bytecode = any(i.filename.endswith(".pyc") for i in infos)
+    return Package(path, actual, path.stat().st_size, sum(i.file_size for i in infos), bytecode, reused=True)
+
+
 def build(version_dir: Path, arch: str, python_version: str, out_dir: Path, staging: Path) -> Package:
-    """Stage the tree, zip it, check the limits, and write `<zip>.sha256` beside it."""
+    """Stage the tree, zip it, check the limits, and write `<zip>.sha256` and `<zip>.inputs` beside it;
+    a zip already built from the same inputs is kept as it is."""
     if arch not in PLATFORMS:
         raise PackageError(f"unknown architecture {arch!r}; choose from {sorted(PLATFORMS)}")
+    path = out_dir / f"lambda-{arch}.zip"
+    digest = inputs_digest(version_dir, arch, python_version)
+    if (reused := _reuse(path, digest)) is not None:
+        return reused
     install_dependencies(staging, arch, python_version)
     copy_code(staging)
     copy_model(version_dir, staging)
     bytecode = compile_bytecode(staging, python_version)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"lambda-{arch}.zip"
     unzipped = write_zip(staging, path)
     try:
         check_limits(path, unzipped)
     except PackageError:
         path.unlink()
         raise
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    path.with_name(path.name + ".sha256").write_text(f"{digest}  {path.name}\n")
-    return Package(path, digest, path.stat().st_size, unzipped, bytecode)
+    zip_sha256 = _sha256(path)
+    path.with_name(path.name + ".sha256").write_text(f"{zip_sha256}  {path.name}\n")
+    path.with_name(path.name + ".inputs").write_text(digest + "\n")
+    return Package(path, zip_sha256, path.stat().st_size, unzipped, bytecode)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from tests.conftest import run_cli
@@ -10,8 +11,7 @@ from tests.conftest import run_cli
 
 def test_export_writes_the_tf_serving_layout(artifact: Path) -> None:
     names = sorted(p.relative_to(artifact).as_posix() for p in artifact.rglob("*") if p.is_file())
-    assert names == [
-        "fingerprint.pb",
+    assert names == [  # no fingerprint.pb: a random id on every save
         "metadata.json",
         "model.tflite",
         "saved_model.pb",
@@ -51,3 +51,38 @@ def test_missing_config_file_is_named(tmp_path: Path) -> None:
     result = run_cli("--config", str(tmp_path / "nope.yaml"), "--output", str(tmp_path))
     assert result.returncode == 1
     assert f"config file not found: {tmp_path / 'nope.yaml'}" in result.stderr
+
+
+def test_the_same_inputs_give_the_same_bytes_and_a_rerun_trains_nothing(
+    artifact: Path, tmp_path: Path
+) -> None:
+    """A commit that changes no input (a README edit) exports exactly the artifact main has: no new
+    Lambda version, no pod rollout. The session's artifact was trained in another process."""
+    again = tmp_path / "models"
+    first = run_cli("--output", str(again))
+    assert first.returncode == 0, first.stderr
+    assert _tree(again / "iris" / "1") == _tree(artifact)
+    second = run_cli("--output", str(again))
+    assert second.returncode == 0, second.stderr
+    assert "is up to date: its inputs (data, config, code, lock) are unchanged" in second.stdout
+    assert _tree(again / "iris" / "1") == _tree(artifact)
+
+
+def test_a_changed_input_or_a_damaged_export_is_rebuilt(artifact: Path, tmp_path: Path, write_config) -> None:
+    root = tmp_path / "models"
+    shutil.copytree(artifact.parent.parent, root)
+    (root / "iris" / "1" / "model.tflite").write_bytes(b"damaged")
+    repaired = run_cli("--output", str(root))
+    assert repaired.returncode == 0, repaired.stderr
+    assert repaired.stdout.splitlines()[-1].startswith("exported")
+    assert _tree(root / "iris" / "1") == _tree(artifact)
+    changed = run_cli("--config", str(write_config(epochs=20)), "--output", str(root))
+    assert changed.stdout.splitlines()[-1].startswith("exported")
+    assert (
+        json.loads((root / "iris" / "1" / "metadata.json").read_text())["inputs_sha256"]
+        != json.loads((artifact / "metadata.json").read_text())["inputs_sha256"]
+    )
+
+
+def _tree(directory: Path) -> dict[str, bytes]:
+    return {p.relative_to(directory).as_posix(): p.read_bytes() for p in directory.rglob("*") if p.is_file()}

@@ -29,7 +29,8 @@ def test_a_swapped_in_network_is_exported(
 
     monkeypatch.setattr(task, "build_model", logistic_regression)
     config = write_config(gate={"min_accuracy": 0.5, "max_log_loss": 2.0}, epochs=50, version=7)
-    target, _ = run(config, tmp_path)
+    target, _, written = run(config, tmp_path)
+    assert written
     metadata = json.loads((target / "metadata.json").read_text())
     assert target == tmp_path / "iris" / "7"
     assert metadata["version"] == 7

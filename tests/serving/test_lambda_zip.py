@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -93,6 +94,35 @@ def test_same_inputs_give_a_byte_identical_zip(dist: Path, tmp_path: Path) -> No
                "--python-version", PYTHON_VERSION, "--arch", "x86_64", "--out", str(tmp_path)]  # fmt: skip
     subprocess.run(command, cwd=REPO, check=True, capture_output=True, timeout=300)
     assert (tmp_path / "lambda-x86_64.zip").read_bytes() == (dist / "lambda-x86_64.zip").read_bytes()
+
+
+def test_a_second_make_package_with_the_same_inputs_rebuilds_nothing(dist: Path) -> None:
+    before = {p.name: p.read_bytes() for p in dist.iterdir()}
+    result = subprocess.run(
+        ["make", "-s", "package", f"PYTHON_VERSION={PYTHON_VERSION}", f"MODEL_ROOT={dist.parent / 'models'}",
+         f"DIST={dist}"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "is up to date: its inputs (data, config, code, lock) are unchanged" in result.stdout
+    assert "lambda-x86_64.zip (up to date: same inputs)" in result.stdout
+    assert "lambda-arm64.zip (up to date: same inputs)" in result.stdout
+    assert {p.name: p.read_bytes() for p in dist.iterdir()} == before
+
+
+def test_a_changed_input_rebuilds_the_zip(dist: Path, tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    shutil.copytree(dist.parent / "models", models)
+    out = tmp_path / "dist"
+    shutil.copytree(dist, out)
+    metadata = next(models.glob("*/*/metadata.json"))
+    metadata.write_text(metadata.read_text().replace('"labels"', '"labels" ', 1))
+    command = [sys.executable, "-m", "serving.packaging", "--model-root", str(models),
+               "--python-version", PYTHON_VERSION, "--arch", "x86_64", "--out", str(out)]  # fmt: skip
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "up to date" not in result.stdout
+    assert (out / "lambda-x86_64.zip").read_bytes() != (dist / "lambda-x86_64.zip").read_bytes()
 
 
 def test_entries_have_fixed_times_and_modes(dist: Path) -> None:

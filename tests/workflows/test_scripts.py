@@ -245,3 +245,55 @@ def test_compare_is_skipped_when_nothing_it_reads_changed() -> None:
     result = run("compare-if-changed.sh", str(REPO))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("No change to environments")
+
+
+def image_tree(root: Path, model: bytes = b"tflite", readme: str = "a") -> Path:
+    """The files an image build copies in, and one it does not (the README)."""
+    for name, content in {
+        "serving/Dockerfile": "FROM x",
+        "serving/app.py": "print()",
+        "serving/requirements-http.txt": "uvicorn==1",
+        "README.md": readme,
+    }.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(content)
+    (root / "build/models/iris/1").mkdir(parents=True, exist_ok=True)
+    (root / "build/models/iris/1/model.tflite").write_bytes(model)
+    return root
+
+
+def test_the_image_tag_follows_its_inputs_only(tmp_path: Path) -> None:
+    first = run("image-inputs.sh", cwd=image_tree(tmp_path / "a")).stdout
+    readme_only = run("image-inputs.sh", cwd=image_tree(tmp_path / "b", readme="changed")).stdout
+    new_model = run("image-inputs.sh", cwd=image_tree(tmp_path / "c", model=b"retrained")).stdout
+    assert first.startswith("tag=inputs-")
+    assert len(first.strip()) == len("tag=inputs-") + 40
+    assert readme_only == first
+    assert new_model != first
+    missing = run("image-inputs.sh", cwd=tmp_path, env={"MODEL_NAME": "digits"})
+    assert missing.returncode == 1
+    assert "build/models/digits/1 is missing: run `make model` first" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("aws", "expected", "code"),
+    [
+        (f'echo "{DIGEST}"', f"exists=true\ndigest={DIGEST}\n", 0),
+        ('echo "An error occurred (ImageNotFoundException) when calling DescribeImages" >&2; exit 254',
+         "exists=false\n", 0),
+        ('echo "An error occurred (AccessDeniedException)" >&2; exit 254', "", 1),
+    ],
+)  # fmt: skip
+def test_an_image_already_pushed_is_reused_and_only_a_missing_one_is_built(
+    tmp_path: Path, aws: str, expected: str, code: int
+) -> None:
+    stand_in(tmp_path, "aws", aws)
+    env = {"PATH": f"{tmp_path}:{os.environ['PATH']}", "ECR_REPOSITORY_URL": "1.dkr.ecr.x/twinserve",
+           "TAG": "inputs-abc"}  # fmt: skip
+    result = run("existing-image.sh", env=env)
+    assert (result.stdout, result.returncode) == (expected, code)
+    assert (
+        (tmp_path / "aws.log")
+        .read_text()
+        .startswith("ecr describe-images --repository-name twinserve --image-ids imageTag=inputs-abc")
+    )

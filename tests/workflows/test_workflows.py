@@ -202,3 +202,18 @@ def test_the_template_never_deploys_and_aws_is_reached_only_through_oidc() -> No
     text = "".join(p.read_text() for p in WORKFLOWS.glob("*.yml"))
     assert "AWS_SECRET_ACCESS_KEY" not in text
     assert "aws-access-key-id" not in text
+
+
+def test_re_running_failed_jobs_conflicts_with_nothing() -> None:
+    """An artifact re-uploaded by a re-run replaces its first upload; the image is tagged by content."""
+    uploads = [
+        s
+        for w in all_workflows().values()
+        for s in steps(w)
+        if s.get("uses", "").startswith("actions/upload-artifact@")
+    ]
+    assert uploads
+    assert all(s["with"].get("overwrite") is True for s in uploads)
+    (push,) = [s for s in steps(all_workflows()["deploy.yml"]) if s.get("id") == "push"]
+    assert push["with"]["tags"] == "${{ vars.ECR_REPOSITORY_URL }}:${{ steps.inputs.outputs.tag }}"
+    assert "steps.existing.outputs.exists != 'true'" in push["if"]

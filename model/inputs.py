@@ -1,0 +1,46 @@
+"""What an artifact is a function of: its training inputs, named by one digest.
+
+The data, the config, the training code and its lock; nothing else (not the git commit,
+not the clock), so a commit that changes none of them gives the same digest, and
+`make model` can tell that the artifact it would write is the one already there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from model.dataset import sha256_of
+
+CODE = Path(__file__).resolve().parent
+METADATA_FILE = "metadata.json"
+
+
+def inputs_digest(config_path: Path, data_path: Path) -> str:
+    """sha256 over (role, sha256) pairs: the code files by name, the config and data by content only."""
+    parts = [(f"code/{p.name}", sha256_of(p)) for p in sorted(CODE.glob("*.py"))]
+    parts += [("lock", sha256_of(CODE / "requirements.txt")), ("config", sha256_of(config_path))]
+    parts.append(("data", sha256_of(data_path)))
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+def up_to_date(version_dir: Path, digest: str) -> bool:
+    """The export there came from these inputs and its files are intact."""
+    try:
+        metadata = json.loads((version_dir / METADATA_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    if metadata.get("inputs_sha256") != digest:
+        return False
+    files = metadata.get("files") or {}
+    present = {
+        p.relative_to(version_dir).as_posix()
+        for p in version_dir.rglob("*")
+        if p.is_file() and p.name != METADATA_FILE
+    }
+    return (
+        bool(files)
+        and present == set(files)
+        and all(sha256_of(version_dir / name) == digest_ for name, digest_ in files.items())
+    )
