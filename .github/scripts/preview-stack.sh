@@ -22,9 +22,20 @@ if ! image=$(pulumi stack output image --stack "$stack" 2> "$log"); then
   cat "$log" >&2
   exit 1
 fi
+# Environment secrets are invisible without `environment:` (which would wait for prod's reviewers),
+# so each cluster is reached with a read-only kubeconfig in a repository secret per environment.
+cluster_var="PREVIEW_KUBECONFIG_${environment^^}"
+if [ -n "${!cluster_var:-}" ]; then
+  umask 077
+  export KUBECONFIG="${RUNNER_TEMP:-$(mktemp -d)}/preview-kubeconfig"
+  printf '%s\n' "${!cluster_var}" > "$KUBECONFIG"
+  cluster_note=""
+else
+  cluster_note="Note: no $cluster_var secret, so the Kubernetes resources were previewed without the cluster (no server-side checks, no live diff)."
+fi
 status=0
 pulumi preview --stack "$stack" --diff --non-interactive --policy-pack infra/policy \
   --config "image=$image" > "$log" 2>&1 || status=$?
 cat "$log"
-comment "$(cat "$log")"
+comment "${cluster_note:+$cluster_note$'\n\n'}$(cat "$log")"
 exit "$status"

@@ -77,6 +77,8 @@ def test_cluster_access_writes_a_private_kubeconfig_and_exports_it(tmp_path: Pat
 
 
 FAKE_PULUMI = r"""
+[ "$1" != preview ] || { echo "KUBECONFIG=${KUBECONFIG:-} $(cat "${KUBECONFIG:-/dev/null}")"; \
+  [ -z "${KUBECONFIG:-}" ] || stat -c %a "$KUBECONFIG"; }
 case "$1 $2" in
   "login "*|"login ") [ -z "$LOGIN_ERROR" ] || { echo "$LOGIN_ERROR" >&2; exit 255; } ;;
   "stack output") [ -z "$OUTPUT_ERROR" ] || { echo "$OUTPUT_ERROR" >&2; exit 255; }; echo "$DEPLOYED" ;;
@@ -297,3 +299,23 @@ def test_an_image_already_pushed_is_reused_and_only_a_missing_one_is_built(
         .read_text()
         .startswith("ecr describe-images --repository-name twinserve --image-ids imageTag=inputs-abc")
     )
+
+
+def test_a_preview_reaches_the_cluster_with_its_read_only_kubeconfig(tmp_path: Path) -> None:
+    kubeconfig = "apiVersion: v1\nkind: Config\n"
+    result, comment, _ = preview(
+        tmp_path,
+        DEPLOYED="x",
+        PREVIEW_TEXT="ok",
+        PREVIEW_KUBECONFIG_DEV=kubeconfig,
+        RUNNER_TEMP=str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"KUBECONFIG={tmp_path}/preview-kubeconfig {kubeconfig}600\n")
+    assert "without the cluster" not in comment
+
+
+def test_a_preview_without_cluster_access_says_so_plainly(tmp_path: Path) -> None:
+    result, comment, _ = preview(tmp_path, DEPLOYED="x", PREVIEW_TEXT="ok", PREVIEW_KUBECONFIG_PROD="other")
+    assert result.returncode == 0
+    assert comment.count("no PREVIEW_KUBECONFIG_DEV secret, so the Kubernetes resources were previewed") == 1
