@@ -19,7 +19,7 @@ PYTHON_VERSION ?= $(shell sed -n "/^  lambdaPythonVersion:/,/default:/s/^ *defau
 ARCHES ?= x86_64 arm64
 DIST ?= dist
 
-.PHONY: help install install-infra model serve quickstart package plan plan-diff smoke compare bench lint test lock clean
+.PHONY: help install install-infra model serve quickstart package plan plan-diff bootstrap smoke compare bench lint test lock clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -84,6 +84,9 @@ compare: $(VENV)/.installed $(INFRA_VENV)/.installed model ## measure both runti
 	$(PY) -m serving.bench.runtimes --model-root $(MODEL_ROOT) --runs $(RUNS) --json $(COMPARE_DIR)/measurements.json
 	cd infra && $(abspath $(INFRA_PY)) -m compare --measurements $(abspath $(COMPARE_DIR))/measurements.json \
 	  --prices $(abspath $(PRICES)) --out $(abspath $(COMPARE_DIR))
+
+bootstrap: $(INFRA_VENV)/.installed ## once per fork: bootstrap stack, repository variables, environments (REPO=owner/name)
+	REPO="$(REPO)" infra/bootstrap/bootstrap.sh
 
 smoke: $(INFRA_VENV)/.installed ## after an up: V2 ready, metadata and one inference on each runtime of ENV
 	mkdir -p build

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# `make bootstrap REPO=owner/name`: everything a fork needs before its first deploy, in one run that
+# is safe to repeat: the bootstrap stack (OIDC provider, roles, ECR, optional state bucket), the
+# repository variables from its outputs, and the dev, staging and prod environments, each limited to
+# `main`, prod behind your review. Prints everything it sets. Needs pulumi, gh (logged in), python3
+# and administrator credentials for the AWS account; REGION (default eu-west-1), STATE_BACKEND=true
+# for the S3 backend, YES=1 to skip the `pulumi up` confirmation.
+set -euo pipefail
+repo=${REPO:-}
+if ! [[ $repo =~ ^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$ ]]; then
+  echo "error: REPO='$repo' is not the fork as owner/name (make bootstrap REPO=acme/models)" >&2
+  exit 2
+fi
+for tool in pulumi gh python3; do
+  command -v "$tool" > /dev/null || { echo "error: $tool is not installed" >&2; exit 2; }
+done
+gh auth status > /dev/null 2>&1 || { echo "error: gh is not logged in: run \`gh auth login\`" >&2; exit 2; }
+
+here=$(cd "$(dirname "$0")" && pwd)
+echo "== the bootstrap stack (infra/bootstrap, stack main)"
+pulumi --cwd "$here" stack select --create main
+pulumi --cwd "$here" config set aws:region "${REGION:-eu-west-1}"
+pulumi --cwd "$here" config set githubRepository "$repo"
+pulumi --cwd "$here" config set stateBackend "${STATE_BACKEND:-false}"
+pulumi --cwd "$here" up ${YES:+--yes}
+
+echo "== repository variables of $repo"
+pulumi --cwd "$here" stack output --json \
+  | python3 -c 'import json, sys; [print(k, v) for k, v in sorted(json.load(sys.stdin).items())]' \
+  | while read -r name value; do
+      gh variable set "$name" --repo "$repo" --body "$value"
+      echo "variable $name=$value"
+    done
+gh variable set DEPLOY_ENABLED --repo "$repo" --body true
+echo "variable DEPLOY_ENABLED=true"
+
+echo "== environments of $repo"
+reviewer=$(gh api user --jq .id)
+for env in dev staging prod; do
+  reviewers=""
+  [ "$env" != prod ] || reviewers="\"reviewers\": [{\"type\": \"User\", \"id\": $reviewer}], "
+  printf '{%s"deployment_branch_policy": {"protected_branches": false, "custom_branch_policies": true}}' \
+    "$reviewers" | gh api -X PUT "repos/$repo/environments/$env" --input - > /dev/null
+  policies=$(gh api "repos/$repo/environments/$env/deployment-branch-policies" --jq '.branch_policies[].name')
+  if ! grep -qx main <<< "$policies"; then
+    gh api -X POST "repos/$repo/environments/$env/deployment-branch-policies" -f name=main > /dev/null
+  fi
+  echo "environment $env: deploys from main only${reviewers:+, each deploy waits for your review}"
+done
+if ! pulumi --cwd "$here" stack output PULUMI_BACKEND_URL > /dev/null 2>&1; then
+  echo "Pulumi Cloud backend: also run \`gh secret set PULUMI_ACCESS_TOKEN --repo $repo\` with a token for CI."
+fi
+echo "Done. Optional: a cluster per environment (\`gh secret set KUBECONFIG --env dev --repo $repo\`)."

@@ -1,0 +1,111 @@
+"""`make bootstrap REPO=…`: one command from a fork to deployable, run with stand-ins for pulumi and gh."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.infra.conftest import REPO
+
+SCRIPT = REPO / "infra" / "bootstrap" / "bootstrap.sh"
+OUTPUTS = {
+    "AWS_DEPLOY_ROLE_ARN": "arn:aws:iam::1:role/twinserve-deploy",
+    "AWS_REGION": "eu-west-1",
+    "ECR_REPOSITORY_URL": "1.dkr.ecr.eu-west-1.amazonaws.com/twinserve",
+}
+# gh keeps the environments' branch policies in a file, so a second run sees what the first created.
+FAKE_GH = r"""
+state=$(dirname "$0")
+case "$*" in
+  "auth status") exit 0 ;;
+  "api user --jq .id") echo 4242 ;;
+  "api -X POST "*) echo "$4" >> "$state/policies" ;;
+  "api -X PUT "*) cat >> "$state/bodies" ;;
+  "api "*"policies --jq"*) if grep -qx "$2" "$state/policies" 2>/dev/null; then echo main; fi ;;
+esac
+"""
+
+
+def stand_in(directory: Path, name: str, body: str) -> None:
+    path = directory / name
+    path.write_text(f'#!/usr/bin/env bash\necho "$*" >> "{directory}/{name}.log"\n{body}\n')
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+
+
+def bootstrap(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    pulumi = f"[ \"$3 $4\" != 'stack output' ] || [ \"$5\" != --json ] || echo '{json.dumps(OUTPUTS)}'"
+    pulumi += '\n[ "$5" != PULUMI_BACKEND_URL ] || exit 255'
+    stand_in(tmp_path, "pulumi", pulumi)
+    stand_in(tmp_path, "gh", FAKE_GH)
+    return subprocess.run(
+        ["make", "-s", "bootstrap", *[f"{k}={v}" for k, v in env.items()]],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"},
+    )
+
+
+def calls(tmp_path: Path, tool: str) -> list[str]:
+    return (tmp_path / f"{tool}.log").read_text().splitlines()
+
+
+def test_one_command_sets_up_the_stack_the_variables_and_the_environments(tmp_path: Path) -> None:
+    result = bootstrap(tmp_path, REPO="acme/models", YES="1")
+    assert result.returncode == 0, result.stderr
+    here = REPO / "infra" / "bootstrap"
+    assert calls(tmp_path, "pulumi")[:5] == [
+        f"--cwd {here} stack select --create main",
+        f"--cwd {here} config set aws:region eu-west-1",
+        f"--cwd {here} config set githubRepository acme/models",
+        f"--cwd {here} config set stateBackend false",
+        f"--cwd {here} up --yes",
+    ]
+    gh = calls(tmp_path, "gh")
+    for name, value in OUTPUTS.items():
+        assert f"variable set {name} --repo acme/models --body {value}" in gh
+        assert f"variable {name}={value}" in result.stdout
+    assert "variable set DEPLOY_ENABLED --repo acme/models --body true" in gh
+    puts = [c for c in gh if c.startswith("api -X PUT")]
+    assert puts == [
+        f"api -X PUT repos/acme/models/environments/{e} --input -" for e in ("dev", "staging", "prod")
+    ]
+    bodies = [json.loads(b) for b in (tmp_path / "bodies").read_text().replace("}{", "}\n{").splitlines()]
+    policy = {"protected_branches": False, "custom_branch_policies": True}
+    assert bodies[0] == bodies[1] == {"deployment_branch_policy": policy}
+    assert bodies[2] == {"reviewers": [{"type": "User", "id": 4242}], "deployment_branch_policy": policy}
+    assert len([c for c in gh if "-X POST" in c]) == 3  # main, once per environment
+    assert "environment prod: deploys from main only, each deploy waits for your review" in result.stdout
+    assert "gh secret set PULUMI_ACCESS_TOKEN --repo acme/models" in result.stdout
+
+
+def test_a_second_run_changes_nothing_new(tmp_path: Path) -> None:
+    assert bootstrap(tmp_path, REPO="acme/models", YES="1").returncode == 0
+    again = bootstrap(tmp_path, REPO="acme/models", YES="1")
+    assert again.returncode == 0, again.stderr
+    assert len([c for c in calls(tmp_path, "gh") if "-X POST" in c]) == 3  # no second branch policy
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "REPO='' is not the fork as owner/name (make bootstrap REPO=acme/models)"),
+        ({"REPO": "acme"}, "REPO='acme' is not the fork as owner/name"),
+    ],
+)
+def test_a_missing_or_malformed_repo_is_named(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    result = bootstrap(tmp_path, **env)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert not (tmp_path / "pulumi.log").exists()
+
+
+def test_the_script_passes_shellcheck() -> None:
+    result = subprocess.run([REPO / ".venv" / "bin" / "shellcheck", SCRIPT], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
