@@ -43,12 +43,8 @@ def stand_in(directory: Path, name: str, body: str) -> None:
             f"image=1.dkr.ecr.eu-west-1.amazonaws.com/twinserve@{DIGEST}\n",
             0,
         ),
-        (
-            {"ROLLBACK_IMAGE": f"reg/twinserve@{DIGEST}", "ECR_REPOSITORY_URL": "x", "PUSHED_DIGEST": ""},
-            f"image=reg/twinserve@{DIGEST}\n",
-            0,
-        ),
-        ({"ROLLBACK_IMAGE": "reg/twinserve:latest", "ECR_REPOSITORY_URL": "x", "PUSHED_DIGEST": ""}, "", 1),
+        ({"ECR_REPOSITORY_URL": "reg/twinserve", "PUSHED_DIGEST": ""}, "", 1),
+        ({"ECR_REPOSITORY_URL": "reg/twinserve", "PUSHED_DIGEST": "latest"}, "", 1),
     ],
 )
 def test_image_reference_is_always_by_digest(env: dict[str, str], expected: str, code: int) -> None:
@@ -319,3 +315,30 @@ def test_a_preview_without_cluster_access_says_so_plainly(tmp_path: Path) -> Non
     result, comment, _ = preview(tmp_path, DEPLOYED="x", PREVIEW_TEXT="ok", PREVIEW_KUBECONFIG_PROD="other")
     assert result.returncode == 0
     assert comment.count("no PREVIEW_KUBECONFIG_DEV secret, so the Kubernetes resources were previewed") == 1
+
+
+def git(repo: Path, *args: str) -> str:
+    who = {f"GIT_{role}_{field}": value for role in ("AUTHOR", "COMMITTER") for field, value in
+           (("NAME", "t"), ("EMAIL", "t@t"))}  # fmt: skip
+    env = {"PATH": os.environ["PATH"], "HOME": str(repo), **who}
+    return subprocess.run(
+        ["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def test_a_rollback_deploys_only_commits_of_main(tmp_path: Path) -> None:
+    """Main has two commits; a branch has one more that was never merged."""
+    git(tmp_path, "init", "-q", "-b", "main")
+    for message in ("first", "second"):
+        git(tmp_path, "commit", "-q", "--allow-empty", "-m", message)
+    first = git(tmp_path, "rev-parse", "HEAD~1").strip()
+    git(tmp_path, "checkout", "-q", "-b", "unreviewed")
+    git(tmp_path, "commit", "-q", "--allow-empty", "-m", "not merged")
+    unmerged = git(tmp_path, "rev-parse", "HEAD").strip()
+    env = {"MAIN_REF": "main"}
+    git(tmp_path, "checkout", "-q", first)
+    assert run("deploy-ref.sh", env=env, cwd=tmp_path).stdout == f"ref={first}\n"
+    git(tmp_path, "checkout", "-q", unmerged)
+    refused = run("deploy-ref.sh", env=env, cwd=tmp_path)
+    assert refused.returncode == 1
+    assert f"commit {unmerged} is not in main's history" in refused.stderr

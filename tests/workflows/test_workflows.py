@@ -217,3 +217,20 @@ def test_re_running_failed_jobs_conflicts_with_nothing() -> None:
     (push,) = [s for s in steps(all_workflows()["deploy.yml"]) if s.get("id") == "push"]
     assert push["with"]["tags"] == "${{ vars.ECR_REPOSITORY_URL }}:${{ steps.inputs.outputs.tag }}"
     assert "steps.existing.outputs.exists != 'true'" in push["if"]
+
+
+def test_a_rollback_redeploys_both_runtimes_from_one_earlier_commit() -> None:
+    """The dispatch input is a commit: the build checks it out (zips rebuilt bit-identical, the image
+    found by its content tag) and every stack deploys from that same checkout."""
+    deploy = all_workflows()["deploy.yml"]
+    assert set(deploy["on"]["workflow_dispatch"]["inputs"]) == {"ref"}
+    build = deploy["jobs"]["build"]
+    checkout = build["steps"][0]
+    assert checkout["with"]["ref"] == "${{ inputs.ref || github.sha }}"
+    assert checkout["with"]["fetch-depth"] == 0
+    assert build["steps"][1] == {"id": "ref", "run": '.github/scripts/deploy-ref.sh >> "$GITHUB_OUTPUT"'}
+    for env in ("dev", "staging", "prod"):
+        assert deploy["jobs"][env]["with"]["ref"] == "${{ needs.build.outputs.ref }}"
+    stack_checkout = all_workflows()["deploy-stack.yml"]["jobs"]["up"]["steps"][0]
+    assert stack_checkout["with"]["ref"] == "${{ inputs.ref }}"
+    assert "inputs.image" not in (WORKFLOWS / "deploy.yml").read_text()
