@@ -9,7 +9,6 @@ import os
 import signal
 import socket
 import struct
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +26,6 @@ logger = logging.getLogger("uvicorn.error")
 MAX_START_FAILURES = 5  # workers in a row that die before serving: a crash loop, so stop
 FIRST_BACKOFF_SECONDS = 0.25
 MAX_BACKOFF_SECONDS = 10.0
-STARTUP_FAILED = 3  # a worker's exit code when its model never loaded
 ACCEPT_QUEUE_SECONDS = 0.2
 SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)
 DROP_EVERY_PACKET = struct.pack("HBBI", 0x06, 0, 0, 0)  # classic BPF: `ret #0`
@@ -88,10 +86,7 @@ def _worker(
         logger.info("Worker %d (pid %d) serving", slot, os.getpid())
 
     config.configure_logging()  # a spawned process starts with logging unconfigured
-    server = DrainingServer(config, drain_seconds, serving)
-    server.run(sockets=[sock])
-    if not server.started:
-        sys.exit(STARTUP_FAILED)
+    DrainingServer(config, drain_seconds, serving).run(sockets=[sock])  # exits 3 if the model never loads
 
 
 class Supervisor:
