@@ -93,9 +93,10 @@ smoke: $(INFRA_VENV)/.installed ## after an up: V2 ready, metadata and one infer
 	pulumi stack output --json --stack "$${STACK:-$(ENV)}" > build/outputs-$(ENV).json
 	$(INFRA_PY) infra/smoke.py build/outputs-$(ENV).json
 
-bench: $(VENV)/.installed model ## throughput and latency (baseline, both runtimes, a bare floor), then cold starts and sizes
+bench: $(VENV)/.installed model ## throughput and latency (baseline, both runtimes, a bare floor), cold starts and sizes, faults
 	$(PY) -m serving.bench --model-root $(MODEL_ROOT)
 	$(PY) -m serving.bench.cold_start --model-root $(MODEL_ROOT) --json build/bench/cold-start.json
+	$(PY) -m serving.bench.faults --model-root $(MODEL_ROOT)
 
 lock: ## re-resolve every lock from its .in file
 	cd tests && ../$(VENV)/bin/uv pip compile requirements.in --python-version 3.11 -o requirements.txt --no-header -q
