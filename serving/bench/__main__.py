@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -19,10 +18,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-BODY = '{"instances": [[5.1, 3.5, 1.4, 0.2]]}'
-PATH = "/v1/models/iris:predict"
-LUA = f'wrk.method = "POST"\nwrk.body = \'{BODY}\'\nwrk.headers["Content-Type"] = "application/json"\n'
-UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
+from serving.bench.wrk import BODY, LUA, PATH, run_wrk
 
 
 @dataclass(frozen=True)
@@ -33,33 +29,6 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
-
-
-def _ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
-    return float(value) * UNITS[unit]
-
-
-def run_wrk(url: str, connections: int, seconds: int, script: Path) -> tuple[float, float, float, int]:
-    threads = 1 if connections == 1 else 2
-    out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url + PATH],  # noqa: E501
-        capture_output=True, text=True, check=True, timeout=seconds + 60,
-    ).stdout  # fmt: skip
-    try:
-        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-        p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
-        p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
-    except (AttributeError, ValueError):
-        raise SystemExit(f"error: could not read wrk's report:\n{out}") from None
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    socket_errors = re.search(r"Socket errors: .*timeout (\d+)", out)
-    return (
-        rps,
-        p50,
-        p99,
-        int(errors.group(1) if errors else 0) + int(socket_errors.group(1) if socket_errors else 0),
-    )
 
 
 def _wait(url: str, process: subprocess.Popen[bytes]) -> None:

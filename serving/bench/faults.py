@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-from serving.bench.__main__ import BODY, LUA, PATH, run_wrk
+from serving.bench.wrk import BODY, LUA, PATH, run_wrk
 
 CLIENTS = 32
 

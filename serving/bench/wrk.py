@@ -1,0 +1,39 @@
+"""wrk, the load generator every benchmark here uses: the request it sends and how its report is read."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+BODY = '{"instances": [[5.1, 3.5, 1.4, 0.2]]}'
+PATH = "/v1/models/iris:predict"
+LUA = f'wrk.method = "POST"\nwrk.body = \'{BODY}\'\nwrk.headers["Content-Type"] = "application/json"\n'
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return float(value) * UNITS[unit]
+
+
+def run_wrk(url: str, connections: int, seconds: int, script: Path) -> tuple[float, float, float, int]:
+    threads = 1 if connections == 1 else 2
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url + PATH],  # noqa: E501
+        capture_output=True, text=True, check=True, timeout=seconds + 60,
+    ).stdout  # fmt: skip
+    try:
+        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+        p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
+        p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    except (AttributeError, ValueError):
+        raise SystemExit(f"error: could not read wrk's report:\n{out}") from None
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: .*timeout (\d+)", out)
+    return (
+        rps,
+        p50,
+        p99,
+        int(errors.group(1) if errors else 0) + int(socket_errors.group(1) if socket_errors else 0),
+    )
