@@ -14,8 +14,7 @@ import tensorflow as tf
 
 from model import task
 from model.config import TrainingConfig
-from model.dataset import sha256_of
-from model.inputs import METADATA_FILE
+from model.inputs import METADATA_FILE, file_hashes
 
 TFLITE_FILE = "model.tflite"
 FINGERPRINT_FILE = "fingerprint.pb"
@@ -46,11 +45,6 @@ def _write_tflite(model: keras.Model, path: Path) -> None:
     """Convert from the Keras model: a frozen graph, with no resource-variable reads for LiteRT."""
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     path.write_bytes(converter.convert())
-
-
-def _file_hashes(directory: Path) -> dict[str, str]:
-    files = sorted(p for p in directory.rglob("*") if p.is_file() and p.name != METADATA_FILE)
-    return {p.relative_to(directory).as_posix(): sha256_of(p) for p in files}
 
 
 def _tensor(name: str, width: int) -> dict[str, Any]:
@@ -106,7 +100,7 @@ def export(
     try:
         _write_saved_model(model, staged)
         _write_tflite(model, staged / TFLITE_FILE)
-        metadata = build_metadata(config, metrics, data_sha256, _file_hashes(staged), inputs_sha256)
+        metadata = build_metadata(config, metrics, data_sha256, file_hashes(staged), inputs_sha256)
         (staged / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
         target = model_dir / str(config.version)
         _move_into_place(staged, target)

@@ -25,22 +25,17 @@ def inputs_digest(config_path: Path, data_path: Path) -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
+def file_hashes(directory: Path) -> dict[str, str]:
+    """sha256 of every file of an export but its metadata, by path inside it: what `metadata.json` lists."""
+    files = sorted(p for p in directory.rglob("*") if p.is_file() and p.name != METADATA_FILE)
+    return {p.relative_to(directory).as_posix(): sha256_of(p) for p in files}
+
+
 def up_to_date(version_dir: Path, digest: str) -> bool:
     """The export there came from these inputs and its files are intact."""
     try:
         metadata = json.loads((version_dir / METADATA_FILE).read_text())
     except (OSError, ValueError):
         return False
-    if metadata.get("inputs_sha256") != digest:
-        return False
-    files = metadata.get("files") or {}
-    present = {
-        p.relative_to(version_dir).as_posix()
-        for p in version_dir.rglob("*")
-        if p.is_file() and p.name != METADATA_FILE
-    }
-    return (
-        bool(files)
-        and present == set(files)
-        and all(sha256_of(version_dir / name) == digest_ for name, digest_ in files.items())
-    )
+    files = metadata.get("files")
+    return metadata.get("inputs_sha256") == digest and bool(files) and file_hashes(version_dir) == files
