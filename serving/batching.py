@@ -16,11 +16,14 @@ from collections.abc import Callable
 import numpy as np
 
 from serving.runtime import Runtime
+from serving.tensors import Inputs, rows_of
 
 
 class _Job:
-    def __init__(self, batch: np.ndarray) -> None:
-        self.batch = batch
+    def __init__(self, inputs: Inputs) -> None:
+        self.inputs = inputs
+        self.rows = rows_of(inputs)
+        self.kind = tuple((name, array.shape[1:]) for name, array in inputs.items())  # which jobs can merge
         self.outputs: dict[str, np.ndarray] | None = None
         self.error: BaseException | None = None
         self.done = False
@@ -48,8 +51,8 @@ class MicroBatcher:
         self._queue: list[_Job] = []
         self._leading = False
 
-    def predict(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        job = _Job(batch)
+    def predict(self, inputs: Inputs) -> dict[str, np.ndarray]:
+        job = _Job(inputs)
         with self._cond:
             self._queue.append(job)
             self._cond.notify_all()
@@ -65,7 +68,7 @@ class MicroBatcher:
             self._run(jobs)
 
     def _rows(self) -> int:
-        return sum(len(j.batch) for j in self._queue)
+        return sum(j.rows for j in self._queue)
 
     def _gather(self) -> None:
         """Wait (holding the condition) while others in flight may still join and the batch has room."""
@@ -77,20 +80,27 @@ class MicroBatcher:
             self._cond.wait(left)
 
     def _take(self) -> list[_Job]:
-        """The oldest requests whose rows fit in one call (always at least one)."""
-        taken, rows = [], 0
-        while self._queue and (not taken or rows + len(self._queue[0].batch) <= self.max_rows):
-            rows += len(self._queue[0].batch)
-            taken.append(self._queue.pop(0))
+        """The oldest request, and the next ones of the same shapes whose rows fit in the same call."""
+        first = self._queue.pop(0)
+        taken, rows, kept = [first], first.rows, []
+        for job in self._queue:
+            if job.kind == first.kind and rows + job.rows <= self.max_rows:
+                taken.append(job)
+                rows += job.rows
+            else:
+                kept.append(job)
+        self._queue = kept
         return taken
 
     def _run(self, jobs: list[_Job]) -> None:
         try:
-            outputs = self.runtime.predict(np.concatenate([j.batch for j in jobs]))
+            names = jobs[0].inputs.keys()
+            merged = {name: np.concatenate([j.inputs[name] for j in jobs]) for name in names}
+            outputs = self.runtime.predict(merged)
             self.calls += 1
             start = 0
             for job in jobs:
-                end = start + len(job.batch)
+                end = start + job.rows
                 job.outputs = {name: array[start:end] for name, array in outputs.items()}
                 start = end
         except Exception as error:  # every request that joined gets the failure

@@ -9,6 +9,7 @@ import numpy as np
 from serving.artifact import ModelSpec
 from serving.errors import NotFound, PayloadTooLarge
 from serving.runtime import Runtime
+from serving.tensors import NUMPY_TYPES, Inputs, rows_of
 
 PLATFORMS = {"litert": "tflite", "tensorflow": "tensorflow_savedmodel"}
 
@@ -37,9 +38,15 @@ class DataPlane:
             )
         return self.spec
 
-    def predict(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        if batch.shape[0] > self.max_batch_rows:
-            raise PayloadTooLarge(
-                f"batch of {batch.shape[0]} rows exceeds the limit of {self.max_batch_rows}"
-            )
-        return self.runtime.predict(batch)
+    def predict(self, inputs: Inputs) -> dict[str, np.ndarray]:
+        """Outputs in the order and dtypes metadata.json declares, so both runtimes answer the same bytes."""
+        rows = rows_of(inputs)
+        if rows > self.max_batch_rows:
+            raise PayloadTooLarge(f"batch of {rows} rows exceeds the limit of {self.max_batch_rows}")
+        outputs = self.runtime.predict(inputs)
+        return {t.name: _conform(outputs[t.name], t.datatype) for t in self.spec.outputs}
+
+
+def _conform(array: np.ndarray, datatype: str) -> np.ndarray:
+    wanted = np.dtype(NUMPY_TYPES[datatype])
+    return array if array.dtype == wanted else array.astype(wanted)

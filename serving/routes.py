@@ -16,7 +16,7 @@ from typing import Any
 from serving import tfserving, v2
 from serving.dataplane import DataPlane
 from serving.errors import MethodNotAllowed, NotFound, PayloadTooLarge, ServingError, UnsupportedMediaType
-from serving.tensors import parse_json
+from serving.tensors import parse_json, rows_of
 
 logger = logging.getLogger("twinserve")
 SERVER_NAME = "twinserve"
@@ -83,15 +83,15 @@ def _v2_model_ready(plane: DataPlane, request: Request, params: dict[str, str]) 
 def _v2_infer(plane: DataPlane, request: Request, params: dict[str, str]) -> Response:
     spec = plane.check_model(params["name"], params["version"])
     decoded = v2.decode_infer(request.body, request.headers.get(v2.BINARY_HEADER), spec)
-    outputs = plane.predict(decoded.batch)
+    outputs = plane.predict(decoded.inputs)
     body, header_length = v2.encode_infer(spec, decoded, outputs)
     if header_length is None:
-        return Response(200, body, rows=decoded.batch.shape[0])
+        return Response(200, body, rows=decoded.rows)
     headers = (
         ("content-type", "application/octet-stream"),
         ("inference-header-content-length", str(header_length)),
     )
-    return Response(200, body, headers, rows=decoded.batch.shape[0])
+    return Response(200, body, headers, rows=decoded.rows)
 
 
 def _tf_status(plane: DataPlane, request: Request, params: dict[str, str]) -> Response:
@@ -106,9 +106,9 @@ def _tf_metadata(plane: DataPlane, request: Request, params: dict[str, str]) -> 
 
 def _tf_predict(plane: DataPlane, request: Request, params: dict[str, str]) -> Response:
     spec = plane.check_model(params["name"], params["version"])
-    batch, rows = tfserving.decode_predict(parse_json(request.body), spec)
-    outputs = plane.predict(batch)
-    return json_response(200, tfserving.encode_predict(outputs, rows), batch.shape[0])
+    inputs, row_format = tfserving.decode_predict(parse_json(request.body), spec)
+    outputs = plane.predict(inputs)
+    return json_response(200, tfserving.encode_predict(outputs, row_format), rows_of(inputs))
 
 
 ROUTES: tuple[tuple[str, re.Pattern[str], Handler], ...] = tuple(

@@ -12,8 +12,9 @@ from typing import Protocol
 
 import numpy as np
 
-from serving.artifact import ModelSpec
+from serving.artifact import ModelSpec, TensorSpec
 from serving.errors import ArtifactError
+from serving.tensors import NUMPY_TYPES, Inputs
 
 RUNTIMES = ("auto", "litert", "tensorflow")
 
@@ -21,13 +22,23 @@ RUNTIMES = ("auto", "litert", "tensorflow")
 class Runtime(Protocol):
     name: str
 
-    def predict(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """Outputs by name for a float32 batch of shape [rows, *features]."""
+    def predict(self, inputs: Inputs) -> dict[str, np.ndarray]:
+        """Outputs by name for inputs by name, each of shape [rows, …] in the input's dtype."""
         ...
 
 
+def _by_name(signature: dict[str, dict], specs: tuple[TensorSpec, ...], fallback: list[dict]) -> list[int]:
+    """Tensor indices in the order of the model's inputs or outputs: by the .tflite's signature names,
+    or by position for a model converted without them."""
+    if {t.name for t in specs} <= set(signature):
+        return [signature[t.name]["index"] for t in specs]
+    if len(fallback) != len(specs):
+        raise ArtifactError(f"model.tflite has {len(fallback)} tensors where metadata names {len(specs)}")
+    return [d["index"] for d in fallback]
+
+
 class LiteRTRuntime:
-    """The `.tflite` under LiteRT, resizing the static [1, …] input to each batch's rows."""
+    """The `.tflite` under LiteRT, resizing its static [1, …] inputs to each request's shapes."""
 
     name = "litert"
 
@@ -35,24 +46,32 @@ class LiteRTRuntime:
         from ai_edge_litert.interpreter import Interpreter
 
         self._interpreter = Interpreter(model_path=str(spec.path / "model.tflite"), num_threads=threads)
-        self._input = self._interpreter.get_input_details()[0]["index"]
-        self._outputs = [d["index"] for d in self._interpreter.get_output_details()]
-        self._names = [o.name for o in spec.outputs]
-        self._rows = -1
+        signatures = self._interpreter.get_signature_list()
+        runner = self._interpreter.get_signature_runner() if len(signatures) == 1 else None
+        named_inputs = runner.get_input_details() if runner else {}
+        named_outputs = runner.get_output_details() if runner else {}
+        inputs = _by_name(named_inputs, spec.inputs, self._interpreter.get_input_details())
+        outputs = _by_name(named_outputs, spec.outputs, self._interpreter.get_output_details())
+        self._inputs = [(t.name, index) for t, index in zip(spec.inputs, inputs, strict=True)]
+        self._outputs = [(t.name, index) for t, index in zip(spec.outputs, outputs, strict=True)]
+        self._shapes: tuple[tuple[int, ...], ...] = ()
         self._lock = threading.Lock()
 
-    def predict(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+    def _resize(self, inputs: Inputs) -> None:
+        shapes = tuple(inputs[name].shape for name, _ in self._inputs)
+        if shapes != self._shapes:
+            for (_, index), shape in zip(self._inputs, shapes, strict=True):
+                self._interpreter.resize_tensor_input(index, shape)
+            self._interpreter.allocate_tensors()
+            self._shapes = shapes
+
+    def predict(self, inputs: Inputs) -> dict[str, np.ndarray]:
         with self._lock:
-            if batch.shape[0] != self._rows:
-                self._interpreter.resize_tensor_input(self._input, batch.shape)
-                self._interpreter.allocate_tensors()
-                self._rows = batch.shape[0]
-            self._interpreter.set_tensor(self._input, batch)
+            self._resize(inputs)
+            for name, index in self._inputs:
+                self._interpreter.set_tensor(index, inputs[name])
             self._interpreter.invoke()
-            return {
-                n: self._interpreter.get_tensor(i).copy()
-                for n, i in zip(self._names, self._outputs, strict=True)
-            }
+            return {name: self._interpreter.get_tensor(index).copy() for name, index in self._outputs}
 
 
 class TensorFlowRuntime:
@@ -72,11 +91,12 @@ class TensorFlowRuntime:
             raise ArtifactError(f"signature {spec.signature_name!r} not in {spec.path}")
         self._loaded = loaded
         self._signature = loaded.signatures[spec.signature_name]
-        self._input = spec.inputs[0].name
+        self._dtypes = {t.name: tf.string if t.datatype == "BYTES" else tf.as_dtype(NUMPY_TYPES[t.datatype])
+                        for t in spec.inputs}  # fmt: skip
 
-    def predict(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        outputs = self._signature(**{self._input: self._tf.constant(batch)})
-        return {name: tensor.numpy() for name, tensor in outputs.items()}
+    def predict(self, inputs: Inputs) -> dict[str, np.ndarray]:
+        tensors = {name: self._tf.constant(array, dtype=self._dtypes[name]) for name, array in inputs.items()}
+        return {name: tensor.numpy() for name, tensor in self._signature(**tensors).items()}
 
 
 def _installed(module: str) -> bool:
@@ -102,6 +122,18 @@ def load_runtime(choice: str, spec: ModelSpec, threads: int) -> Runtime:
     if not _installed(module):
         raise ArtifactError(f"runtime {kind!r} needs the {module!r} package, which is not installed")
     runtime: Runtime = LiteRTRuntime(spec, threads) if kind == "litert" else TensorFlowRuntime(spec, threads)
-    width = spec.inputs[0].shape[1:]
-    runtime.predict(np.zeros((1, *width), dtype=np.float32))
+    runtime.predict(sample_inputs(spec))
     return runtime
+
+
+def sample_inputs(spec: ModelSpec, rows: int = 1) -> Inputs:
+    """Zeros (empty strings for BYTES) of every input's shape, a free dimension taken as 1."""
+    inputs = {}
+    for tensor in spec.inputs:
+        shape = (rows, *(1 if d == -1 else d for d in tensor.shape[1:]))
+        inputs[tensor.name] = (
+            np.full(shape, b"", dtype=np.object_)
+            if tensor.datatype == "BYTES"
+            else np.zeros(shape, dtype=NUMPY_TYPES[tensor.datatype])
+        )
+    return inputs

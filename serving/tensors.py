@@ -1,7 +1,14 @@
-"""Turns decoded JSON values into validated float batches; every refusal names the problem."""
+"""Turns decoded request values into validated arrays of each input's dtype; every refusal names the problem.
+
+One set of rules for both protocols: integers must be integers within the dtype's
+range, floats must be finite in the dtype, booleans are JSON booleans, and BYTES
+are strings or `{"b64": …}` objects. Nothing is wrapped, truncated or coerced silently.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import sys
 from typing import Any
@@ -11,7 +18,12 @@ import numpy as np
 from serving.artifact import TensorSpec
 from serving.errors import BadRequest
 
-NUMERIC_KINDS = "iuf"
+NUMPY_TYPES: dict[str, type] = {
+    "BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
+    "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64,
+    "FP16": np.float16, "FP32": np.float32, "FP64": np.float64, "BYTES": np.object_,
+}  # fmt: skip
+Inputs = dict[str, np.ndarray]
 
 
 def _reject_constant(name: str) -> float:
@@ -37,46 +49,139 @@ def parse_json(body: bytes, what: str = "request body") -> Any:
         raise BadRequest(f"{what} holds an integer longer than {limit} digits") from None
 
 
-def _as_array(value: Any, where: str) -> np.ndarray:
+def _describe_kind(array: np.ndarray) -> str:
+    kinds = {"b": "booleans", "U": "strings", "f": "non-integer numbers", "O": "mixed or out-of-range values"}
+    return kinds.get(array.dtype.kind, f"dtype {array.dtype}")
+
+
+def _nested(value: Any, where: str) -> np.ndarray:
     try:
-        array = np.asarray(value)
+        return np.asarray(value)
+    except OverflowError:
+        raise BadRequest(f"{where}: integers out of range for any dtype") from None
     except (ValueError, TypeError, RecursionError):
         raise BadRequest(f"{where}: ragged or mixed nested lists; every row needs the same length") from None
-    if array.dtype.kind not in NUMERIC_KINDS:
-        raise BadRequest(f"{where}: expected numbers, got {_describe_kind(array)}")
+
+
+def finite(array: np.ndarray, spec: TensorSpec, where: str) -> np.ndarray:
+    """Floats (sent as JSON or raw bytes) must be finite once in the input's dtype."""
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise BadRequest(f"{where}: values must be finite {array.dtype.name} numbers")
     return array
 
 
-def _describe_kind(array: np.ndarray) -> str:
-    return {"b": "booleans", "U": "strings", "O": "mixed or out-of-range values"}.get(
-        array.dtype.kind, f"dtype {array.dtype}"
-    )
-
-
-def to_float32(array: np.ndarray, where: str) -> np.ndarray:
+def _floats(raw: np.ndarray, spec: TensorSpec, where: str) -> np.ndarray:
+    if raw.dtype.kind not in "iuf":
+        raise BadRequest(f"{where}: expected numbers for {spec.datatype}, got {_describe_kind(raw)}")
     with np.errstate(over="ignore", invalid="ignore"):
-        batch = np.ascontiguousarray(array, dtype=np.float32)
-    if not np.isfinite(batch).all():
-        raise BadRequest(f"{where}: values must be finite float32 numbers")
-    return batch
+        array = np.ascontiguousarray(raw, dtype=NUMPY_TYPES[spec.datatype])
+    return finite(array, spec, where)
 
 
-def check_shape(batch: np.ndarray, spec: TensorSpec, where: str) -> np.ndarray:
-    """The batch must be [rows >= 1, *the model's feature shape]."""
-    expected = list(spec.shape[1:])
-    if batch.ndim != len(spec.shape) or list(batch.shape[1:]) != expected:
+def _integers(raw: np.ndarray, spec: TensorSpec, where: str) -> np.ndarray:
+    if raw.dtype.kind not in "iu":
+        raise BadRequest(f"{where}: expected integers for {spec.datatype}, got {_describe_kind(raw)}")
+    limits = np.iinfo(NUMPY_TYPES[spec.datatype])
+    if raw.size and (int(raw.min()) < limits.min or int(raw.max()) > limits.max):
+        bounds = f"[{limits.min}, {limits.max}]"
+        raise BadRequest(f"{where}: values must be within {spec.datatype}'s range {bounds}")
+    return np.ascontiguousarray(raw, dtype=NUMPY_TYPES[spec.datatype])
+
+
+def _booleans(raw: np.ndarray, spec: TensorSpec, where: str) -> np.ndarray:
+    if raw.dtype.kind != "b":
+        raise BadRequest(f"{where}: expected true or false for BOOL, got {_describe_kind(raw)}")
+    return np.ascontiguousarray(raw)
+
+
+def one_string(value: Any, where: str) -> bytes:
+    """A BYTES element: text as UTF-8, or binary as TF Serving's `{"b64": …}`."""
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, dict) and set(value) == {"b64"} and isinstance(value["b64"], str):
+        try:
+            return base64.b64decode(value["b64"], validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRequest(f"{where}: 'b64' holds invalid base64") from None
+    got = type(value).__name__
+    raise BadRequest(f"{where}: expected strings or {{'b64': …}} objects for BYTES, got {got}")
+
+
+def _strings(value: Any, where: str) -> np.ndarray:
+    """Nested lists of strings to an object array of bytes, with the nesting checked like numbers'."""
+
+    def convert(item: Any) -> Any:
+        return [convert(v) for v in item] if isinstance(item, list) else one_string(item, where)
+
+    try:
+        converted = convert(value)
+    except RecursionError:
+        raise BadRequest(f"{where}: nested too deeply") from None
+    shape = _nested(_shape_probe(converted), where).shape
+    array = np.empty(shape, dtype=np.object_)
+    array[...] = converted
+    return array
+
+
+def _shape_probe(value: Any) -> Any:
+    """The same nesting with every leaf replaced by 0, so numpy finds the shape without touching bytes."""
+    return [_shape_probe(v) for v in value] if isinstance(value, list) else 0
+
+
+def from_json(value: Any, spec: TensorSpec, where: str) -> np.ndarray:
+    """Any nesting of JSON values to an array of the input's dtype (shape is checked separately)."""
+    if spec.datatype == "BYTES":
+        return _strings(value, where)
+    raw = _nested(value, where)
+    if spec.datatype == "BOOL":
+        return _booleans(raw, spec, where)
+    if spec.datatype.startswith("FP"):
+        return _floats(raw, spec, where)
+    return _integers(raw, spec, where)
+
+
+def check_shape(array: np.ndarray, spec: TensorSpec, where: str) -> np.ndarray:
+    """`[rows >= 1, *the input's shape]`, where a -1 in the model's shape takes any length."""
+    expected = spec.shape[1:]
+    fits = array.ndim == len(spec.shape) and all(
+        want in (-1, got) for want, got in zip(expected, array.shape[1:], strict=True)
+    )
+    if not fits:
         wanted = ["rows", *expected]
-        raise BadRequest(f"{where}: shape {list(batch.shape)} does not match {spec.name!r} {wanted}")
-    if batch.shape[0] == 0:
+        raise BadRequest(f"{where}: shape {list(array.shape)} does not match {spec.name!r} {wanted}")
+    if array.shape[0] == 0:
         raise BadRequest(f"{where}: empty batch; send at least one row")
-    return batch
+    return array
 
 
-def numbers(value: Any, where: str) -> np.ndarray:
-    """Any nesting of JSON numbers to a finite float32 array."""
-    return to_float32(_as_array(value, where), where)
+def tensor_from_json(value: Any, spec: TensorSpec, where: str) -> np.ndarray:
+    return check_shape(from_json(value, spec, where), spec, where)
 
 
-def batch_from_json(value: Any, spec: TensorSpec, where: str) -> np.ndarray:
-    """Nested JSON lists to a float32 batch of the spec's shape."""
-    return check_shape(numbers(value, where), spec, where)
+def same_rows(inputs: Inputs) -> Inputs:
+    """Every input of one request describes the same examples, so their batch sizes must agree."""
+    rows = {name: array.shape[0] for name, array in inputs.items()}
+    if len(set(rows.values())) > 1:
+        raise BadRequest(f"inputs differ in rows {rows}; every input needs one entry per example")
+    return inputs
+
+
+def rows_of(inputs: Inputs) -> int:
+    return next(iter(inputs.values())).shape[0]
+
+
+def output_strings(array: np.ndarray, base64_all: bool) -> list[Any]:
+    """BYTES outputs for JSON: text when it is UTF-8 (and not asked as base64), else `{"b64": …}`."""
+
+    def encode(item: bytes) -> Any:
+        if not base64_all:
+            try:
+                return item.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+        return {"b64": base64.b64encode(item).decode()}
+
+    def walk(item: Any) -> Any:
+        return [walk(v) for v in item] if isinstance(item, list) else encode(bytes(item))
+
+    return walk(array.tolist())

@@ -1,7 +1,9 @@
-"""TensorFlow Serving REST codec: predict requests to batches, outputs to responses, model descriptions.
+"""TensorFlow Serving REST codec: predict requests to named input arrays, outputs to responses, metadata.
 
-Follows https://www.tensorflow.org/tfx/serving/api_rest: row (`instances`) and columnar
-(`inputs`) formats; the response mirrors the request's format.
+Follows https://www.tensorflow.org/tfx/serving/api_rest: the row format (`instances`,
+one object per example when the model has several inputs) and the columnar format
+(`inputs`, one object of tensors); `{"b64": …}` for binary strings, and outputs whose
+name ends in `_bytes` always base64-encoded. The response mirrors the request's format.
 """
 
 from __future__ import annotations
@@ -12,22 +14,59 @@ import numpy as np
 
 from serving.artifact import ModelSpec, TensorSpec
 from serving.errors import BadRequest
-from serving.tensors import batch_from_json
+from serving.tensors import Inputs, output_strings, same_rows, tensor_from_json
 
-DTYPES = {"FP32": "DT_FLOAT", "FP64": "DT_DOUBLE", "INT32": "DT_INT32", "INT64": "DT_INT64"}
+DTYPES = {
+    "BOOL": "DT_BOOL", "UINT8": "DT_UINT8", "UINT16": "DT_UINT16", "UINT32": "DT_UINT32",
+    "UINT64": "DT_UINT64", "INT8": "DT_INT8", "INT16": "DT_INT16", "INT32": "DT_INT32",
+    "INT64": "DT_INT64", "FP16": "DT_HALF", "FP32": "DT_FLOAT", "FP64": "DT_DOUBLE", "BYTES": "DT_STRING",
+}  # fmt: skip
 
 
-def _unwrap(value: Any, spec: TensorSpec, where: str) -> Any:
-    """A tensor is sent bare or as an object keyed by the input name."""
+def _is_b64(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"b64"}
+
+
+def _named(value: Any, model: ModelSpec, where: str) -> dict[str, Any]:
+    """Values keyed by input name. One input may also come bare (a `{"b64": …}` is a bare value)."""
+    names = [t.name for t in model.inputs]
+    if len(names) == 1 and (not isinstance(value, dict) or (_is_b64(value) and names != ["b64"])):
+        return {names[0]: value}
     if not isinstance(value, dict):
-        return value
-    if set(value) != {spec.name}:
-        raise BadRequest(f"{where}: expected the key {spec.name!r}, got {sorted(value)}")
-    return value[spec.name]
+        raise BadRequest(f"{where}: the model has inputs {names}; send an object keyed by them")
+    if set(value) != set(names):
+        missing, unknown = sorted(set(names) - set(value)), sorted(set(value) - set(names))
+        detail = "; ".join(
+            part for part in (missing and f"missing {missing}", unknown and f"unknown {unknown}") if part
+        )
+        raise BadRequest(f"{where}: expected the key{'s' if len(names) > 1 else ''} {names}: {detail}")
+    return value
 
 
-def decode_predict(payload: Any, model: ModelSpec) -> tuple[np.ndarray, bool]:
-    """The batch and whether the client used the row format (which shapes the response)."""
+def _where(model: ModelSpec, part: str, spec: TensorSpec) -> str:
+    return part if len(model.inputs) == 1 else f"{part} {spec.name!r}"
+
+
+def _rows(instances: Any, model: ModelSpec) -> Inputs:
+    if not isinstance(instances, list):
+        raise BadRequest("'instances' must be a list with one entry per example")
+    named = [_named(row, model, f"instances[{i}]") for i, row in enumerate(instances)]
+    return {
+        spec.name: tensor_from_json([row[spec.name] for row in named], spec, _where(model, "instances", spec))
+        for spec in model.inputs
+    }
+
+
+def _columns(inputs: Any, model: ModelSpec) -> Inputs:
+    named = _named(inputs, model, "inputs")
+    return {
+        spec.name: tensor_from_json(named[spec.name], spec, _where(model, "inputs", spec))
+        for spec in model.inputs
+    }
+
+
+def decode_predict(payload: Any, model: ModelSpec) -> tuple[Inputs, bool]:
+    """The inputs by name and whether the client used the row format (which shapes the response)."""
     if not isinstance(payload, dict):
         raise BadRequest("request body must be a JSON object with 'instances' or 'inputs'")
     unknown = set(payload) - {"instances", "inputs", "signature_name"}
@@ -38,25 +77,27 @@ def decode_predict(payload: Any, model: ModelSpec) -> tuple[np.ndarray, bool]:
         raise BadRequest(f"signature_name {signature!r} not found; available: [{model.signature_name!r}]")
     if ("instances" in payload) == ("inputs" in payload):
         raise BadRequest("send exactly one of 'instances' (row format) or 'inputs' (columnar format)")
-    spec = model.inputs[0]
     if "instances" in payload:
-        instances = payload["instances"]
-        if not isinstance(instances, list):
-            raise BadRequest("'instances' must be a list with one entry per example")
-        rows = [_unwrap(row, spec, f"instances[{i}]") for i, row in enumerate(instances)]
-        return batch_from_json(rows, spec, "instances"), True
-    return batch_from_json(_unwrap(payload["inputs"], spec, "inputs"), spec, "inputs"), False
+        return same_rows(_rows(payload["instances"], model)), True
+    return same_rows(_columns(payload["inputs"], model)), False
+
+
+def _json_values(name: str, array: np.ndarray) -> list[Any]:
+    if array.dtype == np.object_:
+        return output_strings(array, base64_all=name.endswith("_bytes"))
+    return array.tolist()
 
 
 def encode_predict(outputs: dict[str, np.ndarray], rows: bool) -> dict[str, Any]:
-    """Row format: `predictions` per instance; columnar: `outputs` per tensor."""
-    if len(outputs) == 1:
-        (only,) = outputs.values()
-        return {"predictions": only.tolist()} if rows else {"outputs": only.tolist()}
+    """Row format: `predictions` per instance; columnar: `outputs`, an object when there are several."""
+    values = {name: _json_values(name, array) for name, array in outputs.items()}
+    if len(values) == 1:
+        (only,) = values.values()
+        return {"predictions": only} if rows else {"outputs": only}
     if rows:
-        count = len(next(iter(outputs.values())))
-        return {"predictions": [{k: v[i].tolist() for k, v in outputs.items()} for i in range(count)]}
-    return {"outputs": {k: v.tolist() for k, v in outputs.items()}}
+        count = len(next(iter(values.values())))
+        return {"predictions": [{k: v[i] for k, v in values.items()} for i in range(count)]}
+    return {"outputs": values}
 
 
 def version_status(model: ModelSpec) -> dict[str, Any]:

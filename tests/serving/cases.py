@@ -84,7 +84,7 @@ BAD = [
         PREDICT,
         body({"instances": [{"x": ROW}]}),
         400,
-        "expected the key 'features'",
+        "expected the key ['features']",
     ),
     Case(
         "wrong-width", "POST", PREDICT, body({"instances": [[1, 2, 3]]}), 400, "shape [1, 3] does not match"
@@ -96,7 +96,14 @@ BAD = [
     Case(
         "infinity", "POST", PREDICT, b'{"instances": [[Infinity, 1, 2, 3]]}', 400, "Infinity is not allowed"
     ),
-    Case("float32-overflow", "POST", PREDICT, body({"instances": [[1e300, 1, 2, 3]]}), 400, "finite float32"),
+    Case(
+        "float32-overflow",
+        "POST",
+        PREDICT,
+        body({"instances": [[1e300, 1, 2]]}),
+        400,
+        "finite float32 numbers",
+    ),
     Case(
         "huge-int", "POST", PREDICT, b'{"instances": [[1' + b"0" * 40 + b", 1, 2, 3]]}", 400, "out-of-range"
     ),
@@ -140,7 +147,9 @@ BAD = [
     Case("unknown-path", "GET", "/nope", b"", 404, "no route for GET /nope"),
     Case("v2-unknown-model", "GET", "/v2/models/nope/ready", b"", 404, "model 'nope'"),
     Case("v2-no-inputs", "POST", INFER, body({"id": "x"}), 400, "'inputs' must be a list"),
-    Case("v2-wrong-name", "POST", INFER, v2_input(ROW, name="x"), 400, "unknown input 'x'"),
+    Case(
+        "v2-wrong-name", "POST", INFER, v2_input(ROW, name="x"), 400, "unknown input 'x'; the model's inputs"
+    ),
     Case("v2-wrong-datatype", "POST", INFER, v2_input(ROW, datatype="INT64"), 400, "datatype 'INT64'"),
     Case("v2-shape-mismatch", "POST", INFER, v2_input(ROW, shape=(2, 4)), 400, "needs 8 values, got 4"),
     Case("v2-bad-shape", "POST", INFER, v2_input(ROW, shape="1x4"), 400, "shape must be a list"),

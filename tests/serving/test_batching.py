@@ -18,11 +18,14 @@ class Doubling:
 
     def __init__(self, fail: bool = False) -> None:
         self.sizes: list[int] = []
+        self.widths: list[int] = []
         self.fail = fail
 
-    def predict(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+    def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         time.sleep(0.005)  # long enough for concurrent requests to queue behind a call
+        batch = inputs["x"]
         self.sizes.append(len(batch))
+        self.widths.append(batch.shape[1])
         if self.fail:
             raise RuntimeError("device lost")
         return {"twice": batch * 2}
@@ -35,7 +38,7 @@ def run_concurrently(batcher: MicroBatcher, batches: list[np.ndarray]) -> list[o
     def call(i: int) -> None:
         start.wait()
         try:
-            results[i] = batcher.predict(batches[i])
+            results[i] = batcher.predict({"x": batches[i]})
         except RuntimeError as error:
             results[i] = error
 
@@ -68,11 +71,23 @@ def test_no_call_exceeds_the_row_limit() -> None:
     assert max(runtime.sizes) <= 7
 
 
+def test_only_requests_of_the_same_shapes_share_a_call() -> None:
+    """Variable-length inputs (a -1 beyond the batch) can only be concatenated when their lengths agree."""
+    runtime = Doubling()
+    batches = [np.full((1, 3 + i % 2), i, dtype=np.float32) for i in range(12)]
+    results = run_concurrently(MicroBatcher(runtime, 1024, 0.05, lambda: 12), batches)
+    for batch, result in zip(batches, results, strict=True):
+        np.testing.assert_array_equal(result["twice"], batch * 2)
+    assert sum(runtime.sizes) == 12
+    assert len(runtime.sizes) < 12
+    assert set(runtime.widths) == {3, 4}
+
+
 def test_a_lone_request_runs_at_once() -> None:
     runtime = Doubling()
     batcher = MicroBatcher(runtime, max_rows=1024, wait_seconds=5.0, inflight=lambda: 1)
     started = time.monotonic()
-    batcher.predict(np.ones((1, 4), dtype=np.float32))
+    batcher.predict({"x": np.ones((1, 4), dtype=np.float32)})
     assert time.monotonic() - started < 1.0  # far below the 5 s it would wait for company
     assert runtime.sizes == [1]
 
