@@ -1,4 +1,5 @@
-"""Writes the versioned artifact (SavedModel, model.tflite, metadata.json) all at once or not at all."""
+"""Writes the versioned artifact (SavedModel, model.tflite when LiteRT agrees, metadata.json) all at once
+or not at all, for a model trained here and for one a team brings alike."""
 
 from __future__ import annotations
 
@@ -6,74 +7,37 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import keras
 import tensorflow as tf
 
-from model import task
-from model.config import TrainingConfig
+from model import litert
 from model.inputs import METADATA_FILE, file_hashes
+from model.signature import SIGNATURE, keras_signature, tensors
 
 TFLITE_FILE = "model.tflite"
 FINGERPRINT_FILE = "fingerprint.pb"
 
 
-def _signature(model: keras.Model) -> tf.types.experimental.ConcreteFunction:
-    """`serving_default` with the task's input and output names instead of Keras' defaults."""
-    spec = tf.TensorSpec([None, len(task.FEATURES)], tf.float32, name=task.INPUT_NAME)
+@dataclass(frozen=True)
+class Provenance:
+    """What metadata.json says beyond the signature: where the model came from and how it scored."""
 
-    @tf.function(input_signature=[spec])
-    def serve(batch: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {task.OUTPUT_NAME: model(batch, training=False)}
+    name: str
+    version: int
+    inputs_sha256: str
+    metrics: dict[str, float]
+    extra: dict[str, Any] = field(default_factory=dict)  # labels, training data or source, the gate
 
-    return serve.get_concrete_function()
 
-
-def _write_saved_model(model: keras.Model, directory: Path) -> None:
-    """The SavedModel without `fingerprint.pb`: it holds a fresh random id on every save, and nothing
-    that serves the model reads it, so the artifact stays a pure function of its inputs."""
-    holder = tf.Module()
-    holder.model = model
-    holder.serve = _signature(model)
-    tf.saved_model.save(holder, str(directory), signatures={"serving_default": holder.serve})
+def _drop_fingerprint(directory: Path) -> None:
+    """`fingerprint.pb` holds a fresh random id on every save and nothing that serves the model reads it:
+    without it the artifact stays a pure function of its inputs."""
     (directory / FINGERPRINT_FILE).unlink(missing_ok=True)
-
-
-def _write_tflite(model: keras.Model, path: Path) -> None:
-    """Convert from the Keras model: a frozen graph, with no resource-variable reads for LiteRT."""
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    path.write_bytes(converter.convert())
-
-
-def _tensor(name: str, width: int) -> dict[str, Any]:
-    return {"name": name, "datatype": "FP32", "shape": [-1, width]}
-
-
-def build_metadata(
-    config: TrainingConfig,
-    metrics: dict[str, float],
-    data_sha256: str,
-    hashes: dict[str, str],
-    inputs_sha256: str,
-) -> dict[str, Any]:
-    """What serving and people need to know about the artifact; no timestamps and no commit, so the same
-    inputs give the same bytes (the image's labels carry the commit)."""
-    return {
-        "name": config.name,
-        "version": config.version,
-        "signature_name": "serving_default",
-        "inputs": [_tensor(task.INPUT_NAME, len(task.FEATURES))],
-        "outputs": [_tensor(task.OUTPUT_NAME, len(task.LABELS))],
-        "feature_names": list(task.FEATURES),
-        "labels": list(task.LABELS),
-        "metrics": metrics,
-        "training_data": {"file": config.data.name, "sha256": data_sha256},
-        "inputs_sha256": inputs_sha256,
-        "framework": {"tensorflow": tf.__version__, "keras": keras.__version__},
-        "files": hashes,
-    }
 
 
 def _move_into_place(staged: Path, target: Path) -> None:
@@ -85,25 +49,72 @@ def _move_into_place(staged: Path, target: Path) -> None:
     shutil.rmtree(retired, ignore_errors=True)
 
 
-def export(
-    model: keras.Model,
-    config: TrainingConfig,
-    metrics: dict[str, float],
-    data_sha256: str,
+def build_metadata(
+    function: tf.types.experimental.ConcreteFunction,
+    provenance: Provenance,
+    conversion: litert.Conversion,
+    hashes: dict[str, str],
+) -> dict[str, Any]:
+    """What serving and people need to know; no timestamps and no commit, so the same inputs give the same
+    bytes (the image's labels carry the commit)."""
+    inputs, outputs = tensors(function)
+    return {
+        "name": provenance.name,
+        "version": provenance.version,
+        "signature_name": SIGNATURE,
+        "inputs": inputs,
+        "outputs": outputs,
+        "labels": [],
+        **provenance.extra,
+        "metrics": provenance.metrics,
+        "litert": conversion.record(),
+        "inputs_sha256": provenance.inputs_sha256,
+        "framework": {"tensorflow": tf.__version__, "keras": keras.__version__},
+        "files": hashes,
+    }
+
+
+def write_artifact(
     root: Path,
-    inputs_sha256: str,
+    provenance: Provenance,
+    save: Callable[[Path], tf.types.experimental.ConcreteFunction],
+    samples: Callable[[list[dict]], litert.Arrays] | None = None,
+    assess: Callable[[Path], tuple[dict[str, float], dict[str, Any]]] | None = None,
 ) -> Path:
-    """Write `<root>/<name>/<version>/` via a hidden staging directory beside it."""
-    model_dir = root / config.name
+    """`<root>/<name>/<version>/` via a hidden staging directory beside it. `save` writes the SavedModel
+    and returns its signature; `assess` may score it (metrics and what to record) or refuse it; LiteRT
+    is checked against it on `samples` (generated when not given)."""
+    model_dir = root / provenance.name
     model_dir.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(prefix=f".staging-{config.version}-", dir=model_dir))
+    staged = Path(tempfile.mkdtemp(prefix=f".staging-{provenance.version}-", dir=model_dir))
     try:
-        _write_saved_model(model, staged)
-        _write_tflite(model, staged / TFLITE_FILE)
-        metadata = build_metadata(config, metrics, data_sha256, file_hashes(staged), inputs_sha256)
+        function = save(staged)
+        _drop_fingerprint(staged)
+        if assess is not None:
+            metrics, extra = assess(staged)
+            provenance = replace(provenance, metrics=metrics, extra={**provenance.extra, **extra})
+        inputs, _ = tensors(function)
+        arrays = samples(inputs) if samples else litert.generated_inputs(inputs)
+        conversion = litert.convert(staged, inputs, arrays)
+        if conversion.content is not None:
+            (staged / TFLITE_FILE).write_bytes(conversion.content)
+        metadata = build_metadata(function, provenance, conversion, file_hashes(staged))
         (staged / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
-        target = model_dir / str(config.version)
+        target = model_dir / str(provenance.version)
         _move_into_place(staged, target)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
     return target
+
+
+def keras_saver(model: keras.Model) -> Callable[[Path], tf.types.experimental.ConcreteFunction]:
+    """Save a Keras model as a SavedModel whose `serving_default` carries its own input and output names."""
+
+    def save(directory: Path) -> tf.types.experimental.ConcreteFunction:
+        holder = tf.Module()
+        holder.model = model
+        holder.serve = keras_signature(model)
+        tf.saved_model.save(holder, str(directory), signatures={SIGNATURE: holder.serve})
+        return holder.serve
+
+    return save

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from model import dataset, gate, train
+from model import dataset, gate, task, train
 from model.config import load_config
-from model.export import export
+from model.export import Provenance, keras_saver, write_artifact
 from model.inputs import METADATA_FILE, inputs_digest, up_to_date
 
 
@@ -23,4 +23,16 @@ def run(config_path: Path, root: Path) -> tuple[Path, dict[str, float], bool]:
     model = train.fit(config, data)
     metrics = gate.evaluate(train.predict(model, data.test_x), data.test_y)
     gate.check(metrics, config.gate)
-    return export(model, config, metrics, dataset.sha256_of(config.data), root, digest), metrics, True
+    provenance = Provenance(
+        name=config.name,
+        version=config.version,
+        inputs_sha256=digest,
+        metrics=metrics,
+        extra={
+            "feature_names": list(task.FEATURES),
+            "labels": list(task.LABELS),
+            "training_data": {"file": config.data.name, "sha256": dataset.sha256_of(config.data)},
+        },
+    )
+    samples = {task.INPUT_NAME: data.test_x}
+    return write_artifact(root, provenance, keras_saver(model), lambda _: samples), metrics, True

@@ -104,7 +104,7 @@ def one_string(value: Any, where: str) -> bytes:
         except (binascii.Error, ValueError):
             raise BadRequest(f"{where}: 'b64' holds invalid base64") from None
     got = type(value).__name__
-    raise BadRequest(f"{where}: expected strings or {{'b64': …}} objects for BYTES, got {got}")
+    raise BadRequest(f"{where}: expected strings or {{'b64': ...}} objects for BYTES, got {got}")
 
 
 def _strings(value: Any, where: str) -> np.ndarray:

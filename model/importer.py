@@ -1,0 +1,178 @@
+"""`make model SOURCE=…`: an already-trained `.keras`, `.h5` or SavedModel becomes the same artifact that
+training writes, with no training code: its signature read from the model, LiteRT kept when it agrees,
+and the evaluation gate run when an evaluation file is given."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from model import gate
+from model.dataset import sha256_of
+from model.errors import PipelineError
+from model.export import FINGERPRINT_FILE, Provenance, keras_saver, write_artifact
+from model.inputs import CODE, METADATA_FILE, up_to_date
+from model.litert import NUMPY_TYPES, generated_inputs
+from model.signature import SIGNATURE, saved_model_signature, tensors
+
+KERAS_SUFFIXES = {".keras": "keras", ".h5": "h5", ".hdf5": "h5"}
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class ImportRequest:
+    """What the user asked for: the model file, and optionally its name, version, evaluation and gate."""
+
+    source: Path
+    name: str | None = None
+    version: int = 1
+    evaluation: Path | None = None
+    min_accuracy: float = 0.0
+
+
+def source_format(source: Path) -> str:
+    if source.is_dir():
+        if not (source / "saved_model.pb").is_file():
+            raise PipelineError(
+                f"{source} is a directory without saved_model.pb; give a SavedModel directory"
+            )
+        return "saved_model"
+    if not source.is_file():
+        raise PipelineError(f"model file not found: {source}")
+    if source.suffix.lower() not in KERAS_SUFFIXES:
+        raise PipelineError(f"{source.name}: expected a .keras or .h5 file or a SavedModel directory")
+    return KERAS_SUFFIXES[source.suffix.lower()]
+
+
+def model_name(request: ImportRequest) -> str:
+    """The name given, or the file's (a SavedModel's directory's) stem in URL-safe form."""
+    name = request.name or re.sub(r"[^a-z0-9_-]+", "-", request.source.stem.lower()).strip("-_")
+    if not NAME.fullmatch(name):
+        raise PipelineError(f"model name {name!r} must match {NAME.pattern} (set NAME=…)")
+    return name
+
+
+def _tree_sha256(path: Path) -> str:
+    if path.is_file():
+        return sha256_of(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.name != FINGERPRINT_FILE)
+    parts = [(p.relative_to(path).as_posix(), sha256_of(p)) for p in files]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+def import_digest(request: ImportRequest) -> str:
+    """sha256 over the model, the evaluation file, the gate, the import code and its lock."""
+    parts = [(f"code/{p.name}", sha256_of(p)) for p in sorted(CODE.glob("*.py"))]
+    parts += [("lock", sha256_of(CODE / "requirements.txt")), ("source", _tree_sha256(request.source))]
+    if request.evaluation:
+        parts += [("evaluation", sha256_of(request.evaluation)), ("min_accuracy", str(request.min_accuracy))]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+def _load_keras(source: Path) -> keras.Model:
+    try:
+        return keras.models.load_model(source, compile=False)
+    except Exception as error:  # Keras raises many types for unreadable or custom-object files
+        raise PipelineError(f"cannot load {source.name} with Keras {keras.__version__}: {error}") from None
+
+
+def _evaluation_inputs(path: Path, inputs: list[dict]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Arrays named by input, plus `labels`, each checked against the signature by name."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except (OSError, ValueError) as error:
+        raise PipelineError(f"EVAL {path}: not a readable .npz file ({error})") from None
+    wanted = [t["name"] for t in inputs] + ["labels"]
+    missing = [name for name in wanted if name not in arrays]
+    if missing:
+        raise PipelineError(f"EVAL {path}: missing arrays {missing}; it holds {sorted(arrays)}")
+    labels = arrays["labels"]
+    for tensor in inputs:
+        array = arrays[tensor["name"]]
+        fits = array.ndim == len(tensor["shape"]) and all(
+            want in (-1, got) for want, got in zip(tensor["shape"][1:], array.shape[1:], strict=True)
+        )
+        if not fits or len(array) != len(labels):
+            raise PipelineError(
+                f"EVAL {path}: {tensor['name']!r} has shape {list(array.shape)}; the model takes "
+                f"{tensor['shape']} with one row per label ({len(labels)})"
+            )
+        dtype = NUMPY_TYPES[tensor["datatype"]]
+        arrays[tensor["name"]] = (
+            array.astype(bytes).astype(object) if dtype is np.object_ else array.astype(dtype)
+        )
+    return {t["name"]: arrays[t["name"]] for t in inputs}, labels.astype(np.int64)
+
+
+def _evaluate(directory: Path, *, request: ImportRequest) -> tuple[dict[str, float], dict]:
+    """Accuracy (and log loss) of the first output's class scores on the evaluation file, then the gate."""
+    if request.evaluation is None:
+        return {}, {"evaluation": {"gate": "skipped: no evaluation file given (EVAL=path.npz)"}}
+    signature = tf.saved_model.load(str(directory)).signatures[SIGNATURE]
+    inputs, outputs = tensors(signature)
+    arrays, labels = _evaluation_inputs(request.evaluation, inputs)
+    scores = np.asarray(signature(**{k: tf.constant(v) for k, v in arrays.items()})[outputs[0]["name"]])
+    if scores.ndim != 2 or labels.min(initial=0) < 0 or labels.max(initial=0) >= scores.shape[1]:
+        raise PipelineError(
+            f"EVAL {request.evaluation}: output {outputs[0]['name']!r} of shape {list(scores.shape)} gives "
+            f"no class score for every label (labels range {labels.min()}..{labels.max()})"
+        )
+    metrics = gate.evaluate(scores, labels)
+    if metrics["accuracy"] < request.min_accuracy:
+        raise PipelineError(
+            f"evaluation gate refused the model: accuracy {metrics['accuracy']:.4f} < {request.min_accuracy}"
+        )
+    record = {"file": request.evaluation.name, "sha256": sha256_of(request.evaluation)}
+    return metrics, {"evaluation": {"gate": "passed", "min_accuracy": request.min_accuracy, "data": record}}
+
+
+def _saver(request: ImportRequest, kind: str) -> Callable[[Path], tf.types.experimental.ConcreteFunction]:
+    if kind != "saved_model":
+        return keras_saver(_load_keras(request.source))
+
+    def copy(directory: Path) -> tf.types.experimental.ConcreteFunction:
+        shutil.copytree(request.source, directory, dirs_exist_ok=True)
+        loaded = tf.saved_model.load(str(directory))
+        return saved_model_signature(loaded, str(request.source))
+
+    return copy
+
+
+def run_import(request: ImportRequest, root: Path) -> tuple[Path, dict[str, float], bool]:
+    """The artifact, its metrics, and whether it was written now (False: the one there has these inputs)."""
+    kind = source_format(request.source)
+    name = model_name(request)
+    if request.evaluation is not None and not request.evaluation.is_file():
+        raise PipelineError(f"EVAL file not found: {request.evaluation}")
+    target = root / name / str(request.version)
+    digest = import_digest(request)
+    if up_to_date(target, digest):
+        return target, json.loads((target / METADATA_FILE).read_text())["metrics"], False
+    source = {"file": request.source.name, "format": kind, "sha256": _tree_sha256(request.source)}
+    provenance = Provenance(name, request.version, digest, {}, {"source": source})
+    assess = partial(_evaluate, request=request)
+    written = write_artifact(root, provenance, _saver(request, kind), _samples(request), assess)
+    return written, json.loads((written / METADATA_FILE).read_text())["metrics"], True
+
+
+def _samples(request: ImportRequest) -> Callable[[list[dict]], dict[str, np.ndarray]]:
+    """LiteRT is checked on the evaluation inputs when there are some (real data), else on generated ones."""
+
+    def samples(inputs: list[dict]) -> dict[str, np.ndarray]:
+        if request.evaluation is None:
+            return generated_inputs(inputs)
+        arrays, _ = _evaluation_inputs(request.evaluation, inputs)
+        return {k: v[:16] for k, v in arrays.items()}
+
+    return samples
