@@ -10,7 +10,15 @@ PY := $(VENV)/bin/python
 INFRA_PY := $(INFRA_VENV)/bin/python
 UV_VERSION := 0.13.8
 MODEL_ROOT ?= build/models
-MODEL_NAME ?= iris
+# Your own already-trained model (.keras, .h5 or a SavedModel directory, committed to the repository):
+# set SOURCE here and every verb and workflow serves and deploys it; or pass SOURCE=… once.
+SOURCE ?=
+NAME ?=
+VERSION ?= 1
+EVAL ?=
+MIN_ACCURACY ?= 0
+MODEL_NAME ?= $(if $(SOURCE),$(shell $(PYTHON) -m model.naming "$(SOURCE)" $(NAME)),iris)
+MODEL_VERSION ?= $(if $(SOURCE),$(VERSION),1)
 PORT ?= 8080
 ENV ?= dev
 RUNTIME ?= auto
@@ -19,7 +27,7 @@ PYTHON_VERSION ?= $(shell sed -n "/^  lambdaPythonVersion:/,/default:/s/^ *defau
 ARCHES ?= x86_64 arm64
 DIST ?= dist
 
-.PHONY: help install install-infra model serve quickstart package plan plan-diff bootstrap smoke compare bench lint test lock clean
+.PHONY: help install install-infra model examples model-ref serve quickstart package plan plan-diff bootstrap smoke compare bench lint test lock clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -40,8 +48,16 @@ install: $(VENV)/.installed $(INFRA_VENV)/.installed ## create both virtualenvs 
 
 install-infra: $(INFRA_VENV)/.installed ## only infra's virtualenv (what previews and deploys need)
 
-model: $(VENV)/.installed ## train, gate and export the model artifact to $(MODEL_ROOT)
-	$(PY) -m model --output $(MODEL_ROOT)
+model: $(VENV)/.installed ## train, gate and export to $(MODEL_ROOT); or import SOURCE=file (NAME=, VERSION=, EVAL=x.npz, MIN_ACCURACY=)
+	$(PY) -m model --output $(MODEL_ROOT) $(if $(SOURCE),--source "$(SOURCE)" --name "$(MODEL_NAME)" --version "$(MODEL_VERSION)" \
+	  $(if $(EVAL),--eval "$(EVAL)" --min-accuracy "$(MIN_ACCURACY)"))
+
+examples: $(VENV)/.installed ## write the example models (digits CNN, text, two inputs and outputs) to build/examples
+	$(PY) -m model.examples --out build/examples
+
+model-ref: ## print the model's name and version, as the image build needs them
+	@echo "model_name=$(MODEL_NAME)"
+	@echo "model_version=$(MODEL_VERSION)"
 
 lint: install ## ruff over the whole tree
 	$(VENV)/bin/ruff check .
@@ -52,13 +68,13 @@ test: lint ## lint, then the whole test suite (the main venv, then infra's in it
 	if [ -d tests/infra ]; then $(INFRA_PY) -m pytest tests/infra; fi
 
 serve: $(VENV)/.installed ## serve the exported model on :$(PORT) (RUNTIME=litert|tensorflow)
-	TWINSERVE_MODEL_ROOT=$(MODEL_ROOT) TWINSERVE_RUNTIME=$(RUNTIME) PORT=$(PORT) $(PY) -m serving
+	TWINSERVE_MODEL_ROOT=$(MODEL_ROOT) TWINSERVE_MODEL_NAME=$(MODEL_NAME) TWINSERVE_RUNTIME=$(RUNTIME) PORT=$(PORT) $(PY) -m serving
 
 quickstart: model ## set up, train and export, serve the model and send it one prediction
 	$(PY) -m serving.quickstart --model-root $(MODEL_ROOT) --port $(PORT)
 
 package: model ## build dist/lambda-<arch>.zip for Lambda's Python (PYTHON_VERSION=…, ARCHES=…)
-	$(PY) -m serving.packaging --model-root $(MODEL_ROOT) --python-version $(PYTHON_VERSION) --out $(DIST) $(addprefix --arch ,$(ARCHES))
+	$(PY) -m serving.packaging --model-root $(MODEL_ROOT) --model-name $(MODEL_NAME) --python-version $(PYTHON_VERSION) --out $(DIST) $(addprefix --arch ,$(ARCHES))
 
 PLAN_DIR ?= build/plan
 BASE_PLAN_DIR ?= build/plan-base

@@ -21,7 +21,7 @@ from typing import Any
 import terraform_plan
 import yaml
 from offline import ROOT, Declared, Run, run_program
-from settings import PROJECT, SettingsError, stack_config
+from settings import PACKAGE_DECISION, PROJECT, SettingsError, stack_config
 
 INFRA = Path(__file__).resolve().parent
 # Stands in for the digest the deploy workflow passes, which only exists once the image is pushed.
@@ -57,7 +57,7 @@ def run_stack(env: str, image: str, zip_dir: Path) -> Run:
     return run_program(INFRA, PROJECT, env, config)
 
 
-def write_plan(run: Run, env: str, image: str, target: Path) -> None:
+def write_plan(run: Run, env: str, image: str, target: Path, zip_dir: Path) -> None:
     (target / "kubernetes").mkdir(parents=True)
     (target / "aws").mkdir()
     for resource in run.resources:
@@ -73,7 +73,7 @@ def write_plan(run: Run, env: str, image: str, target: Path) -> None:
     aws = [Declared(r.type, r.name, plain(r.inputs)) for r in run.resources if r.type.startswith("aws:")]
     (target / "aws" / "terraform-plan.json").write_text(json.dumps(terraform_plan.plan(aws), indent=2) + "\n")
     (target / "outputs.json").write_text(json.dumps(plain(run.outputs), indent=2, sort_keys=True) + "\n")
-    (target / "summary.md").write_text(summary(run, env, image))
+    (target / "summary.md").write_text(summary(run, env, image, zip_dir))
 
 
 def exposure(run: Run) -> list[str]:
@@ -105,7 +105,21 @@ def key_settings(env: str) -> list[str]:
     return [f"| `{key}` | `{value}` |" for key, value in config.items()] or ["| (none) | |"]
 
 
-def summary(run: Run, env: str, image: str) -> str:
+def lambda_package(run: Run, zip_dir: Path) -> list[str]:
+    """Which package the function runs, and why the image when `make package` built no zip."""
+    functions = run.of_type("aws:lambda/function:Function")
+    if not functions:
+        return []
+    if functions[0].inputs.get("packageType") != "Image":
+        return ["Lambda runs the LiteRT zip.", ""]
+    try:
+        reason = json.loads((zip_dir / PACKAGE_DECISION).read_text()).get("reason", "")
+    except (OSError, ValueError):
+        reason = ""
+    return [f"Lambda runs the model image{f': {reason}' if reason else ''}.", ""]
+
+
+def summary(run: Run, env: str, image: str, zip_dir: Path) -> str:
     counts = Counter(r.type for r in run.resources)
     rows = [f"| `{t}` | {n} |" for t, n in sorted(counts.items())]
     outputs = [f"| `{k}` | `{plain(v)}` |" for k, v in sorted(run.outputs.items())]
@@ -118,6 +132,7 @@ def summary(run: Run, env: str, image: str) -> str:
             "",
             f"{len(run.resources)} resources. Image: `{image}`{note}.",
             "",
+            *lambda_package(run, zip_dir),
             "## Exposure",
             "",
             *exposure(run),
@@ -159,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     target = args.out / args.env
     with tempfile.TemporaryDirectory(dir=args.out, prefix=f".{args.env}-") as staging:
-        write_plan(run, args.env, args.image, Path(staging) / args.env)
+        write_plan(run, args.env, args.image, Path(staging) / args.env, args.zip_dir.resolve())
         shutil.rmtree(target, ignore_errors=True)
         (Path(staging) / args.env).rename(target)
     print(f"{target}: {len(run.resources)} resources")

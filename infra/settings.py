@@ -116,8 +116,10 @@ class Settings(BaseModel):
     kubeconfig: str = ""
     """A kubeconfig for the target cluster, set with --secret; empty means the ambient context."""
 
-    lambda_package: Literal["zip", "image"] = "zip"
-    """The function's package: the LiteRT zip or the model image."""
+    lambda_package: Literal["auto", "zip", "image"] = "auto"
+    """The function's package: auto (the zip, or the image when `make package` built none), zip or image."""
+    lambda_package_reason: str = Field(default="", exclude=True)
+    """Why `make package` built no zip, when auto chose the image; not a config key."""
     lambda_architecture: Literal["arm64", "x86_64"] = "arm64"
     """The function's CPU architecture (arm64 costs 20% less per GB-second)."""
     lambda_memory_mb: int = Field(default=512, ge=128, le=10240)
@@ -214,7 +216,10 @@ def config_type(annotation: Any) -> str:
     return {bool: "boolean", int: "integer"}.get(annotation, "string")
 
 
-FIELDS = {f.alias: f for name, f in Settings.model_fields.items() if name != "stack"}
+FIELDS = {
+    f.alias: f for name, f in Settings.model_fields.items() if name not in ("stack", "lambda_package_reason")
+}
+PACKAGE_DECISION = "lambda-package.json"  # written by `make package` (serving/packaging/decision.py)
 
 
 def _value(key: str, raw: str) -> Any:
@@ -253,12 +258,44 @@ def from_config(values: dict[str, str], stack: str, *, check_files: bool = True)
         raise SettingsError(_describe(error)) from None
     if not settings.kubernetes_namespace:
         settings = settings.model_copy(update={"kubernetes_namespace": f"{PROJECT}-{stack}"})
+    settings = _resolve_package(settings, check_files)
     zip_needed = check_files and "lambda" in settings.runtimes and settings.lambda_package == "zip"
     if zip_needed and not settings.lambda_zip.is_file():
         raise SettingsError(
             f"{PROJECT}:lambdaZipDir: {settings.lambda_zip} does not exist (run `make package`)"
         )
     return settings
+
+
+def _package_decision(settings: Settings) -> dict[str, str] | None:
+    """What `make package` decided (lambda-package.json beside the zips), if it has run."""
+    path = settings.lambda_zip.with_name(PACKAGE_DECISION)
+    try:
+        decision = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        raise SettingsError(
+            f"{PROJECT}:lambdaZipDir: {path} is unreadable ({error}); run `make package`"
+        ) from None
+    if not isinstance(decision, dict) or decision.get("package") not in ("zip", "image"):
+        raise SettingsError(f"{PROJECT}:lambdaZipDir: {path} names no package; run `make package`")
+    return decision
+
+
+def _resolve_package(settings: Settings, check_files: bool) -> Settings:
+    """`auto` becomes what `make package` decided; `zip` is refused when it built none, with its reason."""
+    if "lambda" not in settings.runtimes or settings.lambda_package == "image":
+        return settings
+    decision = _package_decision(settings)
+    if decision is None:  # the zip check below names what is missing
+        return settings.model_copy(update={"lambda_package": "zip"})
+    reason = decision.get("reason", "")
+    if settings.lambda_package == "zip" and decision["package"] == "image":
+        raise SettingsError(f"{PROJECT}:lambdaPackage is zip, but `make package` built none: {reason}")
+    return settings.model_copy(
+        update={"lambda_package": decision["package"], "lambda_package_reason": reason}
+    )
 
 
 def _describe(error: ValidationError) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from model import gate
+from model import gate, naming
 from model.dataset import sha256_of
 from model.errors import PipelineError
 from model.export import FINGERPRINT_FILE, Provenance, keras_saver, write_artifact
@@ -26,7 +25,6 @@ from model.litert import NUMPY_TYPES, generated_inputs
 from model.signature import SIGNATURE, saved_model_signature, tensors
 
 KERAS_SUFFIXES = {".keras": "keras", ".h5": "h5", ".hdf5": "h5"}
-NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
 @dataclass(frozen=True)
@@ -55,11 +53,10 @@ def source_format(source: Path) -> str:
 
 
 def model_name(request: ImportRequest) -> str:
-    """The name given, or the file's (a SavedModel's directory's) stem in URL-safe form."""
-    name = request.name or re.sub(r"[^a-z0-9_-]+", "-", request.source.stem.lower()).strip("-_")
-    if not NAME.fullmatch(name):
-        raise PipelineError(f"model name {name!r} must match {NAME.pattern} (set NAME=…)")
-    return name
+    try:
+        return naming.model_name(request.source, request.name)
+    except naming.InvalidName as error:
+        raise PipelineError(str(error)) from None
 
 
 def _tree_sha256(path: Path) -> str:

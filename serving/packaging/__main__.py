@@ -10,7 +10,8 @@ from pathlib import Path
 
 from serving.artifact import locate
 from serving.errors import ArtifactError
-from serving.packaging.lambda_zip import PLATFORMS, PackageError, build
+from serving.packaging import decision
+from serving.packaging.lambda_zip import PLATFORMS, OverLimit, Package, PackageError, build
 
 
 def python_version(text: str) -> str:
@@ -29,19 +30,42 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _describe(package: Package, python_version: str) -> str:
+    return (
+        f"{package.path}{' (up to date: same inputs)' if package.reused else ''}: "
+        f"{package.zipped_bytes / 2**20:.1f} MiB zipped, "
+        f"{package.unzipped_bytes / 2**20:.1f} MiB unzipped, python{python_version}, "
+        f"bytecode {'yes' if package.bytecode else 'no'}, sha256 {package.sha256}"
+    )
+
+
+def _image_instead(args: argparse.Namespace, version_dir: Path, reason: str) -> None:
+    decision.remove_zips(args.out, args.arch)
+    decision.write(args.out, version_dir, "image", reason)
+    print(f"no Lambda zip: {reason}. The function runs the model image instead (lambdaPackage: auto).")
+
+
+def _package(args: argparse.Namespace) -> None:
+    version_dir = locate(args.model_root, args.model_name)
+    refusal = decision.litert_refusal(version_dir)
+    if refusal:
+        _image_instead(args, version_dir, refusal)
+        return
+    for arch in args.arch:
+        try:
+            with tempfile.TemporaryDirectory(prefix=f"lambda-{arch}-") as staging:
+                package = build(version_dir, arch, args.python_version, args.out, Path(staging))
+        except OverLimit as error:
+            _image_instead(args, version_dir, str(error))
+            return
+        print(_describe(package, args.python_version))
+    decision.write(args.out, version_dir, "zip")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        version_dir = locate(args.model_root, args.model_name)
-        for arch in args.arch:
-            with tempfile.TemporaryDirectory(prefix=f"lambda-{arch}-") as staging:
-                package = build(version_dir, arch, args.python_version, args.out, Path(staging))
-            print(
-                f"{package.path}{' (up to date: same inputs)' if package.reused else ''}: "
-                f"{package.zipped_bytes / 2**20:.1f} MiB zipped, "
-                f"{package.unzipped_bytes / 2**20:.1f} MiB unzipped, python{args.python_version}, "
-                f"bytecode {'yes' if package.bytecode else 'no'}, sha256 {package.sha256}"
-            )
+        _package(args)
     except (PackageError, ArtifactError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -39,6 +39,10 @@ class PackageError(RuntimeError):
     """The zip cannot be built as asked; the message names the input or limit at fault."""
 
 
+class OverLimit(PackageError):
+    """The zip would pass one of Lambda's size limits: the function takes the image instead."""
+
+
 @dataclass(frozen=True)
 class Package:
     path: Path
@@ -129,9 +133,9 @@ def write_zip(source: Path, path: Path) -> int:
 def check_limits(path: Path, unzipped: int) -> None:
     zipped = path.stat().st_size
     if unzipped > UNZIPPED_LIMIT:
-        raise PackageError(f"{path.name} unzips to {unzipped / 2**20:.1f} MiB, over Lambda's 250 MiB limit")
+        raise OverLimit(f"{path.name} unzips to {unzipped / 2**20:.1f} MiB, over Lambda's 250 MiB limit")
     if zipped > ZIP_LIMIT:
-        raise PackageError(
+        raise OverLimit(
             f"{path.name} is {zipped / 2**20:.1f} MiB zipped, over the 50 MiB direct-upload limit"
         )
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from offline import Run
-from settings import from_config
+from settings import SettingsError, from_config
 
 from tests.infra.conftest import ENVS, IMAGE
 
@@ -142,3 +144,43 @@ def test_kubernetes_only_environment_declares_no_aws(run_stack: Callable[..., Ru
     run = run_stack("dev", runtimes='["kubernetes"]', lambdaZipDir=str(tmp_path))
     assert not [r for r in run.resources if r.type.startswith("aws:")]
     assert "lambdaEndpoint" not in run.outputs
+
+
+@pytest.fixture
+def image_decision(tmp_path: Path) -> Path:
+    """What `make package` leaves for a model LiteRT cannot run: no zip, and why."""
+    reason = "the model has no model.tflite (string input 'text': LiteRT has no string tensors)"
+    (tmp_path / "lambda-package.json").write_text(
+        json.dumps({"package": "image", "model": "reviews/1", "reason": reason})
+    )
+    return tmp_path
+
+
+@pytest.mark.parametrize("env_name", ENVS)
+def test_auto_follows_make_package_to_the_image(
+    run_stack: Callable[..., Run], image_decision: Path, env_name: str
+) -> None:
+    function = (
+        run_stack(env_name, lambdaZipDir=str(image_decision)).one("aws:lambda/function:Function").inputs
+    )
+    assert function["packageType"] == "Image"
+    assert function["imageUri"] == IMAGE
+
+
+def test_a_zip_asked_for_where_make_package_built_none_names_why(
+    config_for: Callable[..., dict[str, str]], image_decision: Path
+) -> None:
+    config = config_for("dev", lambdaZipDir=str(image_decision), lambdaPackage="zip")
+    with pytest.raises(
+        SettingsError, match=r"lambdaPackage is zip, but `make package` built none: .*string input"
+    ):
+        from_config(config, "dev")
+
+
+def test_auto_with_a_zip_decision_uses_the_zip(
+    config_for: Callable[..., dict[str, str]], zip_dir: Path
+) -> None:
+    decided = zip_dir.parent / "decided"
+    shutil.copytree(zip_dir, decided, dirs_exist_ok=True)
+    (decided / "lambda-package.json").write_text(json.dumps({"package": "zip", "model": "iris/1"}))
+    assert from_config(config_for("dev", lambdaZipDir=str(decided)), "dev").lambda_package == "zip"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import kubernetes_validate
@@ -133,3 +134,23 @@ def test_checkov_aws_checks_catch_a_public_function_url(run_stack, tmp_path: Pat
     failed = {c["check_id"] for c in checkov_aws(plan_file)["results"]["failed_checks"]}
     # "Lambda function URLs AuthType is not None", "AWS Lambda function is not publicly accessible"
     assert failed == {"CKV_AWS_258", "CKV_AWS_301"}
+
+
+def test_a_model_without_a_zip_is_planned_on_the_image_and_says_why(tmp_path: Path) -> None:
+    """What `make package` leaves for a model LiteRT cannot run reaches the plan's function and summary."""
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    reason = "the model has no model.tflite (string input 'text': LiteRT has no string tensors)"
+    (dist / "lambda-package.json").write_text(
+        json.dumps({"package": "image", "model": "x/1", "reason": reason})
+    )
+    result = subprocess.run(
+        [sys.executable, "infra/plan.py", "--env", "dev", "--out", str(tmp_path / "plan"),
+         "--zip-dir", str(dist), "--image", IMAGE],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = (tmp_path / "plan" / "dev" / "summary.md").read_text()
+    assert f"Lambda runs the model image: {reason}." in summary
+    (function,) = (tmp_path / "plan" / "dev" / "aws").glob("function-*.json")
+    assert json.loads(function.read_text())["packageType"] == "Image"

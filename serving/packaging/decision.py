@@ -1,0 +1,41 @@
+"""Which package Lambda gets, written beside the zips for infra (`lambdaPackage: auto`) to read.
+
+The zip carries LiteRT and `model.tflite`: a model without one (string tensors, ops LiteRT
+lacks, answers that differ from TensorFlow's) or a zip over Lambda's limits gets no zip,
+and the function runs the model image instead. Nothing broken is left in dist/.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+DECISION_FILE = "lambda-package.json"
+
+
+def litert_refusal(version_dir: Path) -> str | None:
+    """Why the artifact has no LiteRT form, or None when it has one."""
+    if (version_dir / "model.tflite").is_file():
+        return None
+    try:
+        litert = json.loads((version_dir / "metadata.json").read_text()).get("litert", {})
+    except (OSError, ValueError):
+        litert = {}
+    return f"the model has no model.tflite ({litert.get('reason', 'not exported')})"
+
+
+def remove_zips(out_dir: Path, arches: list[str]) -> None:
+    """No zip of another model or an earlier build may be mistaken for this one's."""
+    for arch in arches:
+        for suffix in ("", ".sha256", ".inputs"):
+            (out_dir / f"lambda-{arch}.zip{suffix}").unlink(missing_ok=True)
+
+
+def write(out_dir: Path, version_dir: Path, package: str, reason: str = "") -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record = {"package": package, "model": f"{version_dir.parent.name}/{version_dir.name}"}
+    if reason:
+        record["reason"] = reason
+    path = out_dir / DECISION_FILE
+    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return path
