@@ -52,8 +52,9 @@ model: $(VENV)/.installed ## train, gate and export to $(MODEL_ROOT); or import 
 	$(PY) -m model --output $(MODEL_ROOT) $(if $(SOURCE),--source "$(SOURCE)" --name "$(MODEL_NAME)" --version "$(MODEL_VERSION)" \
 	  $(if $(EVAL),--eval "$(EVAL)" --min-accuracy "$(MIN_ACCURACY)"))
 
-examples: $(VENV)/.installed ## write the example models (digits CNN, text, two inputs and outputs) to build/examples
-	$(PY) -m model.examples --out build/examples
+EXAMPLES_DIR ?= build/examples
+examples: $(VENV)/.installed ## write the example models (digits CNN, text, two inputs and outputs) to $(EXAMPLES_DIR)
+	$(PY) -m model.examples --out $(EXAMPLES_DIR)
 
 model-ref: ## print the model's name and version, as the image build needs them
 	@echo "model_name=$(MODEL_NAME)"

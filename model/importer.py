@@ -113,18 +113,14 @@ def _evaluation_inputs(path: Path, inputs: list[dict]) -> tuple[dict[str, np.nda
 
 
 def _evaluate(directory: Path, *, request: ImportRequest) -> tuple[dict[str, float], dict]:
-    """Accuracy (and log loss) of the first output's class scores on the evaluation file, then the gate."""
+    """Accuracy and log loss of the class scores on the evaluation file, then the gate."""
     if request.evaluation is None:
         return {}, {"evaluation": {"gate": "skipped: no evaluation file given (EVAL=path.npz)"}}
     signature = tf.saved_model.load(str(directory)).signatures[SIGNATURE]
     inputs, outputs = tensors(signature)
     arrays, labels = _evaluation_inputs(request.evaluation, inputs)
-    scores = np.asarray(signature(**{k: tf.constant(v) for k, v in arrays.items()})[outputs[0]["name"]])
-    if scores.ndim != 2 or labels.min(initial=0) < 0 or labels.max(initial=0) >= scores.shape[1]:
-        raise PipelineError(
-            f"EVAL {request.evaluation}: output {outputs[0]['name']!r} of shape {list(scores.shape)} gives "
-            f"no class score for every label (labels range {labels.min()}..{labels.max()})"
-        )
+    answers = signature(**{k: tf.constant(v) for k, v in arrays.items()})
+    scores = _class_scores(outputs, answers, labels, request.evaluation)
     metrics = gate.evaluate(scores, labels)
     if metrics["accuracy"] < request.min_accuracy:
         raise PipelineError(
@@ -132,6 +128,20 @@ def _evaluate(directory: Path, *, request: ImportRequest) -> tuple[dict[str, flo
         )
     record = {"file": request.evaluation.name, "sha256": sha256_of(request.evaluation)}
     return metrics, {"evaluation": {"gate": "passed", "min_accuracy": request.min_accuracy, "data": record}}
+
+
+def _class_scores(outputs: list[dict], answers: dict, labels: np.ndarray, path: Path) -> np.ndarray:
+    """The first output that scores every class (floats of shape [rows, classes]) is what the gate grades."""
+    for output in outputs:
+        scores = np.asarray(answers[output["name"]])
+        floats = output["datatype"].startswith("FP") and scores.ndim == 2
+        if floats and labels.min(initial=0) >= 0 and scores.shape[1] > labels.max(initial=0):
+            return scores
+    shapes = {o["name"]: o["shape"] for o in outputs}
+    raise PipelineError(
+        f"EVAL {path}: no output scores every class for labels {labels.min()}..{labels.max()}; "
+        f"outputs: {shapes}"
+    )
 
 
 def _saver(request: ImportRequest, kind: str) -> Callable[[Path], tf.types.experimental.ConcreteFunction]:

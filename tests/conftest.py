@@ -32,3 +32,36 @@ def model_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def artifact(model_root: Path) -> Path:
     return model_root / "iris" / "1"
+
+
+def make(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    """A Makefile verb as a user runs it, from the repository root."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run(
+        ["make", "-s", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="session")
+def example_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The three example models as teams bring them (digits.keras, reviews/, shop.h5) and their EVAL files."""
+    out = tmp_path_factory.mktemp("examples")
+    result = make("examples", f"EXAMPLES_DIR={out}")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+EXAMPLE_SOURCES = {"digits": "digits.keras", "reviews": "reviews", "shop": "shop.h5"}
+
+
+@pytest.fixture(scope="session")
+def examples_root(tmp_path_factory: pytest.TempPathFactory, example_files: Path) -> Path:
+    """An artifact root holding the three examples, each imported by `make model SOURCE=… EVAL=…`."""
+    root = tmp_path_factory.mktemp("imported")
+    for name, file in EXAMPLE_SOURCES.items():
+        source = example_files / file
+        result = make(
+            "model", f"SOURCE={source}", f"EVAL={example_files / f'{name}-eval.npz'}", f"MODEL_ROOT={root}"
+        )
+        assert result.returncode == 0, result.stderr
+    return root
