@@ -78,8 +78,21 @@ def _floats(raw: np.ndarray, spec: TensorSpec, where: str) -> np.ndarray:
     return finite(array, spec, where)
 
 
-def _integers(raw: np.ndarray, spec: TensorSpec, where: str) -> np.ndarray:
-    if raw.dtype.kind not in "iu":
+def _exact_integers(value: Any, raw: np.ndarray) -> np.ndarray:
+    """numpy turns ints beyond int64 (or a mix of signs past it) into floats or objects: keep them exact."""
+    if raw.dtype.kind not in "fO":
+        return raw
+    exact = np.asarray(value, dtype=object)
+    if exact.size and all(type(item) is int for item in exact.flat):
+        return exact
+    return raw
+
+
+def _integers(value: Any, raw: np.ndarray, spec: TensorSpec, where: str) -> np.ndarray:
+    raw = _exact_integers(value, raw)
+    if raw.dtype.kind not in "iuO" or (raw.dtype.kind == "O" and not raw.size):
+        raise BadRequest(f"{where}: expected integers for {spec.datatype}, got {_describe_kind(raw)}")
+    if raw.dtype.kind == "O" and not all(type(item) is int for item in raw.flat):
         raise BadRequest(f"{where}: expected integers for {spec.datatype}, got {_describe_kind(raw)}")
     limits = np.iinfo(NUMPY_TYPES[spec.datatype])
     if raw.size and (int(raw.min()) < limits.min or int(raw.max()) > limits.max):
@@ -137,7 +150,7 @@ def from_json(value: Any, spec: TensorSpec, where: str) -> np.ndarray:
         return _booleans(raw, spec, where)
     if spec.datatype.startswith("FP"):
         return _floats(raw, spec, where)
-    return _integers(raw, spec, where)
+    return _integers(value, raw, spec, where)
 
 
 def check_shape(array: np.ndarray, spec: TensorSpec, where: str) -> np.ndarray:

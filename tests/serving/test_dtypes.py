@@ -1,0 +1,155 @@
+"""Every dtype of both protocols through a real server: a SavedModel that echoes one input of each dtype,
+imported with `python -m model --source`. Values come back exactly; out-of-range values are refused."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.http as triton
+
+from tests.conftest import run_cli
+from tests.serving.conftest import Server, start_server, stop_server
+
+DTYPES = {
+    "BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
+    "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64,
+    "FP16": np.float16, "FP32": np.float32, "FP64": np.float64, "BYTES": np.object_,
+}  # fmt: skip
+
+
+def sample(datatype: str, text_only: bool = False) -> np.ndarray:
+    """Two rows of three, reaching each dtype's extremes (JSON carries only UTF-8 strings)."""
+    if datatype == "BOOL":
+        return np.array([[True, False, True], [False, False, True]])
+    if datatype == "BYTES":
+        odd = b"plain" if text_only else b"\xff\x00binary"
+        return np.array([[b"text", odd, b""], [b"caf\xc3\xa9", b"x", b"y"]], dtype=object)
+    dtype = DTYPES[datatype]
+    info = np.finfo(dtype) if datatype.startswith("FP") else np.iinfo(dtype)
+    return np.array([[info.min, 0, info.max], [1, 2, 3]], dtype=dtype)
+
+
+@pytest.fixture(scope="module")
+def echo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    import tensorflow as tf
+
+    source = tmp_path_factory.mktemp("echo") / "echo"
+    specs = [tf.TensorSpec([None, 3], tf.as_dtype(d if d is not np.object_ else tf.string), name=name.lower())
+             for name, d in DTYPES.items()]  # fmt: skip
+
+    @tf.function(input_signature=specs)
+    def serve(*tensors: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {f"{spec.name}_out": tf.identity(t) for spec, t in zip(specs, tensors, strict=True)}
+
+    module = tf.Module()
+    module.serve = serve
+    tf.saved_model.save(module, str(source), signatures={"serving_default": serve.get_concrete_function()})
+    root = source.parent / "models"
+    result = run_cli("--source", str(source), "--output", str(root))
+    assert result.returncode == 0, result.stderr
+    assert "TensorFlow only" in result.stdout
+    server = start_server(root, TWINSERVE_RUNTIME="tensorflow", TWINSERVE_DRAIN_SECONDS="0")
+    yield server
+    stop_server(server)
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
+def test_every_dtype_round_trips_through_tritonclient(echo_server: Server, binary: bool) -> None:
+    client = triton.InferenceServerClient(echo_server.url.removeprefix("http://"))
+    try:
+        inputs = []
+        for datatype in DTYPES:
+            tensor = triton.InferInput(datatype.lower(), [2, 3], datatype)
+            tensor.set_data_from_numpy(sample(datatype, text_only=not binary), binary_data=binary)
+            inputs.append(tensor)
+        outputs = [triton.InferRequestedOutput(f"{d.lower()}_out", binary_data=True) for d in DTYPES]
+        result = client.infer("echo", inputs, outputs=outputs)
+        for datatype in DTYPES:
+            echoed = result.as_numpy(f"{datatype.lower()}_out")
+            np.testing.assert_array_equal(echoed, sample(datatype, text_only=not binary), err_msg=datatype)
+            assert result.get_output(f"{datatype.lower()}_out")["datatype"] == datatype
+    finally:
+        client.close()
+
+
+def test_tf_serving_sends_binary_strings_as_b64_and_echoes_text(echo_server: Server) -> None:
+    strings = sample("BYTES")
+    columns = {d.lower(): sample(d).tolist() for d in DTYPES if d != "BYTES"}
+    columns["bytes"] = [[{"b64": base64.b64encode(s).decode()} for s in row] for row in strings]
+    with echo_server.client() as client:
+        response = client.post("/v1/models/echo:predict", json={"inputs": columns})
+    assert response.status_code == 200, response.text
+    outputs = response.json()["outputs"]
+    # Text that is UTF-8 comes back as text; bytes that are not have only the b64 form.
+    assert outputs["bytes_out"] == [["text", {"b64": "/wBiaW5hcnk="}, ""], ["café", "x", "y"]]
+    for datatype in DTYPES:
+        if datatype != "BYTES":
+            np.testing.assert_array_equal(np.array(outputs[f"{datatype.lower()}_out"]), sample(datatype))
+
+
+OUT_OF_RANGE = [
+    ("uint8", 256, "within UINT8's range [0, 255]"),
+    ("uint8", -1, "within UINT8's range"),
+    ("uint16", 65536, "within UINT16's range"),
+    ("uint32", 2**32, "within UINT32's range"),
+    ("uint64", -1, "within UINT64's range"),
+    ("int8", 128, "within INT8's range [-128, 127]"),
+    ("int16", -32769, "within INT16's range"),
+    ("int32", 2**31, "within INT32's range"),
+    ("int64", 2**63, "within INT64's range"),
+    ("int32", 1.5, "expected integers for INT32"),
+    ("int64", True, "expected integers for INT64, got booleans"),
+    ("fp16", 70000.0, "finite float16"),
+    ("fp32", 1e39, "finite float32"),
+    ("fp64", "1.0", "expected numbers for FP64, got strings"),
+    ("bool", 1, "expected true or false for BOOL"),
+    ("bytes", 1, "expected strings"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "fragment"), OUT_OF_RANGE, ids=lambda v: str(v)[:12])
+def test_a_value_outside_its_dtype_is_refused_naming_the_input(
+    echo_server: Server, name: str, value: object, fragment: str
+) -> None:
+    good = {d.lower(): sample(d)[:1].reshape(-1).tolist() for d in DTYPES if d != "BYTES"} | {
+        "bytes": ["a"] * 3
+    }
+    data = {**good, name: [value] * 3}
+    payload = [{"name": d.lower(), "shape": [1, 3], "datatype": d, "data": data[d.lower()]} for d in DTYPES]
+    with echo_server.client() as client:
+        response = client.post("/v2/models/echo/infer", json={"inputs": payload})
+    assert response.status_code == 400, response.text
+    assert f"{name!r}" in response.json()["error"]
+    assert fragment in response.json()["error"]
+
+
+def test_a_bool_tensor_s_raw_bytes_must_be_0_or_1(echo_server: Server) -> None:
+    client = triton.InferenceServerClient(echo_server.url.removeprefix("http://"))
+    try:
+        inputs = []
+        for datatype in DTYPES:
+            tensor = triton.InferInput(datatype.lower(), [2, 3], datatype)
+            data = sample(datatype)
+            tensor.set_data_from_numpy(
+                (data.view(np.uint8) * 2).view(np.bool_) if datatype == "BOOL" else data, binary_data=True
+            )
+            inputs.append(tensor)
+        with pytest.raises(triton.InferenceServerException, match="'bool': BOOL bytes must be 0 or 1"):
+            client.infer("echo", inputs)
+    finally:
+        client.close()
+
+
+def test_metadata_names_every_dtype(echo_server: Server, tmp_path: Path) -> None:
+    with echo_server.client() as client:
+        v2 = client.get("/v2/models/echo").json()
+        tf_serving = client.get("/v1/models/echo/metadata").json()
+    assert {t["name"]: t["datatype"] for t in v2["inputs"]} == {d.lower(): d for d in DTYPES}
+    signature = tf_serving["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    assert signature["inputs"]["fp16"]["dtype"] == "DT_HALF"
+    assert signature["inputs"]["bytes"]["dtype"] == "DT_STRING"
+    assert signature["outputs"]["uint64_out"]["dtype"] == "DT_UINT64"
