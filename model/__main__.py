@@ -36,9 +36,16 @@ def _run(args: argparse.Namespace) -> tuple[Path, dict[str, float], bool]:
         from model.pipeline import run
 
         return run(args.config, args.output)
-    from model.importer import ImportRequest, run_import
+    from model.errors import PipelineError
+    from model.source import ImportRequest, InvalidSource, checked
 
     request = ImportRequest(args.source, args.name, args.version, args.eval, args.min_accuracy)
+    try:
+        checked(request)  # before TensorFlow is imported: a wrong path is named at once
+    except InvalidSource as error:
+        raise PipelineError(str(error)) from None
+    from model.importer import run_import
+
     return run_import(request, args.output)
 
 

@@ -8,7 +8,6 @@ import hashlib
 import json
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -16,47 +15,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from model import gate, naming
+from model import gate
 from model.dataset import sha256_of
 from model.errors import PipelineError
 from model.export import FINGERPRINT_FILE, Provenance, keras_saver, write_artifact
 from model.inputs import CODE, METADATA_FILE, up_to_date
 from model.litert import NUMPY_TYPES, generated_inputs
 from model.signature import SIGNATURE, saved_model_signature, tensors
-
-KERAS_SUFFIXES = {".keras": "keras", ".h5": "h5", ".hdf5": "h5"}
-
-
-@dataclass(frozen=True)
-class ImportRequest:
-    """What the user asked for: the model file, and optionally its name, version, evaluation and gate."""
-
-    source: Path
-    name: str | None = None
-    version: int = 1
-    evaluation: Path | None = None
-    min_accuracy: float = 0.0
-
-
-def source_format(source: Path) -> str:
-    if source.is_dir():
-        if not (source / "saved_model.pb").is_file():
-            raise PipelineError(
-                f"{source} is a directory without saved_model.pb; give a SavedModel directory"
-            )
-        return "saved_model"
-    if not source.is_file():
-        raise PipelineError(f"model file not found: {source}")
-    if source.suffix.lower() not in KERAS_SUFFIXES:
-        raise PipelineError(f"{source.name}: expected a .keras or .h5 file or a SavedModel directory")
-    return KERAS_SUFFIXES[source.suffix.lower()]
-
-
-def model_name(request: ImportRequest) -> str:
-    try:
-        return naming.model_name(request.source, request.name)
-    except naming.InvalidName as error:
-        raise PipelineError(str(error)) from None
+from model.source import ImportRequest, InvalidSource, checked
 
 
 def _tree_sha256(path: Path) -> str:
@@ -158,10 +124,10 @@ def _saver(request: ImportRequest, kind: str) -> Callable[[Path], tf.types.exper
 
 def run_import(request: ImportRequest, root: Path) -> tuple[Path, dict[str, float], bool]:
     """The artifact, its metrics, and whether it was written now (False: the one there has these inputs)."""
-    kind = source_format(request.source)
-    name = model_name(request)
-    if request.evaluation is not None and not request.evaluation.is_file():
-        raise PipelineError(f"EVAL file not found: {request.evaluation}")
+    try:
+        kind, name = checked(request)
+    except InvalidSource as error:
+        raise PipelineError(str(error)) from None
     target = root / name / str(request.version)
     digest = import_digest(request)
     if up_to_date(target, digest):
