@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -133,3 +134,20 @@ def test_every_key_is_described_and_typed() -> None:
         assert declared["type"] in {"string", "integer", "boolean", "array"}, key
         assert declared["description"], key
     assert all("default" in declared and "secret" not in declared for declared in config.values())
+
+
+@pytest.mark.parametrize("env_name", ENVS)
+def test_every_environment_deploys_the_model_the_makefile_builds(
+    env_name: str, config_for: Callable[..., dict[str, str]]
+) -> None:
+    """A fork that sets SOURCE in the Makefile must set modelName and modelVersion to match, or its
+    functions and pods would be named for, and smoke-tested against, a model the image does not hold."""
+    built = dict(
+        line.split("=", 1)
+        for line in subprocess.run(
+            ["make", "-s", "model-ref"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+    )
+    settings = from_config(config_for(env_name), env_name)
+    deployed = {"model_name": settings.model_name, "model_version": str(settings.model_version)}
+    assert deployed == built, "set modelName and modelVersion in Pulumi.yaml to what `make model-ref` prints"
