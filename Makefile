@@ -114,6 +114,7 @@ bench: $(VENV)/.installed model ## throughput and latency (baseline, both runtim
 	$(PY) -m serving.bench --model-root $(MODEL_ROOT)
 	$(PY) -m serving.bench.cold_start --model-root $(MODEL_ROOT) --json build/bench/cold-start.json
 	$(PY) -m serving.bench.faults --model-root $(MODEL_ROOT)
+	$(PY) -m serving.bench.digits --workdir build/bench/digits
 
 lock: ## re-resolve every lock from its .in file
 	cd tests && ../$(VENV)/bin/uv pip compile requirements.in --python-version 3.11 -o requirements.txt --no-header -q

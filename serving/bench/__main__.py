@@ -31,14 +31,14 @@ class Result:
     errors: int
 
 
-def _wait(url: str, process: subprocess.Popen[bytes]) -> None:
+def _wait(url: str, process: subprocess.Popen[bytes], path: str = PATH, body: str = BODY) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"error: server exited with {process.returncode}")
         try:
             headers = {"content-type": "application/json"}
-            request = urllib.request.Request(url + PATH, data=BODY.encode(), headers=headers)  # noqa: S310
+            request = urllib.request.Request(url + path, data=body.encode(), headers=headers)  # noqa: S310
             with urllib.request.urlopen(request, timeout=5):  # noqa: S310 - local URL
                 return
         except OSError:
@@ -75,8 +75,14 @@ def servers(model_root: Path) -> dict[str, tuple[list[str], dict[str, str]]]:
 
 
 def measure(
-    name: str, command: list[str], env: dict[str, str], args: argparse.Namespace, script: Path
+    name: str,
+    command: list[str],
+    env: dict[str, str],
+    args: argparse.Namespace,
+    script: Path,
+    request: tuple[str, str] = (PATH, BODY),
 ) -> list[Result]:
+    """Start the server, warm it up, then one wrk run per connection count; `request` is (path, body)."""
     port = "18080"
     url = f"http://127.0.0.1:{port}"
     full_env = {**os.environ, "PORT": port, "TF_CPP_MIN_LOG_LEVEL": "3", **env}
@@ -84,9 +90,11 @@ def measure(
     with tempfile.TemporaryFile() as sink:
         process = subprocess.Popen(command, env=full_env, stdout=sink, stderr=sink)
         try:
-            _wait(url, process)
-            run_wrk(url, 8, 2, script)  # warm-up
-            return [Result(name, c, *run_wrk(url, c, args.seconds, script)) for c in args.connections]
+            _wait(url, process, *request)
+            run_wrk(url, 8, 2, script, request[0])  # warm-up
+            return [
+                Result(name, c, *run_wrk(url, c, args.seconds, script, request[0])) for c in args.connections
+            ]
         finally:
             process.terminate()
             process.wait(timeout=60)

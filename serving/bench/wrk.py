@@ -17,10 +17,17 @@ def _ms(text: str) -> float:
     return float(value) * UNITS[unit]
 
 
-def run_wrk(url: str, connections: int, seconds: int, script: Path) -> tuple[float, float, float, int]:
+def lua(body: str) -> str:
+    """A wrk script that POSTs `body` as JSON."""
+    return f'wrk.method = "POST"\nwrk.body = [[{body}]]\nwrk.headers["Content-Type"] = "application/json"\n'
+
+
+def run_wrk(
+    url: str, connections: int, seconds: int, script: Path, path: str = PATH
+) -> tuple[float, float, float, int]:
     threads = 1 if connections == 1 else 2
     out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url + PATH],  # noqa: E501
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url + path],  # noqa: E501
         capture_output=True, text=True, check=True, timeout=seconds + 60,
     ).stdout  # fmt: skip
     try:
