@@ -43,8 +43,13 @@ def main() -> int:
     if shutil.which("wrk") is None:
         print("error: wrk is not installed (Debian/Ubuntu: apt-get install wrk)", file=sys.stderr)
         return 2
-    env = {"TWINSERVE_MODEL_ROOT": str(args.model_root.resolve()), "TWINSERVE_RUNTIME": args.runtime,
-           "TWINSERVE_WORKERS": "1", "TWINSERVE_DRAIN_SECONDS": "0", "TWINSERVE_ACCESS_LOG": "false"}  # fmt: skip
+    env = {
+        "TWINSERVE_MODEL_ROOT": str(args.model_root.resolve()),
+        "TWINSERVE_RUNTIME": args.runtime,
+        "TWINSERVE_WORKERS": "1",
+        "TWINSERVE_DRAIN_SECONDS": "0",
+        "TWINSERVE_ACCESS_LOG": "false",
+    }
     options = argparse.Namespace(seconds=args.seconds, connections=[args.connections])
     with tempfile.TemporaryDirectory() as scratch:
         base = Path(scratch) / "base"
