@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"exported {target} ({_describe(metrics)}) in {elapsed:.1f}s")
         _say_runtimes(target)
     else:
-        print(f"{target} is up to date: its inputs are unchanged ({_describe(metrics)})")
+        inputs = "data, config, code, lock" if args.source is None else "model file, evaluation, code, lock"
+        print(f"{target} is up to date: its inputs ({inputs}) are unchanged ({_describe(metrics)})")
     return 0
 
 

@@ -74,10 +74,10 @@ def test_a_changed_input_or_a_damaged_export_is_rebuilt(artifact: Path, tmp_path
     (root / "iris" / "1" / "model.tflite").write_bytes(b"damaged")
     repaired = run_cli("--output", str(root))
     assert repaired.returncode == 0, repaired.stderr
-    assert repaired.stdout.splitlines()[-1].startswith("exported")
+    assert repaired.stdout.splitlines()[0].startswith("exported")
     assert _tree(root / "iris" / "1") == _tree(artifact)
     changed = run_cli("--config", str(write_config(epochs=20)), "--output", str(root))
-    assert changed.stdout.splitlines()[-1].startswith("exported")
+    assert changed.stdout.splitlines()[0].startswith("exported")
     assert (
         json.loads((root / "iris" / "1" / "metadata.json").read_text())["inputs_sha256"]
         != json.loads((artifact / "metadata.json").read_text())["inputs_sha256"]
