@@ -156,8 +156,9 @@ def from_json(value: Any, spec: TensorSpec, where: str) -> np.ndarray:
 def check_shape(array: np.ndarray, spec: TensorSpec, where: str) -> np.ndarray:
     """`[rows >= 1, *the input's shape]`, where a -1 in the model's shape takes any length."""
     expected = spec.shape[1:]
-    fits = array.ndim == len(spec.shape) and all(
-        want in (-1, got) for want, got in zip(expected, array.shape[1:], strict=True)
+    fits = array.ndim == len(spec.shape) and (
+        array.shape[1:] == expected
+        or all(want in (-1, got) for want, got in zip(expected, array.shape[1:], strict=True))
     )
     if not fits:
         wanted = ["rows", *expected]

@@ -50,6 +50,8 @@ def _where(model: ModelSpec, part: str, spec: TensorSpec) -> str:
 def _rows(instances: Any, model: ModelSpec) -> Inputs:
     if not isinstance(instances, list):
         raise BadRequest("'instances' must be a list with one entry per example")
+    if len(model.inputs) == 1 and not any(isinstance(row, dict) for row in instances):
+        return {model.inputs[0].name: tensor_from_json(instances, model.inputs[0], "instances")}
     named = [_named(row, model, f"instances[{i}]") for i, row in enumerate(instances)]
     return {
         spec.name: tensor_from_json([row[spec.name] for row in named], spec, _where(model, "instances", spec))

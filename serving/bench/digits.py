@@ -91,6 +91,10 @@ def main() -> int:
                 for r in measure(name, command, env, options, script, (PATH, body))
             ]
     print(table([replace(r, server=f"{r.server}, batch {rows}") for rows, m in results.items() for r in m]))
+    failed = [f"{r.server}, batch {rows}" for rows, m in results.items() for r in m if r.errors]
+    if failed:
+        print(f"error: non-2xx answers or socket errors from {failed}", file=sys.stderr)
+        return 1
     print(f"\nAt {args.connections} connections:")
     print(ratios(results))
     return 0

@@ -18,8 +18,11 @@ def _ms(text: str) -> float:
 
 
 def lua(body: str) -> str:
-    """A wrk script that POSTs `body` as JSON."""
-    return f'wrk.method = "POST"\nwrk.body = [[{body}]]\nwrk.headers["Content-Type"] = "application/json"\n'
+    """A wrk script that POSTs `body` as JSON (in a Lua long string whose brackets JSON cannot close)."""
+    if "]====]" in body:
+        raise ValueError("the body holds Lua's closing bracket ]====]")
+    content_type = 'wrk.headers["Content-Type"] = "application/json"'
+    return f'wrk.method = "POST"\nwrk.body = [====[{body}]====]\n{content_type}\n'
 
 
 def run_wrk(
