@@ -51,6 +51,8 @@ RETENTION_DAYS = (
 )
 # API Gateway ends an integration at 30 s: the function must give up first.
 HTTP_API_TIMEOUT_SECONDS = 29
+# The image runs TensorFlow: ~550 MiB resident once the model is loaded (`make bench`'s cold start).
+IMAGE_MIN_MEMORY_MB = 1024
 
 Runtime = Literal["kubernetes", "lambda"]
 SECRET_KEYS = ("kubeconfig",)  # must be set with --secret
@@ -259,6 +261,12 @@ def from_config(values: dict[str, str], stack: str, *, check_files: bool = True)
     if not settings.kubernetes_namespace:
         settings = settings.model_copy(update={"kubernetes_namespace": f"{PROJECT}-{stack}"})
     settings = _resolve_package(settings, check_files)
+    if settings.uses_lambda_image and settings.lambda_memory_mb < IMAGE_MIN_MEMORY_MB:
+        why = f" ({settings.lambda_package_reason})" if settings.lambda_package_reason else ""
+        raise SettingsError(
+            f"{PROJECT}:lambdaMemoryMb: {settings.lambda_memory_mb} is too little for the model image{why}: "
+            f"TensorFlow needs about 550 MiB; set at least {IMAGE_MIN_MEMORY_MB}"
+        )
     zip_needed = check_files and "lambda" in settings.runtimes and settings.lambda_package == "zip"
     if zip_needed and not settings.lambda_zip.is_file():
         raise SettingsError(

@@ -116,7 +116,11 @@ def test_http_api_variant_is_throttled_logged_and_times_out_after_the_function(
 
 
 def test_image_package_uses_the_runtime_interface_client(run_stack: Callable[..., Run]) -> None:
-    function = run_stack("dev", lambdaPackage="image").one("aws:lambda/function:Function").inputs
+    function = (
+        run_stack("dev", lambdaPackage="image", lambdaMemoryMb="1024")
+        .one("aws:lambda/function:Function")
+        .inputs
+    )
     assert function["packageType"] == "Image"
     assert function["imageUri"] == IMAGE
     assert function["imageConfig"] == {
@@ -161,7 +165,9 @@ def test_auto_follows_make_package_to_the_image(
     run_stack: Callable[..., Run], image_decision: Path, env_name: str
 ) -> None:
     function = (
-        run_stack(env_name, lambdaZipDir=str(image_decision)).one("aws:lambda/function:Function").inputs
+        run_stack(env_name, lambdaZipDir=str(image_decision), lambdaMemoryMb="1024")
+        .one("aws:lambda/function:Function")
+        .inputs
     )
     assert function["packageType"] == "Image"
     assert function["imageUri"] == IMAGE
@@ -184,3 +190,12 @@ def test_auto_with_a_zip_decision_uses_the_zip(
     shutil.copytree(zip_dir, decided, dirs_exist_ok=True)
     (decided / "lambda-package.json").write_text(json.dumps({"package": "zip", "model": "iris/1"}))
     assert from_config(config_for("dev", lambdaZipDir=str(decided)), "dev").lambda_package == "zip"
+
+
+def test_the_image_with_too_little_memory_names_the_key_and_why(
+    config_for: Callable[..., dict[str, str]], image_decision: Path
+) -> None:
+    with pytest.raises(
+        SettingsError, match=r"lambdaMemoryMb: 256 is too little for the model image \(the model has"
+    ):
+        from_config(config_for("dev", lambdaZipDir=str(image_decision)), "dev")

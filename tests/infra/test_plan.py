@@ -145,12 +145,12 @@ def test_a_model_without_a_zip_is_planned_on_the_image_and_says_why(tmp_path: Pa
         json.dumps({"package": "image", "model": "x/1", "reason": reason})
     )
     result = subprocess.run(
-        [sys.executable, "infra/plan.py", "--env", "dev", "--out", str(tmp_path / "plan"),
+        [sys.executable, "infra/plan.py", "--env", "prod", "--out", str(tmp_path / "plan"),
          "--zip-dir", str(dist), "--image", IMAGE],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    summary = (tmp_path / "plan" / "dev" / "summary.md").read_text()
+    summary = (tmp_path / "plan" / "prod" / "summary.md").read_text()
     assert f"Lambda runs the model image: {reason}." in summary
-    (function,) = (tmp_path / "plan" / "dev" / "aws").glob("function-*.json")
+    (function,) = (tmp_path / "plan" / "prod" / "aws").glob("function-*.json")
     assert json.loads(function.read_text())["packageType"] == "Image"
