@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving.bench.wrk import BODY, LUA, PATH, run_wrk
+from serving.bench.wrk import BODY, LUA, PATH, run_wrk, wrk_missing
 
 
 @dataclass(frozen=True)
@@ -139,8 +138,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 8, 32])
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        print("error: wrk is not installed (Debian/Ubuntu: apt-get install wrk)", file=sys.stderr)
+    if wrk_missing():
         return 2
     with tempfile.TemporaryDirectory() as scratch:
         script = Path(scratch) / "post.lua"

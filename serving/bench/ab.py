@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from serving.bench.__main__ import measure
-from serving.bench.wrk import LUA
+from serving.bench.wrk import LUA, wrk_missing
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,8 +40,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        print("error: wrk is not installed (Debian/Ubuntu: apt-get install wrk)", file=sys.stderr)
+    if wrk_missing():
         return 2
     env = {
         "TWINSERVE_MODEL_ROOT": str(args.model_root.resolve()),

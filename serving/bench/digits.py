@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -16,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from serving.bench.__main__ import Result, measure, table
-from serving.bench.wrk import lua
+from serving.bench.wrk import lua, wrk_missing
 
 PATH = "/v1/models/digits:predict"
 BASELINE = "baseline (Flask + keras predict)"
@@ -75,8 +74,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=8)
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        print("error: wrk is not installed (Debian/Ubuntu: apt-get install wrk)", file=sys.stderr)
+    if wrk_missing():
         return 2
     source, root = prepare(args.workdir)
     options = argparse.Namespace(seconds=args.seconds, connections=[args.connections])

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 BODY = '{"instances": [[5.1, 3.5, 1.4, 0.2]]}'
@@ -15,6 +17,14 @@ UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
 def _ms(text: str) -> float:
     value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
     return float(value) * UNITS[unit]
+
+
+def wrk_missing() -> bool:
+    """True, with a message saying how to install it, when wrk is not on PATH."""
+    if shutil.which("wrk") is not None:
+        return False
+    print("error: wrk is not installed (Debian/Ubuntu: apt-get install wrk)", file=sys.stderr)
+    return True
 
 
 def lua(body: str) -> str:

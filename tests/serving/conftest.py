@@ -110,3 +110,20 @@ def lambda_module(model_root: Path) -> ModuleType:
 
 def load_event(name: str) -> dict:
     return json.loads((EVENTS / f"{name}.json").read_text())
+
+
+def import_signature(serve: object, directory: Path) -> tuple[Path, str]:
+    """Save a `tf.function` as a SavedModel's `serving_default` in `directory`, import it with
+    `python -m model --source` into a root beside it, and return the root and what the import said."""
+    import tensorflow as tf
+
+    from tests.conftest import run_cli
+
+    module = tf.Module()
+    module.serve = serve
+    signature = serve.get_concrete_function()  # type: ignore[attr-defined]
+    tf.saved_model.save(module, str(directory), signatures={"serving_default": signature})
+    root = directory.parent / "models"
+    result = run_cli("--source", str(directory), "--output", str(root))
+    assert result.returncode == 0, result.stderr
+    return root, result.stdout

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 import tritonclient.http as triton
 
-from tests.conftest import run_cli
-from tests.serving.conftest import Server, start_server, stop_server
+from tests.serving.conftest import Server, import_signature, start_server, stop_server
 
 DTYPES = {
     "BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
@@ -45,13 +44,8 @@ def echo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     def serve(*tensors: tf.Tensor) -> dict[str, tf.Tensor]:
         return {f"{spec.name}_out": tf.identity(t) for spec, t in zip(specs, tensors, strict=True)}
 
-    module = tf.Module()
-    module.serve = serve
-    tf.saved_model.save(module, str(source), signatures={"serving_default": serve.get_concrete_function()})
-    root = source.parent / "models"
-    result = run_cli("--source", str(source), "--output", str(root))
-    assert result.returncode == 0, result.stderr
-    assert "TensorFlow only" in result.stdout
+    root, said = import_signature(serve, source)
+    assert "TensorFlow only" in said
     server = start_server(root, TWINSERVE_RUNTIME="tensorflow", TWINSERVE_DRAIN_SECONDS="0")
     yield server
     stop_server(server)

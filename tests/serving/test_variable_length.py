@@ -7,8 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.conftest import run_cli
-from tests.serving.conftest import Server, start_server, stop_server
+from tests.serving.conftest import Server, import_signature, start_server, stop_server
 
 
 @pytest.fixture(scope="module", params=["litert", "tensorflow"])
@@ -25,13 +24,8 @@ def sequence_server(
     def serve(tokens: tf.Tensor) -> dict[str, tf.Tensor]:
         return {"total": tf.reduce_sum(tokens, axis=1), "largest": tf.reduce_max(tokens, axis=1)}
 
-    module = tf.Module()
-    module.serve = serve
-    tf.saved_model.save(module, str(source), signatures={"serving_default": serve.get_concrete_function()})
-    root = source.parent / "models"
-    result = run_cli("--source", str(source), "--output", str(root))
-    assert result.returncode == 0, result.stderr
-    assert "TensorFlow and LiteRT" in result.stdout
+    root, said = import_signature(serve, source)
+    assert "TensorFlow and LiteRT" in said
     server = start_server(root, TWINSERVE_RUNTIME=request.param, TWINSERVE_DRAIN_SECONDS="0")
     yield server
     stop_server(server)
