@@ -79,23 +79,26 @@ def write_artifact(
     provenance: Provenance,
     save: Callable[[Path], tf.types.experimental.ConcreteFunction],
     samples: Callable[[list[dict]], litert.Arrays] | None = None,
-    assess: Callable[[Path], tuple[dict[str, float], dict[str, Any]]] | None = None,
+    assess: Callable[[tf.types.experimental.ConcreteFunction], tuple[dict[str, float], dict[str, Any]]]
+    | None = None,
 ) -> Path:
     """`<root>/<name>/<version>/` via a hidden staging directory beside it. `save` writes the SavedModel
-    and returns its signature; `assess` may score it (metrics and what to record) or refuse it; LiteRT
-    is checked against it on `samples` (generated when not given)."""
+    and returns its signature; the written SavedModel is loaded once, as serving loads it: `assess` may
+    score its signature (metrics and what to record) or refuse it, and LiteRT is checked against it on
+    `samples` (generated when not given)."""
     model_dir = root / provenance.name
     model_dir.mkdir(parents=True, exist_ok=True)
     staged = Path(tempfile.mkdtemp(prefix=f".staging-{provenance.version}-", dir=model_dir))
     try:
         function = save(staged)
         _drop_fingerprint(staged)
+        loaded = tf.saved_model.load(str(staged))
         if assess is not None:
-            metrics, extra = assess(staged)
+            metrics, extra = assess(loaded.signatures[SIGNATURE])
             provenance = replace(provenance, metrics=metrics, extra={**provenance.extra, **extra})
         inputs, _ = tensors(function)
         arrays = samples(inputs) if samples else litert.generated_inputs(inputs)
-        conversion = litert.convert(staged, inputs, arrays)
+        conversion = litert.convert(loaded, inputs, arrays)
         if conversion.content is not None:
             (staged / TFLITE_FILE).write_bytes(conversion.content)
         metadata = build_metadata(function, provenance, conversion, file_hashes(staged))

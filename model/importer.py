@@ -20,8 +20,8 @@ from model.dataset import sha256_of
 from model.errors import PipelineError
 from model.export import FINGERPRINT_FILE, Provenance, keras_saver, write_artifact
 from model.inputs import CODE, METADATA_FILE, up_to_date
-from model.litert import NUMPY_TYPES, generated_inputs
-from model.signature import SIGNATURE, saved_model_signature, tensors
+from model.litert import generated_inputs
+from model.signature import NUMPY_TYPES, saved_model_signature, tensors
 from model.source import ImportRequest, InvalidSource, checked
 
 
@@ -78,11 +78,12 @@ def _evaluation_inputs(path: Path, inputs: list[dict]) -> tuple[dict[str, np.nda
     return {t["name"]: arrays[t["name"]] for t in inputs}, labels.astype(np.int64)
 
 
-def _evaluate(directory: Path, *, request: ImportRequest) -> tuple[dict[str, float], dict]:
+def _evaluate(
+    signature: tf.types.experimental.ConcreteFunction, *, request: ImportRequest
+) -> tuple[dict[str, float], dict]:
     """Accuracy and log loss of the class scores on the evaluation file, then the gate."""
     if request.evaluation is None:
         return {}, {"evaluation": {"gate": "skipped: no evaluation file given (EVAL=path.npz)"}}
-    signature = tf.saved_model.load(str(directory)).signatures[SIGNATURE]
     inputs, outputs = tensors(signature)
     arrays, labels = _evaluation_inputs(request.evaluation, inputs)
     answers = signature(**{k: tf.constant(v) for k, v in arrays.items()})

@@ -7,19 +7,13 @@ A model LiteRT cannot serve (string tensors, ops it lacks, different answers) ge
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from model.signature import SIGNATURE
+from model.signature import NUMPY_TYPES, SIGNATURE
 
-NUMPY_TYPES = {
-    "BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
-    "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64,
-    "FP16": np.float16, "FP32": np.float32, "FP64": np.float64, "BYTES": np.object_,
-}  # fmt: skip
 RTOL, ATOL = 1e-3, 1e-5
 Arrays = dict[str, np.ndarray]
 
@@ -86,8 +80,9 @@ def _disagreement(expected: Arrays, actual: Arrays) -> str:
     return ""
 
 
-def convert(directory: Path, inputs: list[dict], samples: Arrays) -> Conversion:
-    """Convert the written SavedModel's signature, then compare LiteRT with TensorFlow on the samples.
+def convert(loaded: Any, inputs: list[dict], samples: Arrays) -> Conversion:
+    """Convert the written SavedModel's signature (`loaded` from its directory), then compare LiteRT with
+    TensorFlow on the samples.
 
     From the loaded signature and not `from_saved_model` or the live Keras function: those two keep
     resource-variable reads that LiteRT answers with NaN; this keeps the signature's names too.
@@ -95,7 +90,6 @@ def convert(directory: Path, inputs: list[dict], samples: Arrays) -> Conversion:
     strings = [t["name"] for t in inputs if t["datatype"] == "BYTES"]
     if strings:
         return Conversion(None, f"string input {strings[0]!r}: LiteRT has no string tensors")
-    loaded = tf.saved_model.load(str(directory))
     signature = loaded.signatures[SIGNATURE]
     try:
         content = tf.lite.TFLiteConverter.from_concrete_functions([signature], loaded).convert()

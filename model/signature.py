@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from model.errors import PipelineError
@@ -16,6 +17,8 @@ DATATYPES = {
     "int8": "INT8", "int16": "INT16", "int32": "INT32", "int64": "INT64",
     "float16": "FP16", "float32": "FP32", "float64": "FP64", "string": "BYTES",
 }  # fmt: skip
+# The same table from the protocols' side: the numpy type each datatype's arrays hold.
+NUMPY_TYPES = {v2: np.object_ if name == "string" else np.dtype(name).type for name, v2 in DATATYPES.items()}
 
 
 def datatype(dtype: Any, where: str) -> str:

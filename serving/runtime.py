@@ -126,11 +126,11 @@ def load_runtime(choice: str, spec: ModelSpec, threads: int) -> Runtime:
     return runtime
 
 
-def sample_inputs(spec: ModelSpec, rows: int = 1) -> Inputs:
-    """Zeros (empty strings for BYTES) of every input's shape, a free dimension taken as 1."""
+def sample_inputs(spec: ModelSpec) -> Inputs:
+    """One row of zeros (empty strings for BYTES) of every input's shape, a free dimension taken as 1."""
     inputs = {}
     for tensor in spec.inputs:
-        shape = (rows, *(1 if d == -1 else d for d in tensor.shape[1:]))
+        shape = (1, *(1 if d == -1 else d for d in tensor.shape[1:]))
         inputs[tensor.name] = (
             np.full(shape, b"", dtype=np.object_)
             if tensor.datatype == "BYTES"

@@ -63,7 +63,7 @@ def _nested(value: Any, where: str) -> np.ndarray:
         raise BadRequest(f"{where}: ragged or mixed nested lists; every row needs the same length") from None
 
 
-def finite(array: np.ndarray, spec: TensorSpec, where: str) -> np.ndarray:
+def finite(array: np.ndarray, where: str) -> np.ndarray:
     """Floats (sent as JSON or raw bytes) must be finite once in the input's dtype."""
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise BadRequest(f"{where}: values must be finite {array.dtype.name} numbers")
@@ -75,24 +75,18 @@ def _floats(raw: np.ndarray, spec: TensorSpec, where: str) -> np.ndarray:
         raise BadRequest(f"{where}: expected numbers for {spec.datatype}, got {_describe_kind(raw)}")
     with np.errstate(over="ignore", invalid="ignore"):
         array = np.ascontiguousarray(raw, dtype=NUMPY_TYPES[spec.datatype])
-    return finite(array, spec, where)
-
-
-def _exact_integers(value: Any, raw: np.ndarray) -> np.ndarray:
-    """numpy turns ints beyond int64 (or a mix of signs past it) into floats or objects: keep them exact."""
-    if raw.dtype.kind not in "fO":
-        return raw
-    exact = np.asarray(value, dtype=object)
-    if exact.size and all(type(item) is int for item in exact.flat):
-        return exact
-    return raw
+    return finite(array, where)
 
 
 def _integers(value: Any, raw: np.ndarray, spec: TensorSpec, where: str) -> np.ndarray:
-    raw = _exact_integers(value, raw)
-    if raw.dtype.kind not in "iuO" or (raw.dtype.kind == "O" and not raw.size):
-        raise BadRequest(f"{where}: expected integers for {spec.datatype}, got {_describe_kind(raw)}")
-    if raw.dtype.kind == "O" and not all(type(item) is int for item in raw.flat):
+    """numpy turns ints beyond int64 (or a mix of signs past it) into floats or objects: such values are
+    taken again as exact Python ints, and anything else is refused."""
+    if raw.dtype.kind in "fO":
+        exact = np.asarray(value, dtype=object)
+        if not exact.size or not all(type(item) is int for item in exact.flat):
+            raise BadRequest(f"{where}: expected integers for {spec.datatype}, got {_describe_kind(raw)}")
+        raw = exact
+    elif raw.dtype.kind not in "iu":
         raise BadRequest(f"{where}: expected integers for {spec.datatype}, got {_describe_kind(raw)}")
     limits = np.iinfo(NUMPY_TYPES[spec.datatype])
     if raw.size and (int(raw.min()) < limits.min or int(raw.max()) > limits.max):
@@ -101,7 +95,7 @@ def _integers(value: Any, raw: np.ndarray, spec: TensorSpec, where: str) -> np.n
     return np.ascontiguousarray(raw, dtype=NUMPY_TYPES[spec.datatype])
 
 
-def _booleans(raw: np.ndarray, spec: TensorSpec, where: str) -> np.ndarray:
+def _booleans(raw: np.ndarray, where: str) -> np.ndarray:
     if raw.dtype.kind != "b":
         raise BadRequest(f"{where}: expected true or false for BOOL, got {_describe_kind(raw)}")
     return np.ascontiguousarray(raw)
@@ -147,7 +141,7 @@ def from_json(value: Any, spec: TensorSpec, where: str) -> np.ndarray:
         return _strings(value, where)
     raw = _nested(value, where)
     if spec.datatype == "BOOL":
-        return _booleans(raw, spec, where)
+        return _booleans(raw, where)
     if spec.datatype.startswith("FP"):
         return _floats(raw, spec, where)
     return _integers(value, raw, spec, where)

@@ -87,7 +87,7 @@ def _binary_tensor(blob: bytes, spec: TensorSpec, count: int, where: str) -> np.
         )
     if spec.datatype == "BOOL" and blob.translate(None, b"\x00\x01"):
         raise BadRequest(f"{where}: BOOL bytes must be 0 or 1")
-    return finite(np.frombuffer(blob, dtype=dtype).astype(dtype.newbyteorder("=")), spec, where)
+    return finite(np.frombuffer(blob, dtype=dtype).astype(dtype.newbyteorder("=")), where)
 
 
 def _check_header(raw: Any, model: ModelSpec, where: str) -> tuple[TensorSpec, list[int]]:
