@@ -27,7 +27,7 @@ PYTHON_VERSION ?= $(shell sed -n "/^  lambdaPythonVersion:/,/default:/s/^ *defau
 ARCHES ?= x86_64 arm64
 DIST ?= dist
 
-.PHONY: help install install-infra model examples model-ref serve quickstart package plan plan-diff bootstrap smoke compare bench lint test lock clean
+.PHONY: help install install-infra tools model examples model-ref serve quickstart package plan plan-diff bootstrap smoke compare bench lint test lock clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -60,13 +60,18 @@ model-ref: ## print the model's name and version, as the image build needs them
 	@echo "model_name=$(MODEL_NAME)"
 	@echo "model_version=$(MODEL_VERSION)"
 
-lint: install ## ruff over the whole tree
+tools: ## build the real engines the tests drive (Pulumi CLI, Kubernetes provider, control plane, actionlint)
+	tests/tools/build.sh
+
+lint: install tools ## ruff over the whole tree, actionlint over the workflows
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	"$$(tests/tools/build.sh --paths | sed -n 's/^ACTIONLINT=//p')" -no-color -shellcheck "$(abspath $(VENV))/bin/shellcheck"
 
-test: lint ## lint, then the whole test suite (the main venv, then infra's in its own)
-	$(PY) -m pytest tests --ignore=tests/infra
-	if [ -d tests/infra ]; then $(INFRA_PY) -m pytest tests/infra; fi
+test: lint ## lint, then the whole test suite: the main venv's, infra's, then the real engines'
+	$(PY) -m pytest tests --ignore=tests/infra --ignore=tests/engine
+	$(INFRA_PY) -m pytest tests/infra
+	$(INFRA_PY) -m pytest tests/engine -v
 
 serve: $(VENV)/.installed ## serve the exported model on :$(PORT) (RUNTIME=litert|tensorflow)
 	TWINSERVE_MODEL_ROOT=$(MODEL_ROOT) TWINSERVE_MODEL_NAME=$(MODEL_NAME) TWINSERVE_RUNTIME=$(RUNTIME) PORT=$(PORT) $(PY) -m serving

@@ -55,7 +55,11 @@ def lambda_args(s: config.Settings) -> LambdaServiceArgs:
 
 
 def main() -> None:
-    s = config.load()
+    try:
+        s = config.load()
+    except config.SettingsError as error:
+        # A wrong setting is the user's to fix: its message alone, without a traceback.
+        raise pulumi.RunError(str(error)) from None
     pulumi.export("modelName", s.model_name)
     pulumi.export("modelVersion", s.model_version)
     pulumi.export("runtimes", s.runtimes)

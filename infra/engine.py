@@ -1,0 +1,128 @@
+"""Runs one stack through the Pulumi engine — preview, up or destroy — with the policy pack.
+
+The Automation API's inline program runs `infra/__main__.py` in this process, so the CLI needs no
+Python language host: the same path runs on a GitHub runner, on a laptop and in the real-engine
+tests. The CLI still reads Pulumi.yaml, the stack files in environments/ and the backend, validates
+config against the schema, runs the providers and the policy pack, and keeps the state.
+
+    python infra/engine.py preview --stack dev --config image=…@sha256:…
+    python infra/engine.py up --stack dev --create --secrets-provider awskms://alias/…
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import runpy
+import sys
+from pathlib import Path
+
+from pulumi import automation as auto
+
+PROJECT = "twinserve"
+ROOT = Path(__file__).resolve().parent.parent
+PROGRAM = ROOT / "infra" / "__main__.py"
+# An executable file: the engine launches it as a binary analyzer (a directory needs the Python host).
+POLICY_PACK = ROOT / "infra" / "policy" / "analyzer"
+ENGINE_ENV = {
+    # A stack created on another runner has no secrets provider in this checkout's stack file: use the
+    # one its state records instead of minting a passphrase manager (pulumi/pulumi#16412).
+    "PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER": "true",
+    # The pack runs under the interpreter running this program (infra's virtualenv).
+    "TWINSERVE_POLICY_PYTHON": sys.executable,
+}
+
+
+class EngineError(RuntimeError):
+    """The engine refused or failed; the message is its own output."""
+
+
+def inline(path: Path) -> auto.PulumiFn:
+    """The program file run as the engine's inline program, with its folder importable."""
+
+    def program() -> None:
+        if str(path.parent) not in sys.path:
+            sys.path.insert(0, str(path.parent))
+        runpy.run_path(str(path), run_name="__main__")
+
+    return program
+
+
+def open_stack(
+    name: str, *, create: bool, secrets_provider: str | None, program: Path = PROGRAM
+) -> auto.Stack:
+    """The stack in the logged-in backend (PULUMI_BACKEND_URL or `pulumi login`), created only if asked."""
+    options = auto.LocalWorkspaceOptions(
+        work_dir=str(ROOT), secrets_provider=secrets_provider, env_vars=ENGINE_ENV
+    )
+    try:
+        if create:
+            return auto.create_or_select_stack(
+                name, project_name=PROJECT, program=inline(program), opts=options
+            )
+        return auto.select_stack(name, project_name=PROJECT, program=inline(program), opts=options)
+    except auto.errors.StackNotFoundError:
+        raise EngineError(f"no stack named '{name}' in this backend; the first deploy creates it") from None
+    except auto.errors.CommandError as error:
+        raise EngineError(str(error).partition("\n stderr: ")[2].strip() or str(error)) from None
+
+
+def set_config(stack: auto.Stack, pairs: list[str]) -> None:
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise EngineError(f"--config {pair!r}: expected KEY=VALUE")
+        stack.set_config(key, auto.ConfigValue(value=value))
+
+
+def run(command: str, stack: auto.Stack) -> dict[str, int]:
+    """One operation, its output streamed as the CLI prints it; returns its count of each change."""
+    policy = [str(POLICY_PACK)]
+    try:
+        if command == "preview":
+            preview = stack.preview(on_output=print, policy_packs=policy, diff=True, color="never")
+            return {str(op): count for op, count in preview.change_summary.items()}
+        if command == "up":
+            result = stack.up(on_output=print, policy_packs=policy, diff=True, color="never")
+        else:
+            result = stack.destroy(on_output=print, color="never")
+        return dict(result.summary.resource_changes or {})
+    except auto.errors.CommandError as error:
+        raise EngineError(str(error).partition("\n stderr: ")[2].strip() or str(error)) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("command", choices=("preview", "up", "destroy"))
+    parser.add_argument("--stack", required=True, help="the stack (environment), e.g. dev or org/dev")
+    parser.add_argument(
+        "--config", action="append", default=[], metavar="KEY=VALUE", help="set before running"
+    )
+    parser.add_argument("--create", action="store_true", help="create the stack if it does not exist")
+    parser.add_argument("--secrets-provider", help="for a stack created here (awskms://…, passphrase)")
+    parser.add_argument("--program", type=Path, default=PROGRAM, help="the program file (default: the stack)")
+    parser.add_argument("--changes", type=Path, help="write the count of each change here as JSON")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("PULUMI_SKIP_UPDATE_CHECK", "true")
+    try:
+        stack = open_stack(
+            args.stack,
+            create=args.create,
+            secrets_provider=args.secrets_provider,
+            program=args.program.resolve(),
+        )
+        set_config(stack, args.config)
+        changes = run(args.command, stack)
+    except EngineError as error:
+        print(f"error: {args.command} of stack '{args.stack}' failed:\n{error}", file=sys.stderr)
+        return 1
+    if args.changes:
+        args.changes.write_text(json.dumps(changes, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""The real-engine tier: the Pulumi CLI and pulumi-kubernetes' provider built by `make tools`, a local
+control plane, and S3 + KMS served on loopback — every stack operation runs `infra/engine.py` (or a
+workflow script) as a subprocess in a checkout of its own, as a runner would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.engine.control_plane import ControlPlane, control_plane, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD = REPO / "tests" / "tools" / "build.sh"
+DIGEST = "sha256:" + "ab" * 32
+IMAGE = f"registry.example/twinserve@{DIGEST}"
+FACTS: list[str] = []  # what the engine did, printed at the end of the run
+
+
+def tool_paths() -> dict[str, str]:
+    result = subprocess.run([BUILD, "--paths"], capture_output=True, text=True, check=True)
+    return dict(line.split("=", 1) for line in result.stdout.splitlines())
+
+
+def pulumi_version(tools: dict[str, str]) -> str:
+    return subprocess.run([tools["PULUMI"], "version"], capture_output=True, text=True).stdout.strip()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    tools = tool_paths()
+    if not tools["PULUMI"]:
+        return ["engine: not built; run `make tools`"]
+    return [
+        f"engine: pulumi {pulumi_version(tools)} ({tools['PULUMI']})",
+        f"provider: pulumi-resource-kubernetes registered as v{tools['KUBERNETES_PROVIDER_VERSION']}, "
+        f"built from {tools['KUBERNETES_PROVIDER_ORIGIN']} (an earlier commit than the SDK's release)",
+        f"control plane: kube-apiserver v{tools['KUBERNETES_VERSION']} with etcd and kwok",
+    ]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if FACTS:
+        terminalreporter.section("what the real engine did")
+        for fact in FACTS:
+            terminalreporter.write_line(fact)
+
+
+@pytest.fixture(scope="session")
+def tools() -> dict[str, str]:
+    paths = tool_paths()
+    missing = [name for name, path in paths.items() if path.startswith("/") and not Path(path).exists()]
+    assert paths["PULUMI"] and not missing, f"missing {missing or ['PULUMI']}: run `make tools`"
+    return paths
+
+
+@dataclass
+class Runner:
+    """A machine that runs the workflow's steps: its own PULUMI_HOME (plugins, login) and environment."""
+
+    home: Path
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def new_runner(tools: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Runner]:
+    def make(**env: str) -> Runner:
+        home = tmp_path_factory.mktemp("pulumi-home")
+        runner_env = {
+            "PATH": f"{Path(tools['PULUMI']).parent}:{os.environ['PATH']}",
+            "HOME": str(home),
+            "PULUMI_HOME": str(home / ".pulumi"),
+            # No Python language host exists here, and nothing may be downloaded.
+            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+            "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
+            "TMPDIR": str(home),
+            **env,
+        }
+        version = tools["KUBERNETES_PROVIDER_VERSION"]
+        install = [tools["PULUMI"], "plugin", "install", "resource", "kubernetes", f"v{version}"]
+        result = subprocess.run(
+            [*install, "--file", tools["KUBERNETES_PROVIDER"]], env=runner_env, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+        return Runner(home, runner_env)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def cluster(tools: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    with control_plane(tools, tmp_path_factory.mktemp("control-plane")) as plane:
+        yield plane
+
+
+def checkout(destination: Path, runtimes: list[str] | None = None) -> Path:
+    """A fresh checkout: the repository's files as committed (and as changed in this working tree),
+    nothing a previous run wrote, infra's virtualenv where `make install-infra` puts it, and the
+    stand-in zips `make package` would leave. `runtimes` edits every stack file, as a fork commits it."""
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True, check=True
+    ).stdout.decode().split("\0")
+    for name in filter(None, files):
+        if (REPO / name).is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, destination / name)
+    (destination / "infra" / ".venv").symlink_to(REPO / "infra" / ".venv")
+    (destination / "dist").mkdir()
+    for arch in ("arm64", "x86_64"):
+        (destination / "dist" / f"lambda-{arch}.zip").write_bytes(b"PK\x05\x06" + b"\0" * 18)
+    if runtimes is not None:
+        for stack_file in (destination / "environments").glob("Pulumi.*.yaml"):
+            data = yaml.safe_load(stack_file.read_text())
+            data["config"]["twinserve:runtimes"] = runtimes
+            stack_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    return destination
+
+
+@dataclass
+class Result:
+    code: int
+    output: str
+    changes: dict[str, int]
+
+
+def engine(
+    runner: Runner, tree: Path, command: str, stack: str, *args: str, **env: str
+) -> Result:
+    """`python infra/engine.py COMMAND --stack STACK …` in `tree`, as the workflow's scripts run it."""
+    changes = tree / f".changes-{command}-{time.monotonic_ns()}.json"
+    result = subprocess.run(
+        [str(tree / "infra" / ".venv" / "bin" / "python"), "infra/engine.py", command, "--stack", stack,
+         "--changes", str(changes), *args],
+        cwd=tree, env={**runner.env, **env}, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    counts = json.loads(changes.read_text()) if changes.exists() else {}
+    return Result(result.returncode, result.stdout + result.stderr, counts)
+
+
+@dataclass
+class AwsLocal:
+    """S3 and KMS on loopback (moto): the state bucket and the secrets key a bootstrap would create."""
+
+    env: dict[str, str]
+    bucket: str
+    key_alias: str
+
+    @property
+    def backend(self) -> str:
+        return f"s3://{self.bucket}?use_path_style=true"
+
+
+@pytest.fixture(scope="session")
+def aws_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AwsLocal]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with log.open("w") as sink:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=sink, stderr=sink
+        )
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+    }
+    try:
+        local = AwsLocal(env, "twinserve-state", "alias/twinserve-state")
+        _create_bucket_and_key(local)
+        yield local
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+
+
+def _create_bucket_and_key(local: AwsLocal) -> None:
+    import boto3
+    import botocore.exceptions
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            s3 = boto3.client("s3", endpoint_url=local.env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                              aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+            s3.create_bucket(Bucket=local.bucket)
+            break
+        except botocore.exceptions.EndpointConnectionError:
+            assert time.monotonic() < deadline, "moto did not start within 30 s"
+            time.sleep(0.2)
+    kms = boto3.client("kms", endpoint_url=local.env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    key = kms.create_key(Description="twinserve state secrets")["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName=local.key_alias, TargetKeyId=key)

@@ -1,0 +1,11 @@
+"""The stack's settings read exactly as infra/__main__.py reads them, exported, with no resources: the
+CLI's config checks and the program's, without a provider."""
+
+import pulumi
+import settings
+
+try:
+    loaded = settings.load()
+except settings.SettingsError as error:
+    raise pulumi.RunError(str(error)) from None
+pulumi.export("settings", loaded.model_dump(mode="json", by_alias=True))

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Builds the real engines the tests drive — the Pulumi CLI, pulumi-kubernetes' provider, a local
+# Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok) and
+# actionlint — from the Go module proxy, at the versions in versions.env, into a cache outside the
+# repository keyed by version. A tool already built is reused, so a warm run takes seconds.
+#   build.sh           build what is missing, saying what and how long
+#   build.sh --paths   print NAME=path for every tool (builds nothing; missing tools print empty)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+cache=${TWINSERVE_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/twinserve/tools}
+# The provider registers as the version of the pulumi-kubernetes SDK that infra/ pins.
+provider_version=$(sed -n 's/^pulumi-kubernetes==\([0-9.]*\).*/\1/p' "$repo/infra/requirements.txt")
+
+pulumi_dir=$cache/pulumi-v$PULUMI_VERSION
+provider_dir=$cache/pulumi-kubernetes-$KUBERNETES_PROVIDER_MODULE-as-v$provider_version
+kube_dir=$cache/kubernetes-v$KUBERNETES_VERSION
+etcd_dir=$cache/etcd-v$ETCD_VERSION
+kwok_dir=$cache/kwok-v$KWOK_VERSION
+actionlint_dir=$cache/actionlint-v$ACTIONLINT_VERSION
+
+# A `pulumi` already on PATH at the pinned version is used as it is.
+own_pulumi() {
+  local path
+  path=$(command -v pulumi 2> /dev/null) || return 1
+  [ "$("$path" version 2> /dev/null)" = "v$PULUMI_VERSION" ] && echo "$path"
+}
+
+paths() {
+  local pulumi=$pulumi_dir/pulumi
+  [ -x "$pulumi" ] || pulumi=$(own_pulumi) || pulumi=""
+  echo "PULUMI=$pulumi"
+  echo "PULUMI_VERSION=$PULUMI_VERSION"
+  echo "KUBERNETES_PROVIDER=$provider_dir/pulumi-resource-kubernetes"
+  echo "KUBERNETES_PROVIDER_VERSION=$provider_version"
+  echo "KUBERNETES_PROVIDER_ORIGIN=github.com/pulumi/pulumi-kubernetes/provider/v4@$KUBERNETES_PROVIDER_MODULE"
+  echo "KUBE_APISERVER=$kube_dir/kube-apiserver"
+  echo "KUBE_CONTROLLER_MANAGER=$kube_dir/kube-controller-manager"
+  echo "KUBE_SCHEDULER=$kube_dir/kube-scheduler"
+  echo "KUBERNETES_VERSION=$KUBERNETES_VERSION"
+  echo "ETCD=$etcd_dir/etcd"
+  echo "KWOK=$kwok_dir/kwok"
+  echo "KWOK_STAGES=$kwok_dir/stages.yaml"
+  echo "ACTIONLINT=$actionlint_dir/actionlint"
+}
+
+if [ "${1:-}" = "--paths" ]; then
+  paths
+  exit 0
+fi
+
+command -v go > /dev/null || {
+  echo "make tools needs Go (1.24 or newer) to build the engines; install it, or put pulumi v$PULUMI_VERSION on PATH for the CLI" >&2
+  exit 1
+}
+export GOFLAGS=-mod=mod GOTOOLCHAIN=local
+scratch=$(mktemp -d)
+trap 'chmod -R u+w "$scratch" 2> /dev/null; rm -rf "$scratch"' EXIT
+
+# A throwaway module that requires what it builds (modules with replace lines can't be `go install`ed).
+wrapper() {
+  local dir=$scratch/$1
+  mkdir -p "$dir"
+  printf 'module twinserve.local/tools/%s\n\ngo 1.24\n' "$1" > "$dir/go.mod"
+  echo "$dir"
+}
+
+build_pulumi() {
+  local mod
+  mod=$(wrapper pulumi)
+  cat >> "$mod/go.mod" << EOF
+
+require (
+	github.com/pulumi/pulumi/pkg/v3 v$PULUMI_VERSION
+	github.com/pulumi/pulumi/sdk/v3 v$PULUMI_VERSION
+)
+
+replace github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e
+EOF
+  (cd "$mod" && go build -o "$1/pulumi" \
+    -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_VERSION" \
+    github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
+}
+
+build_provider() {
+  local module=github.com/pulumi/pulumi-kubernetes/provider/v4 src=$scratch/provider
+  cp -r "$(go mod download -json "$module@$KUBERNETES_PROVIDER_MODULE" | jq_dir)" "$src"
+  chmod -R u+w "$src"
+  # Its go.mod points the SDK at a sibling folder the module zip lacks: require the published one.
+  sed -i '/^replace github.com\/pulumi\/pulumi-kubernetes\/sdk\/v4 => /d' "$src/go.mod"
+  sed -i "s|\(github.com/pulumi/pulumi-kubernetes/sdk/v4\) v[^ ]*|\1 $KUBERNETES_PROVIDER_SDK_MODULE|" "$src/go.mod"
+  # The binary embeds the versioned schema and mapping its generate.go writes; the same, without codegen.
+  python3 "$here/provider_embeds.py" "$src/cmd/pulumi-resource-kubernetes" "$provider_version"
+  (cd "$src" && go build -o "$1/pulumi-resource-kubernetes" \
+    -ldflags "-X $module/pkg/version.Version=$provider_version" ./cmd/pulumi-resource-kubernetes)
+}
+
+build_kubernetes() {
+  local mod gomod
+  mod=$(wrapper kubernetes)
+  gomod=$(go mod download -json "k8s.io/kubernetes@v$KUBERNETES_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+  # kubernetes points every k8s.io/* staging module at ./staging: use the published ones of this release.
+  {
+    echo
+    echo "require k8s.io/kubernetes v$KUBERNETES_VERSION"
+    sed -n "s|^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*|replace \1 => \1 v0.${KUBERNETES_VERSION#1.}|p" "$gomod"
+  } >> "$mod/go.mod"
+  # No `go mod tidy`: nothing here imports kubernetes, so it would drop the require and build @latest.
+  (cd "$mod" && go build -o "$1/" \
+    -ldflags "-X k8s.io/component-base/version.gitVersion=v$KUBERNETES_VERSION" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler)
+}
+
+build_etcd() {
+  local mod
+  mod=$(wrapper etcd)
+  (cd "$mod" && go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION" > /dev/null 2>&1 \
+    && go build -o "$1/etcd" go.etcd.io/etcd/server/v3)
+}
+
+build_kwok() {
+  local src
+  GOBIN=$1 go install "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION"
+  src=$(go mod download -json "sigs.k8s.io/kwok@v$KWOK_VERSION" | jq_dir)/kustomize/stage
+  # kwok does nothing without stages: nodes become Ready, pods Running, deletions complete.
+  for stage in node/fast/node-initialize pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete; do
+    cat "$src/$stage.yaml"
+    echo "---"
+  done > "$1/stages.yaml"
+}
+
+build_actionlint() {
+  GOBIN=$1 go install "github.com/rhysd/actionlint/cmd/actionlint@v$ACTIONLINT_VERSION"
+}
+
+jq_dir() { python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])'; }
+
+# Builds into a scratch folder and moves it into the cache only when complete.
+tool() {
+  local name=$1 dir=$2 build=$3 started=$SECONDS
+  if [ -d "$dir" ]; then
+    echo "tools: $name cached in $dir"
+    return
+  fi
+  echo "tools: building $name (a cold build takes minutes; see README)"
+  mkdir -p "$scratch/out-$name" "$cache"
+  "$build" "$scratch/out-$name"
+  rm -rf "$dir"
+  mv "$scratch/out-$name" "$dir"
+  echo "tools: built $name in $((SECONDS - started)) s into $dir"
+}
+
+if ! own=$(own_pulumi); then
+  tool "pulumi v$PULUMI_VERSION" "$pulumi_dir" build_pulumi
+else
+  echo "tools: using your pulumi at $own (v$PULUMI_VERSION)"
+fi
+tool "pulumi-resource-kubernetes ($KUBERNETES_PROVIDER_MODULE as v$provider_version)" "$provider_dir" build_provider
+tool "etcd v$ETCD_VERSION" "$etcd_dir" build_etcd
+tool "kube-apiserver, kube-controller-manager, kube-scheduler v$KUBERNETES_VERSION" "$kube_dir" build_kubernetes
+tool "kwok v$KWOK_VERSION" "$kwok_dir" build_kwok
+tool "actionlint v$ACTIONLINT_VERSION" "$actionlint_dir" build_actionlint
