@@ -59,7 +59,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 def tools() -> dict[str, str]:
     paths = tool_paths()
     missing = [name for name, path in paths.items() if path.startswith("/") and not Path(path).exists()]
-    assert paths["PULUMI"] and not missing, f"missing {missing or ['PULUMI']}: run `make tools`"
+    assert paths["PULUMI"], "no pulumi CLI: run `make tools`"
+    assert not missing, f"missing {missing}: run `make tools`"
     return paths
 
 
@@ -107,9 +108,13 @@ def checkout(destination: Path, runtimes: list[str] | None = None) -> Path:
     """A fresh checkout: the repository's files as committed (and as changed in this working tree),
     nothing a previous run wrote, infra's virtualenv where `make install-infra` puts it, and the
     stand-in zips `make package` would leave. `runtimes` edits every stack file, as a fork commits it."""
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True, check=True
-    ).stdout.decode().split("\0")
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True, check=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, files):
         if (REPO / name).is_file():
             (destination / name).parent.mkdir(parents=True, exist_ok=True)
@@ -133,9 +138,7 @@ class Result:
     changes: dict[str, int]
 
 
-def engine(
-    runner: Runner, tree: Path, command: str, stack: str, *args: str, **env: str
-) -> Result:
+def engine(runner: Runner, tree: Path, command: str, stack: str, *args: str, **env: str) -> Result:
     """`python infra/engine.py COMMAND --stack STACK …` in `tree`, as the workflow's scripts run it."""
     changes = tree / f".changes-{command}-{time.monotonic_ns()}.json"
     result = subprocess.run(
@@ -165,9 +168,8 @@ def aws_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AwsLocal]:
     port = free_port()
     log = tmp_path_factory.mktemp("moto") / "moto.log"
     with log.open("w") as sink:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=sink, stderr=sink
-        )
+        command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+        server = subprocess.Popen(command, stdout=sink, stderr=sink)
     env = {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",

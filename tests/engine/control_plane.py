@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-TOKEN = "twinserve-engine-tests"  # noqa: S105 - a throwaway cluster on loopback
+TOKEN = "twinserve-engine-tests"
 
 
 def free_port() -> int:
@@ -35,14 +35,14 @@ class KubeApi:
     """Just enough of a client to read back what the engine created, and to make a node."""
 
     url: str
-    context: ssl.SSLContext = field(default_factory=ssl._create_unverified_context)  # noqa: S323
+    context: ssl.SSLContext = field(default_factory=ssl._create_unverified_context)
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.url + path, data=data, method=method)  # noqa: S310
+        request = urllib.request.Request(self.url + path, data=data, method=method)
         request.add_header("Authorization", f"Bearer {TOKEN}")
         request.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(request, context=self.context, timeout=10) as response:  # noqa: S310
+        with urllib.request.urlopen(request, context=self.context, timeout=10) as response:
             return json.loads(response.read() or b"{}")
 
     def get(self, path: str) -> dict[str, Any] | None:
@@ -123,7 +123,8 @@ def _commands(tools: dict[str, str], work: Path, url: str, apiserver_port: int) 
         ],
         "kube-controller-manager": [
             tools["KUBE_CONTROLLER_MANAGER"], *clients, f"--secure-port={free_port()}",
-            f"--service-account-private-key-file={private}", f"--root-ca-file={work / 'certs' / 'apiserver.crt'}",
+            f"--service-account-private-key-file={private}",
+            f"--root-ca-file={work / 'certs' / 'apiserver.crt'}",
             "--controllers=*,-nodeipam,-cloud-node-lifecycle",
         ],
         "kube-scheduler": [tools["KUBE_SCHEDULER"], *clients, f"--secure-port={free_port()}"],
