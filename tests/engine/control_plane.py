@@ -43,7 +43,8 @@ class KubeApi:
         request.add_header("Authorization", f"Bearer {TOKEN}")
         request.add_header("Content-Type", "application/json")
         with urllib.request.urlopen(request, context=self.context, timeout=10) as response:
-            return json.loads(response.read() or b"{}")
+            body = response.read()
+        return json.loads(body) if body.startswith(b"{") else {"text": body.decode()}
 
     def get(self, path: str) -> dict[str, Any] | None:
         """The object at `path`, or None when the API server says it does not exist."""
