@@ -74,7 +74,9 @@ def test_up_of_dev_creates_everything_on_the_api_server(
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE
     read_back = {
         "Service": f"/api/v1/namespaces/{NAMESPACE}/services/iris",
-        "HorizontalPodAutoscaler": f"/apis/autoscaling/v2/namespaces/{NAMESPACE}/horizontalpodautoscalers/iris",
+        "HorizontalPodAutoscaler": (
+            f"/apis/autoscaling/v2/namespaces/{NAMESPACE}/horizontalpodautoscalers/iris"
+        ),
         "PodDisruptionBudget": f"/apis/policy/v1/namespaces/{NAMESPACE}/poddisruptionbudgets/iris",
         "NetworkPolicy": f"/apis/networking.k8s.io/v1/namespaces/{NAMESPACE}/networkpolicies/iris",
     }
