@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `pulumi preview` of one stack against the image it runs now, its own output (policy violations
-# included) written for the PR comment. Logs in explicitly (PULUMI_BACKEND_URL, or Pulumi Cloud with
+# `pulumi preview` of one stack (infra/engine.py, with the policy pack) against the image it runs now,
+# its own output (policy violations included) written for the PR comment. Logs in explicitly (PULUMI_BACKEND_URL, or Pulumi Cloud with
 # PULUMI_ACCESS_TOKEN): the setup action only installs the CLI. A stack that does not exist yet is
 # said so; any other failure (login, credentials, organisation) fails the job and the comment says why.
 set -euo pipefail
@@ -34,8 +34,7 @@ else
   cluster_note="Note: no $cluster_var secret, so the Kubernetes resources were previewed without the cluster (no server-side checks, no live diff)."
 fi
 status=0
-pulumi preview --stack "$stack" --diff --non-interactive --policy-pack infra/policy \
-  --config "image=$image" > "$log" 2>&1 || status=$?
+infra/.venv/bin/python infra/engine.py preview --stack "$stack" --config "image=$image" > "$log" 2>&1 || status=$?
 cat "$log"
 comment "${cluster_note:+$cluster_note$'\n\n'}$(cat "$log")"
 exit "$status"

@@ -146,16 +146,17 @@ def test_pr_concurrency_cancels_older_runs_and_previews() -> None:
     assert "head.repo.full_name != github.repository" in pr["jobs"]["fork-note"]["if"]
 
 
-def test_every_preview_and_up_runs_the_policy_pack() -> None:
-    pulumi_steps = [
-        s
-        for w in all_workflows().values()
-        for s in steps(w)
-        if s.get("uses", "").startswith("pulumi/actions@") and "command" in s.get("with", {})
-    ]
-    assert sorted(s["with"]["command"] for s in pulumi_steps) == ["up"]  # previews run preview-stack.sh
-    assert all(s["with"]["policyPacks"] == "infra/policy" for s in pulumi_steps)
-    assert all(s["with"].get("comment-on-pr") in (None, False) for s in pulumi_steps)
+def test_every_preview_and_up_runs_through_the_engine_script_with_the_policy_pack() -> None:
+    """No pulumi/actions command: previews and ups are the scripts the real-engine tests run."""
+    every = [s for w in all_workflows().values() for s in steps(w)]
+    actions = [s for s in every if s.get("uses", "").startswith("pulumi/")]
+    assert actions
+    assert all(set(s["with"]) == {"pulumi-version"} for s in actions)
+    for script in ("preview-stack.sh", "up-stack.sh"):
+        text = (REPO / ".github" / "scripts" / script).read_text()
+        assert "infra/.venv/bin/python infra/engine.py" in text
+    engine = (REPO / "infra" / "engine.py").read_text()
+    assert "policy_packs=policy" in engine
 
 
 def test_every_pulumi_cli_is_the_version_the_sdk_lock_asks() -> None:
@@ -191,7 +192,7 @@ def test_deploys_go_dev_staging_prod_one_at_a_time_and_never_cancel() -> None:
     runs = [s.get("run", "") for s in up["steps"]]
     assert any(r.startswith("make smoke") for r in runs)
     assert runs.index(next(r for r in runs if r.startswith("make smoke"))) > next(
-        i for i, s in enumerate(up["steps"]) if s.get("with", {}).get("command") == "up"
+        i for i, s in enumerate(up["steps"]) if s.get("run", "").startswith(".github/scripts/up-stack.sh")
     )
 
 

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The deploy's `pulumi up` of one stack: logs in (PULUMI_BACKEND_URL, or Pulumi Cloud), creates the
+# stack on its first deploy with PULUMI_SECRETS_PROVIDER, and runs up on IMAGE with the policy pack
+# through infra/engine.py. Later runners find the secrets provider in the stack's state.
+set -euo pipefail
+stack=$1 image=$2
+"$(dirname "$0")/pulumi-login.sh"
+infra/.venv/bin/python infra/engine.py up --stack "$stack" --create \
+  ${PULUMI_SECRETS_PROVIDER:+--secrets-provider "$PULUMI_SECRETS_PROVIDER"} --config "image=$image"
