@@ -1,0 +1,140 @@
+"""The workflow's own scripts with the real CLI, as the jobs run them, on an S3 state backend with a KMS
+secrets provider (served on loopback): the first preview of a missing stack, the first deploy, then a
+preview and a deploy from a fresh checkout on a new runner."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.engine.conftest import DIGEST, FACTS, IMAGE, AwsLocal, Runner, checkout
+from tests.engine.control_plane import ControlPlane
+
+SECOND_IMAGE = "registry.example/twinserve@" + DIGEST.replace("ab", "cd")
+DEPLOYMENT = "/apis/apps/v1/namespaces/twinserve-dev/deployments/iris"
+
+
+@pytest.fixture(scope="module")
+def job_env(aws_local: AwsLocal, cluster: ControlPlane) -> dict[str, str]:
+    """What the jobs' `env:` and the repository variables give every step."""
+    return {
+        **aws_local.env,
+        "PULUMI_BACKEND_URL": aws_local.backend,
+        "PULUMI_SECRETS_PROVIDER": f"awskms://{aws_local.key_alias}?region=us-east-1",
+        "PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER": "true",
+        "KUBECONFIG": str(cluster.kubeconfig),
+    }
+
+
+@pytest.fixture(scope="module")
+def first(
+    new_runner: Callable[..., Runner], job_env: dict[str, str], tmp_path_factory
+) -> tuple[Runner, Path]:
+    """The first runner and its checkout."""
+    tree = checkout(tmp_path_factory.mktemp("first-checkout"), runtimes=["kubernetes"])
+    return new_runner(**job_env, RUNNER_TEMP=str(tree)), tree
+
+
+@pytest.fixture(scope="module")
+def second(
+    new_runner: Callable[..., Runner], job_env: dict[str, str], tmp_path_factory
+) -> tuple[Runner, Path]:
+    """A new runner and a fresh checkout: nothing of the first run's working tree or PULUMI_HOME."""
+    tree = checkout(tmp_path_factory.mktemp("second-checkout"), runtimes=["kubernetes"])
+    return new_runner(**job_env, RUNNER_TEMP=str(tree)), tree
+
+
+def script(where: tuple[Runner, Path], name: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    runner, tree = where
+    return subprocess.run(
+        [str(tree / ".github" / "scripts" / name), *args],
+        cwd=tree, env={**runner.env, **env}, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+def comment(where: tuple[Runner, Path], environment: str = "dev") -> str:
+    return (where[1] / "build" / "preview" / f"{environment}.md").read_text()
+
+
+def test_the_first_preview_of_a_missing_stack_says_so_and_passes(first: tuple[Runner, Path]) -> None:
+    result = script(first, "preview-stack.sh", "dev", "dev", "build/preview")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No stack named 'dev' yet, so nothing to preview" in comment(first)
+    FACTS.append("workflow: the first preview of a missing stack said so and passed (S3 backend)")
+
+
+def test_the_first_deploy_creates_the_stack_on_s3_with_kms(
+    first: tuple[Runner, Path], aws_local: AwsLocal, cluster: ControlPlane
+) -> None:
+    result = script(first, "up-stack.sh", "dev", IMAGE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    stack_file = (first[1] / "environments" / "Pulumi.dev.yaml").read_text()
+    assert f"secretsprovider: awskms://{aws_local.key_alias}" in stack_file  # on this runner only
+    deployment = cluster.api.wait_for(DEPLOYMENT, lambda d: d["status"].get("availableReplicas", 0) >= 1)
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE
+    FACTS.append(
+        "workflow: the first deploy (up-stack.sh) created dev on s3:// with an awskms secrets provider"
+    )
+
+
+def test_a_new_runner_without_the_fallback_cannot_open_the_stack(second: tuple[Runner, Path]) -> None:
+    """What every deploy after the first hit: the committed stack file names no secrets provider."""
+    runner, tree = second
+    assert script(second, "pulumi-login.sh").returncode == 0
+    env = {**runner.env, "PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER": "false"}
+    result = subprocess.run(
+        ["pulumi", "config", "set", "--secret", "--stack", "dev", "probe", "x"],
+        cwd=tree, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "passphrase must be set" in result.stderr
+
+
+def test_a_fresh_checkout_on_a_new_runner_previews_and_deploys(
+    second: tuple[Runner, Path], cluster: ControlPlane
+) -> None:
+    kubeconfig = cluster.kubeconfig.read_text()
+    preview = script(
+        second,
+        "preview-stack.sh",
+        "dev",
+        "dev",
+        "build/preview",
+        KUBECONFIG="",
+        PREVIEW_KUBECONFIG_DEV=kubeconfig,
+    )
+    assert preview.returncode == 0, preview.stdout + preview.stderr
+    text = comment(second)
+    assert "Policy Packs run:" in text
+    assert "9 unchanged" in text
+    assert "without the cluster" not in text
+    written = second[1] / "preview-kubeconfig"
+    assert stat.S_IMODE(written.stat().st_mode) == 0o600
+    up = script(second, "up-stack.sh", "dev", SECOND_IMAGE)
+    assert up.returncode == 0, up.stdout + up.stderr
+    cluster.api.wait_for(
+        DEPLOYMENT, lambda d: d["spec"]["template"]["spec"]["containers"][0]["image"] == SECOND_IMAGE
+    )
+    FACTS.append(
+        "workflow: a fresh checkout on a new runner previewed (9 unchanged) and deployed a new image"
+    )
+
+
+def test_a_preview_without_cluster_access_says_so_plainly(second: tuple[Runner, Path]) -> None:
+    result = script(second, "preview-stack.sh", "dev", "dev", "build/preview", KUBECONFIG="/nonexistent")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no PREVIEW_KUBECONFIG_DEV secret, so the Kubernetes resources were previewed" in comment(second)
+
+
+def test_destroy_from_the_new_runner(second: tuple[Runner, Path], cluster: ControlPlane) -> None:
+    runner, tree = second
+    result = subprocess.run(
+        [str(tree / "infra" / ".venv" / "bin" / "python"), "infra/engine.py", "destroy", "--stack", "dev"],
+        cwd=tree, env=runner.env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    FACTS.append("workflow: destroy of dev from the new runner")
