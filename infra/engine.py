@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import runpy
+import shutil
 import sys
 from pathlib import Path
 
@@ -53,6 +54,8 @@ def open_stack(
     name: str, *, create: bool, secrets_provider: str | None, program: Path = PROGRAM
 ) -> auto.Stack:
     """The stack in the logged-in backend (PULUMI_BACKEND_URL or `pulumi login`), created only if asked."""
+    if shutil.which("pulumi") is None:
+        raise EngineError("the Pulumi CLI is not on PATH: install it, or run `make tools` and use its pulumi")
     options = auto.LocalWorkspaceOptions(
         work_dir=str(ROOT), secrets_provider=secrets_provider, env_vars=ENGINE_ENV
     )

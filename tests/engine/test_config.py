@@ -101,3 +101,23 @@ def test_a_stack_with_kubernetes_and_no_image_is_refused(runner: Runner, tmp_pat
     code, output, _ = settings_of(runner, tree, "prod")
     assert code != 0
     assert "image is not set: the deploy workflow sets it to the pushed image's digest" in output
+
+
+@pytest.mark.parametrize(
+    ("args", "path", "message"),
+    [
+        (["--config=image"], None, "--config 'image': expected KEY=VALUE"),
+        ([], "/usr/bin:/bin", "the Pulumi CLI is not on PATH"),
+        ([], None, "no stack named 'nowhere' in this backend; the first deploy creates it"),
+    ],
+)
+def test_engine_usage_errors_are_named(
+    runner: Runner, tmp_path: Path, args: list[str], path: str | None, message: str
+) -> None:
+    tree = checkout(tmp_path)
+    stack = "nowhere" if not args else "dev"
+    extra = {"PATH": path} if path else {}
+    result = engine(runner, tree, "preview", stack, *(["--create", *args] if args else []), **extra)
+    assert result.code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output

@@ -8,7 +8,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-# shellcheck source=versions.env
+# shellcheck disable=SC1091 # versions.env, beside this script
 source "$here/versions.env"
 cache=${TWINSERVE_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/twinserve/tools}
 # The provider registers as the version of the pulumi-kubernetes SDK that infra/ pins.
@@ -51,6 +51,7 @@ if [ "${1:-}" = "--paths" ]; then
   exit 0
 fi
 
+command -v go > /dev/null || PATH=$PATH:/usr/local/go/bin
 command -v go > /dev/null || {
   echo "make tools needs Go (1.24 or newer) to build the engines; install it, or put pulumi v$PULUMI_VERSION on PATH for the CLI" >&2
   exit 1
