@@ -131,7 +131,7 @@ def _commands(tools: dict[str, str], work: Path, url: str, apiserver_port: int) 
         "kube-scheduler": [tools["KUBE_SCHEDULER"], *clients, f"--secure-port={free_port()}"],
         "kwok": [
             tools["KWOK"], "--kubeconfig", kubeconfig, "--manage-all-nodes=true", "-c", tools["KWOK_STAGES"],
-            f"--server-address=127.0.0.1:{free_port()}",
+            f"--server-address=127.0.0.1:{free_port()}", "--node-lease-duration-seconds=40",
         ],
     }  # fmt: skip
 

@@ -18,7 +18,7 @@ pulumi_dir=$cache/pulumi-v$PULUMI_VERSION
 provider_dir=$cache/pulumi-kubernetes-$KUBERNETES_PROVIDER_MODULE-as-v$provider_version
 kube_dir=$cache/kubernetes-v$KUBERNETES_VERSION
 etcd_dir=$cache/etcd-v$ETCD_VERSION
-kwok_dir=$cache/kwok-v$KWOK_VERSION
+kwok_dir=$cache/kwok-v$KWOK_VERSION-stages-$(printf '%s' "$KWOK_STAGES" | sha256sum | cut -c1-8)
 actionlint_dir=$cache/actionlint-v$ACTIONLINT_VERSION
 
 # A `pulumi` already on PATH at the pinned version is used as it is.
@@ -126,8 +126,8 @@ build_kwok() {
   local src
   GOBIN=$1 go install "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION"
   src=$(go mod download -json "sigs.k8s.io/kwok@v$KWOK_VERSION" | jq_dir)/kustomize/stage
-  # kwok does nothing without stages: nodes become Ready, pods Running, deletions complete.
-  for stage in node/fast/node-initialize pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete; do
+  # kwok does nothing without stages.
+  for stage in $KWOK_STAGES; do
     cat "$src/$stage.yaml"
     echo "---"
   done > "$1/stages.yaml"
