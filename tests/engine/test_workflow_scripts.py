@@ -30,13 +30,20 @@ def job_env(aws_local: AwsLocal, cluster: ControlPlane) -> dict[str, str]:
     }
 
 
+def runner_with_checkout(
+    new_runner: Callable[..., Runner], job_env: dict[str, str], folder: Path
+) -> tuple[Runner, Path]:
+    """A runner of its own (PULUMI_HOME, no login) and a fresh checkout of its own."""
+    tree = checkout(folder, runtimes=["kubernetes"])
+    return new_runner(**job_env, RUNNER_TEMP=str(tree)), tree
+
+
 @pytest.fixture(scope="module")
 def first(
     new_runner: Callable[..., Runner], job_env: dict[str, str], tmp_path_factory
 ) -> tuple[Runner, Path]:
     """The first runner and its checkout."""
-    tree = checkout(tmp_path_factory.mktemp("first-checkout"), runtimes=["kubernetes"])
-    return new_runner(**job_env, RUNNER_TEMP=str(tree)), tree
+    return runner_with_checkout(new_runner, job_env, tmp_path_factory.mktemp("first-checkout"))
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +51,7 @@ def second(
     new_runner: Callable[..., Runner], job_env: dict[str, str], tmp_path_factory
 ) -> tuple[Runner, Path]:
     """A new runner and a fresh checkout: nothing of the first run's working tree or PULUMI_HOME."""
-    tree = checkout(tmp_path_factory.mktemp("second-checkout"), runtimes=["kubernetes"])
-    return new_runner(**job_env, RUNNER_TEMP=str(tree)), tree
+    return runner_with_checkout(new_runner, job_env, tmp_path_factory.mktemp("second-checkout"))
 
 
 def script(where: tuple[Runner, Path], name: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.serving.conftest import Server, free_port, start_server, stop_server
+from tests.ports import free_port
+from tests.serving.conftest import Server, start_server, stop_server
 from tests.workflows.conftest import REPO
 
 SMOKE = [str(REPO / "infra" / ".venv" / "bin" / "python"), str(REPO / "infra" / "smoke.py")]
