@@ -12,8 +12,9 @@ import uvicorn
 
 from serving.connection import ConnectionLimits, GuardedHttpToolsProtocol
 from serving.cpus import available_cpus
-from serving.server import DrainingServer, supervise
+from serving.server import DrainingServer
 from serving.settings import Settings, SettingsError
+from serving.supervisor import Limits, supervise
 
 
 def raise_open_files_limit(max_connections: int) -> None:
@@ -53,7 +54,10 @@ def main() -> int:
         timeout_graceful_shutdown=int(settings.timeout_seconds) + 1,
     )
     if workers > 1:
-        return supervise(config, settings.drain_seconds, workers)
+        # A worker's shutdown after the drain: the accept queue (0.2 s), idle connections (0.5 s),
+        # in-flight requests (timeout_graceful_shutdown), then interpreter exit.
+        grace = config.timeout_graceful_shutdown + 2.0
+        return supervise(config, workers, Limits(settings.drain_seconds, grace, settings.hung_worker_seconds))
     server = DrainingServer(config, settings.drain_seconds)
     server.run()
     return 0 if server.started else 1

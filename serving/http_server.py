@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -26,7 +25,23 @@ from serving.settings import Settings
 
 INFERENCE_THREADS = 8
 PROBES = frozenset({"/v2/health/live", "/v2/health/ready"})  # never refused: an overloaded pod is still alive
-DRAINING = threading.Event()  # set by SIGTERM; signals are per process, so is this flag
+
+
+class Flag:
+    """A one-way switch a signal handler may set: a plain attribute, so no lock that a second
+    signal could interrupt and re-enter (threading.Event.set takes a non-reentrant lock)."""
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+
+DRAINING = Flag()  # set by SIGTERM/SIGINT; signals are per process, so is this flag
 
 
 class ServingApp:

@@ -133,6 +133,12 @@ class Settings:
         _float_range(0, 300),
         5.0,
     )
+    hung_worker_seconds: float = _setting(
+        "TWINSERVE_HUNG_WORKER_SECONDS",
+        "With several workers: one whose event loop has not run for this long is killed and replaced.",
+        _float_range(0.5, 600),
+        10.0,
+    )
     access_log: bool = _setting(
         "TWINSERVE_ACCESS_LOG", "One JSON line per request on stdout.", _boolean, True
     )

@@ -5,11 +5,25 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests import processes
+
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def leaves_nothing_running() -> Iterator[None]:
+    """Every process the session starts inherits a marker; any still running at the end fails it."""
+    marker = uuid.uuid4().hex
+    os.environ[processes.MARKER] = marker
+    yield
+    left = processes.leftovers(marker)
+    assert not left, f"the tests left processes running (now killed): {left}"
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

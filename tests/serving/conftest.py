@@ -29,6 +29,10 @@ class Server:
     url: str
     log: Path  # stdout and stderr: files, so a chatty server never blocks on a full pipe
 
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30)
 
@@ -56,7 +60,9 @@ def start_server(
     }
     log = Path(tempfile.mkdtemp(prefix="twinserve-test-")) / "server.log"
     with log.open("w") as sink:
-        process = subprocess.Popen(list(command), cwd=cwd, env=env, stdout=sink, stderr=sink, text=True)
+        process = subprocess.Popen(  # its own process group, as a process manager starts it
+            list(command), cwd=cwd, env=env, stdout=sink, stderr=sink, text=True, start_new_session=True
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import signal
 import socket
 import threading
@@ -19,23 +17,6 @@ from tests.serving.cases import PREDICT, ROW, body
 from tests.serving.conftest import Server, start_server, stop_server
 
 ONE_ROW = body({"instances": [ROW]})
-
-
-def worker_pids(server: Server) -> dict[int, int]:
-    """The latest worker of each slot, as the supervisor logs them."""
-    spawned = re.findall(r"Worker (\d+) spawned \(pid (\d+)\)", server.log.read_text())
-    return {int(slot): int(pid) for slot, pid in spawned}
-
-
-def serving_pids(server: Server, workers: int = 2) -> dict[int, int]:
-    """Wait until the latest worker of every slot has loaded its model and serves."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        pids, log = worker_pids(server), server.log.read_text()
-        if len(pids) == workers and all(f"Worker {s} (pid {p}) serving" in log for s, p in pids.items()):
-            return pids
-        time.sleep(0.1)
-    raise AssertionError(f"workers not serving within 60 s: {server.log.read_text()}")
 
 
 def rss_kib(pid: int) -> int:
@@ -118,47 +99,6 @@ def test_sigterm_under_keep_alive_load_drops_nothing_and_then_refuses(model_root
     assert closing[0] > 0  # from SIGTERM on, answers tell keep-alive clients to reconnect
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port_of(server)), timeout=5)
-
-
-def test_a_killed_worker_is_replaced_and_the_others_keep_serving(model_root: Path) -> None:
-    server = start_server(
-        model_root, TWINSERVE_RUNTIME="litert", TWINSERVE_WORKERS="2", TWINSERVE_DRAIN_SECONDS="0"
-    )
-    try:
-        first = serving_pids(server)
-        os.kill(first[0], signal.SIGKILL)
-        statuses = []
-        with httpx.Client(base_url=server.url, timeout=10) as http:
-            deadline = time.monotonic() + 30
-            while worker_pids(server)[0] == first[0] and time.monotonic() < deadline:
-                statuses.append(http.post(PREDICT, content=ONE_ROW).status_code)
-            replaced = serving_pids(server)
-            statuses += [http.post(PREDICT, content=ONE_ROW).status_code for _ in range(50)]
-        log = server.log.read_text()
-        assert replaced[0] != first[0]
-        assert replaced[1] == first[1]
-        assert f"Worker 0 (pid {first[0]}) exited with code -9; replacing it" in log
-        assert set(statuses) == {200}
-        assert server.process.poll() is None
-        os.kill(replaced[0], 0)  # the replacement is alive
-    finally:
-        stop_server(server)
-
-
-def test_a_crash_loop_stops_the_server_with_a_message(model_root: Path, tmp_path: Path) -> None:
-    root = tmp_path / "models"
-    shutil.copytree(model_root, root)
-    server = start_server(
-        root, TWINSERVE_RUNTIME="litert", TWINSERVE_WORKERS="2", TWINSERVE_DRAIN_SECONDS="0"
-    )
-    pids = serving_pids(server)
-    shutil.rmtree(root)  # every replacement will fail to load its model
-    os.kill(pids[0], signal.SIGKILL)
-    assert server.process.wait(timeout=120) == 1
-    log = server.log.read_text()
-    assert "before serving, 5 time(s) in a row; stopping" in log
-    # the first, its replacement after the kill, then four more that die at start: no spinning
-    assert len(re.findall(r"Worker 0 spawned", log)) == 6
 
 
 @pytest.mark.parametrize("runtime", ["litert", "tensorflow"])
