@@ -92,7 +92,6 @@ ECR_READ = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:DescribeImag
 STATE_READ = ["s3:GetObject", "s3:ListBucket", "s3:GetBucketVersioning"]
 STATE_WRITE = ["s3:PutObject", "s3:DeleteObject"]
 KMS_USE = ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"]
-SMOKE_INVOKE = ["lambda:InvokeFunctionUrl"]
 # Actions AWS offers no resource-level scoping for.
 UNSCOPED_READ = ["ecr:GetAuthorizationToken", "logs:DescribeLogGroups"]
 
@@ -170,7 +169,13 @@ def deploy_policy(scope: Scope) -> pulumi.Output[str]:
             _allow(UNSCOPED_READ, ["*"]),
             *_state(scope, STATE_WRITE, "*"),
             # The smoke test after each up signs its requests to an AWS_IAM Function URL with this role.
-            _allow(SMOKE_INVOKE, arns["lambda"], StringEquals={"lambda:FunctionUrlAuthType": "AWS_IAM"}),
+            # Since October 2025 a Function URL call needs InvokeFunction too: only through a URL.
+            _allow(
+                ["lambda:InvokeFunctionUrl"],
+                arns["lambda"],
+                StringEquals={"lambda:FunctionUrlAuthType": "AWS_IAM"},
+            ),
+            _allow(["lambda:InvokeFunction"], arns["lambda"], Bool={"lambda:InvokedViaFunctionUrl": "true"}),
         ]
     )
 

@@ -3,7 +3,7 @@
 The calls are derived from what each step runs (the smoke test against each stack's endpoints,
 `docker push` to the repository, the CLI against the S3 state backend); the bootstrap's role
 policies are read under mocks and evaluated as IAM evaluates Allow statements (action and
-resource wildcards, StringEquals conditions). AWS itself is the only final word: see the note.
+resource wildcards, StringEquals, StringLike and Bool conditions). AWS itself is the only final word: see the note.
 """
 
 from __future__ import annotations
@@ -32,7 +32,11 @@ def _listed(value: str | list[str]) -> list[str]:
 
 def _conditions_hold(conditions: dict[str, dict[str, Any]], context: dict[str, str]) -> bool:
     for operator, pairs in conditions.items():
-        match = {"StringEquals": lambda v, p: v == p, "StringLike": fnmatchcase}[operator]
+        match = {
+            "StringEquals": lambda v, p: v == p,
+            "StringLike": fnmatchcase,
+            "Bool": lambda v, p: v.lower() == str(p).lower(),
+        }[operator]
         for key, expected in pairs.items():
             if key not in context or not any(match(context[key], e) for e in _listed(expected)):
                 return False
@@ -70,7 +74,10 @@ def state_calls(stack: str, *, writes: bool) -> list[Call]:
 
 
 def smoke_calls(run: Run, stack: str) -> list[Call]:
-    """`make smoke`: the outputs from the state, then SigV4-signed requests to AWS_IAM Function URLs."""
+    """`make smoke`: the outputs from the state, then SigV4-signed requests to AWS_IAM Function URLs,
+    which Lambda authorizes as InvokeFunctionUrl and, for URLs created since October 2025, also as
+    InvokeFunction with `lambda:InvokedViaFunctionUrl` true (Lambda guide, "Control access to
+    Lambda function URLs")."""
     calls = [
         c
         for c in state_calls(stack, writes=False)
@@ -81,6 +88,7 @@ def smoke_calls(run: Run, stack: str) -> list[Call]:
             function = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{url.inputs['functionName']}"
             qualified = f"{function}:{url.inputs['qualifier']}"
             calls.append(("lambda:InvokeFunctionUrl", qualified, {"lambda:FunctionUrlAuthType": "AWS_IAM"}))
+            calls.append(("lambda:InvokeFunction", qualified, {"lambda:InvokedViaFunctionUrl": "true"}))
     return calls
 
 
@@ -112,7 +120,8 @@ def test_the_deploy_role_may_do_everything_the_up_and_smoke_steps_do(
     env: str, run_stack: Callable[..., Run], policies: dict[str, dict[str, Any]]
 ) -> None:
     calls = state_calls(env, writes=True) + smoke_calls(run_stack(env), env)
-    assert any(action == "lambda:InvokeFunctionUrl" for action, _, _ in calls)  # AWS_IAM URLs by default
+    invokes = {action for action, _, _ in calls if action.startswith("lambda:Invoke")}
+    assert invokes == {"lambda:InvokeFunctionUrl", "lambda:InvokeFunction"}  # AWS_IAM URLs by default
     assert [call for call in calls if not allows(policies["deploy"], call)] == []
 
 
@@ -141,5 +150,9 @@ def test_the_smoke_grant_is_only_for_iam_authenticated_urls_of_our_functions(
     assert allows(deploy, ("lambda:InvokeFunctionUrl", ours, {"lambda:FunctionUrlAuthType": "AWS_IAM"}))
     assert not allows(deploy, ("lambda:InvokeFunctionUrl", ours, {"lambda:FunctionUrlAuthType": "NONE"}))
     assert not allows(deploy, ("lambda:InvokeFunctionUrl", theirs, {"lambda:FunctionUrlAuthType": "AWS_IAM"}))
-    assert not allows(deploy, ("lambda:InvokeFunction", ours, {}))
-    assert json.dumps(policies["preview"]).count("InvokeFunctionUrl") == 0
+    via_url = {"lambda:InvokedViaFunctionUrl": "true"}
+    assert allows(deploy, ("lambda:InvokeFunction", ours, via_url))
+    assert not allows(deploy, ("lambda:InvokeFunction", ours, {}))  # a direct Invoke API call
+    assert not allows(deploy, ("lambda:InvokeFunction", ours, {"lambda:InvokedViaFunctionUrl": "false"}))
+    assert not allows(deploy, ("lambda:InvokeFunction", theirs, via_url))
+    assert json.dumps(policies["preview"]).count("lambda:Invoke") == 0
