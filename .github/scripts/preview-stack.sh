@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `pulumi preview` of one stack (infra/engine.py, with the policy pack) against the image it runs now,
-# its own output (policy violations included) written for the PR comment. Logs in explicitly (PULUMI_BACKEND_URL, or Pulumi Cloud with
+# its own output (policy violations included) written for the PR comment, in AWS_REGION. Logs in explicitly (PULUMI_BACKEND_URL, or Pulumi Cloud with
 # PULUMI_ACCESS_TOKEN): the setup action only installs the CLI. A stack that does not exist yet is
 # said so; any other failure (login, credentials, organisation) fails the job and the comment says why.
 set -euo pipefail
@@ -8,6 +8,11 @@ stack=$1 environment=$2 out=$3
 log=$(mktemp)
 comment() { PREVIEW_OUTPUT=$1 "$(dirname "$0")/write-preview.sh" "$environment" "$out"; }
 
+if [ -z "${AWS_REGION:-}" ]; then
+  comment "AWS_REGION is not set, so nothing was previewed: the repository variable AWS_REGION (set by make bootstrap) names the region of every resource."
+  echo "error: AWS_REGION is not set" >&2
+  exit 1
+fi
 if ! "$(dirname "$0")/pulumi-login.sh" > "$log" 2>&1; then
   comment "pulumi login failed, so nothing was previewed:"$'\n'"$(cat "$log")"
   cat "$log" >&2
@@ -34,7 +39,8 @@ else
   cluster_note="Note: no $cluster_var secret, so the Kubernetes resources were previewed without the cluster (no server-side checks, no live diff)."
 fi
 status=0
-infra/.venv/bin/python infra/engine.py preview --stack "$stack" --config "image=$image" > "$log" 2>&1 || status=$?
+infra/.venv/bin/python infra/engine.py preview --stack "$stack" --config "image=$image" \
+  --config "aws:region=$AWS_REGION" > "$log" 2>&1 || status=$?
 cat "$log"
 comment "${cluster_note:+$cluster_note$'\n\n'}$(cat "$log")"
 exit "$status"

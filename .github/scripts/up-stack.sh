@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The deploy's `pulumi up` of one stack: logs in (PULUMI_BACKEND_URL, or Pulumi Cloud), creates the
 # stack on its first deploy with PULUMI_SECRETS_PROVIDER, and runs up on IMAGE with the policy pack
-# through infra/engine.py. Later runners find the secrets provider in the stack's state.
+# through infra/engine.py, in AWS_REGION (the repository variable the bootstrap set). Later runners
+# find the secrets provider in the stack's state.
 set -euo pipefail
 stack=$1 image=$2
+: "${AWS_REGION:?is not set: the repository variable AWS_REGION (set by make bootstrap) names the region of every resource}"
 "$(dirname "$0")/pulumi-login.sh"
 infra/.venv/bin/python infra/engine.py up --stack "$stack" --create \
-  ${PULUMI_SECRETS_PROVIDER:+--secrets-provider "$PULUMI_SECRETS_PROVIDER"} --config "image=$image"
+  ${PULUMI_SECRETS_PROVIDER:+--secrets-provider "$PULUMI_SECRETS_PROVIDER"} \
+  --config "image=$image" --config "aws:region=$AWS_REGION"

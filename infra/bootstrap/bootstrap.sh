@@ -3,8 +3,9 @@
 # is safe to repeat: the bootstrap stack (OIDC provider, roles, ECR, optional state bucket), the
 # repository variables from its outputs, and the dev, staging and prod environments, each limited to
 # `main`, prod behind your review. Prints everything it sets. Needs pulumi, gh (logged in), python3
-# and administrator credentials for the AWS account; REGION (default eu-west-1), STATE_BACKEND=true
-# for the S3 backend, YES=1 to skip the `pulumi up` confirmation.
+# and administrator credentials for the AWS account; REGION (default eu-west-1 on the first run, then
+# the stack's; set once: it reaches the roles, ECR, the AWS_REGION variable and so every stack),
+# STATE_BACKEND=true for the S3 backend, YES=1 to skip the `pulumi up` confirmation.
 set -euo pipefail
 repo=${REPO:-}
 if ! [[ $repo =~ ^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$ ]]; then
@@ -19,7 +20,14 @@ gh auth status > /dev/null 2>&1 || { echo "error: gh is not logged in: run \`gh 
 here=$(cd "$(dirname "$0")" && pwd)
 echo "== the bootstrap stack (infra/bootstrap, stack main)"
 pulumi --cwd "$here" stack select --create main
-pulumi --cwd "$here" config set aws:region "${REGION:-eu-west-1}"
+current=$(pulumi --cwd "$here" config get aws:region 2> /dev/null || true)
+region=${REGION:-${current:-eu-west-1}}
+if [ -n "$current" ] && [ "$region" != "$current" ]; then
+  echo "error: REGION=$region, but this bootstrap is in $current; moving it would recreate every resource." >&2
+  echo "Run \`pulumi --cwd $here destroy\` first to move it, or leave REGION unset." >&2
+  exit 2
+fi
+pulumi --cwd "$here" config set aws:region "$region"
 pulumi --cwd "$here" config set githubRepository "$repo"
 pulumi --cwd "$here" config set stateBackend "${STATE_BACKEND:-false}"
 pulumi --cwd "$here" up ${YES:+--yes}

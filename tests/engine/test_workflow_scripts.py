@@ -14,6 +14,7 @@ import pytest
 from tests.engine.conftest import DIGEST, FACTS, IMAGE, AwsLocal, Runner, checkout
 from tests.engine.control_plane import ControlPlane
 
+REGION = "us-east-1"
 SECOND_IMAGE = "registry.example/twinserve@" + DIGEST.replace("ab", "cd")
 DEPLOYMENT = "/apis/apps/v1/namespaces/twinserve-dev/deployments/iris"
 
@@ -27,6 +28,7 @@ def job_env(aws_local: AwsLocal, cluster: ControlPlane) -> dict[str, str]:
         "PULUMI_SECRETS_PROVIDER": f"awskms://{aws_local.key_alias}?region=us-east-1",
         "PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER": "true",
         "KUBECONFIG": str(cluster.kubeconfig),
+        "AWS_REGION": REGION,  # the bootstrap's region, not the template's eu-west-1
     }
 
 
@@ -80,6 +82,7 @@ def test_the_first_deploy_creates_the_stack_on_s3_with_kms(
     assert result.returncode == 0, result.stdout + result.stderr
     stack_file = (first[1] / "environments" / "Pulumi.dev.yaml").read_text()
     assert f"secretsprovider: awskms://{aws_local.key_alias}" in stack_file  # on this runner only
+    assert f"aws:region: {REGION}" in stack_file  # the one region, from the repository variable
     deployment = cluster.api.wait_for(DEPLOYMENT, lambda d: d["status"].get("availableReplicas", 0) >= 1)
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE
     FACTS.append(

@@ -31,6 +31,16 @@ esac
 """
 
 
+# The stack's config in a file, so a second run reads what the first set.
+FAKE_PULUMI_CONFIG = r"""
+state=$(dirname "$0")
+case "$3 $4" in
+  "config set") [ "$5" != aws:region ] || echo "$6" > "$state/region" ;;
+  "config get") if [ -f "$state/region" ]; then cat "$state/region"; else exit 255; fi ;;
+esac
+"""
+
+
 def stand_in(directory: Path, name: str, body: str) -> None:
     path = directory / name
     path.write_text(f'#!/usr/bin/env bash\necho "$*" >> "{directory}/{name}.log"\n{body}\n')
@@ -40,6 +50,7 @@ def stand_in(directory: Path, name: str, body: str) -> None:
 def bootstrap(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     pulumi = f"[ \"$3 $4\" != 'stack output' ] || [ \"$5\" != --json ] || echo '{json.dumps(OUTPUTS)}'"
     pulumi += '\n[ "$5" != PULUMI_BACKEND_URL ] || exit 255'
+    pulumi += FAKE_PULUMI_CONFIG
     stand_in(tmp_path, "pulumi", pulumi)
     stand_in(tmp_path, "gh", FAKE_GH)
     return subprocess.run(
@@ -60,8 +71,9 @@ def test_one_command_sets_up_the_stack_the_variables_and_the_environments(tmp_pa
     result = bootstrap(tmp_path, REPO="acme/models", YES="1")
     assert result.returncode == 0, result.stderr
     here = REPO / "infra" / "bootstrap"
-    assert calls(tmp_path, "pulumi")[:5] == [
+    assert calls(tmp_path, "pulumi")[:6] == [
         f"--cwd {here} stack select --create main",
+        f"--cwd {here} config get aws:region",
         f"--cwd {here} config set aws:region eu-west-1",
         f"--cwd {here} config set githubRepository acme/models",
         f"--cwd {here} config set stateBackend false",
@@ -90,6 +102,19 @@ def test_a_second_run_changes_nothing_new(tmp_path: Path) -> None:
     again = bootstrap(tmp_path, REPO="acme/models", YES="1")
     assert again.returncode == 0, again.stderr
     assert len([c for c in calls(tmp_path, "gh") if "-X POST" in c]) == 3  # no second branch policy
+
+
+def test_the_region_is_set_once_and_kept(tmp_path: Path) -> None:
+    here = REPO / "infra" / "bootstrap"
+    assert bootstrap(tmp_path, REPO="acme/models", YES="1", REGION="us-east-1").returncode == 0
+    again = bootstrap(tmp_path, REPO="acme/models", YES="1")  # a later run without REGION
+    assert again.returncode == 0, again.stderr
+    sets = [c for c in calls(tmp_path, "pulumi") if "config set aws:region" in c]
+    assert sets == [f"--cwd {here} config set aws:region us-east-1"] * 2
+    moved = bootstrap(tmp_path, REPO="acme/models", YES="1", REGION="eu-central-1")
+    assert moved.returncode == 2
+    assert "REGION=eu-central-1, but this bootstrap is in us-east-1" in moved.stderr
+    assert sum("up --yes" in c for c in calls(tmp_path, "pulumi")) == 2  # the refused run changed nothing
 
 
 @pytest.mark.parametrize(

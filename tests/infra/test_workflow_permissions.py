@@ -3,7 +3,8 @@
 The calls are derived from what each step runs (the smoke test against each stack's endpoints,
 `docker push` to the repository, the CLI against the S3 state backend); the bootstrap's role
 policies are read under mocks and evaluated as IAM evaluates Allow statements (action and
-resource wildcards, StringEquals, StringLike and Bool conditions). AWS itself is the only final word: see the note.
+resource wildcards, StringEquals, StringLike and Bool conditions). AWS itself is the only final
+word: see the note.
 """
 
 from __future__ import annotations

@@ -85,10 +85,12 @@ esac
 def preview(tmp_path: Path, **fake: str) -> tuple[subprocess.CompletedProcess, str, list[str]]:
     """preview-stack.sh for dev with a stand-in CLI; the comment it wrote and the CLI calls it made."""
     stand_in(tmp_path, "pulumi", FAKE_PULUMI)
-    env = {"PATH": f"{tmp_path}:{os.environ['PATH']}", "LOGIN_ERROR": "", "OUTPUT_ERROR": "", **fake}
+    env = {"PATH": f"{tmp_path}:{os.environ['PATH']}", "LOGIN_ERROR": "", "OUTPUT_ERROR": ""}
+    env |= {"AWS_REGION": "us-east-1", **fake}
     result = run("preview-stack.sh", "acme/dev", "dev", str(tmp_path / "out"), env=env)
     comment = (tmp_path / "out" / "dev.md").read_text()
-    return result, comment, (tmp_path / "pulumi.log").read_text().splitlines()
+    log = tmp_path / "pulumi.log"
+    return result, comment, log.read_text().splitlines() if log.exists() else []
 
 
 def test_a_stack_that_does_not_exist_is_said_so_and_passes(tmp_path: Path) -> None:
@@ -96,6 +98,13 @@ def test_a_stack_that_does_not_exist_is_said_so_and_passes(tmp_path: Path) -> No
     assert result.returncode == 0
     assert "No stack named 'acme/dev' yet, so nothing to preview" in comment
     assert not any(c.startswith("preview") for c in calls)
+
+
+def test_a_missing_region_is_named_before_anything_runs(tmp_path: Path) -> None:
+    result, comment, calls = preview(tmp_path, AWS_REGION="")
+    assert result.returncode == 1
+    assert "AWS_REGION is not set, so nothing was previewed" in comment
+    assert calls == []
 
 
 @pytest.mark.parametrize(
