@@ -134,7 +134,8 @@ def main() -> None:
     pulumi.export("AWS_REGION", region)
     pulumi.export("ECR_REPOSITORY_URL", images.repository_url)
     if state:
-        pulumi.export("PULUMI_BACKEND_URL", state.bucket.bucket.apply(lambda b: f"s3://{b}"))
+        # The region in the URL: a runner's or a laptop's default region may be another one.
+        pulumi.export("PULUMI_BACKEND_URL", state.bucket.bucket.apply(lambda b: f"s3://{b}?region={region}"))
         pulumi.export(
             "PULUMI_SECRETS_PROVIDER", state.alias.name.apply(lambda a: f"awskms://{a}?region={region}")
         )

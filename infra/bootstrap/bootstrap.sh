@@ -55,7 +55,9 @@ for env in dev staging prod; do
   fi
   echo "environment $env: deploys from main only${reviewers:+, each deploy waits for your review}"
 done
-if ! pulumi --cwd "$here" stack output PULUMI_BACKEND_URL > /dev/null 2>&1; then
+if backend=$(pulumi --cwd "$here" stack output PULUMI_BACKEND_URL 2> /dev/null); then
+  "$here/init-state.sh" "$backend"
+else
   echo "Pulumi Cloud backend: also run \`gh secret set PULUMI_ACCESS_TOKEN --repo $repo\` with a token for CI."
 fi
 echo "Done. Optional: a cluster per environment (\`gh secret set KUBECONFIG --env dev --repo $repo\`)."

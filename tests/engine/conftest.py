@@ -5,12 +5,14 @@ workflow script) as a subprocess in a checkout of its own, as a runner would.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,7 +162,33 @@ class AwsLocal:
 
     @property
     def backend(self) -> str:
-        return f"s3://{self.bucket}?use_path_style=true"
+        return self.backend_of(self.bucket)
+
+    @staticmethod
+    def backend_of(bucket: str) -> str:
+        return f"s3://{bucket}?use_path_style=true"
+
+    def _api(self, verb: str) -> str:
+        url = f"{self.env['AWS_ENDPOINT_URL']}/moto-api/recorder/{verb}"
+        method = "GET" if verb == "download-recording" else "POST"
+        with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=30) as answer:
+            return answer.read().decode()
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[list[dict]]:
+        """Every request the block sends to S3 and KMS, as moto's recorder saw it (method, url, headers)."""
+        requests: list[dict] = []
+        self._api("reset-recording")
+        self._api("start-recording")
+        try:
+            yield requests
+        finally:
+            self._api("stop-recording")
+            requests += [json.loads(line) for line in self._api("download-recording").splitlines() if line]
+
+    def new_bucket(self, name: str) -> str:
+        _client("s3", self).create_bucket(Bucket=name)
+        return name
 
 
 @pytest.fixture(scope="session")
@@ -169,7 +197,8 @@ def aws_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AwsLocal]:
     log = tmp_path_factory.mktemp("moto") / "moto.log"
     with log.open("w") as sink:
         command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-        server = subprocess.Popen(command, stdout=sink, stderr=sink)
+        recording = {"MOTO_RECORDER_FILEPATH": str(log.with_name("recording.jsonl"))}
+        server = subprocess.Popen(command, stdout=sink, stderr=sink, env={**os.environ, **recording})
     env = {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -186,21 +215,24 @@ def aws_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AwsLocal]:
         server.wait(timeout=15)
 
 
-def _create_bucket_and_key(local: AwsLocal) -> None:
+def _client(service: str, local: AwsLocal):
     import boto3
+
+    return boto3.client(service, endpoint_url=local.env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+
+
+def _create_bucket_and_key(local: AwsLocal) -> None:
     import botocore.exceptions
 
     deadline = time.monotonic() + 30
     while True:
         try:
-            s3 = boto3.client("s3", endpoint_url=local.env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                              aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
-            s3.create_bucket(Bucket=local.bucket)
+            local.new_bucket(local.bucket)
             break
         except botocore.exceptions.EndpointConnectionError:
             assert time.monotonic() < deadline, "moto did not start within 30 s"
             time.sleep(0.2)
-    kms = boto3.client("kms", endpoint_url=local.env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                       aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    kms = _client("kms", local)
     key = kms.create_key(Description="twinserve state secrets")["KeyMetadata"]["KeyId"]
     kms.create_alias(AliasName=local.key_alias, TargetKeyId=key)

@@ -4,15 +4,19 @@ preview and a deploy from a fresh checkout on a new runner."""
 
 from __future__ import annotations
 
+import json
 import stat
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.engine.conftest import DIGEST, FACTS, IMAGE, AwsLocal, Runner, checkout
+from tests.engine.conftest import DIGEST, FACTS, IMAGE, REPO, AwsLocal, Runner, checkout
 from tests.engine.control_plane import ControlPlane
+from tests.engine.state_requests import iam_calls
+from tests.infra.iam import STATE_BUCKET, allows
 
 REGION = "us-east-1"
 SECOND_IMAGE = "registry.example/twinserve@" + DIGEST.replace("ab", "cd")
@@ -68,18 +72,62 @@ def comment(where: tuple[Runner, Path], environment: str = "dev") -> str:
     return (where[1] / "build" / "preview" / f"{environment}.md").read_text()
 
 
-def test_the_first_preview_of_a_missing_stack_says_so_and_passes(first: tuple[Runner, Path]) -> None:
-    result = script(first, "preview-stack.sh", "dev", "dev", "build/preview")
+@pytest.fixture(scope="module")
+def policies() -> dict[str, dict]:
+    """The bootstrap's role policies, read under mocks in a process of their own (the SDK's mocks are
+    process-global and leave event loops behind)."""
+    code = "import json; from tests.infra.iam import role_policies; print(json.dumps(role_policies()))"
+    command = [sys.executable, "-c", code]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def denied(requests: list[dict], bucket: str, policy: dict) -> list[tuple[str, str, dict]]:
+    calls = iam_calls(requests, bucket)
+    assert calls, "nothing was recorded"
+    return [call for call in calls if not allows(policy, call)]
+
+
+def test_on_an_uninitialised_bucket_the_first_preview_writes_what_its_role_may_not(
+    first: tuple[Runner, Path], aws_local: AwsLocal, policies: dict[str, dict]
+) -> None:
+    """The defect the bootstrap's init fixes: the first login to an empty bucket writes its metadata."""
+    bucket = aws_local.new_bucket("twinserve-state-fresh")
+    with aws_local.recording() as requests:
+        script(first, "preview-stack.sh", "dev", "dev", "build/preview",
+               PULUMI_BACKEND_URL=aws_local.backend_of(bucket))  # fmt: skip
+    assert ("s3:PutObject", f"{STATE_BUCKET}/.pulumi/meta.yaml", {}) in denied(
+        requests, bucket, policies["preview"]
+    )
+
+
+def test_once_initialised_the_first_preview_needs_only_the_preview_role(
+    first: tuple[Runner, Path], aws_local: AwsLocal, policies: dict[str, dict]
+) -> None:
+    init = subprocess.run(
+        [str(REPO / "infra" / "bootstrap" / "init-state.sh"), aws_local.backend],
+        env=first[0].env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert init.returncode == 0, init.stdout + init.stderr
+    with aws_local.recording() as requests:
+        result = script(first, "preview-stack.sh", "dev", "dev", "build/preview")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No stack named 'dev' yet, so nothing to preview" in comment(first)
-    FACTS.append("workflow: the first preview of a missing stack said so and passed (S3 backend)")
+    assert denied(requests, aws_local.bucket, policies["preview"]) == []
+    FACTS.append(
+        f"workflow: after init-state.sh, the first preview said 'No stack named' and its "
+        f"{len(requests)} S3/KMS requests were all within the preview role"
+    )
 
 
 def test_the_first_deploy_creates_the_stack_on_s3_with_kms(
-    first: tuple[Runner, Path], aws_local: AwsLocal, cluster: ControlPlane
+    first: tuple[Runner, Path], aws_local: AwsLocal, cluster: ControlPlane, policies: dict[str, dict]
 ) -> None:
-    result = script(first, "up-stack.sh", "dev", IMAGE)
+    with aws_local.recording() as requests:
+        result = script(first, "up-stack.sh", "dev", IMAGE)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert denied(requests, aws_local.bucket, policies["deploy"]) == []
     stack_file = (first[1] / "environments" / "Pulumi.dev.yaml").read_text()
     assert f"secretsprovider: awskms://{aws_local.key_alias}" in stack_file  # on this runner only
     assert f"aws:region: {REGION}" in stack_file  # the one region, from the repository variable
@@ -104,19 +152,21 @@ def test_a_new_runner_without_the_fallback_cannot_open_the_stack(second: tuple[R
 
 
 def test_a_fresh_checkout_on_a_new_runner_previews_and_deploys(
-    second: tuple[Runner, Path], cluster: ControlPlane
+    second: tuple[Runner, Path], cluster: ControlPlane, aws_local: AwsLocal, policies: dict[str, dict]
 ) -> None:
     kubeconfig = cluster.kubeconfig.read_text()
-    preview = script(
-        second,
-        "preview-stack.sh",
-        "dev",
-        "dev",
-        "build/preview",
-        KUBECONFIG="",
-        PREVIEW_KUBECONFIG_DEV=kubeconfig,
-    )
+    with aws_local.recording() as requests:
+        preview = script(
+            second,
+            "preview-stack.sh",
+            "dev",
+            "dev",
+            "build/preview",
+            KUBECONFIG="",
+            PREVIEW_KUBECONFIG_DEV=kubeconfig,
+        )
     assert preview.returncode == 0, preview.stdout + preview.stderr
+    assert denied(requests, aws_local.bucket, policies["preview"]) == []  # reads, decrypts, locks
     text = comment(second)
     assert "Policy Packs run:" in text
     assert "9 unchanged" in text

@@ -6,20 +6,13 @@ import json
 import sys
 
 import pytest
-from offline import Run, run_program
+from offline import Run
 
 from tests.infra.conftest import INFRA
+from tests.infra.iam import bootstrap, role
 
 sys.path.insert(0, str(INFRA / "policy"))
 import rules
-
-BOOTSTRAP = INFRA / "bootstrap"
-PROJECT = "twinserve-bootstrap"
-
-
-def bootstrap(**config: str) -> Run:
-    values = {"githubRepository": "acme/models"} | config
-    return run_program(BOOTSTRAP, PROJECT, "main", {f"{PROJECT}:{k}": v for k, v in values.items()})
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +23,6 @@ def plain() -> Run:
 @pytest.fixture(scope="module")
 def with_state() -> Run:
     return bootstrap(stateBackend="true")
-
-
-def role(run: Run, name: str) -> tuple[dict, dict]:
-    (found,) = [r.inputs for r in run.of_type("aws:iam/role:Role") if r.inputs["name"] == name]
-    (policy,) = [
-        r.inputs for r in run.of_type("aws:iam/rolePolicy:RolePolicy") if r.name == f"{name[10:]}-policy"
-    ]
-    return json.loads(found["assumeRolePolicy"]), json.loads(policy["policy"])
 
 
 def test_github_oidc_provider(plain: Run) -> None:
@@ -122,7 +107,9 @@ def test_state_backend_only_when_asked_and_hardened(plain: Run, with_state: Run)
     tls = json.loads(with_state.one("aws:s3/bucketPolicy:BucketPolicy").inputs["policy"])["Statement"][0]
     assert tls["Effect"] == "Deny"
     assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-    assert with_state.outputs["PULUMI_BACKEND_URL"].startswith("s3://twinserve-pulumi-state-")
+    assert with_state.outputs["PULUMI_BACKEND_URL"] == (
+        "s3://twinserve-pulumi-state-123456789012-eu-west-1?region=eu-west-1"
+    )
     assert with_state.outputs["PULUMI_SECRETS_PROVIDER"] == "awskms://alias/twinserve-pulumi?region=eu-west-1"
 
 

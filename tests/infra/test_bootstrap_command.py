@@ -38,6 +38,7 @@ case "$3 $4" in
   "config set") [ "$5" != aws:region ] || echo "$6" > "$state/region" ;;
   "config get") if [ -f "$state/region" ]; then cat "$state/region"; else exit 255; fi ;;
 esac
+[ "$1" != login ] || echo "$PULUMI_HOME" > "$state/login-home"
 """
 
 
@@ -47,9 +48,10 @@ def stand_in(directory: Path, name: str, body: str) -> None:
     path.chmod(path.stat().st_mode | stat.S_IEXEC)
 
 
-def bootstrap(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def bootstrap(tmp_path: Path, backend: str = "", **env: str) -> subprocess.CompletedProcess[str]:
     pulumi = f"[ \"$3 $4\" != 'stack output' ] || [ \"$5\" != --json ] || echo '{json.dumps(OUTPUTS)}'"
-    pulumi += '\n[ "$5" != PULUMI_BACKEND_URL ] || exit 255'
+    pulumi += '\nif [ "$5" = PULUMI_BACKEND_URL ]; then'
+    pulumi += ' [ -n "$FAKE_BACKEND" ] || exit 255; echo "$FAKE_BACKEND"; fi'
     pulumi += FAKE_PULUMI_CONFIG
     stand_in(tmp_path, "pulumi", pulumi)
     stand_in(tmp_path, "gh", FAKE_GH)
@@ -59,7 +61,7 @@ def bootstrap(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"},
+        env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "FAKE_BACKEND": backend},
     )
 
 
@@ -95,6 +97,17 @@ def test_one_command_sets_up_the_stack_the_variables_and_the_environments(tmp_pa
     assert len([c for c in gh if "-X POST" in c]) == 3  # main, once per environment
     assert "environment prod: deploys from main only, each deploy waits for your review" in result.stdout
     assert "gh secret set PULUMI_ACCESS_TOKEN --repo acme/models" in result.stdout
+
+
+def test_an_s3_backend_is_initialised_once_by_the_administrator(tmp_path: Path) -> None:
+    """So the read-only preview role's first login only reads (the real CLI: tests/engine)."""
+    backend = "s3://twinserve-pulumi-state-1-us-east-1?region=us-east-1"
+    result = bootstrap(tmp_path, backend=backend, REPO="acme/models", YES="1")
+    assert result.returncode == 0, result.stderr
+    assert f"login {backend}" in calls(tmp_path, "pulumi")
+    assert (tmp_path / "login-home").read_text().strip() not in ("", os.environ.get("PULUMI_HOME", ""))
+    assert f"state backend {backend}: initialised" in result.stdout
+    assert "PULUMI_ACCESS_TOKEN" not in result.stdout
 
 
 def test_a_second_run_changes_nothing_new(tmp_path: Path) -> None:

@@ -11,48 +11,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from fnmatch import fnmatchcase
 from typing import Any
 
 import pytest
 from offline import Run
 
 from tests.infra.conftest import ENVS
-from tests.infra.test_bootstrap import bootstrap, role
+from tests.infra.iam import ACCOUNT, REGION, STATE_BUCKET, STATE_KEY, Call, allows, role_policies
 
-ACCOUNT, REGION = "123456789012", "eu-west-1"
-BUCKET = f"arn:aws:s3:::twinserve-pulumi-state-{ACCOUNT}-{REGION}"
-KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/state"
+BUCKET, KEY = STATE_BUCKET, STATE_KEY
 REPOSITORY = f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/twinserve"
-Call = tuple[str, str, dict[str, str]]  # action, resource, request context
-
-
-def _listed(value: str | list[str]) -> list[str]:
-    return [value] if isinstance(value, str) else value
-
-
-def _conditions_hold(conditions: dict[str, dict[str, Any]], context: dict[str, str]) -> bool:
-    for operator, pairs in conditions.items():
-        match = {
-            "StringEquals": lambda v, p: v == p,
-            "StringLike": fnmatchcase,
-            "Bool": lambda v, p: v.lower() == str(p).lower(),
-        }[operator]
-        for key, expected in pairs.items():
-            if key not in context or not any(match(context[key], e) for e in _listed(expected)):
-                return False
-    return True
-
-
-def allows(policy: dict[str, Any], call: Call) -> bool:
-    action, resource, context = call
-    return any(
-        statement["Effect"] == "Allow"
-        and any(fnmatchcase(action.lower(), a.lower()) for a in _listed(statement["Action"]))
-        and any(fnmatchcase(resource, r) for r in _listed(statement["Resource"]))
-        and _conditions_hold(statement.get("Condition", {}), context)
-        for statement in policy["Statement"]
-    )
 
 
 def state_calls(stack: str, *, writes: bool) -> list[Call]:
@@ -112,8 +80,7 @@ PUSH_CALLS: list[Call] = [
 
 @pytest.fixture(scope="module")
 def policies() -> dict[str, dict[str, Any]]:
-    run = bootstrap(stateBackend="true")
-    return {name: role(run, f"twinserve-{name}")[1] for name in ("deploy", "preview", "publish")}
+    return role_policies()
 
 
 @pytest.mark.parametrize("env", ENVS)
