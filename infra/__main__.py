@@ -36,7 +36,7 @@ def lambda_args(s: config.Settings) -> LambdaServiceArgs:
         model_version=s.model_version,
         package=s.lambda_package,
         zip_path=s.lambda_zip if s.lambda_package == "zip" else None,
-        image=s.image,
+        image=s.lambda_image,
         python_version=s.lambda_python_version,
         architecture=s.lambda_architecture,
         memory_mb=s.lambda_memory_mb,
@@ -65,6 +65,9 @@ def main() -> None:
     pulumi.export("runtimes", s.runtimes)
     pulumi.export("image", s.image)
     pulumi.export("imageDigest", s.image.split("@", 1)[1] if s.image else None)
+    # What a preview passes back: the images this stack runs now.
+    pulumi.export("lambdaImageArm64", s.lambda_image_arm64)
+    pulumi.export("lambdaImageX8664", s.lambda_image_x86_64)
     if "kubernetes" in s.runtimes:
         # An explicit cluster from a secret kubeconfig, or the ambient context (KUBECONFIG) when unset.
         provider = (

@@ -52,7 +52,10 @@ def manifest(resource: Declared) -> dict[str, Any]:
 
 def run_stack(env: str, image: str, zip_dir: Path) -> Run:
     config = stack_config(
-        ROOT / "environments" / f"Pulumi.{env}.yaml", PROJECT, {"image": image, "lambdaZipDir": str(zip_dir)}
+        ROOT / "environments" / f"Pulumi.{env}.yaml",
+        PROJECT,
+        # Offline, one reference stands in for the image and both of its platform manifests.
+        {"image": image, "lambdaImageArm64": image, "lambdaImageX8664": image, "lambdaZipDir": str(zip_dir)},
     )
     return run_program(INFRA, PROJECT, env, config)
 

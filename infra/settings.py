@@ -86,6 +86,10 @@ class Settings(BaseModel):
     """The model version the image and the zip carry; reported in outputs and labels."""
     image: str | None = Field(default="", validate_default=True)
     """The model image by digest (registry/repo@sha256:…); set by the deploy workflow; empty for none."""
+    lambda_image_arm64: str | None = Field(default="", validate_default=True)
+    """The image's linux/arm64 manifest by digest, run by an arm64 Lambda image function; set on deploy."""
+    lambda_image_x86_64: str | None = Field(default="", validate_default=True)
+    """The image's linux/amd64 manifest by digest, run by an x86_64 Lambda image function; set on deploy."""
     lambda_zip_dir: Path = Path("dist")
     """Directory holding lambda-<architecture>.zip from `make package`, relative to the repository."""
     lambda_python_version: Literal["3.12", "3.13"] = "3.12"
@@ -161,7 +165,7 @@ class Settings(BaseModel):
             raise ValueError(f"must be one of {list(RETENTION_DAYS)}")
         return value
 
-    @field_validator("image")
+    @field_validator("image", "lambda_image_arm64", "lambda_image_x86_64")
     @classmethod
     def _by_digest(cls, value: str | None) -> str | None:
         if value and not DIGEST_REFERENCE.match(value):
@@ -193,7 +197,18 @@ class Settings(BaseModel):
             )
         if self.image is None and ("kubernetes" in self.runtimes or self.uses_lambda_image):
             problems.append("image is not set: the deploy workflow sets it to the pushed image's digest")
+        if self.uses_lambda_image and self.lambda_image is None:
+            key = to_camel(f"lambda_image_{self.lambda_architecture}")
+            problems.append(
+                f"{key} is not set: a Lambda image function runs one platform's manifest, not the "
+                f"multi-platform image; the deploy workflow sets it from the pushed image"
+            )
         return problems
+
+    @property
+    def lambda_image(self) -> str | None:
+        """The manifest for the function's architecture: Lambda refuses a multi-platform index."""
+        return self.lambda_image_arm64 if self.lambda_architecture == "arm64" else self.lambda_image_x86_64
 
     @property
     def uses_lambda_image(self) -> bool:

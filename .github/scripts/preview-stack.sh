@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `pulumi preview` of one stack (infra/engine.py, with the policy pack) against the image it runs now,
+# `pulumi preview` of one stack (infra/engine.py, with the policy pack) against the images it runs now,
 # its own output (policy violations included) written for the PR comment, in AWS_REGION. Logs in explicitly (PULUMI_BACKEND_URL, or Pulumi Cloud with
 # PULUMI_ACCESS_TOKEN): the setup action only installs the CLI. A stack that does not exist yet is
 # said so; any other failure (login, credentials, organisation) fails the job and the comment says why.
@@ -18,7 +18,7 @@ if ! "$(dirname "$0")/pulumi-login.sh" > "$log" 2>&1; then
   cat "$log" >&2
   exit 1
 fi
-if ! image=$(pulumi stack output image --stack "$stack" 2> "$log"); then
+if ! outputs=$(pulumi stack output --json --stack "$stack" 2> "$log"); then
   if grep -q "no stack named" "$log"; then
     comment "No stack named '$stack' yet, so nothing to preview; the first merge to main creates it."
     exit 0
@@ -39,7 +39,16 @@ else
   cluster_note="Note: no $cluster_var secret, so the Kubernetes resources were previewed without the cluster (no server-side checks, no live diff)."
 fi
 status=0
-infra/.venv/bin/python infra/engine.py preview --stack "$stack" --config "image=$image" \
+# The images the stack runs now: the image, and its platform manifests when Lambda runs one.
+deployed=()
+while IFS= read -r pair; do deployed+=(--config "$pair"); done < <(python3 -c '
+import json, sys
+outputs = json.load(sys.stdin)
+for key in ("image", "lambdaImageArm64", "lambdaImageX8664"):
+    if outputs.get(key):
+        print(f"{key}={outputs[key]}")
+' <<< "$outputs")
+infra/.venv/bin/python infra/engine.py preview --stack "$stack" "${deployed[@]}" \
   --config "aws:region=$AWS_REGION" > "$log" 2>&1 || status=$?
 cat "$log"
 comment "${cluster_note:+$cluster_note$'\n\n'}$(cat "$log")"

@@ -19,6 +19,10 @@ from tests.engine.state_requests import iam_calls
 from tests.infra.iam import STATE_BUCKET, allows
 
 REGION = "us-east-1"
+PLATFORM_IMAGES = {
+    "LAMBDA_IMAGE_ARM64": "registry.example/twinserve@" + DIGEST.replace("ab", "a1"),
+    "LAMBDA_IMAGE_X86_64": "registry.example/twinserve@" + DIGEST.replace("ab", "a2"),
+}
 SECOND_IMAGE = "registry.example/twinserve@" + DIGEST.replace("ab", "cd")
 DEPLOYMENT = "/apis/apps/v1/namespaces/twinserve-dev/deployments/iris"
 
@@ -33,6 +37,7 @@ def job_env(aws_local: AwsLocal, cluster: ControlPlane) -> dict[str, str]:
         "PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER": "true",
         "KUBECONFIG": str(cluster.kubeconfig),
         "AWS_REGION": REGION,  # the bootstrap's region, not the template's eu-west-1
+        **PLATFORM_IMAGES,  # the index's platform manifests, as image-platforms.sh resolves them
     }
 
 
@@ -131,6 +136,8 @@ def test_the_first_deploy_creates_the_stack_on_s3_with_kms(
     stack_file = (first[1] / "environments" / "Pulumi.dev.yaml").read_text()
     assert f"secretsprovider: awskms://{aws_local.key_alias}" in stack_file  # on this runner only
     assert f"aws:region: {REGION}" in stack_file  # the one region, from the repository variable
+    assert f"twinserve:lambdaImageArm64: {PLATFORM_IMAGES['LAMBDA_IMAGE_ARM64']}" in stack_file
+    assert f"twinserve:lambdaImageX8664: {PLATFORM_IMAGES['LAMBDA_IMAGE_X86_64']}" in stack_file
     deployment = cluster.api.wait_for(DEPLOYMENT, lambda d: d["status"].get("availableReplicas", 0) >= 1)
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE
     FACTS.append(

@@ -18,6 +18,11 @@ from settings import PROJECT, SECRET_KEYS, stack_config  # noqa: E402
 
 ENVS = ["dev", "staging", "prod"]
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/twinserve@sha256:" + "ab" * 32
+# The image's platform manifests, which a Lambda image function runs (Lambda takes no index).
+PLATFORM_IMAGES = {
+    "arm64": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/twinserve@sha256:" + "a1" * 32,
+    "x86_64": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/twinserve@sha256:" + "a2" * 32,
+}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -42,7 +47,12 @@ def zip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def config_for(zip_dir: Path) -> Callable[..., dict[str, str]]:
     def build(env: str, **overrides: Any) -> dict[str, str]:
-        base = {"image": IMAGE, "lambdaZipDir": str(zip_dir)}
+        base = {
+            "image": IMAGE,
+            "lambdaImageArm64": PLATFORM_IMAGES["arm64"],
+            "lambdaImageX8664": PLATFORM_IMAGES["x86_64"],
+            "lambdaZipDir": str(zip_dir),
+        }
         return stack_config(REPO / "environments" / f"Pulumi.{env}.yaml", PROJECT, base | overrides)
 
     return build

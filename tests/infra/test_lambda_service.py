@@ -11,7 +11,7 @@ import pytest
 from offline import Run
 from settings import SettingsError, from_config
 
-from tests.infra.conftest import ENVS, IMAGE
+from tests.infra.conftest import ENVS, PLATFORM_IMAGES
 
 
 def test_function_follows_the_environment(
@@ -115,14 +115,15 @@ def test_http_api_variant_is_throttled_logged_and_times_out_after_the_function(
     assert permission.inputs["sourceArn"].endswith("/*/*")
 
 
-def test_image_package_uses_the_runtime_interface_client(run_stack: Callable[..., Run]) -> None:
-    function = (
-        run_stack("dev", lambdaPackage="image", lambdaMemoryMb="1024")
-        .one("aws:lambda/function:Function")
-        .inputs
-    )
+@pytest.mark.parametrize("architecture", ["arm64", "x86_64"])
+def test_image_package_runs_its_architectures_manifest_with_the_runtime_interface_client(
+    run_stack: Callable[..., Run], architecture: str
+) -> None:
+    run = run_stack("dev", lambdaPackage="image", lambdaMemoryMb="1024", lambdaArchitecture=architecture)
+    function = run.one("aws:lambda/function:Function").inputs
     assert function["packageType"] == "Image"
-    assert function["imageUri"] == IMAGE
+    assert function["architectures"] == [architecture]
+    assert function["imageUri"] == PLATFORM_IMAGES[architecture]  # never the multi-platform index
     assert function["imageConfig"] == {
         "entryPoints": ["python", "-m", "awslambdaric"],
         "commands": ["serving.lambda_handler.handler"],
@@ -170,7 +171,7 @@ def test_auto_follows_make_package_to_the_image(
         .inputs
     )
     assert function["packageType"] == "Image"
-    assert function["imageUri"] == IMAGE
+    assert function["imageUri"] == PLATFORM_IMAGES["arm64"]
 
 
 def test_a_zip_asked_for_where_make_package_built_none_names_why(

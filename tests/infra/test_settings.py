@@ -61,6 +61,14 @@ BAD = [
     ),
     ({"image": "registry/twinserve:latest"}, "twinserve:image: must be an image reference by digest"),
     ({"image": ""}, "image is not set: the deploy workflow sets it"),
+    (
+        {"lambdaPackage": "image", "lambdaMemoryMb": "1024", "lambdaImageArm64": ""},
+        "lambdaImageArm64 is not set: a Lambda image function runs one platform's manifest",
+    ),
+    (
+        {"lambdaImageX8664": "registry/twinserve:amd64"},
+        "twinserve:lambdaImageX8664: must be an image reference by digest",
+    ),
     ({"kubernetesCpuRequest": "lots"}, "twinserve:kubernetesCpuRequest: String should match pattern"),
     ({"kubernetesMinReplicas": "5", "kubernetesMaxReplicas": "2"}, "kubernetesMinReplicas must not exceed"),
     (

@@ -251,6 +251,8 @@ def test_the_image_tag_follows_its_inputs_only(tmp_path: Path) -> None:
     assert len(first.strip()) == len("tag=inputs-") + 40
     assert readme_only == first
     assert new_model != first
+    amd64_only = run("image-inputs.sh", cwd=image_tree(tmp_path / "d"), env={"PLATFORMS": "linux/amd64"})
+    assert amd64_only.stdout != first  # an image built for other platforms gets a tag of its own
     missing = run("image-inputs.sh", cwd=tmp_path, env={"MODEL_NAME": "digits"})
     assert missing.returncode == 1
     assert "build/models/digits/1 is missing: run `make model` first" in missing.stderr
@@ -305,3 +307,50 @@ def test_a_rollback_deploys_only_commits_of_main(tmp_path: Path) -> None:
     refused = run("deploy-ref.sh", env=env, cwd=tmp_path)
     assert refused.returncode == 1
     assert f"commit {unmerged} is not in main's history" in refused.stderr
+
+
+REPOSITORY = "1.dkr.ecr.eu-west-1.amazonaws.com/twinserve"
+ARM64, AMD64, ATTESTATION = "sha256:" + "a1" * 32, "sha256:" + "a2" * 32, "sha256:" + "a3" * 32
+
+
+def oci_index(*platforms: tuple[str, str]) -> str:
+    """What `docker buildx imagetools inspect --raw` prints for a pushed multi-platform build."""
+    manifests = [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest,
+         "platform": {"os": "linux", "architecture": arch}}
+        for arch, digest in platforms
+    ] + [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": ATTESTATION,
+         "platform": {"os": "unknown", "architecture": "unknown"},
+         "annotations": {"vnd.docker.reference.type": "attestation-manifest"}}
+    ]  # fmt: skip
+    return json.dumps({"mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests})
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected", "error"),
+    [
+        (
+            oci_index(("amd64", AMD64), ("arm64", ARM64)),
+            f"lambda_image_arm64={REPOSITORY}@{ARM64}\nlambda_image_x86_64={REPOSITORY}@{AMD64}\n",
+            "",
+        ),
+        (oci_index(("amd64", AMD64)), "", "has no linux manifest for ['arm64']: Lambda could not run it"),
+        (
+            json.dumps({"mediaType": "application/vnd.oci.image.manifest.v1+json", "layers": []}),
+            "",
+            "is one manifest, not a multi-platform index",
+        ),
+    ],
+)
+def test_lambda_gets_its_architectures_manifest_never_the_index(
+    tmp_path: Path, raw: str, expected: str, error: str
+) -> None:
+    (tmp_path / "index.json").write_text(raw)
+    stand_in(tmp_path, "docker", f'cat "{tmp_path}/index.json"')
+    image = f"{REPOSITORY}@{DIGEST}"
+    env = {"PATH": f"{tmp_path}:{os.environ['PATH']}", "IMAGE": image}
+    result = run("image-platforms.sh", env=env)
+    assert result.stdout == expected
+    assert (result.returncode, error in result.stderr) == ((1, True) if error else (0, True))
+    assert (tmp_path / "docker.log").read_text() == f"buildx imagetools inspect --raw {image}\n"

@@ -235,3 +235,27 @@ def test_a_rollback_redeploys_both_runtimes_from_one_earlier_commit() -> None:
     stack_checkout = all_workflows()["deploy-stack.yml"]["jobs"]["up"]["steps"][0]
     assert stack_checkout["with"]["ref"] == "${{ inputs.ref }}"
     assert "inputs.image" not in (WORKFLOWS / "deploy.yml").read_text()
+
+
+def test_the_image_is_built_for_both_architectures_labelled_with_the_deployed_commit() -> None:
+    """One index for Kubernetes nodes of either architecture; its per-architecture manifests, resolved
+    after the push (or reuse), are what a Lambda image function receives, per stack."""
+    deploy = all_workflows()["deploy.yml"]
+    build = deploy["jobs"]["build"]
+    assert build["env"]["PLATFORMS"] == "linux/amd64,linux/arm64"
+    (push,) = [s for s in build["steps"] if s.get("id") == "push"]
+    assert push["with"]["platforms"] == "${{ env.PLATFORMS }}"
+    assert "REVISION=${{ steps.ref.outputs.ref }}" in push["with"]["build-args"]  # the commit deployed
+    (qemu,) = [s for s in build["steps"] if s.get("uses", "").startswith("docker/setup-qemu-action@")]
+    assert qemu["if"] == push["if"]
+    ids = [s.get("id") for s in build["steps"]]
+    assert ids.index("platforms") > ids.index("image")
+    for arch in ("arm64", "x86_64"):
+        output = f"lambda_image_{arch}"
+        assert build["outputs"][output] == f"${{{{ steps.platforms.outputs.{output} }}}}"
+        for env in ("dev", "staging", "prod"):
+            assert deploy["jobs"][env]["with"][output] == f"${{{{ needs.build.outputs.{output} }}}}"
+    up = all_workflows()["deploy-stack.yml"]["jobs"]["up"]
+    (step,) = [s for s in up["steps"] if s.get("run", "").startswith(".github/scripts/up-stack.sh")]
+    assert step["env"]["LAMBDA_IMAGE_ARM64"] == "${{ inputs.lambda_image_arm64 }}"
+    assert step["env"]["LAMBDA_IMAGE_X86_64"] == "${{ inputs.lambda_image_x86_64 }}"
