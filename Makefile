@@ -108,7 +108,7 @@ compare: $(VENV)/.installed $(INFRA_VENV)/.installed model ## measure both runti
 	  --prices $(abspath $(PRICES)) --out $(abspath $(COMPARE_DIR))
 
 bootstrap: $(INFRA_VENV)/.installed ## once per fork: bootstrap stack, repository variables, environments (REPO=owner/name)
-	REPO="$(REPO)" infra/bootstrap/bootstrap.sh
+	REPO="$(REPO)" PYTHON="$(abspath $(INFRA_PY))" infra/bootstrap/bootstrap.sh
 
 smoke: $(INFRA_VENV)/.installed ## after an up: V2 ready, metadata and one inference on each runtime of ENV
 	mkdir -p build

@@ -39,14 +39,14 @@ def trust(provider_arn: str, subjects: list[str]) -> str:
 
 
 def github_role(
-    provider: aws.iam.OpenIdConnectProvider, purpose: str, subjects: list[str], policy: pulumi.Output[str]
+    provider_arn: pulumi.Input[str], purpose: str, subjects: list[str], policy: pulumi.Output[str]
 ) -> aws.iam.Role:
     """`twinserve-<purpose>`, assumable only by these GitHub OIDC subjects, with one inline policy."""
     role = aws.iam.Role(
         purpose,
         name=f"twinserve-{purpose}",
         max_session_duration=3600,
-        assume_role_policy=provider.arn.apply(lambda arn: trust(arn, subjects)),
+        assume_role_policy=pulumi.Output.from_input(provider_arn).apply(lambda arn: trust(arn, subjects)),
     )
     aws.iam.RolePolicy(f"{purpose}-policy", role=role.id, policy=policy)
     return role
@@ -58,9 +58,17 @@ def main() -> None:
     region = aws.get_region().region
     repo = s.github_repository
 
-    # GitHub Actions' identity provider: jobs trade their OIDC token for short-lived credentials.
-    provider = aws.iam.OpenIdConnectProvider(
-        "github", url=f"https://{GITHUB_OIDC}", client_id_lists=["sts.amazonaws.com"]
+    # GitHub Actions' identity provider: jobs trade their OIDC token for short-lived credentials. An
+    # account has at most one; one that exists already is used, not created (bootstrap.sh looks).
+    # Kept on destroy: other roles in the account may have come to trust it.
+    provider_arn: pulumi.Input[str] = (
+        s.github_oidc_provider_arn
+        or aws.iam.OpenIdConnectProvider(
+            "github",
+            url=f"https://{GITHUB_OIDC}",
+            client_id_lists=["sts.amazonaws.com"],
+            opts=pulumi.ResourceOptions(retain_on_delete=True),
+        ).arn
     )
 
     # The model images: tags can never be overwritten, every push is scanned, old images expire.
@@ -114,18 +122,18 @@ def main() -> None:
 
     # Deploys: only jobs running in this repository's deploy environments; rights scoped to twinserve-*.
     deploy = github_role(
-        provider,
+        provider_arn,
         "deploy",
         [f"repo:{repo}:environment:{e}" for e in s.deploy_environments],
         permissions.deploy_policy(scope),
     )
     # Publishing the image: only workflow runs on main; push to this one repository, nothing else.
     publish = github_role(
-        provider, "publish", [f"repo:{repo}:ref:refs/heads/main"], permissions.publish_policy(scope)
+        provider_arn, "publish", [f"repo:{repo}:ref:refs/heads/main"], permissions.publish_policy(scope)
     )
     # Previews for pull requests of this repository (never forks'): read what exists, lock the state.
     preview = github_role(
-        provider, "preview", [f"repo:{repo}:pull_request"], permissions.preview_policy(scope)
+        provider_arn, "preview", [f"repo:{repo}:pull_request"], permissions.preview_policy(scope)
     )
 
     pulumi.export("AWS_DEPLOY_ROLE_ARN", deploy.arn)

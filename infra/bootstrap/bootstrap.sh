@@ -3,7 +3,7 @@
 # is safe to repeat: the bootstrap stack (OIDC provider, roles, ECR, optional state bucket), the
 # repository variables from its outputs, and the dev, staging and prod environments, each limited to
 # `main`, prod behind your review. Prints everything it sets. Needs pulumi, gh (logged in), python3
-# and administrator credentials for the AWS account; REGION (default eu-west-1 on the first run, then
+# and administrator credentials for the AWS account (an existing GitHub OIDC provider is used); REGION (default eu-west-1 on the first run, then
 # the stack's; set once: it reaches the roles, ECR, the AWS_REGION variable and so every stack),
 # STATE_BACKEND=true for the S3 backend, YES=1 to skip the `pulumi up` confirmation.
 set -euo pipefail
@@ -29,6 +29,22 @@ if [ -n "$current" ] && [ "$region" != "$current" ]; then
 fi
 pulumi --cwd "$here" config set aws:region "$region"
 pulumi --cwd "$here" config set githubRepository "$repo"
+# GitHub's OIDC provider: AWS allows one per account, so an account that already has one keeps it.
+# Decided on the first run and kept in the stack's config; a stack that created one keeps managing it.
+if provider=$(pulumi --cwd "$here" config get githubOidcProviderArn 2> /dev/null); then
+  :
+elif pulumi --cwd "$here" stack export 2> /dev/null | grep -q 'aws:iam/openIdConnectProvider:OpenIdConnectProvider::github"'; then
+  provider=""
+  pulumi --cwd "$here" config set githubOidcProviderArn ""
+else
+  provider=$("${PYTHON:-python3}" "$here/github_oidc.py")
+  pulumi --cwd "$here" config set githubOidcProviderArn "$provider"
+fi
+if [ -n "$provider" ]; then
+  echo "GitHub OIDC provider: the account's existing $provider (the roles trust it; the bootstrap never deletes it)"
+else
+  echo "GitHub OIDC provider: created by this stack (kept if the stack is destroyed)"
+fi
 pulumi --cwd "$here" config set stateBackend "${STATE_BACKEND:-false}"
 pulumi --cwd "$here" up ${YES:+--yes}
 

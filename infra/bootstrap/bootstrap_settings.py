@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 PROJECT = "twinserve-bootstrap"
+GITHUB_OIDC_ARN = r"^(arn:aws[a-z-]*:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com)?$"
 
 
 class BootstrapError(ValueError):
@@ -25,6 +26,8 @@ class BootstrapSettings(BaseModel):
 
     github_repository: str = Field(pattern=r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$")
     """The fork, as owner/name."""
+    github_oidc_provider_arn: str = Field(default="", pattern=GITHUB_OIDC_ARN)
+    """The account's existing OIDC provider for GitHub Actions; empty creates one."""
     deploy_environments: list[str] = Field(default=["dev", "staging", "prod"], min_length=1)
     """GitHub environments whose jobs may assume the deploy role."""
     ecr_repository_name: str = Field(default="twinserve", pattern=r"^[a-z0-9][a-z0-9._/-]*$")

@@ -31,6 +31,20 @@ def test_github_oidc_provider(plain: Run) -> None:
     assert provider["clientIdLists"] == ["sts.amazonaws.com"]
 
 
+def test_an_existing_github_oidc_provider_is_trusted_and_none_is_created() -> None:
+    arn = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
+    run = bootstrap(githubOidcProviderArn=arn)
+    assert run.of_type("aws:iam/openIdConnectProvider:OpenIdConnectProvider") == []
+    for name in ("twinserve-deploy", "twinserve-preview", "twinserve-publish"):
+        trust, _ = role(run, name)
+        assert trust["Statement"][0]["Principal"] == {"Federated": arn}
+
+
+def test_a_malformed_provider_arn_is_named() -> None:
+    with pytest.raises(Exception, match="githubOidcProviderArn"):
+        bootstrap(githubOidcProviderArn="arn:aws:iam::123456789012:oidc-provider/example.com")
+
+
 def test_deploy_role_trusts_only_this_repositorys_deploy_environments(plain: Run) -> None:
     trust, _ = role(plain, "twinserve-deploy")
     (statement,) = trust["Statement"]

@@ -35,8 +35,8 @@ esac
 FAKE_PULUMI_CONFIG = r"""
 state=$(dirname "$0")
 case "$3 $4" in
-  "config set") [ "$5" != aws:region ] || echo "$6" > "$state/region" ;;
-  "config get") if [ -f "$state/region" ]; then cat "$state/region"; else exit 255; fi ;;
+  "config set") echo "$6" > "$state/config-$5" ;;
+  "config get") if [ -f "$state/config-$5" ]; then cat "$state/config-$5"; else exit 255; fi ;;
 esac
 [ "$1" != login ] || echo "$PULUMI_HOME" > "$state/login-home"
 """
@@ -48,15 +48,25 @@ def stand_in(directory: Path, name: str, body: str) -> None:
     path.chmod(path.stat().st_mode | stat.S_IEXEC)
 
 
-def bootstrap(tmp_path: Path, backend: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+def bootstrap(
+    tmp_path: Path, backend: str = "", existing_oidc: str = "", **env: str
+) -> subprocess.CompletedProcess[str]:
     pulumi = f"[ \"$3 $4\" != 'stack output' ] || [ \"$5\" != --json ] || echo '{json.dumps(OUTPUTS)}'"
     pulumi += '\nif [ "$5" = PULUMI_BACKEND_URL ]; then'
     pulumi += ' [ -n "$FAKE_BACKEND" ] || exit 255; echo "$FAKE_BACKEND"; fi'
     pulumi += FAKE_PULUMI_CONFIG
+    pulumi += f'\n[ "$3 $4" != "stack export" ] || [ ! -f "{tmp_path}/export" ] || source "{tmp_path}/export"'
     stand_in(tmp_path, "pulumi", pulumi)
     stand_in(tmp_path, "gh", FAKE_GH)
+    stand_in(tmp_path, "lookup-python", f'echo "{existing_oidc}"')  # github_oidc.py, which asks IAM
     return subprocess.run(
-        ["make", "-s", "bootstrap", *[f"{k}={v}" for k, v in env.items()]],
+        [
+            "make",
+            "-s",
+            "bootstrap",
+            f"INFRA_PY={tmp_path}/lookup-python",
+            *[f"{k}={v}" for k, v in env.items()],
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -73,11 +83,14 @@ def test_one_command_sets_up_the_stack_the_variables_and_the_environments(tmp_pa
     result = bootstrap(tmp_path, REPO="acme/models", YES="1")
     assert result.returncode == 0, result.stderr
     here = REPO / "infra" / "bootstrap"
-    assert calls(tmp_path, "pulumi")[:6] == [
+    assert calls(tmp_path, "pulumi")[:9] == [
         f"--cwd {here} stack select --create main",
         f"--cwd {here} config get aws:region",
         f"--cwd {here} config set aws:region eu-west-1",
         f"--cwd {here} config set githubRepository acme/models",
+        f"--cwd {here} config get githubOidcProviderArn",
+        f"--cwd {here} stack export",
+        f"--cwd {here} config set githubOidcProviderArn ",
         f"--cwd {here} config set stateBackend false",
         f"--cwd {here} up --yes",
     ]
@@ -108,6 +121,30 @@ def test_an_s3_backend_is_initialised_once_by_the_administrator(tmp_path: Path) 
     assert (tmp_path / "login-home").read_text().strip() not in ("", os.environ.get("PULUMI_HOME", ""))
     assert f"state backend {backend}: initialised" in result.stdout
     assert "PULUMI_ACCESS_TOKEN" not in result.stdout
+
+
+def test_an_accounts_existing_github_oidc_provider_is_used_and_the_choice_kept(tmp_path: Path) -> None:
+    arn = "arn:aws:iam::1:oidc-provider/token.actions.githubusercontent.com"
+    first = bootstrap(tmp_path, existing_oidc=arn, REPO="acme/models", YES="1")
+    assert first.returncode == 0, first.stderr
+    assert f"GitHub OIDC provider: the account's existing {arn}" in first.stdout
+    again = bootstrap(
+        tmp_path, existing_oidc="", REPO="acme/models", YES="1"
+    )  # the lookup is not asked again
+    assert f"GitHub OIDC provider: the account's existing {arn}" in again.stdout
+    sets = [c for c in calls(tmp_path, "pulumi") if "config set githubOidcProviderArn" in c]
+    assert sets == [f"--cwd {REPO / 'infra' / 'bootstrap'} config set githubOidcProviderArn {arn}"]
+
+
+def test_a_stack_that_created_the_provider_keeps_managing_it(tmp_path: Path) -> None:
+    """Bootstrapped before the setting existed: the lookup would find this stack's own provider."""
+    export = 'echo \'{"resources": [{"urn": "urn:pulumi:main::twinserve-bootstrap::'
+    export += "aws:iam/openIdConnectProvider:OpenIdConnectProvider::github\"}]}'"
+    (tmp_path / "export").write_text(export)
+    arn = "arn:aws:iam::1:oidc-provider/token.actions.githubusercontent.com"
+    result = bootstrap(tmp_path, existing_oidc=arn, REPO="acme/models", YES="1")
+    assert result.returncode == 0, result.stderr
+    assert "GitHub OIDC provider: created by this stack" in result.stdout
 
 
 def test_a_second_run_changes_nothing_new(tmp_path: Path) -> None:
