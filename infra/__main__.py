@@ -63,6 +63,7 @@ def main() -> None:
     pulumi.export("modelName", s.model_name)
     pulumi.export("modelVersion", s.model_version)
     pulumi.export("runtimes", s.runtimes)
+    pulumi.export("commit", s.commit or None)
     pulumi.export("image", s.image)
     pulumi.export("imageDigest", s.image.split("@", 1)[1] if s.image else None)
     # What a preview passes back: the images this stack runs now.

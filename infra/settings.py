@@ -90,6 +90,8 @@ class Settings(BaseModel):
     """The image's linux/arm64 manifest by digest, run by an arm64 Lambda image function; set on deploy."""
     lambda_image_x86_64: str | None = Field(default="", validate_default=True)
     """The image's linux/amd64 manifest by digest, run by an x86_64 Lambda image function; set on deploy."""
+    commit: str = Field(default="", pattern=r"^([0-9a-f]{40})?$")
+    """The commit of main deployed; set by the deploy workflow, which never deploys an older one over it."""
     lambda_zip_dir: Path = Path("dist")
     """Directory holding lambda-<architecture>.zip from `make package`, relative to the repository."""
     lambda_python_version: Literal["3.12", "3.13"] = "3.12"

@@ -2,7 +2,7 @@
 # The deploy's `pulumi up` of one stack: logs in (PULUMI_BACKEND_URL, or Pulumi Cloud), creates the
 # stack on its first deploy with PULUMI_SECRETS_PROVIDER, and runs up on IMAGE (and its platform
 # manifests LAMBDA_IMAGE_ARM64 and LAMBDA_IMAGE_X86_64, for a Lambda image function) with the policy pack
-# through infra/engine.py, in AWS_REGION (the repository variable the bootstrap set). Later runners
+# through infra/engine.py, recording COMMIT (the commit of main deployed), in AWS_REGION (the repository variable the bootstrap set). Later runners
 # find the secrets provider in the stack's state.
 set -euo pipefail
 stack=$1 image=$2
@@ -10,6 +10,6 @@ stack=$1 image=$2
 "$(dirname "$0")/pulumi-login.sh"
 infra/.venv/bin/python infra/engine.py up --stack "$stack" --create \
   ${PULUMI_SECRETS_PROVIDER:+--secrets-provider "$PULUMI_SECRETS_PROVIDER"} \
-  --config "image=$image" --config "aws:region=$AWS_REGION" \
+  --config "image=$image" --config "aws:region=$AWS_REGION" ${COMMIT:+--config "commit=$COMMIT"} \
   ${LAMBDA_IMAGE_ARM64:+--config "lambdaImageArm64=$LAMBDA_IMAGE_ARM64"} \
   ${LAMBDA_IMAGE_X86_64:+--config "lambdaImageX8664=$LAMBDA_IMAGE_X86_64"}

@@ -19,6 +19,7 @@ from tests.engine.state_requests import iam_calls
 from tests.infra.iam import STATE_BUCKET, allows
 
 REGION = "us-east-1"
+COMMIT = "c0" * 20  # the commit of main the deploy is of
 PLATFORM_IMAGES = {
     "LAMBDA_IMAGE_ARM64": "registry.example/twinserve@" + DIGEST.replace("ab", "a1"),
     "LAMBDA_IMAGE_X86_64": "registry.example/twinserve@" + DIGEST.replace("ab", "a2"),
@@ -38,6 +39,7 @@ def job_env(aws_local: AwsLocal, cluster: ControlPlane) -> dict[str, str]:
         "KUBECONFIG": str(cluster.kubeconfig),
         "AWS_REGION": REGION,  # the bootstrap's region, not the template's eu-west-1
         **PLATFORM_IMAGES,  # the index's platform manifests, as image-platforms.sh resolves them
+        "COMMIT": COMMIT,
     }
 
 
@@ -138,6 +140,9 @@ def test_the_first_deploy_creates_the_stack_on_s3_with_kms(
     assert f"aws:region: {REGION}" in stack_file  # the one region, from the repository variable
     assert f"twinserve:lambdaImageArm64: {PLATFORM_IMAGES['LAMBDA_IMAGE_ARM64']}" in stack_file
     assert f"twinserve:lambdaImageX8664: {PLATFORM_IMAGES['LAMBDA_IMAGE_X86_64']}" in stack_file
+    order = script(first, "deploy-order.sh", "dev", COMMIT)  # what the next deploy checks first
+    assert order.returncode == 0, order.stdout + order.stderr
+    assert f"dev: deploying {COMMIT} (it runs {COMMIT})" in order.stdout  # the stack recorded its commit
     deployment = cluster.api.wait_for(DEPLOYMENT, lambda d: d["status"].get("availableReplicas", 0) >= 1)
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE
     FACTS.append(

@@ -354,3 +354,53 @@ def test_lambda_gets_its_architectures_manifest_never_the_index(
     assert result.stdout == expected
     assert (result.returncode, error in result.stderr) == ((1, True) if error else (0, True))
     assert (tmp_path / "docker.log").read_text() == f"buildx imagetools inspect --raw {image}\n"
+
+
+def git_history(root: Path) -> tuple[str, str]:
+    """A repository with two commits on main: the older and the newer."""
+    root.mkdir()
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@x",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@x",
+    }
+    git = ["git", "-C", str(root), "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false"]
+    subprocess.run([*git, "init", "-q"], check=True, env={**os.environ, **env})
+    commits = []
+    for message in ("older", "newer"):
+        subprocess.run(
+            [*git, "commit", "-q", "--allow-empty", "-m", message], check=True, env={**os.environ, **env}
+        )
+        commits.append(
+            subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+        )
+    return commits[0], commits[1]
+
+
+@pytest.mark.parametrize(
+    ("deployed", "deploying", "rollback", "code", "said"),
+    [
+        ("newer", "older", "false", 1, "already runs {newer}, which is newer than this run's {older}"),
+        ("newer", "older", "true", 0, "rollback to {older}: an older commit is intended"),
+        ("older", "newer", "false", 0, "deploying {newer} over {older}"),
+        ("newer", "newer", "false", 0, "deploying {newer} (it runs {newer})"),
+        ("", "older", "false", 0, "deploying {older}"),
+    ],
+)
+def test_deploys_apply_in_commit_order_and_only_a_rollback_goes_back(
+    tmp_path: Path, deployed: str, deploying: str, rollback: str, code: int, said: str
+) -> None:
+    older, newer = git_history(tmp_path / "repo")
+    commits = {"older": older, "newer": newer, "": ""}
+    output = (
+        f'echo "{commits[deployed]}"' if deployed else "echo \"error: no stack named 'dev'\" >&2; exit 255"
+    )
+    stand_in(tmp_path, "pulumi", f'[ "$1 $2 $3" != "stack output commit" ] || {{ {output}; }}')
+    env = {"PATH": f"{tmp_path}:{os.environ['PATH']}", "ROLLBACK": rollback}
+    result = subprocess.run(
+        [SCRIPTS / "deploy-order.sh", "dev", commits[deploying]],
+        cwd=tmp_path / "repo", capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert result.returncode == code, result.stderr
+    assert said.format(older=older, newer=newer) in result.stdout + result.stderr

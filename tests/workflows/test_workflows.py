@@ -259,3 +259,18 @@ def test_the_image_is_built_for_both_architectures_labelled_with_the_deployed_co
     (step,) = [s for s in up["steps"] if s.get("run", "").startswith(".github/scripts/up-stack.sh")]
     assert step["env"]["LAMBDA_IMAGE_ARM64"] == "${{ inputs.lambda_image_arm64 }}"
     assert step["env"]["LAMBDA_IMAGE_X86_64"] == "${{ inputs.lambda_image_x86_64 }}"
+
+
+def test_deploy_runs_apply_one_at_a_time_newest_waiting_and_never_backwards() -> None:
+    deploy = all_workflows()["deploy.yml"]
+    assert deploy["concurrency"] == {"group": "deploy", "cancel-in-progress": False}
+    for env in ("dev", "staging", "prod"):
+        rollback = deploy["jobs"][env]["with"]["rollback"]
+        assert rollback == "${{ github.event_name == 'workflow_dispatch' && inputs.ref != '' }}"
+    up = all_workflows()["deploy-stack.yml"]["jobs"]["up"]
+    assert up["steps"][0]["with"]["fetch-depth"] == 0
+    runs = [s.get("run", "") for s in up["steps"]]
+    order = next(i for i, r in enumerate(runs) if r.startswith(".github/scripts/deploy-order.sh"))
+    assert order == next(i for i, r in enumerate(runs) if r.startswith(".github/scripts/up-stack.sh")) - 1
+    assert up["steps"][order]["env"]["ROLLBACK"] == "${{ inputs.rollback }}"
+    assert up["steps"][order + 1]["env"]["COMMIT"] == "${{ inputs.ref }}"
