@@ -120,11 +120,13 @@ def main() -> None:
         state_key_arn=state.key.arn if state else None,
     )
 
-    # Deploys: only jobs running in this repository's deploy environments; rights scoped to twinserve-*.
+    # Deploys: only jobs running in this repository's deploy environments (or, on a plan without
+    # environments, runs on main); rights scoped to twinserve-*.
     deploy = github_role(
         provider_arn,
         "deploy",
-        [f"repo:{repo}:environment:{e}" for e in s.deploy_environments],
+        [f"repo:{repo}:environment:{e}" for e in s.deploy_environments]
+        + ([f"repo:{repo}:ref:refs/heads/main"] if s.deploy_from_main else []),
         permissions.deploy_policy(scope),
     )
     # Publishing the image: only workflow runs on main; push to this one repository, nothing else.

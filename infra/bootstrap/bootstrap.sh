@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # `make bootstrap REPO=owner/name`: everything a fork needs before its first deploy, in one run that
-# is safe to repeat: the bootstrap stack (OIDC provider, roles, ECR, optional state bucket), the
-# repository variables from its outputs, and the dev, staging and prod environments, each limited to
-# `main`, prod behind your review. Prints everything it sets. Needs pulumi, gh (logged in), python3
-# and administrator credentials for the AWS account (an existing GitHub OIDC provider is used); REGION (default eu-west-1 on the first run, then
-# the stack's; set once: it reaches the roles, ECR, the AWS_REGION variable and so every stack),
+# is safe to repeat: the dev, staging and prod environments, each limited to `main`, prod behind your
+# review where the plan allows it (else promoted by hand, and it says so); the bootstrap stack (OIDC
+# provider, or the account's existing one; roles, ECR, optional state bucket); the repository
+# variables from its outputs. Prints everything it sets. Needs pulumi, gh (logged in), python3 and
+# administrator credentials for the AWS account. REGION: eu-west-1 on the first run unless set, then
+# the stack's (set once, it reaches the roles, ECR, the AWS_REGION variable and so every stack).
 # STATE_BACKEND=true for the S3 backend, YES=1 to skip the `pulumi up` confirmation.
 set -euo pipefail
 repo=${REPO:-}
@@ -18,6 +19,45 @@ done
 gh auth status > /dev/null 2>&1 || { echo "error: gh is not logged in: run \`gh auth login\`" >&2; exit 2; }
 
 here=$(cd "$(dirname "$0")" && pwd)
+echo "== environments of $repo ($(gh api "repos/$repo" --jq .visibility))"
+# What the plan offers decides how prod is gated, and it is said: required reviewers (public
+# repositories, or GitHub Enterprise); else environments without reviewers (private, Pro or Team) and
+# prod promoted by hand; else no environments at all (private, GitHub Free).
+reviewer=$(gh api user --jq .id)
+refused=$(mktemp)
+put_environment() {
+  printf '{%s"deployment_branch_policy": {"protected_branches": false, "custom_branch_policies": true}}' "$2" \
+    | gh api -X PUT "repos/$repo/environments/$1" --input - > /dev/null 2> "$refused"
+}
+gate=reviewers environments=true
+for env in dev staging prod; do
+  review=""
+  if [ "$env" = prod ] && put_environment prod "\"reviewers\": [{\"type\": \"User\", \"id\": $reviewer}], "; then
+    review=", each deploy waits for your review"
+  elif put_environment "$env" ""; then
+    [ "$env" != prod ] || gate=manual
+  else
+    environments=false gate=manual
+    echo "GitHub refused the environment $env: $(cat "$refused")"
+    break
+  fi
+  policies=$(gh api "repos/$repo/environments/$env/deployment-branch-policies" --jq '.branch_policies[].name')
+  if ! grep -qx main <<< "$policies"; then
+    gh api -X POST "repos/$repo/environments/$env/deployment-branch-policies" -f name=main > /dev/null
+  fi
+  echo "environment $env: deploys from main only$review"
+done
+if [ "$environments" = false ]; then
+  echo "No environments on this repository's plan (a private repository on GitHub Free): deploy jobs run"
+  echo "without them, the deploy role trusts workflow runs on main (protect main with a ruleset), and"
+  echo "each cluster's kubeconfig is a repository secret (gh secret set KUBECONFIG --repo $repo)."
+fi
+if [ "$gate" = manual ]; then
+  echo "prod: no required reviewers on this plan for a private repository (GitHub Free, Pro and Team offer"
+  echo "them on public repositories only), so a merge never deploys prod. Promote what passed staging with"
+  echo "\`gh workflow run deploy.yml --repo $repo -f prod=true\` (anyone with write access can)."
+fi
+
 echo "== the bootstrap stack (infra/bootstrap, stack main)"
 pulumi --cwd "$here" stack select --create main
 current=$(pulumi --cwd "$here" config get aws:region 2> /dev/null || true)
@@ -46,6 +86,7 @@ else
   echo "GitHub OIDC provider: created by this stack (kept if the stack is destroyed)"
 fi
 pulumi --cwd "$here" config set stateBackend "${STATE_BACKEND:-false}"
+pulumi --cwd "$here" config set deployFromMain "$([ "$environments" = true ] && echo false || echo true)"
 pulumi --cwd "$here" up ${YES:+--yes}
 
 echo "== repository variables of $repo"
@@ -55,22 +96,11 @@ pulumi --cwd "$here" stack output --json \
       gh variable set "$name" --repo "$repo" --body "$value"
       echo "variable $name=$value"
     done
-gh variable set DEPLOY_ENABLED --repo "$repo" --body true
-echo "variable DEPLOY_ENABLED=true"
-
-echo "== environments of $repo"
-reviewer=$(gh api user --jq .id)
-for env in dev staging prod; do
-  reviewers=""
-  [ "$env" != prod ] || reviewers="\"reviewers\": [{\"type\": \"User\", \"id\": $reviewer}], "
-  printf '{%s"deployment_branch_policy": {"protected_branches": false, "custom_branch_policies": true}}' \
-    "$reviewers" | gh api -X PUT "repos/$repo/environments/$env" --input - > /dev/null
-  policies=$(gh api "repos/$repo/environments/$env/deployment-branch-policies" --jq '.branch_policies[].name')
-  if ! grep -qx main <<< "$policies"; then
-    gh api -X POST "repos/$repo/environments/$env/deployment-branch-policies" -f name=main > /dev/null
-  fi
-  echo "environment $env: deploys from main only${reviewers:+, each deploy waits for your review}"
+for pair in DEPLOY_ENABLED=true "PROD_GATE=$gate" "DEPLOY_ENVIRONMENTS=$environments"; do
+  gh variable set "${pair%%=*}" --repo "$repo" --body "${pair#*=}"
+  echo "variable $pair"
 done
+
 if backend=$(pulumi --cwd "$here" stack output PULUMI_BACKEND_URL 2> /dev/null); then
   "$here/init-state.sh" "$backend"
 else

@@ -30,6 +30,8 @@ class BootstrapSettings(BaseModel):
     """The account's existing OIDC provider for GitHub Actions; empty creates one."""
     deploy_environments: list[str] = Field(default=["dev", "staging", "prod"], min_length=1)
     """GitHub environments whose jobs may assume the deploy role."""
+    deploy_from_main: bool = False
+    """Also let workflow runs on main assume the deploy role: for a plan without environments."""
     ecr_repository_name: str = Field(default="twinserve", pattern=r"^[a-z0-9][a-z0-9._/-]*$")
     """The image repository."""
     images_to_keep: int = Field(default=50, ge=1, le=1000)

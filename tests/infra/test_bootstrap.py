@@ -57,6 +57,13 @@ def test_deploy_role_trusts_only_this_repositorys_deploy_environments(plain: Run
     }
 
 
+def test_on_a_plan_without_environments_the_deploy_role_also_trusts_main() -> None:
+    trust, _ = role(bootstrap(deployFromMain="true"), "twinserve-deploy")
+    subjects = trust["Statement"][0]["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
+    assert subjects[-1] == "repo:acme/models:ref:refs/heads/main"
+    assert "repo:acme/models:pull_request" not in subjects
+
+
 def test_preview_role_trusts_only_pull_requests_and_cannot_write(plain: Run) -> None:
     trust, policy = role(plain, "twinserve-preview")
     assert trust["Statement"][0]["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] == [

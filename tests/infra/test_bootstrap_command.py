@@ -25,7 +25,16 @@ case "$*" in
   "auth status") exit 0 ;;
   "api user --jq .id") echo 4242 ;;
   "api -X POST "*) echo "$4" >> "$state/policies" ;;
-  "api -X PUT "*) cat >> "$state/bodies" ;;
+  "api repos/"*"--jq .visibility") echo "${FAKE_VISIBILITY:-public}" ;;
+  "api -X PUT "*)
+    body=$(cat)
+    case "${FAKE_PLAN:-any}" in
+      free) echo "gh: Not Found (HTTP 404)" >&2; exit 1 ;;
+      team) if grep -q reviewers <<< "$body"; then
+              echo "gh: Failed to create the environment protection rule (HTTP 422)" >&2; exit 1
+            fi ;;
+    esac
+    echo "$body" >> "$state/bodies" ;;
   "api "*"policies --jq"*) if grep -qx "$2" "$state/policies" 2>/dev/null; then echo main; fi ;;
 esac
 """
@@ -49,7 +58,7 @@ def stand_in(directory: Path, name: str, body: str) -> None:
 
 
 def bootstrap(
-    tmp_path: Path, backend: str = "", existing_oidc: str = "", **env: str
+    tmp_path: Path, backend: str = "", existing_oidc: str = "", plan: str = "any", **env: str
 ) -> subprocess.CompletedProcess[str]:
     pulumi = f"[ \"$3 $4\" != 'stack output' ] || [ \"$5\" != --json ] || echo '{json.dumps(OUTPUTS)}'"
     pulumi += '\nif [ "$5" = PULUMI_BACKEND_URL ]; then'
@@ -71,7 +80,13 @@ def bootstrap(
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "FAKE_BACKEND": backend},
+        env={
+            **os.environ,
+            "PATH": f"{tmp_path}:{os.environ['PATH']}",
+            "FAKE_BACKEND": backend,
+            "FAKE_PLAN": plan,
+            "FAKE_VISIBILITY": "public" if plan == "any" else "private",
+        },
     )
 
 
@@ -83,7 +98,7 @@ def test_one_command_sets_up_the_stack_the_variables_and_the_environments(tmp_pa
     result = bootstrap(tmp_path, REPO="acme/models", YES="1")
     assert result.returncode == 0, result.stderr
     here = REPO / "infra" / "bootstrap"
-    assert calls(tmp_path, "pulumi")[:9] == [
+    assert calls(tmp_path, "pulumi")[:10] == [
         f"--cwd {here} stack select --create main",
         f"--cwd {here} config get aws:region",
         f"--cwd {here} config set aws:region eu-west-1",
@@ -92,6 +107,7 @@ def test_one_command_sets_up_the_stack_the_variables_and_the_environments(tmp_pa
         f"--cwd {here} stack export",
         f"--cwd {here} config set githubOidcProviderArn ",
         f"--cwd {here} config set stateBackend false",
+        f"--cwd {here} config set deployFromMain false",
         f"--cwd {here} up --yes",
     ]
     gh = calls(tmp_path, "gh")
@@ -99,6 +115,9 @@ def test_one_command_sets_up_the_stack_the_variables_and_the_environments(tmp_pa
         assert f"variable set {name} --repo acme/models --body {value}" in gh
         assert f"variable {name}={value}" in result.stdout
     assert "variable set DEPLOY_ENABLED --repo acme/models --body true" in gh
+    assert "variable set PROD_GATE --repo acme/models --body reviewers" in gh
+    assert "variable set DEPLOY_ENVIRONMENTS --repo acme/models --body true" in gh
+    assert f"--cwd {here} config set deployFromMain false" in calls(tmp_path, "pulumi")
     puts = [c for c in gh if c.startswith("api -X PUT")]
     assert puts == [
         f"api -X PUT repos/acme/models/environments/{e} --input -" for e in ("dev", "staging", "prod")
@@ -145,6 +164,30 @@ def test_a_stack_that_created_the_provider_keeps_managing_it(tmp_path: Path) -> 
     result = bootstrap(tmp_path, existing_oidc=arn, REPO="acme/models", YES="1")
     assert result.returncode == 0, result.stderr
     assert "GitHub OIDC provider: created by this stack" in result.stdout
+
+
+def test_private_on_pro_or_team_gets_environments_and_prod_promoted_by_hand(tmp_path: Path) -> None:
+    result = bootstrap(tmp_path, plan="team", REPO="acme/models", YES="1")
+    assert result.returncode == 0, result.stderr
+    assert "environment prod: deploys from main only\n" in result.stdout  # no review: the plan has none
+    assert "so a merge never deploys prod" in result.stdout
+    assert "gh workflow run deploy.yml --repo acme/models -f prod=true" in result.stdout
+    gh = calls(tmp_path, "gh")
+    assert "variable set PROD_GATE --repo acme/models --body manual" in gh
+    assert "variable set DEPLOY_ENVIRONMENTS --repo acme/models --body true" in gh
+
+
+def test_private_on_free_has_no_environments_and_says_what_it_gets_instead(tmp_path: Path) -> None:
+    result = bootstrap(tmp_path, plan="free", REPO="acme/models", YES="1")
+    assert result.returncode == 0, result.stderr
+    assert "GitHub refused the environment dev: gh: Not Found (HTTP 404)" in result.stdout
+    assert "No environments on this repository's plan" in result.stdout
+    assert "the deploy role trusts workflow runs on main" in result.stdout
+    assert "so a merge never deploys prod" in result.stdout
+    gh = calls(tmp_path, "gh")
+    assert "variable set PROD_GATE --repo acme/models --body manual" in gh
+    assert "variable set DEPLOY_ENVIRONMENTS --repo acme/models --body false" in gh
+    assert f"--cwd {REPO / 'infra' / 'bootstrap'} config set deployFromMain true" in calls(tmp_path, "pulumi")
 
 
 def test_a_second_run_changes_nothing_new(tmp_path: Path) -> None:

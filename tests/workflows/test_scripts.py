@@ -404,3 +404,10 @@ def test_deploys_apply_in_commit_order_and_only_a_rollback_goes_back(
     )  # fmt: skip
     assert result.returncode == code, result.stderr
     assert said.format(older=older, newer=newer) in result.stdout + result.stderr
+
+
+def test_a_held_prod_says_what_passed_staging_and_how_to_promote_it() -> None:
+    commit = "c0" * 20
+    result = run("prod-held.sh", env={"COMMIT": commit, "REPOSITORY": "acme/models"})
+    assert result.returncode == 0
+    assert f"gh workflow run deploy.yml --repo acme/models -f ref={commit} -f prod=true" in result.stdout

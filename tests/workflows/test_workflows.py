@@ -75,6 +75,7 @@ EXPECTED_PERMISSIONS = {
     ("deploy.yml", "dev"): {"contents": "read", "id-token": "write"},
     ("deploy.yml", "staging"): {"contents": "read", "id-token": "write"},
     ("deploy.yml", "prod"): {"contents": "read", "id-token": "write"},
+    ("deploy.yml", "prod-held"): {"contents": "read"},
     ("deploy-stack.yml", "up"): {"contents": "read", "id-token": "write"},
 }
 
@@ -187,7 +188,7 @@ def test_deploys_go_dev_staging_prod_one_at_a_time_and_never_cancel() -> None:
         "prod",
     ]
     up = load("deploy-stack.yml")["jobs"]["up"]
-    assert up["environment"] == "${{ inputs.environment }}"
+    assert up["environment"].startswith("${{ vars.DEPLOY_ENVIRONMENTS != 'false' && inputs.environment")
     assert up["concurrency"] == {"group": "deploy-${{ inputs.environment }}", "cancel-in-progress": False}
     runs = [s.get("run", "") for s in up["steps"]]
     assert any(r.startswith("make smoke") for r in runs)
@@ -224,7 +225,7 @@ def test_a_rollback_redeploys_both_runtimes_from_one_earlier_commit() -> None:
     """The dispatch input is a commit: the build checks it out (zips rebuilt bit-identical, the image
     found by its content tag) and every stack deploys from that same checkout."""
     deploy = all_workflows()["deploy.yml"]
-    assert set(deploy["on"]["workflow_dispatch"]["inputs"]) == {"ref"}
+    assert set(deploy["on"]["workflow_dispatch"]["inputs"]) == {"ref", "prod"}
     build = deploy["jobs"]["build"]
     checkout = build["steps"][0]
     assert checkout["with"]["ref"] == "${{ inputs.ref || github.sha }}"
@@ -274,3 +275,17 @@ def test_deploy_runs_apply_one_at_a_time_newest_waiting_and_never_backwards() ->
     assert order == next(i for i, r in enumerate(runs) if r.startswith(".github/scripts/up-stack.sh")) - 1
     assert up["steps"][order]["env"]["ROLLBACK"] == "${{ inputs.rollback }}"
     assert up["steps"][order + 1]["env"]["COMMIT"] == "${{ inputs.ref }}"
+
+
+def test_prod_is_never_ungated_whatever_the_plan() -> None:
+    """Required reviewers where the plan has them; else (PROD_GATE=manual) a merge stops at staging,
+    the run's summary says how to promote, and only a dispatch with prod=true deploys prod."""
+    deploy = all_workflows()["deploy.yml"]
+    assert deploy["on"]["workflow_dispatch"]["inputs"]["prod"]["default"] is False
+    assert deploy["jobs"]["prod"]["if"] == "vars.PROD_GATE != 'manual' || inputs.prod"
+    held = deploy["jobs"]["prod-held"]
+    assert held["if"] == "vars.PROD_GATE == 'manual' && !inputs.prod"
+    assert held["needs"] == ["build", "staging"]
+    assert held["steps"][-1]["run"] == '.github/scripts/prod-held.sh >> "$GITHUB_STEP_SUMMARY"'
+    up = all_workflows()["deploy-stack.yml"]["jobs"]["up"]
+    assert up["environment"] == "${{ vars.DEPLOY_ENVIRONMENTS != 'false' && inputs.environment || '' }}"
