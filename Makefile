@@ -113,7 +113,7 @@ bootstrap: $(INFRA_VENV)/.installed ## once per fork: bootstrap stack, repositor
 smoke: $(INFRA_VENV)/.installed ## after an up: V2 ready, metadata and one inference on each runtime of ENV
 	mkdir -p build
 	pulumi stack output --json --stack "$${STACK:-$(ENV)}" > build/outputs-$(ENV).json
-	$(INFRA_PY) infra/smoke.py build/outputs-$(ENV).json
+	$(INFRA_PY) infra/smoke.py build/outputs-$(ENV).json --metadata $(DIST)/model-metadata.json
 
 bench: $(VENV)/.installed model ## throughput and latency (baseline, both runtimes, a bare floor), cold starts and sizes, faults
 	$(PY) -m serving.bench --model-root $(MODEL_ROOT)

@@ -1,10 +1,12 @@
-"""`make smoke ENV=<env>`: after an up, prove each deployed runtime serves: V2 ready, metadata, one inference.
+"""`make smoke ENV=<env>`: after an up, prove each deployed runtime serves the built model: V2 ready,
+its metadata at the built version, and the model's own example answered as TensorFlow answered it.
 
-Reads the stack's outputs (`pulumi stack output --json`), so it needs nothing but the
-endpoints: an in-cluster Service is reached through `kubectl port-forward`, and an
-IAM-authenticated Function URL is called with SigV4-signed requests (the job's OIDC
-credentials). Any failure exits non-zero with the runtime and check named, which stops
-the promotion to the next environment.
+Reads the stack's outputs (`pulumi stack output --json`) and the built model's metadata.json
+(`dist/model-metadata.json`, beside the Lambda zips), so any model is checked with valid inputs:
+strings for a text model, booleans for a boolean input. An in-cluster Service is reached through
+`kubectl port-forward`, and an IAM-authenticated Function URL is called with SigV4-signed
+requests (the job's OIDC credentials). Any failure exits non-zero with the runtime and check
+named, which stops the promotion to the next environment.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import socket
 import subprocess
 import sys
@@ -19,6 +22,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,22 +68,58 @@ def signed_send(region: str) -> Send:
     return send
 
 
-def example_input(metadata: dict[str, Any]) -> bytes:
-    """A one-row V2 request shaped from the model's own metadata, so any model can be smoke-tested."""
-    inputs = []
-    for tensor in metadata["inputs"]:
-        shape = [1 if d < 0 else d for d in tensor["shape"]]
-        size = 1
-        for dimension in shape:
-            size *= dimension
-        inputs.append(
-            {"name": tensor["name"], "shape": shape, "datatype": tensor["datatype"], "data": [0] * size}
-        )
-    return json.dumps({"inputs": inputs}).encode()
+RTOL, ATOL = 1e-3, 1e-5  # as the export compares LiteRT with TensorFlow
 
 
-def check(runtime: str, base: str, model: str, send: Send, wait_seconds: float) -> str:
-    base = base.rstrip("/")
+@dataclass(frozen=True)
+class Example:
+    """The artifact's example request and the answer TensorFlow gave it, from its metadata.json."""
+
+    model: str
+    version: str
+    request: bytes
+    outputs: list[dict[str, Any]]
+
+    @classmethod
+    def read(cls, path: Path) -> Example:
+        try:
+            metadata = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise SmokeError(f"{path} not found: `make package` writes it beside the Lambda zips") from None
+        if "example" not in metadata:
+            raise SmokeError(f"{path} has no example: export the model again (`make model`)")
+        example = metadata["example"]
+        request = json.dumps({"inputs": example["inputs"]}).encode()
+        return cls(metadata["name"], str(metadata["version"]), request, example["outputs"])
+
+    def mismatch(self, answer: dict[str, Any]) -> str:
+        """How the answer differs from the expected one, or "" when it matches."""
+        got = {o.get("name"): o for o in answer.get("outputs", [])}
+        for want in self.outputs:
+            name = want["name"]
+            if name not in got:
+                return f"no output {name!r} (got {sorted(got)})"
+            have = got[name]
+            if (have.get("datatype"), list(have.get("shape", []))) != (want["datatype"], want["shape"]):
+                return (
+                    f"output {name!r} is {have.get('datatype')} {have.get('shape')}, "
+                    f"expected {want['datatype']} {want['shape']}"
+                )
+            for index, (value, expected) in enumerate(zip(have.get("data", []), want["data"], strict=False)):
+                if not _close(value, expected):
+                    return f"output {name!r}[{index}] is {value!r}, expected {expected!r}"
+            if len(have.get("data", [])) != len(want["data"]):
+                return f"output {name!r} has {len(have.get('data', []))} values, expected {len(want['data'])}"
+        return ""
+
+
+def _close(value: Any, expected: Any) -> bool:
+    if isinstance(expected, float) and isinstance(value, int | float) and not isinstance(value, bool):
+        return math.isclose(value, expected, rel_tol=RTOL, abs_tol=ATOL)
+    return value == expected
+
+
+def wait_ready(runtime: str, base: str, send: Send, wait_seconds: float) -> None:
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
@@ -91,14 +131,25 @@ def check(runtime: str, base: str, model: str, send: Send, wait_seconds: float) 
         if time.monotonic() > deadline:
             raise SmokeError(f"{runtime}: {base}/v2/health/ready answered {status} for {wait_seconds:.0f} s")
         time.sleep(2)
+
+
+def check(runtime: str, base: str, example: Example, send: Send, wait_seconds: float) -> str:
+    base = base.rstrip("/")
+    wait_ready(runtime, base, send, wait_seconds)
+    model = example.model
     status, body = send("GET", f"{base}/v2/models/{model}", None)
     if status != 200:
         raise SmokeError(f"{runtime}: model metadata answered {status}: {body[:200]!r}")
-    status, body = send("POST", f"{base}/v2/models/{model}/infer", example_input(json.loads(body)))
-    outputs = json.loads(body).get("outputs") if status == 200 else None
-    if not outputs:
-        raise SmokeError(f"{runtime}: inference answered {status}: {body[:200]!r}")
-    return f"{runtime}: ready, metadata and one inference OK at {base}"
+    versions = json.loads(body).get("versions", [])
+    if example.version not in versions:
+        raise SmokeError(f"{runtime}: serves {model} versions {versions}, not the built {example.version}")
+    status, body = send("POST", f"{base}/v2/models/{model}/infer", example.request)
+    if status != 200:
+        raise SmokeError(f"{runtime}: inference of the model's example answered {status}: {body[:200]!r}")
+    wrong = example.mismatch(json.loads(body))
+    if wrong:
+        raise SmokeError(f"{runtime}: the model's example got a different answer: {wrong}")
+    return f"{runtime}: ready, metadata and the model's example answered as expected at {base}"
 
 
 def free_port() -> int:
@@ -122,16 +173,18 @@ def reachable(endpoint: str, namespace: str, model: str) -> Iterator[str]:
             forward.terminate()
 
 
-def smoke(outputs: dict[str, Any], wait_seconds: float) -> list[str]:
+def smoke(outputs: dict[str, Any], example: Example, wait_seconds: float) -> list[str]:
     model, results = outputs["modelName"], []
+    if model != example.model:
+        raise SmokeError(f"the stack serves {model!r}, but the built model is {example.model!r}")
     if "kubernetes" in outputs.get("runtimes", []):
         with reachable(outputs["kubernetesEndpoint"], outputs["kubernetesNamespace"], model) as base:
-            results.append(check("kubernetes", base, model, plain_send, wait_seconds))
+            results.append(check("kubernetes", base, example, plain_send, wait_seconds))
     if "lambda" in outputs.get("runtimes", []):
         iam = outputs.get("lambdaAuth") == "AWS_IAM"
         region = outputs["functionArn"].split(":")[3]  # where the function is, whatever the shell says
         send = signed_send(region) if iam else plain_send
-        results.append(check("lambda", outputs["lambdaEndpoint"], model, send, wait_seconds))
+        results.append(check("lambda", outputs["lambdaEndpoint"], example, send, wait_seconds))
     return results
 
 
@@ -141,10 +194,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--wait-seconds", type=float, default=180, help="how long a rollout may take to be ready"
     )
+    parser.add_argument(
+        "--metadata",
+        type=Path,
+        default=Path("dist/model-metadata.json"),
+        help="the built model's metadata.json, whose example is sent and its answer checked",
+    )
     args = parser.parse_args(argv)
     try:
         outputs = json.loads(args.outputs.read_text())
-        for line in smoke(outputs, args.wait_seconds):
+        for line in smoke(outputs, Example.read(args.metadata), args.wait_seconds):
             print(line)
     except KeyError as missing:
         print(f"smoke test failed: the stack outputs lack {missing}", file=sys.stderr)

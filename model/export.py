@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from model import litert
@@ -49,11 +50,39 @@ def _move_into_place(staged: Path, target: Path) -> None:
     shutil.rmtree(retired, ignore_errors=True)
 
 
+def v2_tensors(arrays: dict[str, Any], specs: list[dict]) -> list[dict]:
+    """Arrays as Open Inference Protocol V2 tensors (flat data, row-major), strings as text."""
+    described = []
+    for spec in specs:
+        array = np.asarray(arrays[spec["name"]])
+        data = [v.decode() if isinstance(v, bytes) else v for v in array.reshape(-1).tolist()]
+        shape = list(array.shape)
+        described.append({"name": spec["name"], "datatype": spec["datatype"], "shape": shape, "data": data})
+    return described
+
+
+def example(
+    signature: tf.types.experimental.ConcreteFunction,
+    inputs: list[dict],
+    outputs: list[dict],
+    samples: litert.Arrays,
+) -> dict[str, list[dict]]:
+    """One row of the samples (the evaluation file's first, or generated ones valid for each dtype) as a
+    V2 request, and the answer TensorFlow gives it: what the smoke test sends and checks."""
+    row = {name: array[:1] for name, array in samples.items()}
+    answer = signature(**{name: tf.constant(array) for name, array in row.items()})
+    return {
+        "inputs": v2_tensors(row, inputs),
+        "outputs": v2_tensors({k: v.numpy() for k, v in answer.items()}, outputs),
+    }  # fmt: skip
+
+
 def build_metadata(
     function: tf.types.experimental.ConcreteFunction,
     provenance: Provenance,
     conversion: litert.Conversion,
     hashes: dict[str, str],
+    request_example: dict[str, list[dict]],
 ) -> dict[str, Any]:
     """What serving and people need to know; no timestamps and no commit, so the same inputs give the same
     bytes (the image's labels carry the commit)."""
@@ -71,6 +100,7 @@ def build_metadata(
         "inputs_sha256": provenance.inputs_sha256,
         "framework": {"tensorflow": tf.__version__, "keras": keras.__version__},
         "files": hashes,
+        "example": request_example,
     }
 
 
@@ -101,7 +131,9 @@ def write_artifact(
         conversion = litert.convert(loaded, inputs, arrays)
         if conversion.content is not None:
             (staged / TFLITE_FILE).write_bytes(conversion.content)
-        metadata = build_metadata(function, provenance, conversion, file_hashes(staged))
+        _, outputs = tensors(function)
+        request_example = example(loaded.signatures[SIGNATURE], inputs, outputs, arrays)
+        metadata = build_metadata(function, provenance, conversion, file_hashes(staged), request_example)
         (staged / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
         target = model_dir / str(provenance.version)
         _move_into_place(staged, target)

@@ -31,7 +31,7 @@ class Conversion:
 
 def generated_inputs(inputs: list[dict], rows: int = 4, seed: int = 0) -> Arrays:
     """Random inputs of every input's dtype and shape (a free dimension taken as 3); small integers, as ids
-    index embeddings; full-range bytes for UINT8, as pixels are."""
+    index embeddings; full-range bytes for UINT8, as pixels are; words for strings."""
     rng = np.random.default_rng(seed)
     arrays = {}
     for tensor in inputs:
@@ -41,6 +41,9 @@ def generated_inputs(inputs: list[dict], rows: int = 4, seed: int = 0) -> Arrays
             arrays[tensor["name"]] = rng.normal(size=shape).astype(dtype)
         elif tensor["datatype"] == "BOOL":
             arrays[tensor["name"]] = rng.integers(0, 2, size=shape).astype(bool)
+        elif tensor["datatype"] == "BYTES":
+            words = np.array(["an", "example", "of", "text"], dtype=object)
+            arrays[tensor["name"]] = words[rng.integers(0, len(words), size=shape)]
         else:
             high = 256 if tensor["datatype"] == "UINT8" else 2
             arrays[tensor["name"]] = rng.integers(0, high, size=shape).astype(dtype)

@@ -8,9 +8,12 @@ and the function runs the model image instead. Nothing broken is left in dist/.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 DECISION_FILE = "lambda-package.json"
+# The artifact's metadata beside the packages: the deploy jobs' smoke test sends its example.
+METADATA_COPY = "model-metadata.json"
 
 
 def litert_refusal(version_dir: Path) -> str | None:
@@ -33,6 +36,7 @@ def remove_zips(out_dir: Path, arches: list[str]) -> None:
 
 def write(out_dir: Path, version_dir: Path, package: str, reason: str = "") -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(version_dir / "metadata.json", out_dir / METADATA_COPY)
     record = {"package": package, "model": f"{version_dir.parent.name}/{version_dir.name}"}
     if reason:
         record["reason"] = reason

@@ -69,3 +69,15 @@ def test_metadata_matches_the_files(artifact: Path) -> None:
     interpreter = Interpreter(model_path=str(artifact / "model.tflite"))
     assert interpreter.get_input_details()[0]["shape"].tolist() == [1, 4]
     assert interpreter.get_output_details()[0]["shape"].tolist() == [1, 3]
+
+
+def test_the_artifact_carries_an_example_request_and_the_answer_tensorflow_gives_it(artifact: Path) -> None:
+    example = json.loads((artifact / "metadata.json").read_text())["example"]
+    (request,) = example["inputs"]
+    assert (request["name"], request["datatype"], request["shape"]) == ("features", "FP32", [1, 4])
+    serve = tf.saved_model.load(str(artifact)).signatures["serving_default"]
+    rows = np.array(request["data"], dtype=np.float32).reshape(1, 4)
+    expected = serve(features=tf.constant(rows))["probabilities"].numpy()
+    (answer,) = example["outputs"]
+    assert (answer["name"], answer["datatype"], answer["shape"]) == ("probabilities", "FP32", [1, 3])
+    np.testing.assert_allclose(answer["data"], expected.reshape(-1), rtol=1e-6)

@@ -4,6 +4,8 @@ imported with `python -m model --source`. Values come back exactly; out-of-range
 from __future__ import annotations
 
 import base64
+import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import numpy as np
 import pytest
 import tritonclient.http as triton
 
-from tests.serving.conftest import Server, import_signature, start_server, stop_server
+from tests.serving.conftest import REPO, Server, import_signature, start_server, stop_server
 
 DTYPES = {
     "BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
@@ -33,7 +35,8 @@ def sample(datatype: str, text_only: bool = False) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def echo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def echo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model that returns each of the 13 dtypes' input as it came, imported by the CLI."""
     import tensorflow as tf
 
     source = tmp_path_factory.mktemp("echo") / "echo"
@@ -46,7 +49,12 @@ def echo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
     root, said = import_signature(serve, source)
     assert "TensorFlow only" in said
-    server = start_server(root, TWINSERVE_RUNTIME="tensorflow", TWINSERVE_DRAIN_SECONDS="0")
+    return root
+
+
+@pytest.fixture(scope="module")
+def echo_server(echo_root: Path) -> Iterator[Server]:
+    server = start_server(echo_root, TWINSERVE_RUNTIME="tensorflow", TWINSERVE_DRAIN_SECONDS="0")
     yield server
     stop_server(server)
 
@@ -147,3 +155,23 @@ def test_metadata_names_every_dtype(echo_server: Server, tmp_path: Path) -> None
     assert signature["inputs"]["fp16"]["dtype"] == "DT_HALF"
     assert signature["inputs"]["bytes"]["dtype"] == "DT_STRING"
     assert signature["outputs"]["uint64_out"]["dtype"] == "DT_UINT64"
+
+
+def test_the_smoke_test_passes_on_every_dtype_with_the_models_own_example(
+    echo_root: Path, echo_server: Server, tmp_path: Path
+) -> None:
+    """The artifact's example holds a valid value of every dtype (words for BYTES, true/false for BOOL)."""
+    metadata = echo_root / "echo" / "1" / "metadata.json"
+    example = json.loads(metadata.read_text())["example"]
+    assert {t["datatype"] for t in example["inputs"]} == set(DTYPES)
+    (booleans,) = [t["data"] for t in example["inputs"] if t["datatype"] == "BOOL"]
+    (strings,) = [t["data"] for t in example["inputs"] if t["datatype"] == "BYTES"]
+    assert {type(v) for v in booleans} == {bool}
+    assert {type(v) for v in strings} == {str}
+    stack = {"modelName": "echo", "runtimes": ["kubernetes"], "kubernetesEndpoint": echo_server.url}
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps(stack | {"kubernetesNamespace": "x"}))
+    smoke = [str(REPO / "infra" / ".venv" / "bin" / "python"), str(REPO / "infra" / "smoke.py")]
+    result = subprocess.run([*smoke, str(outputs), "--metadata", str(metadata)],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
