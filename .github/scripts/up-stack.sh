@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The deploy's `pulumi up` of one stack: logs in (PULUMI_BACKEND_URL, or Pulumi Cloud), creates the
-# stack on its first deploy with PULUMI_SECRETS_PROVIDER, and runs up on IMAGE (and its platform
-# manifests LAMBDA_IMAGE_ARM64 and LAMBDA_IMAGE_X86_64, for a Lambda image function) with the policy pack
-# through infra/engine.py, recording COMMIT (the commit of main deployed), in AWS_REGION (the repository variable the bootstrap set). Later runners
-# find the secrets provider in the stack's state.
+# stack on its first deploy with PULUMI_SECRETS_PROVIDER, and runs up with the policy pack through
+# infra/engine.py on IMAGE (and its platform manifests LAMBDA_IMAGE_ARM64 and LAMBDA_IMAGE_X86_64,
+# for a Lambda image function), in AWS_REGION (the repository variable the bootstrap set), recording
+# COMMIT (the commit of main deployed). Later runners find the secrets provider in the stack's state.
 set -euo pipefail
 stack=$1 image=$2
 : "${AWS_REGION:?is not set: the repository variable AWS_REGION (set by make bootstrap) names the region of every resource}"

@@ -19,12 +19,14 @@ done
 gh auth status > /dev/null 2>&1 || { echo "error: gh is not logged in: run \`gh auth login\`" >&2; exit 2; }
 
 here=$(cd "$(dirname "$0")" && pwd)
-echo "== environments of $repo ($(gh api "repos/$repo" --jq .visibility))"
+visibility=$(gh api "repos/$repo" --jq .visibility)
+echo "== environments of $repo ($visibility)"
 # What the plan offers decides how prod is gated, and it is said: required reviewers (public
 # repositories, or GitHub Enterprise); else environments without reviewers (private, Pro or Team) and
 # prod promoted by hand; else no environments at all (private, GitHub Free).
 reviewer=$(gh api user --jq .id)
 refused=$(mktemp)
+trap 'rm -f "$refused"' EXIT
 put_environment() {
   printf '{%s"deployment_branch_policy": {"protected_branches": false, "custom_branch_policies": true}}' "$2" \
     | gh api -X PUT "repos/$repo/environments/$1" --input - > /dev/null 2> "$refused"
@@ -37,8 +39,10 @@ for env in dev staging prod; do
   elif put_environment "$env" ""; then
     [ "$env" != prod ] || gate=manual
   else
-    environments=false gate=manual
     echo "GitHub refused the environment $env: $(cat "$refused")"
+    # Only a private or internal repository's plan may lack environments; anything else is an error.
+    [ "$visibility" != public ] || exit 1
+    environments=false gate=manual
     break
   fi
   policies=$(gh api "repos/$repo/environments/$env/deployment-branch-policies" --jq '.branch_policies[].name')

@@ -58,7 +58,12 @@ def stand_in(directory: Path, name: str, body: str) -> None:
 
 
 def bootstrap(
-    tmp_path: Path, backend: str = "", existing_oidc: str = "", plan: str = "any", **env: str
+    tmp_path: Path,
+    backend: str = "",
+    existing_oidc: str = "",
+    plan: str = "any",
+    visibility: str = "",
+    **env: str,
 ) -> subprocess.CompletedProcess[str]:
     pulumi = f"[ \"$3 $4\" != 'stack output' ] || [ \"$5\" != --json ] || echo '{json.dumps(OUTPUTS)}'"
     pulumi += '\nif [ "$5" = PULUMI_BACKEND_URL ]; then'
@@ -85,7 +90,7 @@ def bootstrap(
             "PATH": f"{tmp_path}:{os.environ['PATH']}",
             "FAKE_BACKEND": backend,
             "FAKE_PLAN": plan,
-            "FAKE_VISIBILITY": "public" if plan == "any" else "private",
+            "FAKE_VISIBILITY": visibility or ("public" if plan == "any" else "private"),
         },
     )
 
@@ -188,6 +193,14 @@ def test_private_on_free_has_no_environments_and_says_what_it_gets_instead(tmp_p
     assert "variable set PROD_GATE --repo acme/models --body manual" in gh
     assert "variable set DEPLOY_ENVIRONMENTS --repo acme/models --body false" in gh
     assert f"--cwd {REPO / 'infra' / 'bootstrap'} config set deployFromMain true" in calls(tmp_path, "pulumi")
+
+
+def test_a_public_repository_whose_environment_is_refused_stops_the_bootstrap(tmp_path: Path) -> None:
+    """Public repositories have environments on every plan: a refusal is an error, never a wider trust."""
+    result = bootstrap(tmp_path, plan="free", visibility="public", REPO="acme/models", YES="1")
+    assert result.returncode != 0
+    assert "GitHub refused the environment dev" in result.stdout
+    assert not (tmp_path / "pulumi.log").exists()  # nothing deployed
 
 
 def test_a_second_run_changes_nothing_new(tmp_path: Path) -> None:
