@@ -105,11 +105,12 @@ class Example:
                     f"output {name!r} is {have.get('datatype')} {have.get('shape')}, "
                     f"expected {want['datatype']} {want['shape']}"
                 )
-            for index, (value, expected) in enumerate(zip(have.get("data", []), want["data"], strict=False)):
+            data = have.get("data", [])
+            if len(data) != len(want["data"]):
+                return f"output {name!r} has {len(data)} values, expected {len(want['data'])}"
+            for index, (value, expected) in enumerate(zip(data, want["data"], strict=True)):
                 if not _close(value, expected):
                     return f"output {name!r}[{index}] is {value!r}, expected {expected!r}"
-            if len(have.get("data", [])) != len(want["data"]):
-                return f"output {name!r} has {len(have.get('data', []))} values, expected {len(want['data'])}"
         return ""
 
 

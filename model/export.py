@@ -78,7 +78,8 @@ def example(
 
 
 def build_metadata(
-    function: tf.types.experimental.ConcreteFunction,
+    inputs: list[dict],
+    outputs: list[dict],
     provenance: Provenance,
     conversion: litert.Conversion,
     hashes: dict[str, str],
@@ -86,7 +87,6 @@ def build_metadata(
 ) -> dict[str, Any]:
     """What serving and people need to know; no timestamps and no commit, so the same inputs give the same
     bytes (the image's labels carry the commit)."""
-    inputs, outputs = tensors(function)
     return {
         "name": provenance.name,
         "version": provenance.version,
@@ -126,14 +126,15 @@ def write_artifact(
         if assess is not None:
             metrics, extra = assess(loaded.signatures[SIGNATURE])
             provenance = replace(provenance, metrics=metrics, extra={**provenance.extra, **extra})
-        inputs, _ = tensors(function)
+        inputs, outputs = tensors(function)
         arrays = samples(inputs) if samples else litert.generated_inputs(inputs)
         conversion = litert.convert(loaded, inputs, arrays)
         if conversion.content is not None:
             (staged / TFLITE_FILE).write_bytes(conversion.content)
-        _, outputs = tensors(function)
         request_example = example(loaded.signatures[SIGNATURE], inputs, outputs, arrays)
-        metadata = build_metadata(function, provenance, conversion, file_hashes(staged), request_example)
+        metadata = build_metadata(
+            inputs, outputs, provenance, conversion, file_hashes(staged), request_example
+        )
         (staged / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
         target = model_dir / str(provenance.version)
         _move_into_place(staged, target)

@@ -2,8 +2,8 @@
 # `pulumi preview` of one stack (infra/engine.py, with the policy pack) in AWS_REGION against the
 # images it runs now, its own output (policy violations included) written for the PR comment. Logs
 # in explicitly (PULUMI_BACKEND_URL, or Pulumi Cloud with PULUMI_ACCESS_TOKEN): the setup action only
-# installs the CLI. A stack that does not exist yet is
-# said so; any other failure (login, credentials, organisation) fails the job and the comment says why.
+# installs the CLI. A stack that does not exist yet is said so; any other failure (login,
+# credentials, organisation) fails the job and the comment says why.
 set -euo pipefail
 stack=$1 environment=$2 out=$3
 log=$(mktemp)

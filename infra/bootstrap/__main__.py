@@ -12,8 +12,7 @@ import permissions
 import pulumi
 import pulumi_aws as aws
 from bootstrap_settings import load
-
-GITHUB_OIDC = "token.actions.githubusercontent.com"
+from github_oidc import AUDIENCE, GITHUB_OIDC
 
 
 def trust(provider_arn: str, subjects: list[str]) -> str:
@@ -28,7 +27,7 @@ def trust(provider_arn: str, subjects: list[str]) -> str:
                     "Action": "sts:AssumeRoleWithWebIdentity",
                     "Condition": {
                         "StringEquals": {
-                            f"{GITHUB_OIDC}:aud": "sts.amazonaws.com",
+                            f"{GITHUB_OIDC}:aud": AUDIENCE,
                             f"{GITHUB_OIDC}:sub": subjects,
                         }
                     },
@@ -66,7 +65,7 @@ def main() -> None:
         or aws.iam.OpenIdConnectProvider(
             "github",
             url=f"https://{GITHUB_OIDC}",
-            client_id_lists=["sts.amazonaws.com"],
+            client_id_lists=[AUDIENCE],
             opts=pulumi.ResourceOptions(retain_on_delete=True),
         ).arn
     )

@@ -46,10 +46,6 @@ def status_and_error(response: bytes) -> tuple[int, str]:
     return int(head.split()[1]), json.loads(payload)["error"]
 
 
-def port_of(server: Server) -> int:
-    return int(server.url.rsplit(":", 1)[1])
-
-
 @pytest.fixture
 def guarded(model_root: Path):
     """A LiteRT server with short read limits, started per test."""
@@ -98,14 +94,14 @@ def test_sigterm_under_keep_alive_load_drops_nothing_and_then_refuses(model_root
     assert answered[0] > 100
     assert closing[0] > 0  # from SIGTERM on, answers tell keep-alive clients to reconnect
     with pytest.raises(ConnectionRefusedError):
-        socket.create_connection(("127.0.0.1", port_of(server)), timeout=5)
+        socket.create_connection(("127.0.0.1", server.port), timeout=5)
 
 
 @pytest.mark.parametrize("runtime", ["litert", "tensorflow"])
 def test_max_concurrency_holds_on_both_runtimes(model_root: Path, runtime: str) -> None:
     server = start_server(model_root, TWINSERVE_RUNTIME=runtime, TWINSERVE_MAX_CONCURRENCY="1")
     try:
-        with socket.create_connection(("127.0.0.1", port_of(server))) as slow:
+        with socket.create_connection(("127.0.0.1", server.port)) as slow:
             slow.sendall(
                 f"POST {PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(ONE_ROW)}\r\n\r\n".encode()
             )
@@ -144,27 +140,27 @@ def test_timeout_holds_on_both_runtimes(model_root: Path, runtime: str) -> None:
 
 def test_a_body_that_never_arrives_gets_408_and_the_connection_closes(guarded: Server) -> None:
     head = f"POST {PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n".encode()
-    response = raw_request(port_of(guarded), head + ONE_ROW, wait=10)
+    response = raw_request(guarded.port, head + ONE_ROW, wait=10)
     assert status_and_error(response) == (408, "request body not received within 1s")
     assert b"connection: close" in response.lower()
 
 
 def test_a_declared_body_over_the_limit_is_refused_before_it_is_sent(guarded: Server) -> None:
     head = f"POST {PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Length: {10**9}\r\n\r\n".encode()
-    with socket.create_connection(("127.0.0.1", port_of(guarded)), timeout=5) as sock:
+    with socket.create_connection(("127.0.0.1", guarded.port), timeout=5) as sock:
         sock.sendall(head)  # and not one byte of the body
         response = read_until_closed(sock)
     assert status_and_error(response) == (413, "request body exceeds the limit of 6291456 bytes")
 
 
 def test_oversized_headers_get_431(guarded: Server) -> None:
-    response = raw_request(port_of(guarded), b"GET /v2 HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40_000)
+    response = raw_request(guarded.port, b"GET /v2 HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40_000)
     assert status_and_error(response) == (431, "request line and headers exceed the limit of 16384 bytes")
 
 
 def test_a_64_mb_header_line_leaves_memory_flat(guarded: Server) -> None:
     before = rss_kib(guarded.process.pid)
-    with socket.create_connection(("127.0.0.1", port_of(guarded)), timeout=10) as sock:
+    with socket.create_connection(("127.0.0.1", guarded.port), timeout=10) as sock:
         sock.sendall(b"GET /v2 HTTP/1.1\r\nHost: x\r\nX-Big: ")
         chunk = b"a" * (1 << 20)
         try:
@@ -178,7 +174,7 @@ def test_a_64_mb_header_line_leaves_memory_flat(guarded: Server) -> None:
 
 
 def test_slow_header_senders_are_closed_and_idle_connections_too(guarded: Server) -> None:
-    port = port_of(guarded)
+    port = guarded.port
     slow = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(20)]
     idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(5)]
     request = b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -202,7 +198,7 @@ def test_slow_header_senders_are_closed_and_idle_connections_too(guarded: Server
 
 
 def test_connections_beyond_the_cap_are_refused_with_503(guarded: Server) -> None:
-    port = port_of(guarded)
+    port = guarded.port
     held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(40)]
     try:
         time.sleep(0.2)
