@@ -3,7 +3,6 @@ or not at all, for a model trained here and for one a team brings alike."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -17,8 +16,9 @@ import numpy as np
 import tensorflow as tf
 
 from model import litert
-from model.inputs import METADATA_FILE, file_hashes
+from model.inputs import file_hashes
 from model.signature import SIGNATURE, keras_signature, tensors
+from serving import contract
 
 TFLITE_FILE = "model.tflite"
 FINGERPRINT_FILE = "fingerprint.pb"
@@ -135,7 +135,7 @@ def write_artifact(
         metadata = build_metadata(
             inputs, outputs, provenance, conversion, file_hashes(staged), request_example
         )
-        (staged / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+        contract.Metadata.from_json(metadata, f"the export of {provenance.name}").write(staged)
         target = model_dir / str(provenance.version)
         _move_into_place(staged, target)
     finally:

@@ -12,9 +12,10 @@ import json
 from pathlib import Path
 
 from model.dataset import sha256_of
+from serving import contract
 
 CODE = Path(__file__).resolve().parent
-METADATA_FILE = "metadata.json"
+METADATA_FILE = contract.METADATA_FILE
 
 
 def inputs_digest(config_path: Path, data_path: Path) -> str:

@@ -10,15 +10,11 @@ import numpy as np
 import tensorflow as tf
 
 from model.errors import PipelineError
+from serving import contract
 
-SIGNATURE = "serving_default"
-DATATYPES = {
-    "bool": "BOOL", "uint8": "UINT8", "uint16": "UINT16", "uint32": "UINT32", "uint64": "UINT64",
-    "int8": "INT8", "int16": "INT16", "int32": "INT32", "int64": "INT64",
-    "float16": "FP16", "float32": "FP32", "float64": "FP64", "string": "BYTES",
-}  # fmt: skip
-# The same table from the protocols' side: the numpy type each datatype's arrays hold.
-NUMPY_TYPES = {v2: np.object_ if name == "string" else np.dtype(name).type for name, v2 in DATATYPES.items()}
+SIGNATURE = contract.SIGNATURE
+DATATYPES = {d.tensorflow: d.v2 for d in contract.DATATYPES}  # TensorFlow's name -> V2's
+NUMPY_TYPES = {d.v2: np.dtype(d.numpy).type for d in contract.DATATYPES}  # what each datatype's arrays hold
 
 
 def datatype(dtype: Any, where: str) -> str:

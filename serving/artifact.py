@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from serving.contract import ContractError, Example, Metadata, TensorSpec
 from serving.errors import ArtifactError
 
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One named tensor: V2 datatype, shape with -1 for the batch dimension."""
-
-    name: str
-    datatype: str
-    shape: tuple[int, ...]
+__all__ = ["ModelSpec", "TensorSpec", "locate", "read_spec"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +22,7 @@ class ModelSpec:
     outputs: tuple[TensorSpec, ...]
     labels: tuple[str, ...]
     signature_name: str
+    example: Example
 
 
 def _only_model(root: Path) -> Path:
@@ -46,10 +40,6 @@ def _latest_version(model_dir: Path) -> Path:
     return max(versions, key=lambda p: int(p.name))
 
 
-def _tensors(raw: list[dict]) -> tuple[TensorSpec, ...]:
-    return tuple(TensorSpec(t["name"], t["datatype"], tuple(t["shape"])) for t in raw)
-
-
 def locate(root: Path, name: str | None = None, version: int | None = None) -> Path:
     """`<root>/<name>/<version>`: the only model unless named, the latest version unless given."""
     if not root.is_dir():
@@ -64,20 +54,19 @@ def locate(root: Path, name: str | None = None, version: int | None = None) -> P
 
 
 def read_spec(path: Path) -> ModelSpec:
-    """Parse metadata.json; a missing file or key is a deployment error naming it."""
-    metadata_file = path / "metadata.json"
+    """metadata.json through the artifact contract; a missing file or field is a deployment error
+    naming it."""
     try:
-        metadata = json.loads(metadata_file.read_text())
-        return ModelSpec(
-            name=metadata["name"],
-            version=str(metadata["version"]),
-            path=path,
-            inputs=_tensors(metadata["inputs"]),
-            outputs=_tensors(metadata["outputs"]),
-            labels=tuple(metadata.get("labels", ())),
-            signature_name=metadata.get("signature_name", "serving_default"),
-        )
-    except FileNotFoundError:
-        raise ArtifactError(f"metadata not found: {metadata_file}") from None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ArtifactError(f"metadata {metadata_file} is invalid: missing or bad {exc}") from None
+        metadata = Metadata.read(path)
+    except ContractError as error:
+        raise ArtifactError(str(error)) from None
+    return ModelSpec(
+        name=metadata.name,
+        version=str(metadata.version),
+        path=path,
+        inputs=metadata.inputs,
+        outputs=metadata.outputs,
+        labels=metadata.labels,
+        signature_name=metadata.signature_name,
+        example=metadata.example,
+    )

@@ -122,18 +122,19 @@ def load_runtime(choice: str, spec: ModelSpec, threads: int) -> Runtime:
     if not _installed(module):
         raise ArtifactError(f"runtime {kind!r} needs the {module!r} package, which is not installed")
     runtime: Runtime = LiteRTRuntime(spec, threads) if kind == "litert" else TensorFlowRuntime(spec, threads)
-    runtime.predict(sample_inputs(spec))
+    runtime.predict(example_inputs(spec))
     return runtime
 
 
-def sample_inputs(spec: ModelSpec) -> Inputs:
-    """One row of zeros (empty strings for BYTES) of every input's shape, a free dimension taken as 1."""
+def example_inputs(spec: ModelSpec) -> Inputs:
+    """The artifact's own example request as arrays: what the warm-up predicts on, so it runs the
+    model on inputs valid for it (words for a text model) rather than on zeros."""
     inputs = {}
-    for tensor in spec.inputs:
-        shape = (1, *(1 if d == -1 else d for d in tensor.shape[1:]))
-        inputs[tensor.name] = (
-            np.full(shape, b"", dtype=np.object_)
-            if tensor.datatype == "BYTES"
-            else np.zeros(shape, dtype=NUMPY_TYPES[tensor.datatype])
-        )
+    for tensor in spec.example.inputs:
+        if tensor.datatype == "BYTES":
+            values = [v.encode() if isinstance(v, str) else v for v in tensor.data]
+            array = np.array(values, dtype=np.object_)
+        else:
+            array = np.array(tensor.data, dtype=NUMPY_TYPES[tensor.datatype])
+        inputs[tensor.name] = array.reshape(tensor.shape)
     return inputs

@@ -16,13 +16,10 @@ from typing import Any
 import numpy as np
 
 from serving.artifact import TensorSpec
+from serving.contract import DATATYPES
 from serving.errors import BadRequest
 
-NUMPY_TYPES: dict[str, type] = {
-    "BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
-    "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64,
-    "FP16": np.float16, "FP32": np.float32, "FP64": np.float64, "BYTES": np.object_,
-}  # fmt: skip
+NUMPY_TYPES: dict[str, type] = {d.v2: np.dtype(d.numpy).type for d in DATATYPES}  # BYTES: np.object_
 Inputs = dict[str, np.ndarray]
 
 

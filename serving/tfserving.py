@@ -13,14 +13,11 @@ from typing import Any
 import numpy as np
 
 from serving.artifact import ModelSpec, TensorSpec
+from serving.contract import DATATYPES
 from serving.errors import BadRequest
 from serving.tensors import Inputs, output_strings, same_rows, tensor_from_json
 
-DTYPES = {
-    "BOOL": "DT_BOOL", "UINT8": "DT_UINT8", "UINT16": "DT_UINT16", "UINT32": "DT_UINT32",
-    "UINT64": "DT_UINT64", "INT8": "DT_INT8", "INT16": "DT_INT16", "INT32": "DT_INT32",
-    "INT64": "DT_INT64", "FP16": "DT_HALF", "FP32": "DT_FLOAT", "FP64": "DT_DOUBLE", "BYTES": "DT_STRING",
-}  # fmt: skip
+DTYPES = {d.v2: d.tf_serving for d in DATATYPES}
 
 
 def _is_b64(value: Any) -> bool:

@@ -22,7 +22,7 @@ REQUIREMENTS = REPO / "serving" / "requirements-litert.txt"
 PLATFORMS = {"x86_64": "x86_64-manylinux_2_34", "arm64": "aarch64-manylinux_2_34"}
 # The handler's import closure: the route table, the codecs, the runtime, no web server.
 MODULES = (
-    "__init__", "app", "artifact", "dataplane", "errors", "lambda_handler",
+    "__init__", "app", "artifact", "contract", "dataplane", "errors", "lambda_handler",
     "routes", "runtime", "settings", "tensors", "tfserving", "v2",
 )  # fmt: skip
 MODEL_FILES = ("model.tflite", "metadata.json")

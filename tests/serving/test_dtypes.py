@@ -13,13 +13,10 @@ import numpy as np
 import pytest
 import tritonclient.http as triton
 
+from serving.contract import DATATYPES
 from tests.serving.conftest import REPO, Server, import_signature, start_server, stop_server
 
-DTYPES = {
-    "BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
-    "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64,
-    "FP16": np.float16, "FP32": np.float32, "FP64": np.float64, "BYTES": np.object_,
-}  # fmt: skip
+DTYPES = {d.v2: np.dtype(d.numpy).type for d in DATATYPES}
 
 
 def sample(datatype: str, text_only: bool = False) -> np.ndarray:
