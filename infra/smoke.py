@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import socket
 import subprocess
 import sys
@@ -25,6 +24,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the artifact contract: standard library only
+from serving import contract
 
 Send = Callable[[str, str, bytes | None], tuple[int, bytes]]
 
@@ -68,56 +70,31 @@ def signed_send(region: str) -> Send:
     return send
 
 
-RTOL, ATOL = 1e-3, 1e-5  # as the export compares LiteRT with TensorFlow
-
-
 @dataclass(frozen=True)
 class Example:
-    """The artifact's example request and the answer TensorFlow gave it, from its metadata.json."""
+    """The built model's name, version and example (request and TensorFlow's answer), read from its
+    metadata.json through the artifact contract."""
 
     model: str
     version: str
-    request: bytes
-    outputs: list[dict[str, Any]]
+    example: contract.Example
+
+    @property
+    def request(self) -> bytes:
+        return json.dumps(self.example.v2_request()).encode()
 
     @classmethod
     def read(cls, path: Path) -> Example:
+        if not path.exists():
+            raise SmokeError(f"{path} not found: `make package` writes it beside the Lambda zips")
         try:
-            metadata = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise SmokeError(f"{path} not found: `make package` writes it beside the Lambda zips") from None
-        if "example" not in metadata:
-            raise SmokeError(f"{path} has no example: export the model again (`make model`)")
-        example = metadata["example"]
-        request = json.dumps({"inputs": example["inputs"]}).encode()
-        return cls(metadata["name"], str(metadata["version"]), request, example["outputs"])
+            metadata = contract.Metadata.read(path)
+        except contract.ContractError as error:
+            raise SmokeError(str(error)) from None
+        return cls(metadata.name, str(metadata.version), metadata.example)
 
-    def mismatch(self, answer: dict[str, Any]) -> str:
-        """How the answer differs from the expected one, or "" when it matches."""
-        got = {o.get("name"): o for o in answer.get("outputs", [])}
-        for want in self.outputs:
-            name = want["name"]
-            if name not in got:
-                return f"no output {name!r} (got {sorted(got)})"
-            have = got[name]
-            if (have.get("datatype"), list(have.get("shape", []))) != (want["datatype"], want["shape"]):
-                return (
-                    f"output {name!r} is {have.get('datatype')} {have.get('shape')}, "
-                    f"expected {want['datatype']} {want['shape']}"
-                )
-            data = have.get("data", [])
-            if len(data) != len(want["data"]):
-                return f"output {name!r} has {len(data)} values, expected {len(want['data'])}"
-            for index, (value, expected) in enumerate(zip(data, want["data"], strict=True)):
-                if not _close(value, expected):
-                    return f"output {name!r}[{index}] is {value!r}, expected {expected!r}"
-        return ""
-
-
-def _close(value: Any, expected: Any) -> bool:
-    if isinstance(expected, float) and isinstance(value, int | float) and not isinstance(value, bool):
-        return math.isclose(value, expected, rel_tol=RTOL, abs_tol=ATOL)
-    return value == expected
+    def mismatch(self, answer: Any) -> str:
+        return self.example.mismatch(answer)
 
 
 def wait_ready(runtime: str, base: str, send: Send, wait_seconds: float) -> None:
