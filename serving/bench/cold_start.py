@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -17,14 +18,17 @@ import tempfile
 import time
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from serving.bench.image import REPO, Image, bake_model, build
+from serving.bench.workload import Workload, WrongAnswer, add_model_arguments, from_arguments
+from serving.packaging.decision import litert_refusal
 from serving.packaging.lambda_zip import Package
 from serving.packaging.lambda_zip import build as build_zip
 
-EVENT = REPO / "tests" / "events" / "http_api_predict.json"
 # Timed in the child so interpreter start-up noise of the parent never counts; ru_maxrss is in KiB on Linux.
 PROBE = """
 import json, resource, sys, time
@@ -33,15 +37,22 @@ start = time.perf_counter()
 result = {predict}
 elapsed = time.perf_counter() - start
 rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({{"seconds": elapsed, "rss_mib": rss_mib}}))
+answer = result if isinstance(result, dict) else None
+print(json.dumps({{"seconds": elapsed, "rss_mib": rss_mib, "answer": answer}}))
 """
 HANDLER = "from serving.lambda_handler import handler", "handler(json.load(open(sys.argv[1])), None)"
 ZIP_HANDLER = "sys.path.insert(0, sys.argv[2]); " + HANDLER[0], HANDLER[1]
+# No server, no codec: TensorFlow loads the SavedModel and its signature answers the example.
 BASELINE = (
-    "import keras, numpy as np; model = keras.Sequential("
-    "[keras.layers.TFSMLayer(sys.argv[2], call_endpoint='serving_default')])",
-    "model.predict(np.asarray([[5.1, 3.5, 1.4, 0.2]], dtype=np.float32), verbose=0)",
+    "import numpy as np, tensorflow as tf; from pathlib import Path; "
+    "from serving.contract import BY_V2, Metadata; "
+    "example = Metadata.read(Path(sys.argv[2])).example; model = tf.saved_model.load(sys.argv[2])",
+    "[model.signatures['serving_default'](**{t.name: tf.constant("
+    "np.array(t.data, dtype=BY_V2[t.datatype].numpy).reshape(t.shape), dtype=BY_V2[t.datatype].tensorflow)"
+    " for t in example.inputs})]",
 )
+BASELINE_NAME = "baseline (TensorFlow load + predict)"
+ZIP_NAME, IMAGE_NAME = "Lambda zip (LiteRT)", "Lambda image (TensorFlow)"
 
 
 @dataclass(frozen=True)
@@ -55,15 +66,17 @@ class ColdStart:
 
 @dataclass(frozen=True)
 class Sizes:
-    zip_mib: float
-    zip_unzipped_mib: float
+    zip_mib: float | None  # None: the model has no zip
+    zip_unzipped_mib: float | None
     image_installed_mib: float
 
 
-def init_once(command: list[str], code: tuple[str, str], cwd: Path, env: dict[str, str]) -> dict[str, float]:
+def init_once(
+    command: list[str], code: tuple[str, str], cwd: Path, env: dict[str, str], args: list[str]
+) -> dict[str, Any]:
     probe = PROBE.format(load=code[0], predict=code[1])
     result = subprocess.run(
-        [*command, "-c", probe, str(EVENT), *env.pop("ARGS", "").split()],
+        [*command, "-c", probe, *args],
         cwd=cwd, env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     if result.returncode != 0:
@@ -72,16 +85,33 @@ def init_once(command: list[str], code: tuple[str, str], cwd: Path, env: dict[st
 
 
 def repeat(
-    name: str, runs: int, command: list[str], code: tuple[str, str], cwd: Path, env: dict
+    name: str,
+    runs: int,
+    command: list[str],
+    code: tuple[str, str],
+    cwd: Path,
+    env: dict[str, str],
+    args: list[str],
+    check: Callable[[str, Any], None] | None = None,
 ) -> ColdStart:
-    samples = [init_once(command, code, cwd, dict(env)) for _ in range(runs)]
+    """`runs` fresh processes; a handler's answer to the example is checked each time."""
+    samples = [init_once(command, code, cwd, dict(env), args) for _ in range(runs)]
+    if check is not None:
+        for sample in samples:
+            check(name, sample["answer"])
     seconds, rss = [s["seconds"] for s in samples], [s["rss_mib"] for s in samples]
     return ColdStart(name, statistics.median(seconds), max(seconds), statistics.median(rss), max(rss))
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def server_start_seconds(image: Image) -> float:
     """A new pod's delay: `python -m serving` from the image's venv until /v2/health/ready answers 200."""
-    port = "18181"
+    port = str(free_port())
     env = {"PATH": image.path, "PORT": port, "TWINSERVE_WORKERS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
     start = time.perf_counter()
     process = subprocess.Popen(
@@ -102,54 +132,68 @@ def server_start_seconds(image: Image) -> float:
 
 @dataclass(frozen=True)
 class Prepared:
-    """The deployables, recreated here: the zip unpacked as /var/task, and the image's venv and /app."""
+    """The deployables, recreated here: the zip unpacked as /var/task (when the model has one), the
+    image's venv and /app, and the model's example as a Function URL event."""
 
-    artifact: Path
-    package: Package
-    task_root: Path
+    workload: Workload
+    package: Package | None
+    package_reason: str
+    task_root: Path | None
     image: Image
+    event: Path
+
+    @property
+    def package_kind(self) -> str:
+        return "zip" if self.package else "image"
 
 
-def prepare(model_root: Path, scratch: Path) -> Prepared:
-    """Build the zip for this interpreter and the image's venv with the model baked in."""
-    artifact = next(model_root.glob("*/*/metadata.json")).parent
+def prepare(workload: Workload, scratch: Path) -> Prepared:
+    """Build the zip for this interpreter (when the model has a LiteRT form) and the image's venv with
+    the model baked in, as `make package` and the Dockerfile do."""
+    artifact = workload.artifact
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     arch = "x86_64" if os.uname().machine == "x86_64" else "arm64"
-    package = build_zip(artifact, arch, version, scratch / "dist", scratch / "staging")
-    task_root = scratch / "task"
-    with zipfile.ZipFile(package.path) as archive:
-        archive.extractall(task_root)
+    reason = litert_refusal(artifact)
+    package, task_root = None, None
+    if reason is None:
+        package = build_zip(artifact, arch, version, scratch / "dist", scratch / "staging")
+        task_root = scratch / "task"
+        with zipfile.ZipFile(package.path) as archive:
+            archive.extractall(task_root)
     image = build(scratch / "image")
     bake_model(image, artifact)
-    return Prepared(artifact, package, task_root, image)
+    event = scratch / "event.json"
+    event.write_text(json.dumps(workload.lambda_event()))
+    return Prepared(workload, package, reason or "", task_root, image, event)
 
 
-def measure(model_root: Path, runs: int, scratch: Path) -> dict:
-    return measure_cold(prepare(model_root, scratch), runs)
+def measure(workload: Workload, runs: int, scratch: Path) -> dict:
+    return measure_cold(prepare(workload, scratch), runs)
 
 
 def measure_cold(prepared: Prepared, runs: int) -> dict:
-    """Time each runtime's init in fresh processes, and weigh each deployable."""
-    artifact, package, task_root, image = (
-        prepared.artifact,
-        prepared.package,
-        prepared.task_root,
-        prepared.image,
-    )
-    clean = [sys.executable, "-I", "-S"]
-    image_python = [str(image.venv / "bin" / "python")]
+    """Time each runtime's init in fresh processes (each handler's answer checked), and weigh each
+    deployable."""
+    image, event, check = prepared.image, str(prepared.event), prepared.workload.check_lambda
     image_env = {"PATH": image.path, "TWINSERVE_RUNTIME": image.runtime}
-    starts = [
-        repeat("Lambda zip (LiteRT)", runs, clean, ZIP_HANDLER, task_root.parent, {"ARGS": str(task_root)}),
-        repeat("Lambda image (TensorFlow)", runs, image_python, HANDLER, image.app, image_env),
-        repeat(
-            "baseline (keras load + predict)", runs, [sys.executable], BASELINE, REPO, {"ARGS": str(artifact)}
-        ),
-    ]
+    starts = []
+    if prepared.package and prepared.task_root:
+        clean = [sys.executable, "-I", "-S"]
+        task = prepared.task_root
+        starts.append(repeat(ZIP_NAME, runs, clean, ZIP_HANDLER, task.parent, {}, [event, str(task)], check))
+    image_python = [str(image.venv / "bin" / "python")]
+    starts.append(repeat(IMAGE_NAME, runs, image_python, HANDLER, image.app, image_env, [event], check))
+    artifact = str(prepared.workload.artifact)
+    starts.append(repeat(BASELINE_NAME, runs, [sys.executable], BASELINE, REPO, {}, [event, artifact]))
+    package = prepared.package
     sizes = Sizes(
-        package.zipped_bytes / 2**20, package.unzipped_bytes / 2**20, image.installed_bytes() / 2**20
+        package.zipped_bytes / 2**20 if package else None,
+        package.unzipped_bytes / 2**20 if package else None,
+        image.installed_bytes() / 2**20,
     )
     return {
+        "model": prepared.workload.describe(),
+        "lambda_package": {"package": prepared.package_kind, "reason": prepared.package_reason},
         "cold_starts": [asdict(s) for s in starts],
         "server_start_seconds": statistics.median(server_start_seconds(image) for _ in range(3)),
         "sizes": asdict(sizes),
@@ -158,36 +202,49 @@ def measure_cold(prepared: Prepared, runs: int) -> dict:
 
 
 def report(data: dict) -> str:
-    lines = ["| init (import + load + first prediction) | median s | max s | median RSS MiB | max RSS MiB |",
+    model = data["model"]
+    lines = [f"Model {model['name']} v{model['version']}, its own example ({model['example_rows']} row).", "",
+             "| init (import + load + first prediction) | median s | max s | median RSS MiB | max RSS MiB |",
              "|---|---:|---:|---:|---:|"]  # fmt: skip
     lines += [
         f"| {s['name']} | {s['median_seconds']:.3f} | {s['max_seconds']:.3f} "
         f"| {s['median_rss_mib']:.0f} | {s['max_rss_mib']:.0f} |"
         for s in data["cold_starts"]
     ]
-    zip_, tf, base = data["cold_starts"]
-    sizes = data["sizes"]
+    starts = {s["name"]: s for s in data["cold_starts"]}
+    tf, base, sizes = starts[IMAGE_NAME], starts[BASELINE_NAME], data["sizes"]
+    lines.append("")
+    if ZIP_NAME in starts:
+        zip_ = starts[ZIP_NAME]
+        lines += [
+            f"- Zip handler vs TensorFlow image handler: "
+            f"init {zip_['median_seconds'] / tf['median_seconds']:.3f}x "
+            f"(target ≤ 0.1), peak RSS {zip_['median_rss_mib'] / tf['median_rss_mib']:.3f}x (target ≤ 0.2).",
+            f"- Zip handler vs the baseline: init {zip_['median_seconds'] / base['median_seconds']:.3f}x.",
+            f"- Lambda zip: {sizes['zip_mib']:.1f} MiB zipped, {sizes['zip_unzipped_mib']:.1f} MiB unzipped.",
+        ]
+    else:
+        lines.append(f"- No Lambda zip: {data['lambda_package']['reason']}; the function runs the image.")
     lines += [
-        "",
-        f"- Zip handler vs TensorFlow image handler: "
-        f"init {zip_['median_seconds'] / tf['median_seconds']:.3f}x "
-        f"(target ≤ 0.1), peak RSS {zip_['median_rss_mib'] / tf['median_rss_mib']:.3f}x (target ≤ 0.2).",
-        f"- Zip handler vs the baseline: init {zip_['median_seconds'] / base['median_seconds']:.3f}x.",
+        f"- Image handler vs the baseline: init {tf['median_seconds'] / base['median_seconds']:.3f}x.",
         f"- HTTP server in the image, start to ready: {data['server_start_seconds']:.2f} s.",
-        f"- Lambda zip: {sizes['zip_mib']:.1f} MiB zipped, {sizes['zip_unzipped_mib']:.1f} MiB unzipped; "
-        f"image contents (venv + app): {sizes['image_installed_mib']:.0f} MiB.",
+        f"- Image contents (venv + app): {sizes['image_installed_mib']:.0f} MiB.",
     ]
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model-root", type=Path, required=True)
+    add_model_arguments(parser)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cold-start-") as scratch:
-        data = measure(args.model_root, args.runs, Path(scratch))
+        try:
+            data = measure(from_arguments(args), args.runs, Path(scratch))
+        except WrongAnswer as error:
+            print(f"error: {error}; its figures are not reported", file=sys.stderr)
+            return 1
     print(report(data))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

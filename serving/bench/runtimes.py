@@ -1,5 +1,7 @@
 """Every figure `make compare` needs, measured here with the exported model, as one JSON document.
 
+Every figure is of the exported model answering its own example (metadata.json's), and every
+runtime's answer is checked against TensorFlow's before its figures count.
 Cold starts and sizes come from `cold_start`; on top of them: the warm handler duration
 of each Lambda package (what Lambda bills), and the image's HTTP server under a closed
 loop of concurrent keep-alive clients (latency and throughput of one single-worker pod).
@@ -19,10 +21,10 @@ import threading
 import time
 from pathlib import Path
 
-from serving.bench.cold_start import EVENT, Prepared, measure_cold, prepare
+from serving.bench.cold_start import Prepared, free_port, measure_cold, prepare
 from serving.bench.image import Image
+from serving.bench.workload import Workload, WrongAnswer, add_model_arguments, from_arguments
 
-BODY = json.dumps({"instances": [[5.1, 3.5, 1.4, 0.2]]}).encode()
 WARM_DRIVER = """
 import json, sys, time
 sys.path.insert(0, sys.argv[2])
@@ -33,9 +35,9 @@ for _ in range(50):
 samples = []
 for _ in range(int(sys.argv[3])):
     start = time.perf_counter()
-    handler(event, None)
+    answer = handler(event, None)
     samples.append((time.perf_counter() - start) * 1000)
-print(json.dumps(samples))
+print(json.dumps({"samples": samples, "answer": answer}))
 """
 
 
@@ -43,11 +45,14 @@ def percentile(samples: list[float], q: float) -> float:
     return statistics.quantiles(samples, n=100, method="inclusive")[q - 1] if len(samples) > 1 else samples[0]
 
 
-def handler_duration(command: list[str], root: Path, cwd: Path, env: dict[str, str], calls: int) -> dict:
-    """Warm invocations of the handler in one process: the duration Lambda bills, per call."""
+def handler_duration(
+    who: str, command: list[str], prepared: Prepared, root: Path, env: dict[str, str], calls: int
+) -> dict:
+    """Warm invocations of the handler in one process: the duration Lambda bills, per call; the last
+    answer is checked against the example's."""
     result = subprocess.run(
-        [*command, "-c", WARM_DRIVER, str(EVENT), str(root), str(calls)],
-        cwd=cwd,
+        [*command, "-c", WARM_DRIVER, str(prepared.event), str(root), str(calls)],
+        cwd=root,
         env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"},
         capture_output=True,
         text=True,
@@ -55,33 +60,44 @@ def handler_duration(command: list[str], root: Path, cwd: Path, env: dict[str, s
     )
     if result.returncode != 0:
         raise RuntimeError(f"handler benchmark failed:\n{result.stderr}")
-    samples = json.loads(result.stdout.strip().splitlines()[-1])
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    prepared.workload.check_lambda(who, measured["answer"])
+    samples = measured["samples"]
     return {"p50_ms": percentile(samples, 50), "p99_ms": percentile(samples, 99), "calls": calls}
 
 
-def closed_loop(port: int, concurrency: int, seconds: float) -> dict:
-    """`concurrency` keep-alive clients, each sending the next request when the last answers."""
+def closed_loop(port: int, workload: Workload, concurrency: int, seconds: float) -> dict:
+    """`concurrency` keep-alive clients, each sending the example when its last answer is in. Every
+    status is counted and the first answer of each client is checked: errors are never timed."""
     latencies: list[float] = []
+    answers: list[tuple[int, bytes]] = []  # each client's first answer and every non-2xx one
     lock = threading.Lock()
     deadline = time.perf_counter() + seconds
+    headers = {"content-type": "application/json"}
 
     def client() -> None:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        mine = []
+        mine, kept = [], []
         while time.perf_counter() < deadline:
             start = time.perf_counter()
-            connection.request("POST", "/v1/models/iris:predict", BODY, {"content-type": "application/json"})
-            connection.getresponse().read()
+            connection.request("POST", workload.path, workload.body, headers)
+            response = connection.getresponse()
+            body = response.read()
             mine.append((time.perf_counter() - start) * 1000)
+            if not kept or not 200 <= response.status < 300:
+                kept.append((response.status, body))
         connection.close()
         with lock:
             latencies.extend(mine)
+            answers.extend(kept)
 
     threads = [threading.Thread(target=client) for _ in range(concurrency)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    for status, body in answers:
+        workload.check("the Kubernetes pod's server", status, body)
     return {
         "p50_ms": percentile(latencies, 50),
         "p99_ms": percentile(latencies, 99),
@@ -90,14 +106,16 @@ def closed_loop(port: int, concurrency: int, seconds: float) -> dict:
     }
 
 
-def server_latency(image: Image, concurrency: int, seconds: float) -> dict:
-    port = 18282
+def server_latency(image: Image, workload: Workload, concurrency: int, seconds: float) -> dict:
+    port = free_port()
     env = {"PATH": image.path, "PORT": str(port), "TWINSERVE_WORKERS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
     process = subprocess.Popen(
         image.cmd, cwd=image.app, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         for _ in range(600):
+            if process.poll() is not None:
+                raise RuntimeError(f"the image's server exited with {process.returncode} before it was ready")
             try:
                 connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
                 connection.request("GET", "/v2/health/ready")
@@ -105,8 +123,8 @@ def server_latency(image: Image, concurrency: int, seconds: float) -> dict:
                     break
             except OSError:
                 time.sleep(0.1)
-        closed_loop(port, concurrency, 1.0)  # warm-up
-        return closed_loop(port, concurrency, seconds)
+        closed_loop(port, workload, concurrency, 1.0)  # warm-up
+        return closed_loop(port, workload, concurrency, seconds)
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -114,24 +132,28 @@ def server_latency(image: Image, concurrency: int, seconds: float) -> dict:
 
 def warm(prepared: Prepared, concurrency: int, seconds: float, calls: int) -> dict:
     image = prepared.image
-    return {
-        "lambda_zip_handler": handler_duration(
-            [sys.executable, "-I", "-S"], prepared.task_root, prepared.task_root, {}, calls
-        ),
-        "lambda_image_handler": handler_duration(
-            [str(image.venv / "bin" / "python")],
-            image.app,
-            image.app,
-            {"PATH": image.path, "TWINSERVE_RUNTIME": image.runtime},
-            calls,
-        ),
-        "kubernetes_pod": server_latency(image, concurrency, seconds),
-    }
+    figures = {}
+    if prepared.task_root is not None:
+        clean = [sys.executable, "-I", "-S"]
+        figures["lambda_zip_handler"] = handler_duration(
+            "the Lambda zip's handler", clean, prepared, prepared.task_root, {}, calls
+        )
+    image_env = {"PATH": image.path, "TWINSERVE_RUNTIME": image.runtime}
+    figures["lambda_image_handler"] = handler_duration(
+        "the Lambda image's handler",
+        [str(image.venv / "bin" / "python")],
+        prepared,
+        image.app,
+        image_env,
+        calls,
+    )
+    figures["kubernetes_pod"] = server_latency(image, prepared.workload, concurrency, seconds)
+    return figures
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model-root", type=Path, required=True)
+    add_model_arguments(parser)
     parser.add_argument("--runs", type=int, default=10, help="fresh processes per cold start")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=5)
@@ -139,13 +161,20 @@ def main() -> int:
     parser.add_argument("--json", type=Path, required=True)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="runtimes-") as scratch:
-        prepared = prepare(args.model_root, Path(scratch))
-        data = measure_cold(prepared, args.runs) | {
-            "warm": warm(prepared, args.concurrency, args.seconds, args.calls)
-        }
+        prepared = prepare(from_arguments(args), Path(scratch))
+        try:
+            data = measure_cold(prepared, args.runs) | {
+                "warm": warm(prepared, args.concurrency, args.seconds, args.calls)
+            }
+        except WrongAnswer as error:
+            print(
+                f"error: {error}; no figures are reported for a runtime that answers wrong", file=sys.stderr
+            )
+            return 1
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(data, indent=2) + "\n")
-    print(f"{args.json}: measured")
+    model = data["model"]
+    print(f"{args.json}: measured {model['name']} v{model['version']} on both runtimes with its own example")
     return 0
 
 
