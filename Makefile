@@ -99,11 +99,15 @@ plan-diff: $(INFRA_VENV)/.installed ## markdown diff of $(BASE_PLAN_DIR) (e.g. m
 	$(INFRA_PY) infra/plan_diff.py $(BASE_PLAN_DIR) $(PLAN_DIR)
 
 RUNS ?= 10
+SECONDS_PER_RUN ?= 5
+HANDLER_CALLS ?= 500
 COMPARE_DIR ?= build/compare
 PRICES ?= infra/compare/prices.yaml
+MODEL_ARGS = --model-root $(MODEL_ROOT) --model-name $(MODEL_NAME) --model-version $(MODEL_VERSION)
 
-compare: $(VENV)/.installed $(INFRA_VENV)/.installed model ## measure both runtimes, price every environment: $(COMPARE_DIR)/report.md and charts
-	$(PY) -m serving.bench.runtimes --model-root $(MODEL_ROOT) --runs $(RUNS) --json $(COMPARE_DIR)/measurements.json
+compare: $(VENV)/.installed $(INFRA_VENV)/.installed model ## measure the model (SOURCE=… for yours) on both runtimes, price every environment: $(COMPARE_DIR)/report.md and charts
+	$(PY) -m serving.bench.runtimes $(MODEL_ARGS) --runs $(RUNS) --seconds $(SECONDS_PER_RUN) \
+	  --calls $(HANDLER_CALLS) --json $(COMPARE_DIR)/measurements.json
 	cd infra && $(abspath $(INFRA_PY)) -m compare --measurements $(abspath $(COMPARE_DIR))/measurements.json \
 	  --prices $(abspath $(PRICES)) --out $(abspath $(COMPARE_DIR))
 
@@ -115,11 +119,10 @@ smoke: $(INFRA_VENV)/.installed ## after an up: V2 ready, metadata and one infer
 	pulumi stack output --json --stack "$${STACK:-$(ENV)}" > build/outputs-$(ENV).json
 	$(INFRA_PY) infra/smoke.py build/outputs-$(ENV).json --metadata $(DIST)/model-metadata.json
 
-bench: $(VENV)/.installed model ## throughput and latency (baseline, both runtimes, a bare floor), cold starts and sizes, faults
-	$(PY) -m serving.bench --model-root $(MODEL_ROOT)
-	$(PY) -m serving.bench.cold_start --model-root $(MODEL_ROOT) --json build/bench/cold-start.json
-	$(PY) -m serving.bench.faults --model-root $(MODEL_ROOT)
-	$(PY) -m serving.bench.digits --workdir build/bench/digits
+bench: $(VENV)/.installed model ## the model (SOURCE=… for yours) on its own example: throughput and latency against a baseline and a floor, cold starts and sizes, faults
+	$(PY) -m serving.bench $(MODEL_ARGS)
+	$(PY) -m serving.bench.cold_start $(MODEL_ARGS) --json build/bench/cold-start.json
+	$(PY) -m serving.bench.faults $(MODEL_ARGS)
 
 lock: ## re-resolve every lock from its .in file
 	cd tests && ../$(VENV)/bin/uv pip compile requirements.in --python-version 3.11 -o requirements.txt --no-header -q

@@ -11,13 +11,13 @@ import sys
 from pathlib import Path
 
 import yaml
-from settings import PROJECT, ROOT, from_config, stack_config
+from settings import IMAGE_MIN_MEMORY_MB, PROJECT, ROOT, Settings, SettingsError, from_config, stack_config
 
 from compare.profiles import Traffic, kubernetes_profile, lambda_profile
 from compare.report import chart, evaluate, render
 
 PRICES = Path(__file__).resolve().parent / "prices.yaml"
-# Settings validation wants an image when Kubernetes is on; the comparison never deploys it.
+# Settings validation wants images where they are deployed; the comparison never deploys them.
 ANY_IMAGE = "registry.invalid/twinserve@sha256:" + "0" * 64
 
 
@@ -68,6 +68,35 @@ def environments() -> list[str]:
     return sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
 
 
+def environment_settings(name: str, measured: dict) -> tuple[Settings, list[str]]:
+    """An environment's settings as it would deploy this model: the Lambda package the measurement
+    built (no zip: the image), and at least the memory the image needs, with a note saying so."""
+    stack_file = ROOT / "environments" / f"Pulumi.{name}.yaml"
+    stated = stack_config(stack_file, PROJECT)
+    measured_package = measured["lambda_package"]["package"]
+    if stated.get(f"{PROJECT}:lambdaPackage") == "zip" and measured_package == "image":
+        raise SettingsError(
+            f"{stack_file.name}: {PROJECT}:lambdaPackage is zip, but this model has no zip: "
+            f"{measured['lambda_package']['reason']}"
+        )
+    package = "image" if stated.get(f"{PROJECT}:lambdaPackage") == "image" else measured_package
+    overrides: dict[str, object] = {"image": ANY_IMAGE, "lambdaPackage": package}
+    if package == "image":
+        overrides |= {"lambdaImageArm64": ANY_IMAGE, "lambdaImageX8664": ANY_IMAGE}
+    memory = stated.get(f"{PROJECT}:lambdaMemoryMb", str(Settings.model_fields["lambda_memory_mb"].default))
+    raised = package == "image" and memory.isdigit() and int(memory) < IMAGE_MIN_MEMORY_MB
+    if raised:
+        overrides["lambdaMemoryMb"] = IMAGE_MIN_MEMORY_MB
+    settings = from_config(stack_config(stack_file, PROJECT, overrides), name, check_files=False)
+    notes = []
+    if raised and "lambda" in settings.runtimes:
+        notes.append(
+            f"{PROJECT}:lambdaMemoryMb is {memory} in {stack_file.name}, too little for the model image "
+            f"(the deploy refuses it); Lambda is priced at {IMAGE_MIN_MEMORY_MB} MB, the least to set"
+        )
+    return settings, notes
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -82,10 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         prices = load_prices(args.prices)
         envs = []
         for name in args.env or environments():
-            config = stack_config(
-                ROOT / "environments" / f"Pulumi.{name}.yaml", PROJECT, {"image": ANY_IMAGE}
-            )
-            settings = from_config(config, name, check_files=False)
+            settings, notes = environment_settings(name, measured)
             traffic = Traffic(settings.traffic_requests_per_month, settings.traffic_peak_rps)
             envs.append(
                 evaluate(
@@ -94,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
                     traffic,
                     lambda_profile(settings, measured),
                     kubernetes_profile(settings, measured),
+                    settings.lambda_package,
+                    notes,
                 )
             )
     except KeyError as missing:
@@ -106,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     for env in envs:
         chart(env, prices, args.out / f"{env.name}.png")
     (args.out / "report.md").write_text(render(envs, measured, prices) + "\n")
-    print(f"{args.out / 'report.md'}: {', '.join(e.name for e in envs)}")
+    model = measured["model"]
+    print(f"{args.out / 'report.md'}: {model['name']} v{model['version']}, {', '.join(e.name for e in envs)}")
     return 0
 
 

@@ -28,10 +28,27 @@ class Environment:
     lambda_cost: Cost
     kubernetes_cost: Cost
     break_even: float | None
+    package: str = "zip"  # the Lambda package this environment gets for the model: zip or image
+    notes: tuple[str, ...] = ()
+
+    @property
+    def lambda_start(self) -> str:
+        return LAMBDA_STARTS[self.package]
+
+
+# The Lambda package → its cold start's name in the measurements, and how the report names it.
+LAMBDA_STARTS = {"zip": "Lambda zip (LiteRT)", "image": "Lambda image (TensorFlow)"}
+PACKAGE_NAMES = {"zip": "LiteRT zip", "image": "TensorFlow image"}
 
 
 def evaluate(
-    name: str, prices: dict[str, Any], traffic: Traffic, fn: LambdaProfile, pod: KubernetesProfile
+    name: str,
+    prices: dict[str, Any],
+    traffic: Traffic,
+    fn: LambdaProfile,
+    pod: KubernetesProfile,
+    package: str = "zip",
+    notes: list[str] | None = None,
 ) -> Environment:
     seconds = prices["hours_per_month"] * 3600
     peak_ratio = (
@@ -45,6 +62,8 @@ def evaluate(
         lambda_cost(prices, fn, traffic.requests_per_month),
         kubernetes_cost(prices, pod, traffic.requests_per_month, traffic.peak_rps),
         break_even(prices, fn, pod, peak_ratio),
+        package,
+        tuple(notes or ()),
     )
 
 
@@ -79,9 +98,9 @@ def recommendation(env: Environment, measured: dict[str, Any]) -> list[str]:
         reasons.append(
             f"Kubernetes becomes cheaper above {count(env.break_even)} requests a month: traffic {change}."
         )
-    zip_init = measured["cold_starts"][0]["median_seconds"]
+    init = cold_start(measured, env.lambda_start)["median_seconds"]
     reasons.append(
-        f"Cold starts: a new Lambda environment adds {zip_init * 1000:,.0f} ms (zip init) to its first "
+        f"Cold starts: a new Lambda environment adds {init * 1000:,.0f} ms ({env.package} init) to its first "
         f"request"
         + (
             f", none for the first {env.function.provisioned} concurrent (provisioned)"
@@ -90,7 +109,7 @@ def recommendation(env: Environment, measured: dict[str, Any]) -> list[str]:
         )
         + f"; a new pod is ready in {measured['server_start_seconds']:.1f} s but is started ahead of load."
     )
-    reasons += [f"Warning: {note}." for note in env.kubernetes_cost.notes]
+    reasons += [f"Warning: {note}." for note in (*env.notes, *env.kubernetes_cost.notes)]
     return reasons
 
 
@@ -149,14 +168,22 @@ def profile_line(env: Environment) -> str:
     )
 
 
+def cold_start(measured: dict[str, Any], name: str) -> dict[str, Any]:
+    starts = {s["name"]: s for s in measured["cold_starts"]}
+    if name not in starts:
+        raise KeyError(f"cold_starts: {name}")
+    return starts[name]
+
+
 def runtime_table(env: Environment, measured: dict[str, Any]) -> list[str]:
-    zip_start = next(s for s in measured["cold_starts"] if s["name"].startswith("Lambda zip"))
-    handler, pod = measured["warm"]["lambda_zip_handler"], measured["warm"]["kubernetes_pod"]
+    start = cold_start(measured, env.lambda_start)
+    handler = measured["warm"][f"lambda_{env.package}_handler"]
+    pod = measured["warm"]["kubernetes_pod"]
     return [
-        "| | Lambda (LiteRT zip) | Kubernetes (TensorFlow image) |",
+        f"| | Lambda ({PACKAGE_NAMES[env.package]}) | Kubernetes (TensorFlow image) |",
         "|---|---:|---:|",
         f"| monthly cost | **{money(env.lambda_cost.total)}** | **{money(env.kubernetes_cost.total)}** |",
-        f"| cold start | {zip_start['median_seconds'] * 1000:,.0f} ms (zip init) "
+        f"| cold start | {start['median_seconds'] * 1000:,.0f} ms ({env.package} init) "
         f"| {measured['server_start_seconds']:.2f} s (pod start to ready) |",
         f"| warm latency p50 / p99 | {handler['p50_ms']:.3f} / {handler['p99_ms']:.3f} ms (handler) "
         f"| {pod['p50_ms']:.2f} / {pod['p99_ms']:.2f} ms (HTTP, {pod['concurrency']} clients) |",
@@ -172,16 +199,33 @@ def section(env: Environment, measured: dict[str, Any]) -> list[str]:
     ]  # fmt: skip
 
 
+def signature(tensors: list[dict[str, Any]]) -> str:
+    return ", ".join(f"`{t['name']}` {t['datatype']} {t['shape']}" for t in tensors)
+
+
+def deployables(measured: dict[str, Any]) -> str:
+    sizes, package = measured["sizes"], measured["lambda_package"]
+    image = f"the image's contents {sizes['image_installed_mib']:,.0f} MiB"
+    if package["package"] == "image":
+        return f"no Lambda zip ({package['reason']}: the function runs the model image too), {image}"
+    return (
+        f"the Lambda zip {sizes['zip_mib']:.1f} MiB ({sizes['zip_unzipped_mib']:.0f} MiB unzipped), {image}"
+    )
+
+
 def render(envs: list[Environment], measured: dict[str, Any], prices: dict[str, Any]) -> str:
-    sizes = measured["sizes"]
+    model = measured["model"]
+    rows = model["example_rows"]
     head = [
-        "# Kubernetes or Lambda",
+        f"# Kubernetes or Lambda for {model['name']} v{model['version']}",
         "",
-        f"Measured here with the exported model; prices from `{prices.get('source', 'prices.yaml').strip()}` "
+        f"Inputs: {signature(model['inputs'])}. Outputs: {signature(model['outputs'])}.",
+        "",
+        f"Measured here with this model answering its own example ({rows} row{'s' if rows != 1 else ''}, "
+        "from its metadata.json), every runtime's answer checked against TensorFlow's; "
+        f"prices from `{prices.get('source', 'prices.yaml').strip()}` "
         f"(reviewed {prices['reviewed']}; {prices.get('caveat', 'check them first')}). "
-        f"Deployables: the Lambda zip {sizes['zip_mib']:.1f} MiB "
-        f"({sizes['zip_unzipped_mib']:.0f} MiB unzipped), the image's contents "
-        f"{sizes['image_installed_mib']:,.0f} MiB.",
+        f"Deployables: {deployables(measured)}.",
         "",
         "Left out: data transfer (the same for both), the free tier (unless enabled in the prices file), "
         "Lambda compute tiers above 6 billion GB-seconds. Lambda duration is the warm handler time measured "

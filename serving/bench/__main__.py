@@ -1,7 +1,9 @@
 """`make bench`: requests/s and p50/p99 for the baseline, our server on each runtime, and a bare floor.
 
-Same machine, same model, same load generator (wrk on 127.0.0.1), concurrency 1, 8 and 32.
-Prints a markdown table and the ratios the targets are stated in.
+Same machine, same model, same load generator (wrk on 127.0.0.1), concurrency 1, 8 and 32; every
+server but the floor is sent the model's own example (its metadata.json's) and its answer is
+checked against TensorFlow's before it is timed. Prints a markdown table and the ratios the
+targets are stated in.
 """
 
 from __future__ import annotations
@@ -13,11 +15,16 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving.bench.wrk import BODY, LUA, PATH, run_wrk, wrk_missing
+from serving.bench.workload import Workload, WrongAnswer, add_model_arguments, from_arguments
+from serving.bench.wrk import lua, run_wrk, wrk_missing
+
+BASELINE = "baseline (Flask + TensorFlow per request)"
+FLOOR = "floor (constant JSON, asyncio)"
 
 
 @dataclass(frozen=True)
@@ -30,18 +37,34 @@ class Result:
     errors: int
 
 
-def _wait(url: str, process: subprocess.Popen[bytes], path: str = PATH, body: str = BODY) -> None:
+@dataclass(frozen=True)
+class Candidate:
+    """A server to measure; `checked` is False only for the floor, which answers a constant."""
+
+    command: list[str]
+    env: dict[str, str]
+    checked: bool = True
+
+
+def _wait(url: str, process: subprocess.Popen[bytes], workload: Workload, name: str, checked: bool) -> None:
+    """Until the server answers the example; then its answer must be TensorFlow's."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"error: server exited with {process.returncode}")
+            raise SystemExit(f"error: {name} exited with {process.returncode}")
+        headers = {"content-type": "application/json"}
+        request = urllib.request.Request(url + workload.path, data=workload.body, headers=headers)  # noqa: S310
         try:
-            headers = {"content-type": "application/json"}
-            request = urllib.request.Request(url + path, data=body.encode(), headers=headers)  # noqa: S310
-            with urllib.request.urlopen(request, timeout=5):  # noqa: S310 - local URL
-                return
+            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - local URL
+                status, body = response.status, response.read()
+        except urllib.error.HTTPError as error:
+            status, body = error.code, error.read()
         except OSError:
             time.sleep(0.3)
+            continue
+        if checked:
+            workload.check(name, status, body)
+        return
     raise SystemExit(f"error: {url} did not answer within 120 s")
 
 
@@ -52,48 +75,58 @@ def _require_free(port: int) -> None:
             raise SystemExit(f"error: port {port} is already in use; stop what listens there and re-run")
 
 
-def servers(model_root: Path) -> dict[str, tuple[list[str], dict[str, str]]]:
-    artifact = next(model_root.glob("*/*/saved_model.pb")).parent
-    ours = {"TWINSERVE_MODEL_ROOT": str(model_root), "TWINSERVE_DRAIN_SECONDS": "0"}
+def servers(workload: Workload) -> dict[str, Candidate]:
+    """The baseline, our server on each runtime the model has, and the floor."""
+    root, name = workload.artifact.parents[1], workload.name
+    ours = {"TWINSERVE_MODEL_ROOT": str(root), "TWINSERVE_MODEL_NAME": name, "TWINSERVE_DRAIN_SECONDS": "0"}
     serve = [sys.executable, "-m", "serving"]
-    quiet = {**ours, "TWINSERVE_RUNTIME": "litert", "TWINSERVE_ACCESS_LOG": "false"}
-    return {
-        "baseline (Flask + keras predict)": (
-            [sys.executable, "-m", "serving.bench.baseline_flask", str(artifact)],
-            {},
+    candidates = {
+        BASELINE: Candidate(
+            [sys.executable, "-m", "serving.bench.baseline_flask", str(workload.artifact)], {}
         ),
-        "twinserve, TensorFlow": (serve, {**ours, "TWINSERVE_RUNTIME": "tensorflow"}),
-        "twinserve, TensorFlow, no micro-batching": (
-            serve,
-            {**ours, "TWINSERVE_RUNTIME": "tensorflow", "TWINSERVE_BATCH_WAIT_MS": "0"},
+        "twinserve, TensorFlow": Candidate(serve, {**ours, "TWINSERVE_RUNTIME": "tensorflow"}),
+        "twinserve, TensorFlow, no micro-batching": Candidate(
+            serve, {**ours, "TWINSERVE_RUNTIME": "tensorflow", "TWINSERVE_BATCH_WAIT_MS": "0"}
         ),
-        "twinserve, LiteRT": (serve, {**ours, "TWINSERVE_RUNTIME": "litert"}),
-        "twinserve, LiteRT, no access log": (serve, quiet),
-        "floor (constant JSON, asyncio)": ([sys.executable, "-m", "serving.bench.floor"], {}),
     }
+    if (workload.artifact / "model.tflite").is_file():
+        candidates["twinserve, LiteRT"] = Candidate(serve, {**ours, "TWINSERVE_RUNTIME": "litert"})
+        candidates["twinserve, LiteRT, no access log"] = Candidate(
+            serve, {**ours, "TWINSERVE_RUNTIME": "litert", "TWINSERVE_ACCESS_LOG": "false"}
+        )
+    candidates[FLOOR] = Candidate([sys.executable, "-m", "serving.bench.floor"], {}, checked=False)
+    return candidates
 
 
 def measure(
     name: str,
-    command: list[str],
-    env: dict[str, str],
+    candidate: Candidate,
+    workload: Workload,
     args: argparse.Namespace,
     script: Path,
-    request: tuple[str, str] = (PATH, BODY),
 ) -> list[Result]:
-    """Start the server, warm it up, then one wrk run per connection count; `request` is (path, body)."""
+    """Start the server, check its answer, warm it up, then one wrk run per connection count."""
     port = "18080"
     url = f"http://127.0.0.1:{port}"
-    full_env = {**os.environ, "PORT": port, "TF_CPP_MIN_LOG_LEVEL": "3", **env}
+    full_env = {**os.environ, "PORT": port, "TF_CPP_MIN_LOG_LEVEL": "3", **candidate.env}
     _require_free(int(port))
     with tempfile.TemporaryFile() as sink:
-        process = subprocess.Popen(command, env=full_env, stdout=sink, stderr=sink)
+        process = subprocess.Popen(candidate.command, env=full_env, stdout=sink, stderr=sink)
         try:
-            _wait(url, process, *request)
-            run_wrk(url, 8, 2, script, request[0])  # warm-up
-            return [
-                Result(name, c, *run_wrk(url, c, args.seconds, script, request[0])) for c in args.connections
-            ]
+            _wait(url, process, workload, name, candidate.checked)
+            run_wrk(url, 8, 2, script, workload.path)  # warm-up
+            results = []
+            for connections in args.connections:
+                figures = run_wrk(url, connections, args.seconds, script, workload.path)
+                if figures.errors and candidate.checked:
+                    raise WrongAnswer(
+                        f"{name} answered {figures.errors} requests with an error at {connections}"
+                    )
+                results.append(
+                    Result(name, connections, figures.requests_per_second, figures.p50_ms, figures.p99_ms,
+                           figures.errors)
+                )  # fmt: skip
+            return results
         finally:
             process.terminate()
             process.wait(timeout=60)
@@ -114,12 +147,14 @@ def table(results: list[Result]) -> str:
 
 def ratios(results: list[Result], connections: int) -> str:
     at = {r.server: r for r in results if r.connections == connections}
-    base, floor = at["baseline (Flask + keras predict)"], at["floor (constant JSON, asyncio)"]
+    base, floor = at[BASELINE], at[FLOOR]
     lines = [f"\nAt {connections} connections:"]
     for name in ("twinserve, LiteRT", "twinserve, TensorFlow", "twinserve, LiteRT, no access log"):
+        if name not in at:
+            continue
         r = at[name]
         lines.append(
-            f"- {name}: {r.requests_per_second / base.requests_per_second:,.0f}x the baseline's throughput, "
+            f"- {name}: {r.requests_per_second / base.requests_per_second:,.1f}x the baseline's throughput, "
             f"p99 {r.p99_ms / base.p99_ms:.4f} of its, "
             f"{r.requests_per_second / floor.requests_per_second:.2f} of the floor"
         )
@@ -134,20 +169,27 @@ def ratios(results: list[Result], connections: int) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model-root", type=Path, required=True)
+    add_model_arguments(parser)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 8, 32])
     args = parser.parse_args()
     if wrk_missing():
         return 2
+    workload = from_arguments(args)
     with tempfile.TemporaryDirectory() as scratch:
         script = Path(scratch) / "post.lua"
-        script.write_text(LUA)
-        results = [
-            r
-            for name, (cmd, env) in servers(args.model_root).items()
-            for r in measure(name, cmd, env, args, script)
-        ]
+        script.write_text(lua(workload.body.decode()))
+        try:
+            results = [
+                r
+                for name, candidate in servers(workload).items()
+                for r in measure(name, candidate, workload, args, script)
+            ]
+        except WrongAnswer as error:
+            print(f"error: {error}; a server that answers wrong gets no figures", file=sys.stderr)
+            return 1
+    model = workload.metadata
+    print(f"Model {model.name} v{model.version}, its own example ({model.example.rows()} row).\n")
     print(table(results))
     if 32 in args.connections:
         print(ratios(results, 32))

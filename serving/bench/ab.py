@@ -15,8 +15,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from serving.bench.__main__ import measure
-from serving.bench.wrk import LUA, wrk_missing
+from serving.bench.__main__ import Candidate, measure
+from serving.bench.workload import add_model_arguments, from_arguments
+from serving.bench.wrk import lua, wrk_missing
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,7 +34,7 @@ def _server(checkout: Path) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model-root", type=Path, required=True)
+    add_model_arguments(parser)
     parser.add_argument("--ref", required=True, help="the commit to compare against")
     parser.add_argument("--runtime", choices=["litert", "tensorflow"], default="litert")
     parser.add_argument("--rounds", type=int, default=3)
@@ -42,8 +43,10 @@ def main() -> int:
     args = parser.parse_args()
     if wrk_missing():
         return 2
+    workload = from_arguments(args)
     env = {
-        "TWINSERVE_MODEL_ROOT": str(args.model_root.resolve()),
+        "TWINSERVE_MODEL_ROOT": str(workload.artifact.parents[1].resolve()),
+        "TWINSERVE_MODEL_NAME": workload.name,
         "TWINSERVE_RUNTIME": args.runtime,
         "TWINSERVE_WORKERS": "1",
         "TWINSERVE_DRAIN_SECONDS": "0",
@@ -55,12 +58,12 @@ def main() -> int:
         subprocess.run(["git", "worktree", "add", "--detach", str(base), args.ref], cwd=REPO, check=True,
                        capture_output=True)  # fmt: skip
         script = Path(scratch) / "post.lua"
-        script.write_text(LUA)
+        script.write_text(lua(workload.body.decode()))
         rates: dict[str, list[float]] = {"this tree": [], args.ref: []}
         try:
             for round_ in range(args.rounds):
                 for label, checkout in (("this tree", REPO), (args.ref, base)):
-                    (result,) = measure(label, _server(checkout), env, options, script)
+                    (result,) = measure(label, Candidate(_server(checkout), env), workload, options, script)
                     rates[label].append(result.requests_per_second)
                     print(f"round {round_ + 1}, {label}: {result.requests_per_second:,.0f} requests/s")
         finally:

@@ -27,9 +27,11 @@ from pathlib import Path
 
 import httpx
 
-from serving.bench.wrk import BODY, LUA, PATH, run_wrk
+from serving.bench.workload import Workload, add_model_arguments, from_arguments
+from serving.bench.wrk import lua, run_wrk
 
 CLIENTS = 32
+JSON = {"content-type": "application/json"}
 
 
 @dataclass
@@ -48,6 +50,15 @@ class Running:
         return f"Worker {slot} (pid {pid}) serving" in self.text()
 
 
+def runtimes(workload: Workload) -> list[str]:
+    """LiteRT when the model has a .tflite, and TensorFlow always."""
+    return ["litert", "tensorflow"] if (workload.artifact / "model.tflite").is_file() else ["tensorflow"]
+
+
+def fastest(workload: Workload) -> str:
+    return runtimes(workload)[0]
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -55,13 +66,14 @@ def _free_port() -> int:
 
 
 @contextmanager
-def server(model_root: Path, **settings: str) -> Iterator[Running]:
+def server(workload: Workload, **settings: str) -> Iterator[Running]:
     port = _free_port()
     env = {
         **os.environ,
         "PORT": str(port),
         "TWINSERVE_HOST": "127.0.0.1",
-        "TWINSERVE_MODEL_ROOT": str(model_root),
+        "TWINSERVE_MODEL_ROOT": str(workload.artifact.parents[1]),
+        "TWINSERVE_MODEL_NAME": workload.name,
         "TWINSERVE_WORKERS": "2",
         "TF_CPP_MIN_LOG_LEVEL": "3",
         **settings,
@@ -91,12 +103,14 @@ def _wait_serving(running: Running) -> None:
     raise SystemExit("error: server not serving within 120 s")
 
 
-def _hammer(url: str, stop: threading.Event, tally: Counter[str]) -> None:
+def _hammer(url: str, workload: Workload, stop: threading.Event, tally: Counter[str]) -> None:
     """One keep-alive client: POST until told to stop or refused, counting every outcome."""
     with httpx.Client(base_url=url, timeout=30) as http:
         while not stop.is_set():
             try:
-                response = http.post(PATH, content=BODY, headers={"content-type": "application/json"})
+                response = http.post(
+                    workload.path, content=workload.body, headers={"content-type": "application/json"}
+                )
             except httpx.ConnectError:
                 tally["refused (nothing sent)"] += 1
                 return
@@ -108,17 +122,19 @@ def _hammer(url: str, stop: threading.Event, tally: Counter[str]) -> None:
                 tally["answered with Connection: close"] += 1
 
 
-def _clients(url: str, count: int, stop: threading.Event, tally: Counter[str]) -> list[threading.Thread]:
-    threads = [threading.Thread(target=_hammer, args=(url, stop, tally)) for _ in range(count)]
+def _clients(
+    url: str, workload: Workload, count: int, stop: threading.Event, tally: Counter[str]
+) -> list[threading.Thread]:
+    threads = [threading.Thread(target=_hammer, args=(url, workload, stop, tally)) for _ in range(count)]
     for thread in threads:
         thread.start()
     return threads
 
 
-def sigterm_under_load(model_root: Path, drain: float) -> dict[str, object]:
+def sigterm_under_load(workload: Workload, drain: float) -> dict[str, object]:
     tally: Counter[str] = Counter()
-    with server(model_root, TWINSERVE_RUNTIME="litert", TWINSERVE_DRAIN_SECONDS=str(drain)) as running:
-        threads = _clients(running.url, CLIENTS, threading.Event(), tally)
+    with server(workload, TWINSERVE_RUNTIME=fastest(workload), TWINSERVE_DRAIN_SECONDS=str(drain)) as running:
+        threads = _clients(running.url, workload, CLIENTS, threading.Event(), tally)
         time.sleep(2)
         running.process.send_signal(signal.SIGTERM)
         for thread in threads:
@@ -127,11 +143,11 @@ def sigterm_under_load(model_root: Path, drain: float) -> dict[str, object]:
     return {"keep-alive clients": CLIENTS, "drain seconds": drain, "exit code": code, **tally}
 
 
-def killed_worker(model_root: Path, runtime: str) -> dict[str, object]:
+def killed_worker(workload: Workload, runtime: str) -> dict[str, object]:
     tally: Counter[str] = Counter()
     stop = threading.Event()
-    with server(model_root, TWINSERVE_RUNTIME=runtime, TWINSERVE_DRAIN_SECONDS="0") as running:
-        threads = _clients(running.url, 8, stop, tally)
+    with server(workload, TWINSERVE_RUNTIME=runtime, TWINSERVE_DRAIN_SECONDS="0") as running:
+        threads = _clients(running.url, workload, 8, stop, tally)
         time.sleep(1)
         victim = running.workers()[0]
         killed = time.monotonic()
@@ -146,34 +162,36 @@ def killed_worker(model_root: Path, runtime: str) -> dict[str, object]:
     return {"runtime": runtime, "replacement serving after s": round(replaced, 2), **tally}
 
 
-def _statuses(log: str) -> Counter[str]:
+def _statuses(log: str, path: str) -> Counter[str]:
     lines = (json.loads(line) for line in log.splitlines() if line.startswith("{"))
-    return Counter(str(line["status"]) for line in lines if line["path"] == PATH)
+    return Counter(str(line["status"]) for line in lines if line["path"] == path)
 
 
-def overload(model_root: Path, runtime: str, seconds: int, script: Path) -> dict[str, object]:
+def overload(workload: Workload, runtime: str, seconds: int, script: Path) -> dict[str, object]:
     settings = {"TWINSERVE_MAX_CONCURRENCY": "1", "TWINSERVE_TIMEOUT_SECONDS": "0.001"}
-    with server(model_root, TWINSERVE_RUNTIME=runtime, TWINSERVE_DRAIN_SECONDS="0", **settings) as running:
-        rps, _, p99, _ = run_wrk(running.url, 64, seconds, script)
-        statuses = _statuses(running.text())
+    with server(workload, TWINSERVE_RUNTIME=runtime, TWINSERVE_DRAIN_SECONDS="0", **settings) as running:
+        figures = run_wrk(running.url, 64, seconds, script, workload.path)
+        rps, p99 = figures.requests_per_second, figures.p99_ms
+        statuses = _statuses(running.text(), workload.path)
     return {"runtime": runtime, "connections": 64, **settings, "requests/s": round(rps), "p99 ms": p99,
             **{f"status {k}": v for k, v in sorted(statuses.items())}}  # fmt: skip
 
 
-def slow_clients(model_root: Path, count: int, seconds: int, script: Path) -> dict[str, object]:
+def slow_clients(workload: Workload, count: int, seconds: int, script: Path) -> dict[str, object]:
     """`count` connections sending their headers at one byte per second, with normal load beside them."""
     settings = {
-        "TWINSERVE_RUNTIME": "litert",
+        "TWINSERVE_RUNTIME": fastest(workload),
         "TWINSERVE_READ_TIMEOUT_SECONDS": "2",
         "TWINSERVE_DRAIN_SECONDS": "0",
     }
-    with server(model_root, **settings) as running:
+    with server(workload, **settings) as running:
         port = int(running.url.rsplit(":", 1)[1])
         sockets = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
         closed = threading.Event()
         feeder = threading.Thread(target=_drip, args=(sockets, closed))
         feeder.start()
-        rps, _, p99, _ = run_wrk(running.url, 32, seconds, script)
+        figures = run_wrk(running.url, 32, seconds, script, workload.path)
+        rps, p99 = figures.requests_per_second, figures.p99_ms
         closed.set()
         feeder.join()
         open_left = sum(_still_open(sock) for sock in sockets)
@@ -210,17 +228,18 @@ def _rss_mib(pid: int) -> float:
     return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
 
 
-def soak(model_root: Path, seconds: int, script: Path) -> dict[str, object]:
+def soak(workload: Workload, seconds: int, script: Path) -> dict[str, object]:
     settings = {
-        "TWINSERVE_RUNTIME": "litert",
+        "TWINSERVE_RUNTIME": fastest(workload),
         "TWINSERVE_ACCESS_LOG": "false",
         "TWINSERVE_DRAIN_SECONDS": "0",
     }
-    with server(model_root, **settings) as running:
+    with server(workload, **settings) as running:
         pids = running.workers()
-        run_wrk(running.url, 32, 5, script)
+        run_wrk(running.url, 32, 5, script, workload.path)
         before = {s: _rss_mib(p) for s, p in pids.items()}
-        rps, _, p99, errors = run_wrk(running.url, 32, seconds, script)
+        figures = run_wrk(running.url, 32, seconds, script, workload.path)
+        rps, p99, errors = figures.requests_per_second, figures.p99_ms, figures.errors
         after = {s: _rss_mib(p) for s, p in pids.items()}
     return {"seconds": seconds, "requests": round(rps * seconds), "errors": errors, "p99 ms": p99,
             **{f"worker {s} RSS MiB": f"{before[s]:.0f} -> {after[s]:.0f}" for s in pids}}  # fmt: skip
@@ -228,22 +247,21 @@ def soak(model_root: Path, seconds: int, script: Path) -> dict[str, object]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model-root", type=Path, required=True)
+    add_model_arguments(parser)
     parser.add_argument("--seconds", type=int, default=10, help="each wrk run")
     parser.add_argument("--soak-seconds", type=int, default=60)
     parser.add_argument("--slow-clients", type=int, default=300)
     args = parser.parse_args()
+    workload = from_arguments(args)
     with tempfile.TemporaryDirectory() as scratch:
         script = Path(scratch) / "post.lua"
-        script.write_text(LUA)
+        script.write_text(lua(workload.body.decode()))
         report = {
-            "SIGTERM under load": [sigterm_under_load(args.model_root, 3)],
-            "a worker killed (-9)": [killed_worker(args.model_root, r) for r in ("litert", "tensorflow")],
-            "overload": [
-                overload(args.model_root, r, args.seconds, script) for r in ("litert", "tensorflow")
-            ],
-            "slow header senders": [slow_clients(args.model_root, args.slow_clients, args.seconds, script)],
-            "soak": [soak(args.model_root, args.soak_seconds, script)],
+            "SIGTERM under load": [sigterm_under_load(workload, 3)],
+            "a worker killed (-9)": [killed_worker(workload, r) for r in runtimes(workload)],
+            "overload": [overload(workload, r, args.seconds, script) for r in runtimes(workload)],
+            "slow header senders": [slow_clients(workload, args.slow_clients, args.seconds, script)],
+            "soak": [soak(workload, args.soak_seconds, script)],
         }
     for title, rows in report.items():
         print(f"\n{title}:")

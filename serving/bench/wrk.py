@@ -1,22 +1,34 @@
-"""wrk, the load generator every benchmark here uses: the request it sends and how its report is read."""
+"""wrk, the load generator every benchmark here uses: the script that sends the model's example, and
+its figures read from the JSON line the script's `done()` hook prints, not from wrk's text report."""
 
 from __future__ import annotations
 
-import re
+import json
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-BODY = '{"instances": [[5.1, 3.5, 1.4, 0.2]]}'
-PATH = "/v1/models/iris:predict"
-LUA = f'wrk.method = "POST"\nwrk.body = \'{BODY}\'\nwrk.headers["Content-Type"] = "application/json"\n'
-UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
+# wrk calls done() once, after the run, with its own summary and latency histogram (microseconds).
+DONE = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '\\n{"wrk": {"requests": %d, "duration_us": %d, "p50_us": %.1f, "p99_us": %.1f, '
+    .. '"status": %d, "connect": %d, "read": %d, "write": %d, "timeout": %d}}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.status, e.connect, e.read, e.write, e.timeout))
+end
+"""
 
 
-def _ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
-    return float(value) * UNITS[unit]
+@dataclass(frozen=True)
+class WrkFigures:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int  # non-2xx/3xx answers, socket errors and timeouts
 
 
 def wrk_missing() -> bool:
@@ -28,32 +40,31 @@ def wrk_missing() -> bool:
 
 
 def lua(body: str) -> str:
-    """A wrk script that POSTs `body` as JSON (in a Lua long string whose brackets JSON cannot close)."""
+    """A wrk script that POSTs `body` as JSON (in a Lua long string whose brackets JSON cannot close)
+    and reports its figures as one JSON line."""
     if "]====]" in body:
         raise ValueError("the body holds Lua's closing bracket ]====]")
     content_type = 'wrk.headers["Content-Type"] = "application/json"'
-    return f'wrk.method = "POST"\nwrk.body = [====[{body}]====]\n{content_type}\n'
+    return f'wrk.method = "POST"\nwrk.body = [====[{body}]====]\n{content_type}\n{DONE}'
 
 
-def run_wrk(
-    url: str, connections: int, seconds: int, script: Path, path: str = PATH
-) -> tuple[float, float, float, int]:
+def read_report(stdout: str) -> WrkFigures:
+    """The figures from the done() hook's JSON line."""
+    for line in reversed(stdout.splitlines()):
+        if line.startswith('{"wrk":'):
+            figures = json.loads(line)["wrk"]
+            break
+    else:
+        raise SystemExit(f"error: wrk printed no report from its done() hook:\n{stdout}")
+    seconds = figures["duration_us"] / 1e6
+    errors = sum(figures[k] for k in ("status", "connect", "read", "write", "timeout"))
+    return WrkFigures(figures["requests"] / seconds, figures["p50_us"] / 1e3, figures["p99_us"] / 1e3, errors)
+
+
+def run_wrk(url: str, connections: int, seconds: int, script: Path, path: str) -> WrkFigures:
     threads = 1 if connections == 1 else 2
     out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url + path],  # noqa: E501
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url + path],
         capture_output=True, text=True, check=True, timeout=seconds + 60,
     ).stdout  # fmt: skip
-    try:
-        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-        p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
-        p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
-    except (AttributeError, ValueError):
-        raise SystemExit(f"error: could not read wrk's report:\n{out}") from None
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    socket_errors = re.search(r"Socket errors: .*timeout (\d+)", out)
-    return (
-        rps,
-        p50,
-        p99,
-        int(errors.group(1) if errors else 0) + int(socket_errors.group(1) if socket_errors else 0),
-    )
+    return read_report(out)

@@ -11,6 +11,8 @@ import json
 import shutil
 from pathlib import Path
 
+from serving.contract import ContractError, Metadata
+
 DECISION_FILE = "lambda-package.json"
 # The artifact's metadata beside the packages: the deploy jobs' smoke test sends its example.
 METADATA_COPY = "model-metadata.json"
@@ -21,8 +23,8 @@ def litert_refusal(version_dir: Path) -> str | None:
     if (version_dir / "model.tflite").is_file():
         return None
     try:
-        litert = json.loads((version_dir / "metadata.json").read_text()).get("litert", {})
-    except (OSError, ValueError):
+        litert = Metadata.read(version_dir).record.get("litert", {})
+    except ContractError:
         litert = {}
     return f"the model has no model.tflite ({litert.get('reason', 'not exported')})"
 
