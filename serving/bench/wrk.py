@@ -29,6 +29,7 @@ class WrkFigures:
     p50_ms: float
     p99_ms: float
     errors: int  # non-2xx/3xx answers, socket errors and timeouts
+    requests: int
 
 
 def wrk_missing() -> bool:
@@ -58,7 +59,8 @@ def read_report(stdout: str) -> WrkFigures:
         raise SystemExit(f"error: wrk printed no report from its done() hook:\n{stdout}")
     seconds = figures["duration_us"] / 1e6
     errors = sum(figures[k] for k in ("status", "connect", "read", "write", "timeout"))
-    return WrkFigures(figures["requests"] / seconds, figures["p50_us"] / 1e3, figures["p99_us"] / 1e3, errors)
+    requests = figures["requests"]
+    return WrkFigures(requests / seconds, figures["p50_us"] / 1e3, figures["p99_us"] / 1e3, errors, requests)
 
 
 def run_wrk(url: str, connections: int, seconds: int, script: Path, path: str) -> WrkFigures:

@@ -3,6 +3,8 @@
 # Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok) and
 # actionlint — from the Go module proxy, at the versions in versions.env, into a cache outside the
 # repository keyed by version. A tool already built is reused, so a warm run takes seconds.
+# wrk, the load generator the benchmarks drive, is the one on PATH, or else Debian's package
+# unpacked into the cache (no root needed).
 #   build.sh           build what is missing, saying what and how long
 #   build.sh --paths   print NAME=path for every tool (builds nothing; missing tools print empty)
 set -euo pipefail
@@ -20,6 +22,7 @@ kube_dir=$cache/kubernetes-v$KUBERNETES_VERSION
 etcd_dir=$cache/etcd-v$ETCD_VERSION
 kwok_dir=$cache/kwok-v$KWOK_VERSION-stages-$(printf '%s' "$KWOK_STAGES" | sha256sum | cut -c1-8)
 actionlint_dir=$cache/actionlint-v$ACTIONLINT_VERSION
+wrk_dir=$cache/wrk-debian
 
 # A `pulumi` already on PATH at the pinned version is used as it is.
 own_pulumi() {
@@ -44,6 +47,7 @@ paths() {
   echo "KWOK=$kwok_dir/kwok"
   echo "KWOK_STAGES=$kwok_dir/stages.yaml"
   echo "ACTIONLINT=$actionlint_dir/actionlint"
+  echo "WRK=$(command -v wrk 2> /dev/null || echo "$wrk_dir/wrk")"
 }
 
 if [ "${1:-}" = "--paths" ]; then
@@ -137,6 +141,19 @@ build_actionlint() {
   GOBIN=$1 go install "github.com/rhysd/actionlint/cmd/actionlint@v$ACTIONLINT_VERSION"
 }
 
+# Debian's wrk and its LuaJIT, unpacked, behind a wrapper that finds the library beside it.
+fetch_wrk() {
+  (cd "$1" && apt-get download wrk libluajit-5.1-2 > /dev/null)
+  for deb in "$1"/*.deb; do dpkg-deb -x "$deb" "$1/root"; done
+  rm "$1"/*.deb
+  cat > "$1/wrk" << 'EOF'
+#!/bin/sh
+here=$(dirname "$(readlink -f "$0")")
+LD_LIBRARY_PATH=$(echo "$here"/root/usr/lib/*-linux-gnu)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} exec "$here/root/usr/bin/wrk" "$@"
+EOF
+  chmod +x "$1/wrk"
+}
+
 jq_dir() { python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])'; }
 
 # Builds into a scratch folder and moves it into the cache only when complete.
@@ -164,3 +181,12 @@ tool "etcd v$ETCD_VERSION" "$etcd_dir" build_etcd
 tool "kube-apiserver, kube-controller-manager, kube-scheduler v$KUBERNETES_VERSION" "$kube_dir" build_kubernetes
 tool "kwok v$KWOK_VERSION" "$kwok_dir" build_kwok
 tool "actionlint v$ACTIONLINT_VERSION" "$actionlint_dir" build_actionlint
+if own=$(command -v wrk); then
+  echo "tools: using your wrk at $own"
+else
+  command -v apt-get > /dev/null || {
+    echo "make tools needs wrk for the benchmarks' tests; install it (apt-get install wrk, brew install wrk)" >&2
+    exit 1
+  }
+  tool "wrk (Debian's package)" "$wrk_dir" fetch_wrk
+fi

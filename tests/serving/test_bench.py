@@ -1,0 +1,102 @@
+"""The benchmarks measure the model's own example and nothing else: wrk's figures come from its
+done() hook against a real server, a runtime that answers wrong gets no figures, and
+`make compare` reports on the model it was given, an image model and a text model alike."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from serving.bench.workload import Workload
+from serving.bench.wrk import lua, run_wrk
+from tests.conftest import make
+from tests.serving.conftest import REPO, Server
+
+BUILD = REPO / "tests" / "tools" / "build.sh"
+
+
+@pytest.fixture(scope="module")
+def wrk_on_path() -> Iterator[None]:
+    """wrk as `make tools` provides it (the machine's, or Debian's package in the tools cache)."""
+    paths = subprocess.run([BUILD, "--paths"], capture_output=True, text=True, check=True).stdout
+    wrk = Path(next(line.split("=", 1)[1] for line in paths.splitlines() if line.startswith("WRK=")))
+    assert wrk.is_file(), f"{wrk} missing: run `make tools`"
+    previous = os.environ["PATH"]
+    os.environ["PATH"] = f"{wrk.parent}{os.pathsep}{previous}"
+    yield
+    os.environ["PATH"] = previous
+
+
+def test_wrk_reports_through_its_done_hook(
+    wrk_on_path: None, litert_server: Server, model_root: Path, tmp_path: Path
+) -> None:
+    workload = Workload.from_root(model_root)
+    script = tmp_path / "post.lua"
+    script.write_text(lua(workload.body.decode()))
+    figures = run_wrk(litert_server.url, 4, 1, script, workload.path)
+    assert figures.requests_per_second > 100
+    assert 0 < figures.p50_ms <= figures.p99_ms
+    assert figures.errors == 0
+    wrong = run_wrk(litert_server.url, 2, 1, script, "/v2/models/absent/infer")
+    assert wrong.requests > 0
+    assert wrong.errors == wrong.requests  # every answer a 404
+
+
+def test_a_runtime_that_answers_wrong_gets_no_figures(artifact: Path, tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    copy = root / "iris" / "1"
+    shutil.copytree(artifact, copy)
+    metadata = json.loads((copy / "metadata.json").read_text())
+    metadata["example"]["outputs"][0]["data"][0] += 0.5  # what TensorFlow "said" is now wrong
+    (copy / "metadata.json").write_text(json.dumps(metadata))
+    out = tmp_path / "measurements.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "serving.bench.runtimes", "--model-root", str(root), "--runs", "1",
+         "--seconds", "1", "--calls", "5", "--json", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert (
+        "answered the model's example differently from TensorFlow: output 'probabilities'[0]" in result.stderr
+    )
+    assert not out.exists()
+
+
+COMPARED = {
+    "digits": ("digits.keras", "`pixels` UINT8 [-1, 8, 8, 1]", "| | Lambda (LiteRT zip) |"),
+    "reviews": ("reviews", "`text` BYTES [-1]", "| | Lambda (TensorFlow image) |"),
+}
+
+
+@pytest.mark.parametrize("name", COMPARED)
+def test_make_compare_reports_on_the_model_it_was_given(
+    name: str, example_files: Path, tmp_path: Path
+) -> None:
+    source, signature, lambda_column = COMPARED[name]
+    out = tmp_path / "compare"
+    result = make(
+        "compare", f"SOURCE={example_files / source}", f"MODEL_ROOT={tmp_path / 'models'}",
+        f"COMPARE_DIR={out}", "RUNS=1", "SECONDS_PER_RUN=1", "HANDLER_CALLS=20", timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    measured = json.loads((out / "measurements.json").read_text())
+    assert measured["model"]["name"] == name
+    assert measured["warm"]["kubernetes_pod"]["requests_per_second"] > 0
+    report = (out / "report.md").read_text()
+    assert report.startswith(f"# Kubernetes or Lambda for {name} v1\n")
+    assert f"Inputs: {signature}." in report
+    assert report.count(lambda_column) == 3  # dev, staging, prod
+    assert "iris" not in report
+    if name == "reviews":
+        assert "lambda_zip_handler" not in measured["warm"]
+        assert measured["sizes"]["zip_mib"] is None
+        assert "no Lambda zip (the model has no model.tflite (string input 'text'" in report
+        assert "twinserve:lambdaMemoryMb is 256 in Pulumi.dev.yaml, too little for the model image" in report
