@@ -91,7 +91,7 @@ def environment_settings(name: str, measured: dict) -> tuple[Settings, list[str]
     notes = []
     if raised and "lambda" in settings.runtimes:
         notes.append(
-            f"{PROJECT}:lambdaMemoryMb is {memory} in {stack_file.name}, too little for the model image "
+            f"{PROJECT}:lambdaMemoryMb is {memory} for {name}, too little for the model image "
             f"(the deploy refuses it); Lambda is priced at {IMAGE_MIN_MEMORY_MB} MB, the least to set"
         )
     return settings, notes

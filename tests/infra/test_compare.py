@@ -128,9 +128,9 @@ def test_quantities(text: str, value: float) -> None:
     assert quantity(text) == pytest.approx(value)
 
 
-def run_compare(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    """`python -m compare` as `make compare` runs it, on the fixed measurements."""
-    command = [INFRA / ".venv" / "bin" / "python", "-m", "compare", "--measurements", MEASUREMENTS, *args]
+def run_compare(*args: str | Path, measurements: Path = MEASUREMENTS) -> subprocess.CompletedProcess[str]:
+    """`python -m compare` as `make compare` runs it, on fixed measurements."""
+    command = [INFRA / ".venv" / "bin" / "python", "-m", "compare", "--measurements", measurements, *args]
     return subprocess.run(command, cwd=INFRA, capture_output=True, text=True, timeout=120)
 
 
@@ -151,6 +151,30 @@ def test_report_and_charts_from_a_fixed_input(tmp_path: Path) -> None:
     assert report.count("**Recommendation.** **Lambda**") == 3
     assert "Kubernetes becomes cheaper above" in report
     assert "| Kubernetes: load balancer |" in report.split("## prod")[1]
+    assert report.startswith("# Kubernetes or Lambda for iris v1\n")
+    assert "Inputs: `features` FP32 [-1, 4]. Outputs: `probabilities` FP32 [-1, 3]." in report
+    assert report.count("| | Lambda (LiteRT zip) | Kubernetes (TensorFlow image) |") == 3
+    assert "| cold start | 83 ms (zip init) |" in report
+
+
+def test_a_model_without_a_zip_is_priced_on_the_image_at_the_memory_it_needs(tmp_path: Path) -> None:
+    result = run_compare("--out", tmp_path, measurements=MEASUREMENTS.with_name("measurements-reviews.json"))
+    assert result.returncode == 0, result.stderr
+    report = (tmp_path / "report.md").read_text()
+    assert report.startswith("# Kubernetes or Lambda for reviews v1\n")
+    assert "Inputs: `text` BYTES [-1]." in report
+    assert (
+        "no Lambda zip (the model has no model.tflite (string input 'text': LiteRT has no string tensors)"
+        in report
+    )
+    assert report.count("| | Lambda (TensorFlow image) | Kubernetes (TensorFlow image) |") == 3
+    assert "(image init)" in report
+    assert "(zip init)" not in report
+    dev, staging, prod = (report.split(f"## {env}")[1].split("## ")[0] for env in ("dev", "staging", "prod"))
+    assert "Lambda: 1024 MB arm64" in dev  # dev sets 256, too little for TensorFlow
+    assert "twinserve:lambdaMemoryMb is 256 for dev, too little for the model image" in dev
+    assert "twinserve:lambdaMemoryMb is 512 for staging" in staging  # the default
+    assert "too little for the model image" not in prod  # prod sets 1024
 
 
 def test_a_bad_prices_file_is_named(tmp_path: Path) -> None:

@@ -99,4 +99,4 @@ def test_make_compare_reports_on_the_model_it_was_given(
         assert "lambda_zip_handler" not in measured["warm"]
         assert measured["sizes"]["zip_mib"] is None
         assert "no Lambda zip (the model has no model.tflite (string input 'text'" in report
-        assert "twinserve:lambdaMemoryMb is 256 in Pulumi.dev.yaml, too little for the model image" in report
+        assert "twinserve:lambdaMemoryMb is 256 for dev, too little for the model image" in report
