@@ -77,7 +77,7 @@ serve: $(VENV)/.installed ## serve the exported model on :$(PORT) (RUNTIME=liter
 	TWINSERVE_MODEL_ROOT=$(MODEL_ROOT) TWINSERVE_MODEL_NAME=$(MODEL_NAME) TWINSERVE_RUNTIME=$(RUNTIME) PORT=$(PORT) $(PY) -m serving
 
 quickstart: model ## set up, train and export, serve the model and send it one prediction
-	$(PY) -m serving.quickstart --model-root $(MODEL_ROOT) --port $(PORT)
+	$(PY) -m serving.quickstart --model-root $(MODEL_ROOT) --model-name $(MODEL_NAME) --port $(PORT)
 
 package: model ## build dist/lambda-<arch>.zip for Lambda's Python (PYTHON_VERSION=…, ARCHES=…)
 	$(PY) -m serving.packaging --model-root $(MODEL_ROOT) --model-name $(MODEL_NAME) --python-version $(PYTHON_VERSION) --out $(DIST) $(addprefix --arch ,$(ARCHES))
