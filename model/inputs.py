@@ -35,8 +35,8 @@ def file_hashes(directory: Path) -> dict[str, str]:
 def up_to_date(version_dir: Path, digest: str) -> bool:
     """The export there came from these inputs and its files are intact."""
     try:
-        metadata = json.loads((version_dir / METADATA_FILE).read_text())
-    except (OSError, ValueError):
+        record = contract.Metadata.read(version_dir).record  # an export the contract refuses is redone
+    except contract.ContractError:
         return False
-    files = metadata.get("files")
-    return metadata.get("inputs_sha256") == digest and bool(files) and file_hashes(version_dir) == files
+    files = record.get("files")
+    return record.get("inputs_sha256") == digest and bool(files) and file_hashes(version_dir) == files

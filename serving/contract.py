@@ -88,10 +88,6 @@ class Example:
         """The body of `POST /v2/models/<name>/infer`."""
         return {"inputs": [t.to_json() for t in self.inputs]}
 
-    def tf_serving_request(self) -> dict[str, Any]:
-        """The body of `POST /v1/models/<name>:predict`, in the columnar `inputs` form."""
-        return {"inputs": {t.name: _nested(list(t.data), t.shape) for t in self.inputs}}
-
     def rows(self) -> int:
         return self.inputs[0].shape[0]
 
@@ -127,13 +123,6 @@ def close(value: Any, expected: Any) -> bool:
     if isinstance(expected, float) and isinstance(value, int | float) and not isinstance(value, bool):
         return math.isclose(value, expected, rel_tol=RTOL, abs_tol=ATOL)
     return value == expected
-
-
-def _nested(flat: list[Any], shape: tuple[int, ...]) -> Any:
-    if len(shape) <= 1:
-        return flat
-    step = len(flat) // shape[0] if shape[0] else 0
-    return [_nested(flat[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
 
 
 @dataclass(frozen=True)

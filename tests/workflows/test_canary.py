@@ -1,0 +1,140 @@
+"""`infra/canary.py` against real servers: a good model is promoted, a model that fails a share of
+requests or is slow on some is rolled back with the breached signal named, from the servers' own
+/metrics under real client traffic."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.serving.conftest import Server, import_signature, start_server, stop_server
+from tests.workflows.conftest import REPO
+
+CANARY = [str(REPO / "infra" / ".venv" / "bin" / "python"), str(REPO / "infra" / "canary.py")]
+FAILING, SLOW = 13.0, 7.0  # inputs the faulty models misbehave on; the export's example never holds them
+
+
+def model(tmp_path_factory: pytest.TempPathFactory, name: str, fault: str) -> Path:
+    """`y = 2x`; "errors" fails on FAILING, "slow" computes for a while on SLOW."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 1], tf.float32, name="x")])
+    def serve(x: tf.Tensor) -> dict[str, tf.Tensor]:
+        checks = []
+        if fault == "errors":
+            checks.append(tf.debugging.assert_none_equal(x, FAILING, message="the canary's fault"))
+        y = x * 2
+        if fault == "slow":
+
+            def spin() -> tf.Tensor:
+                m = tf.ones([192, 192]) / 192.0
+                _, m = tf.while_loop(lambda i, _: i < 150, lambda i, m: (i + 1, tf.matmul(m, m)), (0, m))
+                return tf.reduce_sum(m) * 0.0
+
+            y = y + tf.cond(tf.reduce_any(tf.equal(x, SLOW)), spin, lambda: 0.0)
+        with tf.control_dependencies(checks):
+            return {"y": tf.identity(y)}
+
+    root, _ = import_signature(serve, tmp_path_factory.mktemp(fault) / name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
+    running = {
+        fault: start_server(
+            model(tmp_path_factory, "scorer", fault),
+            TWINSERVE_RUNTIME="tensorflow",
+            TWINSERVE_DRAIN_SECONDS="0",
+        )
+        for fault in ("none", "errors", "slow")
+    }
+    yield running
+    for server in running.values():
+        stop_server(server)
+
+
+@contextmanager
+def traffic(server: Server, every: int, value: float) -> Iterator[dict[str, int]]:
+    """Two clients sending `value` in one request of `every` and 1.0 otherwise, until the block ends."""
+    sent = {"requests": 0, "faulty inputs": 0}
+    stop = threading.Event()
+
+    def client() -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            count = 0
+            while not stop.is_set():
+                count += 1
+                x = value if count % every == 0 else 1.0
+                http.post("/v2/models/scorer/infer", json={"inputs": [
+                    {"name": "x", "datatype": "FP32", "shape": [1, 1], "data": [x]}]})  # fmt: skip
+                sent["requests"] += 1
+                sent["faulty inputs"] += x == value
+
+    threads = [threading.Thread(target=client) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield sent
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+
+
+def canary(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [*CANARY, "--metrics-url", f"{server.url}/metrics", "--model", "scorer", "--interval", "0.5",
+               "--bake-seconds", "4", "--min-requests", "30", *args]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def test_a_good_model_is_promoted_after_the_bake(servers: dict[str, Server], tmp_path: Path) -> None:
+    summary = tmp_path / "summary.md"
+    with traffic(servers["none"], 10, 1.0):
+        result = canary(servers["none"], "--summary", str(summary))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("### Canary analysis of scorer: promote\n")
+    assert "no breach in 4 s" in result.stdout
+    assert summary.read_text() == result.stdout
+
+
+def test_a_model_failing_one_request_in_ten_is_rolled_back_on_its_error_ratio(
+    servers: dict[str, Server],
+) -> None:
+    started = time.monotonic()
+    with traffic(servers["errors"], 10, FAILING) as sent:
+        result = canary(servers["errors"])
+    assert result.returncode == 1, result.stderr
+    breach = re.search(r"error: canary roll back: error ratio (0\.\d{4}) > 0\.0100", result.stderr)
+    assert breach, result.stderr
+    assert 0.05 < float(breach.group(1)) < 0.2
+    assert time.monotonic() - started < 4  # at the first step with enough requests, not after the bake
+    assert sent["faulty inputs"] > 0
+
+
+def test_a_model_slow_on_some_inputs_is_rolled_back_on_its_p99(servers: dict[str, Server]) -> None:
+    with traffic(servers["slow"], 20, SLOW):
+        result = canary(servers["slow"], "--max-p99-ms", "25")
+    assert result.returncode == 1, result.stderr
+    assert "error: canary roll back: p99 latency" in result.stderr
+    assert "> 25 ms" in result.stderr
+
+
+def test_too_little_traffic_is_inconclusive(servers: dict[str, Server]) -> None:
+    result = canary(servers["none"], "--bake-seconds", "1")
+    assert result.returncode == 2
+    assert "error: canary inconclusive: 0 requests in 1 s, fewer than the 30 a verdict needs" in result.stderr
+
+
+def test_unreadable_metrics_are_named(servers: dict[str, Server]) -> None:
+    result = canary(servers["none"], "--metrics-url", f"{servers['none'].url}/v2/health/live")
+    assert result.returncode == 3
+    assert result.stderr.startswith("error: the canary's metrics could not be read:")
