@@ -194,9 +194,8 @@ def analyse(
             return Analysis(ROLL_BACK, steps, "; ".join(map(str, breaches)))
         if elapsed >= bake_seconds:
             if seen.requests < thresholds.min_requests:
-                reason = (
-                    f"{seen.requests:.0f} requests in {elapsed:.0f} s, fewer than {thresholds.min_requests}"
-                )
+                needed = f"fewer than the {thresholds.min_requests} a verdict needs"
+                reason = f"{seen.requests:.0f} requests in {elapsed:.0f} s, {needed}"
                 return Analysis(INCONCLUSIVE, steps, reason)
             return Analysis(PROMOTE, steps, f"no breach in {elapsed:.0f} s and {seen.requests:.0f} requests")
 
