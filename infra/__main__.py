@@ -6,7 +6,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import settings as config
 from kubernetes_service import KubernetesService, KubernetesServiceArgs
-from lambda_service import LambdaService, LambdaServiceArgs
+from lambda_service import LambdaService, LambdaServiceArgs, Slo
 
 
 def kubernetes_args(s: config.Settings) -> KubernetesServiceArgs:
@@ -51,6 +51,7 @@ def lambda_args(s: config.Settings) -> LambdaServiceArgs:
         log_retention_days=s.lambda_log_retention_days,
         tracing=s.lambda_tracing,
         async_dead_letter=s.lambda_async_dead_letter,
+        slo=Slo(s.alarm_error_ratio, s.alarm_throttle_ratio, s.alarm_p99_ms),
     )
 
 
@@ -86,6 +87,7 @@ def main() -> None:
         pulumi.export("functionName", function.function.name)
         pulumi.export("functionArn", function.function.arn)
         pulumi.export("aliasArn", function.alias.arn)
+        pulumi.export("lambdaAlarms", [alarm.name for alarm in function.alarms])
 
 
 main()

@@ -15,6 +15,16 @@ HANDLER = "serving.lambda_handler.handler"
 # The image's second entrypoint (serving/Dockerfile): the runtime interface client calling the handler.
 IMAGE_ENTRYPOINT = ["python", "-m", "awslambdaric"]
 ALIAS = "live"
+PERIOD_SECONDS = 60  # Lambda's metrics are per minute; an alarm fires on 2 breaching minutes of 3
+
+
+@dataclass(frozen=True)
+class Slo:
+    """The thresholds the alarms (and the canary analysis) hold the live alias to."""
+
+    error_ratio: float
+    throttle_ratio: float
+    p99_ms: int
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,7 @@ class LambdaServiceArgs:
     log_retention_days: int
     tracing: bool
     async_dead_letter: bool
+    slo: Slo
 
 
 def statement(actions: list[str], resources: list[str]) -> dict:
@@ -164,9 +175,92 @@ class LambdaService(pulumi.ComponentResource):
                 child,
             )
         )
+        self.alarms = self._alarms(name, tags, child)
         self.register_outputs(
-            {"function_arn": self.function.arn, "alias_arn": self.alias.arn, "endpoint": self.endpoint}
+            {
+                "function_arn": self.function.arn,
+                "alias_arn": self.alias.arn,
+                "endpoint": self.endpoint,
+                "alarms": [alarm.name for alarm in self.alarms],
+            }
         )
+
+    def _alarms(
+        self, name: str, tags: dict[str, str], opts: pulumi.ResourceOptions
+    ) -> list[aws.cloudwatch.MetricAlarm]:
+        """Error ratio, throttle ratio and p99 duration of the `live` alias, as SLO ratios rather than
+        counts: what a deploy watches before and after it moves traffic."""
+        args = self.args
+        qualified = f"{args.function_name}:{ALIAS}"
+        dimensions = {"FunctionName": args.function_name, "Resource": qualified}
+
+        def metric(query_id: str, metric_name: str, stat: str = "Sum") -> dict:
+            return {
+                "id": query_id,
+                "return_data": False,
+                "metric": {
+                    "namespace": "AWS/Lambda",
+                    "metric_name": metric_name,
+                    "dimensions": dimensions,
+                    "period": PERIOD_SECONDS,
+                    "stat": stat,
+                },
+            }
+
+        def ratio(
+            suffix: str, expression: str, threshold: float, *metrics: dict
+        ) -> aws.cloudwatch.MetricAlarm:
+            return aws.cloudwatch.MetricAlarm(
+                f"{name}-{suffix}",
+                name=f"{args.function_name}-{suffix}",
+                alarm_description=f"{suffix.replace('-', ' ')} of {qualified} above {threshold:g}",
+                comparison_operator="GreaterThanThreshold",
+                threshold=threshold,
+                evaluation_periods=3,
+                datapoints_to_alarm=2,
+                treat_missing_data="notBreaching",
+                metric_queries=[
+                    *metrics,
+                    {"id": "ratio", "expression": expression, "label": suffix, "return_data": True},
+                ],
+                tags=tags,
+                opts=opts,
+            )
+
+        invocations, errors, throttles = (
+            metric("invocations", "Invocations"),
+            metric("errors", "Errors"),
+            metric("throttles", "Throttles"),
+        )
+        slo = args.slo
+        return [
+            # Invocations counts no throttled request: they are added back for the throttle ratio.
+            ratio("error-ratio", "errors / invocations", slo.error_ratio, invocations, errors),
+            ratio(
+                "throttle-ratio",
+                "throttles / (invocations + throttles)",
+                slo.throttle_ratio,
+                invocations,
+                throttles,
+            ),
+            aws.cloudwatch.MetricAlarm(
+                f"{name}-p99-duration",
+                name=f"{args.function_name}-p99-duration",
+                alarm_description=f"p99 duration of {qualified} above {slo.p99_ms} ms",
+                namespace="AWS/Lambda",
+                metric_name="Duration",
+                dimensions=dimensions,
+                extended_statistic="p99",
+                period=PERIOD_SECONDS,
+                comparison_operator="GreaterThanThreshold",
+                threshold=slo.p99_ms,
+                evaluation_periods=3,
+                datapoints_to_alarm=2,
+                treat_missing_data="notBreaching",
+                tags=tags,
+                opts=opts,
+            ),
+        ]
 
     def _function_inputs(self, tags: dict[str, str]) -> dict:
         args = self.args

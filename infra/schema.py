@@ -7,7 +7,6 @@ the CLI checks and the model the program validates never drift apart.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -28,7 +27,10 @@ def declaration(field: FieldInfo, key: str) -> dict[str, Any]:
         entry["items"] = {"type": "string"}
     if field.default is None:
         raise ValueError(f"{key} has no default: every stack would have to set it")
-    entry["default"] = str(field.default) if isinstance(field.default, Path) else field.default
+    # The CLI refuses a default of another type than declared; a number without a config type of its
+    # own (a ratio) is declared a string, so its default is written as one.
+    as_text = kind == "string" and not isinstance(field.default, str)
+    entry["default"] = str(field.default) if as_text else field.default
     return entry
 
 

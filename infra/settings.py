@@ -155,6 +155,13 @@ class Settings(BaseModel):
     lambda_async_dead_letter: bool = False
     """Send failed asynchronous invocations to an SQS queue."""
 
+    alarm_error_ratio: float = Field(default=0.01, gt=0, le=1)
+    """SLO: 5xx answers (Lambda: errors) over all answers above which the new model is unhealthy."""
+    alarm_throttle_ratio: float = Field(default=0.05, gt=0, le=1)
+    """SLO: throttled requests (429, Lambda throttles) over all requests above which it is unhealthy."""
+    alarm_p99_ms: int = Field(default=1000, ge=1, le=900_000)
+    """SLO: p99 latency (Lambda: p99 duration) in milliseconds above which it is unhealthy."""
+
     traffic_requests_per_month: int = Field(default=1_000_000, ge=0, le=10**12)
     """Expected requests per month, for the cost comparison."""
     traffic_peak_rps: int = Field(default=5, ge=0, le=10**6)

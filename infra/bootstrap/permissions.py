@@ -81,6 +81,14 @@ API_WRITE = [
     "apigateway:TagResource",
 ]
 API_READ = ["apigateway:GET"]
+# The live alias's SLO alarms; every alarm action is scoped to alarms named twinserve-*.
+ALARM_WRITE = [
+    "cloudwatch:PutMetricAlarm",
+    "cloudwatch:DeleteAlarms",
+    "cloudwatch:TagResource",
+    "cloudwatch:UntagResource",
+]
+ALARM_READ = ["cloudwatch:DescribeAlarms", "cloudwatch:ListTagsForResource"]
 ECR_PUSH = [
     "ecr:BatchCheckLayerAvailability",
     "ecr:InitiateLayerUpload",
@@ -127,6 +135,7 @@ def _arns(scope: Scope) -> dict[str, list[str]]:
             f"arn:aws:logs:{r}:{a}:log-group:/aws/apigateway/{PREFIX}*",
         ],
         "sqs": [f"arn:aws:sqs:{r}:{a}:{PREFIX}*"],
+        "alarm": [f"arn:aws:cloudwatch:{r}:{a}:alarm:{PREFIX}*"],
         "api": [
             f"arn:aws:apigateway:{r}::/apis",
             f"arn:aws:apigateway:{r}::/apis/*",
@@ -164,6 +173,7 @@ def deploy_policy(scope: Scope) -> pulumi.Output[str]:
             ),
             _allow(LOGS_WRITE + LOGS_READ, arns["logs"]),
             _allow(SQS_WRITE + SQS_READ, arns["sqs"]),
+            _allow(ALARM_WRITE + ALARM_READ, arns["alarm"]),
             _allow(API_WRITE + API_READ, arns["api"]),
             repository.apply(lambda r: _allow(ECR_PUSH + ECR_READ, [r])),
             _allow(UNSCOPED_READ, ["*"]),
@@ -201,6 +211,7 @@ def preview_policy(scope: Scope) -> pulumi.Output[str]:
             _allow(IAM_READ, arns["iam"]),
             _allow(LOGS_READ, arns["logs"]),
             _allow(SQS_READ, arns["sqs"]),
+            _allow(ALARM_READ, arns["alarm"]),
             _allow(API_READ, arns["api"]),
             repository.apply(lambda r: _allow(ECR_READ, [r])),
             _allow(UNSCOPED_READ, ["*"]),

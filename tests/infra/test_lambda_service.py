@@ -200,3 +200,46 @@ def test_the_image_with_too_little_memory_names_the_key_and_why(
         SettingsError, match=r"lambdaMemoryMb: 256 is too little for the model image \(the model has"
     ):
         from_config(config_for("dev", lambdaZipDir=str(image_decision)), "dev")
+
+
+@pytest.mark.parametrize(("env_name", "error_ratio"), [("dev", 0.01), ("staging", 0.01), ("prod", 0.005)])
+def test_the_live_alias_is_watched_by_slo_alarms_from_the_settings(
+    run_stack: Callable[..., Run], env_name: str, error_ratio: float
+) -> None:
+    run = run_stack(env_name)
+    function = f"twinserve-iris-{env_name}"
+    alarms = {a.inputs["name"]: a.inputs for a in run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    assert sorted(alarms) == [
+        f"{function}-error-ratio",
+        f"{function}-p99-duration",
+        f"{function}-throttle-ratio",
+    ]
+    assert sorted(run.outputs["lambdaAlarms"]) == sorted(alarms)  # what the deploy reads the states of
+    alias = {"FunctionName": function, "Resource": f"{function}:live"}
+    for alarm in alarms.values():
+        assert alarm["comparisonOperator"] == "GreaterThanThreshold"
+        assert (alarm["evaluationPeriods"], alarm["datapointsToAlarm"]) == (3, 2)
+        assert alarm["treatMissingData"] == "notBreaching"
+    errors = alarms[f"{function}-error-ratio"]
+    assert errors["threshold"] == error_ratio
+    queries = {q["id"]: q for q in errors["metricQueries"]}
+    assert queries["ratio"] == {"id": "ratio", "expression": "errors / invocations", "label": "error-ratio",
+                                "returnData": True}  # fmt: skip
+    for metric_id, name in (("errors", "Errors"), ("invocations", "Invocations")):
+        metric = queries[metric_id]["metric"]
+        assert (metric["namespace"], metric["metricName"], metric["dimensions"]) == (
+            "AWS/Lambda",
+            name,
+            alias,
+        )
+        assert (metric["stat"], metric["period"], queries[metric_id]["returnData"]) == ("Sum", 60, False)
+    throttles = {q["id"]: q for q in alarms[f"{function}-throttle-ratio"]["metricQueries"]}
+    assert throttles["ratio"]["expression"] == "throttles / (invocations + throttles)"
+    assert alarms[f"{function}-throttle-ratio"]["threshold"] == 0.05
+    duration = alarms[f"{function}-p99-duration"]
+    assert (duration["metricName"], duration["extendedStatistic"], duration["threshold"]) == (
+        "Duration",
+        "p99",
+        1000,
+    )
+    assert duration["dimensions"] == alias

@@ -78,6 +78,9 @@ BAD = [
     ({"lambdaEndpoint": "http-api", "lambdaTimeoutSeconds": "60"}, "lambdaTimeoutSeconds must be at most 29"),
     ({"lambdaPythonVersion": "3.11"}, "twinserve:lambdaPythonVersion: Input should be '3.12' or '3.13'"),
     ({"kubernetesNamespace": "Bad_Name"}, "twinserve:kubernetesNamespace: String should match pattern"),
+    ({"alarmErrorRatio": "5%"}, "twinserve:alarmErrorRatio: Input should be a valid number"),
+    ({"alarmErrorRatio": "2"}, "twinserve:alarmErrorRatio: Input should be less than or equal to 1"),
+    ({"alarmThrottleRatio": "0"}, "twinserve:alarmThrottleRatio: Input should be greater than 0"),
     ({"lambdaReservedConcurency": "5"}, "unknown setting(s) ['twinserve:lambdaReservedConcurency']"),
 ]
 

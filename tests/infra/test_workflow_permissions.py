@@ -124,3 +124,36 @@ def test_the_smoke_grant_is_only_for_iam_authenticated_urls_of_our_functions(
     assert not allows(deploy, ("lambda:InvokeFunction", ours, {"lambda:InvokedViaFunctionUrl": "false"}))
     assert not allows(deploy, ("lambda:InvokeFunction", theirs, via_url))
     assert json.dumps(policies["preview"]).count("lambda:Invoke") == 0
+
+
+WRITES = (
+    "cloudwatch:PutMetricAlarm",
+    "cloudwatch:TagResource",
+    "cloudwatch:UntagResource",
+    "cloudwatch:DeleteAlarms",
+)
+
+
+def alarm_calls(run: Run) -> tuple[list[Call], list[Call]]:
+    """What the AWS provider calls for each MetricAlarm: PutMetricAlarm (with its tags) to create or
+    update, DescribeAlarms and ListTagsForResource to read, TagResource and DeleteAlarms on change; the
+    reads alone in a preview's refresh."""
+    writes, reads = [], []
+    for alarm in run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm"):
+        arn = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{alarm.inputs['name']}"
+        reads += [("cloudwatch:DescribeAlarms", arn, {}), ("cloudwatch:ListTagsForResource", arn, {})]
+        writes += [(action, arn, {}) for action in WRITES]
+    return writes, reads
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_deploy_role_may_manage_the_alarms_and_the_preview_role_only_read_them(
+    env: str, run_stack: Callable[..., Run], policies: dict[str, dict[str, Any]]
+) -> None:
+    writes, reads = alarm_calls(run_stack(env))
+    assert len(reads) == 6  # three alarms on the live alias
+    assert [call for call in writes + reads if not allows(policies["deploy"], call)] == []
+    assert [call for call in reads if not allows(policies["preview"], call)] == []
+    assert [call for call in writes if allows(policies["preview"], call)] == []
+    elsewhere = ("cloudwatch:PutMetricAlarm", f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:billing", {})
+    assert not allows(policies["deploy"], elsewhere)
