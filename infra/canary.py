@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
+from settings import read_environment
 
 REQUESTS = "rest_server_requests"
 LATENCY = "rest_server_request_duration_seconds"
@@ -236,6 +237,25 @@ def markdown(model: str, analysis: Analysis, thresholds: Thresholds) -> str:
     return "\n".join(lines) + "\n"
 
 
+def thresholds_for(args: argparse.Namespace) -> Thresholds:
+    """The environment's SLO settings (or the defaults), each overridden by its flag when given."""
+    base = Thresholds()
+    if args.env:
+        slo = read_environment(args.env)
+        base = Thresholds(slo.alarm_error_ratio, slo.alarm_throttle_ratio, slo.alarm_p99_ms)
+    chosen = Thresholds(
+        base.max_error_ratio if args.max_error_ratio is None else args.max_error_ratio,
+        base.max_throttle_ratio if args.max_throttle_ratio is None else args.max_throttle_ratio,
+        base.max_p99_ms if args.max_p99_ms is None else args.max_p99_ms,
+        args.min_requests,
+    )
+    for flag, value in (("--max-error-ratio", chosen.max_error_ratio), ("--max-throttle-ratio",
+                        chosen.max_throttle_ratio), ("--max-p99-ms", chosen.max_p99_ms)):  # fmt: skip
+        if value < 0 or not math.isfinite(value):
+            raise ValueError(f"{flag} must be a finite number ≥ 0, not {value}")
+    return chosen
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -244,16 +264,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", required=True, help="the model name its metrics are labelled with")
     parser.add_argument("--bake-seconds", type=float, default=300)
     parser.add_argument("--interval", type=float, default=15)
-    parser.add_argument("--max-error-ratio", type=float, default=Thresholds.max_error_ratio)
-    parser.add_argument("--max-throttle-ratio", type=float, default=Thresholds.max_throttle_ratio)
-    parser.add_argument("--max-p99-ms", type=float, default=Thresholds.max_p99_ms)
+    parser.add_argument("--env", help="take the thresholds from this environment's alarm* settings")
+    parser.add_argument("--max-error-ratio", type=float, help=f"default {Thresholds.max_error_ratio}")
+    parser.add_argument("--max-throttle-ratio", type=float, help=f"default {Thresholds.max_throttle_ratio}")
+    parser.add_argument("--max-p99-ms", type=float, help=f"default {Thresholds.max_p99_ms:g}")
     parser.add_argument("--min-requests", type=int, default=Thresholds.min_requests)
     parser.add_argument("--summary", type=Path, help="append the timeline here as markdown")
     args = parser.parse_args(argv)
-    for name in ("max_error_ratio", "max_throttle_ratio", "max_p99_ms", "bake_seconds", "interval"):
+    try:
+        thresholds = thresholds_for(args)
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return UNREADABLE
+    for name in ("bake_seconds", "interval"):
         if getattr(args, name) < 0 or not math.isfinite(getattr(args, name)):
             parser.error(f"--{name.replace('_', '-')} must be a finite number ≥ 0")
-    thresholds = Thresholds(args.max_error_ratio, args.max_throttle_ratio, args.max_p99_ms, args.min_requests)
     try:
         analysis = analyse(
             scraper(args.metrics_url, args.model), thresholds, args.bake_seconds, args.interval

@@ -299,6 +299,20 @@ def from_config(values: dict[str, str], stack: str, *, check_files: bool = True)
     return settings
 
 
+# Stands in for the images a deploy sets, where settings are only read (the cost comparison, the
+# canary's thresholds) and nothing is deployed.
+ANY_IMAGE = "registry.invalid/twinserve@sha256:" + "0" * 64
+READ_ONLY = {"image": ANY_IMAGE, "lambdaImageArm64": ANY_IMAGE, "lambdaImageX8664": ANY_IMAGE}
+
+
+def read_environment(name: str, overrides: dict[str, Any] | None = None) -> Settings:
+    """environments/Pulumi.<name>.yaml's settings for reading: images stood in for, files unchecked."""
+    stack_file = ROOT / "environments" / f"Pulumi.{name}.yaml"
+    return from_config(
+        stack_config(stack_file, PROJECT, READ_ONLY | (overrides or {})), name, check_files=False
+    )
+
+
 def _package_decision(settings: Settings) -> dict[str, str] | None:
     """What `make package` decided (lambda-package.json beside the zips), if it has run."""
     path = settings.lambda_zip.with_name(PACKAGE_DECISION)

@@ -11,14 +11,20 @@ import sys
 from pathlib import Path
 
 import yaml
-from settings import IMAGE_MIN_MEMORY_MB, PROJECT, ROOT, Settings, SettingsError, from_config, stack_config
+from settings import (
+    IMAGE_MIN_MEMORY_MB,
+    PROJECT,
+    ROOT,
+    Settings,
+    SettingsError,
+    read_environment,
+    stack_config,
+)
 
 from compare.profiles import Traffic, kubernetes_profile, lambda_profile
 from compare.report import chart, evaluate, render
 
 PRICES = Path(__file__).resolve().parent / "prices.yaml"
-# Settings validation wants images where they are deployed; the comparison never deploys them.
-ANY_IMAGE = "registry.invalid/twinserve@sha256:" + "0" * 64
 
 
 ORDER = ["dev", "staging", "prod"]
@@ -80,14 +86,12 @@ def environment_settings(name: str, measured: dict) -> tuple[Settings, list[str]
             f"{measured['lambda_package']['reason']}"
         )
     package = "image" if stated.get(f"{PROJECT}:lambdaPackage") == "image" else measured_package
-    overrides: dict[str, object] = {"image": ANY_IMAGE, "lambdaPackage": package}
-    if package == "image":
-        overrides |= {"lambdaImageArm64": ANY_IMAGE, "lambdaImageX8664": ANY_IMAGE}
+    overrides: dict[str, object] = {"lambdaPackage": package}
     memory = stated.get(f"{PROJECT}:lambdaMemoryMb", str(Settings.model_fields["lambda_memory_mb"].default))
     raised = package == "image" and memory.isdigit() and int(memory) < IMAGE_MIN_MEMORY_MB
     if raised:
         overrides["lambdaMemoryMb"] = IMAGE_MIN_MEMORY_MB
-    settings = from_config(stack_config(stack_file, PROJECT, overrides), name, check_files=False)
+    settings = read_environment(name, overrides)
     notes = []
     if raised and "lambda" in settings.runtimes:
         notes.append(

@@ -111,9 +111,9 @@ def test_a_model_failing_one_request_in_ten_is_rolled_back_on_its_error_ratio(
 ) -> None:
     started = time.monotonic()
     with traffic(servers["errors"], 10, FAILING) as sent:
-        result = canary(servers["errors"])
+        result = canary(servers["errors"], "--env", "prod")  # prod's alarmErrorRatio: 0.005
     assert result.returncode == 1, result.stderr
-    breach = re.search(r"error: canary roll back: error ratio (0\.\d{4}) > 0\.0100", result.stderr)
+    breach = re.search(r"error: canary roll back: error ratio (0\.\d{4}) > 0\.0050", result.stderr)
     assert breach, result.stderr
     assert 0.05 < float(breach.group(1)) < 0.2
     assert time.monotonic() - started < 4  # at the first step with enough requests, not after the bake
@@ -138,3 +138,19 @@ def test_unreadable_metrics_are_named(servers: dict[str, Server]) -> None:
     result = canary(servers["none"], "--metrics-url", f"{servers['none'].url}/v2/health/live")
     assert result.returncode == 3
     assert result.stderr.startswith("error: the canary's metrics could not be read:")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--env", "nowhere"], "error: no stack file "),
+        (["--max-error-ratio", "-1"], "error: --max-error-ratio must be a finite number ≥ 0, not -1.0"),
+        (["--env", "dev", "--max-p99-ms", "nan"], "error: --max-p99-ms must be a finite number ≥ 0, not nan"),
+    ],
+)
+def test_a_bad_threshold_or_environment_is_named(
+    servers: dict[str, Server], args: list[str], message: str
+) -> None:
+    result = canary(servers["none"], *args)
+    assert result.returncode == 3
+    assert result.stderr.startswith(message)
