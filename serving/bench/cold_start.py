@@ -171,9 +171,9 @@ def measure(workload: Workload, runs: int, scratch: Path) -> dict:
     return measure_cold(prepare(workload, scratch), runs)
 
 
-def measure_cold(prepared: Prepared, runs: int) -> dict:
+def measure_cold(prepared: Prepared, runs: int, baseline: bool = True) -> dict:
     """Time each runtime's init in fresh processes (each handler's answer checked), and weigh each
-    deployable."""
+    deployable; `baseline` adds TensorFlow without a server, which `make bench` compares against."""
     image, event, check = prepared.image, str(prepared.event), prepared.workload.check_lambda
     image_env = {"PATH": image.path, "TWINSERVE_RUNTIME": image.runtime}
     starts = []
@@ -184,7 +184,8 @@ def measure_cold(prepared: Prepared, runs: int) -> dict:
     image_python = [str(image.venv / "bin" / "python")]
     starts.append(repeat(IMAGE_NAME, runs, image_python, HANDLER, image.app, image_env, [event], check))
     artifact = str(prepared.workload.artifact)
-    starts.append(repeat(BASELINE_NAME, runs, [sys.executable], BASELINE, REPO, {}, [event, artifact]))
+    if baseline:
+        starts.append(repeat(BASELINE_NAME, runs, [sys.executable], BASELINE, REPO, {}, [event, artifact]))
     package = prepared.package
     sizes = Sizes(
         package.zipped_bytes / 2**20 if package else None,
@@ -195,7 +196,7 @@ def measure_cold(prepared: Prepared, runs: int) -> dict:
         "model": prepared.workload.describe(),
         "lambda_package": {"package": prepared.package_kind, "reason": prepared.package_reason},
         "cold_starts": [asdict(s) for s in starts],
-        "server_start_seconds": statistics.median(server_start_seconds(image) for _ in range(3)),
+        "server_start_seconds": statistics.median(server_start_seconds(image) for _ in range(min(runs, 3))),
         "sizes": asdict(sizes),
         "python": f"{sys.version_info.major}.{sys.version_info.minor}",
     }

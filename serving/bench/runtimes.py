@@ -163,7 +163,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="runtimes-") as scratch:
         prepared = prepare(from_arguments(args), Path(scratch))
         try:
-            data = measure_cold(prepared, args.runs) | {
+            data = measure_cold(prepared, args.runs, baseline=False) | {
                 "warm": warm(prepared, args.concurrency, args.seconds, args.calls)
             }
         except WrongAnswer as error:

@@ -41,7 +41,7 @@ def test_wrk_reports_through_its_done_hook(
     script = tmp_path / "post.lua"
     script.write_text(lua(workload.body.decode()))
     figures = run_wrk(litert_server.url, 4, 1, script, workload.path)
-    assert figures.requests_per_second > 100
+    assert figures.requests > 0
     assert 0 < figures.p50_ms <= figures.p99_ms
     assert figures.errors == 0
     wrong = run_wrk(litert_server.url, 2, 1, script, "/v2/models/absent/infer")
