@@ -26,6 +26,8 @@ def kubernetes_args(s: config.Settings) -> KubernetesServiceArgs:
         drain_seconds=s.kubernetes_drain_seconds,
         service_type=s.kubernetes_service_type,
         pdb_max_unavailable=s.kubernetes_pdb_max_unavailable,
+        canary_image=s.canary_image or "",
+        canary_replicas=s.kubernetes_canary_replicas,
     )
 
 
@@ -78,6 +80,7 @@ def main() -> None:
         service = KubernetesService("serving", kubernetes_args(s), pulumi.ResourceOptions(provider=provider))
         pulumi.export("kubernetesNamespace", s.kubernetes_namespace)
         pulumi.export("kubernetesEndpoint", service.endpoint)
+        pulumi.export("kubernetesCanary", f"{s.model_name}-canary" if s.canary_image else None)
     if "lambda" in s.runtimes:
         function = LambdaService("serving", lambda_args(s))
         pulumi.export("lambdaEndpoint", function.endpoint)

@@ -32,6 +32,12 @@ class KubernetesServiceArgs:
     drain_seconds: int
     service_type: str
     pdb_max_unavailable: int
+    canary_image: str = ""
+    canary_replicas: int = 1
+
+
+# The label that sets a canary's pods apart; the Service's selector leaves it out, so it reaches both.
+TRACK = "twinserve.dev/track"
 
 
 def _probe(path: str, period: int, failures: int) -> dict:
@@ -103,7 +109,24 @@ class KubernetesService(pulumi.ComponentResource):
             f"{name}-account", metadata=meta, automount_service_account_token=False, opts=scoped
         )
         self.deployment = k8s.apps.v1.Deployment(
-            f"{name}-deployment", metadata=meta, spec=self._deployment_spec(), opts=scoped
+            f"{name}-deployment", metadata=meta, spec=self._deployment_spec(args.image), opts=scoped
+        )
+        # The new model beside the stable one: a fixed number of pods under the same Service. Its own
+        # selector holds the track label; the stable Deployment never adopts its ReplicaSet, which its
+        # Deployment controls.
+        self.canary = (
+            k8s.apps.v1.Deployment(
+                f"{name}-canary",
+                metadata={
+                    **meta,
+                    "name": f"{args.model_name}-canary",
+                    "labels": {**self.labels, TRACK: "canary"},
+                },
+                spec=self._deployment_spec(args.canary_image, canary_replicas=args.canary_replicas),
+                opts=scoped,
+            )
+            if args.canary_image
+            else None
         )
         # A stable virtual IP (or load balancer) in front of the ready pods.
         self.service = k8s.core.v1.Service(
@@ -159,10 +182,14 @@ class KubernetesService(pulumi.ComponentResource):
         )
 
         self.endpoint = self._endpoint()
-        self.register_outputs({"namespace": args.namespace, "endpoint": self.endpoint})
+        self.register_outputs(
+            {"namespace": args.namespace, "endpoint": self.endpoint, "canary": self.canary is not None}
+        )
 
-    def _deployment_spec(self) -> dict:
+    def _deployment_spec(self, image: str, canary_replicas: int | None = None) -> dict:
+        """The stable pods (replicas left to the autoscaler), or with `canary_replicas` a canary's."""
         args = self.args
+        track = {TRACK: "canary"} if canary_replicas else {}
         pod_security, container_security = restricted_pod_security()
         spread = [
             {
@@ -180,7 +207,7 @@ class KubernetesService(pulumi.ComponentResource):
         }
         container = {
             "name": "server",
-            "image": args.image,
+            "image": image,
             "image_pull_policy": "IfNotPresent",
             "ports": [{"name": "http", "container_port": PORT, "protocol": "TCP"}],
             "env": [{"name": k, "value": v} for k, v in env.items()],
@@ -195,12 +222,13 @@ class KubernetesService(pulumi.ComponentResource):
             "volume_mounts": [{"name": "tmp", "mount_path": "/tmp"}],  # noqa: S108 - the writable scratch dir
         }
         return {
-            "selector": {"match_labels": self.selector},
+            **({"replicas": canary_replicas} if canary_replicas else {}),
+            "selector": {"match_labels": {**self.selector, **track}},
             "revision_history_limit": 5,
             "strategy": {"type": "RollingUpdate", "rolling_update": {"max_unavailable": 0, "max_surge": 1}},
             "template": {
                 "metadata": {
-                    "labels": self.labels,
+                    "labels": {**self.labels, **track},
                     "annotations": {
                         "prometheus.io/scrape": "true",
                         "prometheus.io/port": str(PORT),

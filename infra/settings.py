@@ -86,6 +86,9 @@ class Settings(BaseModel):
     """The model version the image and the zip carry; reported in outputs and labels."""
     image: str | None = Field(default="", validate_default=True)
     """The model image by digest (registry/repo@sha256:…); set by the deploy workflow; empty for none."""
+    canary_image: str | None = Field(default="", validate_default=True)
+    """A new model image (by digest) run as a canary beside the stable pods, behind the same Service;
+    empty for none. Promote by making it `image` and emptying this; discard by emptying this."""
     lambda_image_arm64: str | None = Field(default="", validate_default=True)
     """The image's linux/arm64 manifest by digest, run by an arm64 Lambda image function; set on deploy."""
     lambda_image_x86_64: str | None = Field(default="", validate_default=True)
@@ -121,6 +124,9 @@ class Settings(BaseModel):
     """How the Service is exposed."""
     kubernetes_pdb_max_unavailable: int = Field(default=1, ge=1, le=100)
     """Pods a voluntary disruption (a node drain) may take down at once."""
+    kubernetes_canary_replicas: int = Field(default=1, ge=1, le=100)
+    """Canary pods beside the stable ones while canaryImage is set: its share of traffic is about
+    canary / (stable + canary) pods."""
     kubeconfig: str = ""
     """A kubeconfig for the target cluster, set with --secret; empty means the ambient context."""
 
@@ -174,7 +180,7 @@ class Settings(BaseModel):
             raise ValueError(f"must be one of {list(RETENTION_DAYS)}")
         return value
 
-    @field_validator("image", "lambda_image_arm64", "lambda_image_x86_64")
+    @field_validator("image", "canary_image", "lambda_image_arm64", "lambda_image_x86_64")
     @classmethod
     def _by_digest(cls, value: str | None) -> str | None:
         if value and not DIGEST_REFERENCE.match(value):
@@ -204,6 +210,10 @@ class Settings(BaseModel):
             problems.append(
                 f"lambdaTimeoutSeconds must be at most {HTTP_API_TIMEOUT_SECONDS} behind an HTTP API"
             )
+        if self.canary_image and "kubernetes" not in self.runtimes:
+            problems.append("canaryImage is set, but this environment does not deploy the kubernetes runtime")
+        if self.canary_image and self.canary_image == self.image:
+            problems.append("canaryImage is the stable image: empty it (promoted) or give a new one")
         if self.image is None and ("kubernetes" in self.runtimes or self.uses_lambda_image):
             problems.append("image is not set: the deploy workflow sets it to the pushed image's digest")
         if self.uses_lambda_image and self.lambda_image is None:

@@ -114,6 +114,55 @@ def test_one_setting_changed_previews_as_exactly_that_change(runner: Runner, tre
     FACTS.append("preview dev with kubernetesMaxReplicas 2 → 3: exactly one update, the HPA's maxReplicas")
 
 
+CANARY = f"registry.example/twinserve@sha256:{'cd' * 32}"
+DEPLOYMENTS = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments"
+
+
+def _images(cluster: ControlPlane) -> dict[str, str]:
+    """Each Deployment's image, once the canary (if any) has an available pod."""
+    found = cluster.api.get(DEPLOYMENTS)["items"]
+    return {d["metadata"]["name"]: d["spec"]["template"]["spec"]["containers"][0]["image"] for d in found}
+
+
+def test_a_canary_is_created_beside_stable_then_discarded_or_promoted(
+    runner: Runner, tree: Path, cluster: ControlPlane
+) -> None:
+    api = cluster.api
+    result = engine(runner, tree, "up", "dev", f"--config=image={IMAGE}", f"--config=canaryImage={CANARY}")
+    assert result.code == 0, result.output
+    assert result.changes == {"create": 1, "same": RESOURCES}
+    canary = api.wait_for(
+        f"{DEPLOYMENTS}/iris-canary", lambda d: (d.get("status") or {}).get("availableReplicas", 0) >= 1
+    )
+    assert canary["spec"]["replicas"] == 1
+    service = api.get(f"/api/v1/namespaces/{NAMESPACE}/services/iris")["spec"]["selector"]
+    selector = ",".join(f"{k}={v}" for k, v in service.items())
+    pods = api.get(f"/api/v1/namespaces/{NAMESPACE}/pods?labelSelector={selector}")["items"]
+    tracks = sorted(p["metadata"]["labels"].get("twinserve.dev/track", "stable") for p in pods)
+    assert tracks == ["canary", "stable"]  # the Service's selector reaches both
+    assert _images(cluster) == {"iris": IMAGE, "iris-canary": CANARY}
+
+    discarded = engine(runner, tree, "up", "dev", "--config=canaryImage=")
+    assert discarded.code == 0, discarded.output
+    assert discarded.changes == {"delete": 1, "same": RESOURCES}
+    _wait_gone(cluster, f"{DEPLOYMENTS}/iris-canary")
+    assert _images(cluster) == {"iris": IMAGE}
+
+    again = engine(runner, tree, "up", "dev", f"--config=canaryImage={CANARY}")
+    assert again.code == 0, again.output
+    promoted = engine(runner, tree, "up", "dev", f"--config=image={CANARY}", "--config=canaryImage=")
+    assert promoted.code == 0, promoted.output
+    assert promoted.changes == {"update": 1, "delete": 1, "same": RESOURCES - 1}
+    _wait_gone(cluster, f"{DEPLOYMENTS}/iris-canary")
+    api.wait_for(f"{DEPLOYMENTS}/iris", lambda d: (d.get("status") or {}).get("updatedReplicas", 0) >= 1)
+    assert _images(cluster) == {"iris": CANARY}
+    FACTS.append(
+        "canary on dev: up with canaryImage created iris-canary (1 pod, Service reaching both tracks); "
+        "emptying it deleted only the canary; promoting (image := canary, canaryImage empty) updated the "
+        "stable Deployment and deleted the canary"
+    )
+
+
 def test_destroy_leaves_the_namespace_gone(runner: Runner, tree: Path, cluster: ControlPlane) -> None:
     result = engine(runner, tree, "destroy", "dev")
     assert result.code == 0, result.output

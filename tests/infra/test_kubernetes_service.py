@@ -150,3 +150,31 @@ def test_a_plaintext_kubeconfig_fails_the_program_naming_the_key(
 ) -> None:
     with pytest.raises(Exception, match="twinserve:kubeconfig is stored in plaintext"):
         run_program(INFRA, PROJECT, "dev", config_for("dev", kubeconfig="apiVersion: v1\nkind: Config\n"))
+
+
+CANARY = IMAGE.rsplit("@", 1)[0] + "@sha256:" + "c" * 64
+
+
+def test_a_canary_runs_beside_the_stable_pods_behind_the_same_service(run_stack: Callable[..., Run]) -> None:
+    run = run_stack("prod", canaryImage=CANARY, kubernetesCanaryReplicas=2)
+    deployments = {
+        r.inputs["metadata"]["name"]: r.inputs
+        for r in run.resources
+        if r.is_kubernetes and r.inputs["kind"] == "Deployment"
+    }
+    stable, canary = deployments["iris"], deployments["iris-canary"]
+    assert stable["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE
+    assert "replicas" not in stable["spec"]  # the autoscaler's
+    assert canary["spec"]["template"]["spec"]["containers"][0]["image"] == CANARY
+    assert canary["spec"]["replicas"] == 2
+    canary_labels = canary["spec"]["template"]["metadata"]["labels"]
+    assert canary["spec"]["selector"]["matchLabels"] == {**stable["spec"]["selector"]["matchLabels"],
+                                                         "twinserve.dev/track": "canary"}  # fmt: skip
+    service = kind(run, "Service")["spec"]["selector"]
+    assert service.items() <= canary_labels.items()  # the Service reaches the canary's pods too
+    assert kind(run, "HorizontalPodAutoscaler")["spec"]["scaleTargetRef"]["name"] == "iris"
+    # Both run the same hardened pod: only the image and the track label differ.
+    stable_pod, canary_pod = stable["spec"]["template"]["spec"], canary["spec"]["template"]["spec"]
+    assert {**canary_pod, "containers": None} == {**stable_pod, "containers": None}
+    assert run.outputs["kubernetesCanary"] == "iris-canary"
+    assert run_stack("prod").outputs["kubernetesCanary"] is None

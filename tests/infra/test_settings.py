@@ -78,6 +78,15 @@ BAD = [
     ({"lambdaEndpoint": "http-api", "lambdaTimeoutSeconds": "60"}, "lambdaTimeoutSeconds must be at most 29"),
     ({"lambdaPythonVersion": "3.11"}, "twinserve:lambdaPythonVersion: Input should be '3.12' or '3.13'"),
     ({"kubernetesNamespace": "Bad_Name"}, "twinserve:kubernetesNamespace: String should match pattern"),
+    (
+        {"canaryImage": "registry/twinserve:new"},
+        "twinserve:canaryImage: must be an image reference by digest",
+    ),
+    ({"canaryImage": IMAGE}, "canaryImage is the stable image: empty it (promoted) or give a new one"),
+    (
+        {"canaryImage": IMAGE.replace("@sha256:", "-canary@sha256:"), "runtimes": '["lambda"]'},
+        "canaryImage is set, but this environment does not deploy the kubernetes runtime",
+    ),
     ({"alarmErrorRatio": "5%"}, "twinserve:alarmErrorRatio: Input should be a valid number"),
     ({"alarmErrorRatio": "2"}, "twinserve:alarmErrorRatio: Input should be less than or equal to 1"),
     ({"alarmThrottleRatio": "0"}, "twinserve:alarmThrottleRatio: Input should be greater than 0"),
