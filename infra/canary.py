@@ -12,7 +12,7 @@ predict) by status, and their latency histogram. SLO-style signals, not raw coun
 
 The first breach, once at least `--min-requests` were answered, rolls back at once; a bake that
 ends clean promotes; a bake with too little traffic to judge is inconclusive. Exit 0 promote,
-1 roll back (the breached signal named), 2 inconclusive, 3 the metrics could not be read.
+1 roll back (the breached signal named), 2 inconclusive, 3 the metrics (or the thresholds) could not be read.
 `--summary FILE` appends the timeline as markdown (a GitHub job summary).
 """
 
