@@ -42,14 +42,13 @@ print(json.dumps({{"seconds": elapsed, "rss_mib": rss_mib, "answer": answer}}))
 """
 HANDLER = "from serving.lambda_handler import handler", "handler(json.load(open(sys.argv[1])), None)"
 ZIP_HANDLER = "sys.path.insert(0, sys.argv[2]); " + HANDLER[0], HANDLER[1]
-# No server, no codec: TensorFlow loads the SavedModel and its signature answers the example.
+# No server, no codec: TensorFlow loads the SavedModel and its signature answers the example, as
+# arrays the way the server's warm-up builds them.
 BASELINE = (
-    "import numpy as np, tensorflow as tf; from pathlib import Path; "
-    "from serving.contract import BY_V2, Metadata; "
-    "example = Metadata.read(Path(sys.argv[2])).example; model = tf.saved_model.load(sys.argv[2])",
-    "[model.signatures['serving_default'](**{t.name: tf.constant("
-    "np.array(t.data, dtype=BY_V2[t.datatype].numpy).reshape(t.shape), dtype=BY_V2[t.datatype].tensorflow)"
-    " for t in example.inputs})]",
+    "import tensorflow as tf; from pathlib import Path; from serving.artifact import read_spec; "
+    "from serving.runtime import example_inputs; "
+    "inputs = example_inputs(read_spec(Path(sys.argv[2]))); model = tf.saved_model.load(sys.argv[2])",
+    "[model.signatures['serving_default'](**{k: tf.constant(v) for k, v in inputs.items()})]",
 )
 BASELINE_NAME = "baseline (TensorFlow load + predict)"
 ZIP_NAME, IMAGE_NAME = "Lambda zip (LiteRT)", "Lambda image (TensorFlow)"
@@ -183,8 +182,8 @@ def measure_cold(prepared: Prepared, runs: int, baseline: bool = True) -> dict:
         starts.append(repeat(ZIP_NAME, runs, clean, ZIP_HANDLER, task.parent, {}, [event, str(task)], check))
     image_python = [str(image.venv / "bin" / "python")]
     starts.append(repeat(IMAGE_NAME, runs, image_python, HANDLER, image.app, image_env, [event], check))
-    artifact = str(prepared.workload.artifact)
     if baseline:
+        artifact = str(prepared.workload.artifact)
         starts.append(repeat(BASELINE_NAME, runs, [sys.executable], BASELINE, REPO, {}, [event, artifact]))
     package = prepared.package
     sizes = Sizes(

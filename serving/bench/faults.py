@@ -27,6 +27,7 @@ from pathlib import Path
 
 import httpx
 
+from serving.bench.cold_start import free_port
 from serving.bench.workload import Workload, add_model_arguments, from_arguments
 from serving.bench.wrk import lua, run_wrk
 
@@ -59,15 +60,9 @@ def fastest(workload: Workload) -> str:
     return runtimes(workload)[0]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def server(workload: Workload, **settings: str) -> Iterator[Running]:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PORT": str(port),
