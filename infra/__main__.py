@@ -54,6 +54,8 @@ def lambda_args(s: config.Settings) -> LambdaServiceArgs:
         tracing=s.lambda_tracing,
         async_dead_letter=s.lambda_async_dead_letter,
         slo=Slo(s.alarm_error_ratio, s.alarm_throttle_ratio, s.alarm_p99_ms),
+        stable_version=s.lambda_stable_version,
+        canary_percent=s.lambda_canary_percent,
     )
 
 
@@ -91,6 +93,12 @@ def main() -> None:
         pulumi.export("functionArn", function.function.arn)
         pulumi.export("aliasArn", function.alias.arn)
         pulumi.export("lambdaAlarms", [alarm.name for alarm in function.alarms])
+        # What a rollout reads back: the newest published version, the one `live` keeps, the share.
+        pulumi.export("lambdaVersion", function.function.version)
+        pulumi.export("lambdaLiveVersion", function.alias.function_version)
+        pulumi.export("lambdaCanaryPercent", s.lambda_canary_percent if s.lambda_stable_version else 0)
+        pulumi.export("lambdaCanaryEndpoint", function.canary_endpoint)
+        pulumi.export("lambdaCanaryAlarms", [alarm.name for alarm in function.canary_alarms])
 
 
 main()

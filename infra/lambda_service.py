@@ -15,6 +15,9 @@ HANDLER = "serving.lambda_handler.handler"
 # The image's second entrypoint (serving/Dockerfile): the runtime interface client calling the handler.
 IMAGE_ENTRYPOINT = ["python", "-m", "awslambdaric"]
 ALIAS = "live"
+# While a rollout runs, this alias follows the newly published version: the smoke test reaches the new
+# code alone through its own IAM-authenticated Function URL, whatever share `live` gives it.
+CANARY_ALIAS = "canary"
 PERIOD_SECONDS = 60  # Lambda's metrics are per minute; an alarm fires on 2 breaching minutes of 3
 
 
@@ -50,6 +53,8 @@ class LambdaServiceArgs:
     tracing: bool
     async_dead_letter: bool
     slo: Slo
+    stable_version: str = ""  # the version `live` keeps during a rollout; empty: the newest
+    canary_percent: int = 0  # the share `live` routes to the newest version beside stable_version
 
 
 def statement(actions: list[str], resources: list[str]) -> dict:
@@ -130,12 +135,14 @@ class LambdaService(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group, self.role_policy]),
             **self._function_inputs(tags),
         )
-        # Clients call `live`, which moves to each newly published version in one step.
+        # Clients call `live`, which moves to each newly published version in one step, or, during a
+        # rollout, stays on the stable version and routes a share to the new one.
         self.alias = aws.lambda_.Alias(
             f"{name}-alias",
             name=ALIAS,
             function_name=self.function.name,
-            function_version=self.function.version,
+            function_version=args.stable_version or self.function.version,
+            routing_config=self.function.version.apply(self._routing),
             opts=child,
         )
         if args.provisioned_concurrency:
@@ -176,23 +183,60 @@ class LambdaService(pulumi.ComponentResource):
             )
         )
         self.alarms = self._alarms(name, tags, child)
+        self.canary_endpoint: pulumi.Output[str] | None = None
+        self.canary_alarms: list[aws.cloudwatch.MetricAlarm] = []
+        if args.stable_version:
+            canary = aws.lambda_.Alias(
+                f"{name}-canary-alias",
+                name=CANARY_ALIAS,
+                function_name=self.function.name,
+                function_version=self.function.version,
+                opts=child,
+            )
+            self.canary_endpoint = function_url(
+                f"{name}-canary",
+                Target(self.function.name, canary.name, canary.invoke_arn),
+                "AWS_IAM",
+                (),
+                child,
+            )
+        if args.stable_version and args.canary_percent:
+            self.canary_alarms = self._alarms(name, tags, child, executed_version=self.function.version)
         self.register_outputs(
             {
                 "function_arn": self.function.arn,
                 "alias_arn": self.alias.arn,
                 "endpoint": self.endpoint,
                 "alarms": [alarm.name for alarm in self.alarms],
+                "canary_alarms": [alarm.name for alarm in self.canary_alarms],
             }
         )
 
+    def _routing(self, newest: str) -> dict | None:
+        """`live`'s weights: a share to the newest version, only while it differs from the stable one
+        (Lambda refuses the alias's own version among its weights)."""
+        args = self.args
+        if not args.stable_version or not args.canary_percent or newest == args.stable_version:
+            return None
+        return {"additional_version_weights": {newest: args.canary_percent / 100}}
+
     def _alarms(
-        self, name: str, tags: dict[str, str], opts: pulumi.ResourceOptions
+        self,
+        name: str,
+        tags: dict[str, str],
+        opts: pulumi.ResourceOptions,
+        executed_version: pulumi.Output[str] | None = None,
     ) -> list[aws.cloudwatch.MetricAlarm]:
         """Error ratio, throttle ratio and p99 duration of the `live` alias, as SLO ratios rather than
-        counts: what a deploy watches before and after it moves traffic."""
+        counts: what a deploy watches before and after it moves traffic. With `executed_version`, the
+        same three for the requests `live` routed to that version alone (the canary's share)."""
         args = self.args
         qualified = f"{args.function_name}:{ALIAS}"
-        dimensions = {"FunctionName": args.function_name, "Resource": qualified}
+        dimensions: dict = {"FunctionName": args.function_name, "Resource": qualified}
+        prefix, scope = "", qualified
+        if executed_version is not None:
+            dimensions = {**dimensions, "ExecutedVersion": executed_version}
+            prefix, scope = "canary-", f"the new version behind {qualified}"
 
         def metric(query_id: str, metric_name: str, stat: str = "Sum") -> dict:
             return {
@@ -211,9 +255,9 @@ class LambdaService(pulumi.ComponentResource):
             suffix: str, expression: str, threshold: float, *metrics: dict
         ) -> aws.cloudwatch.MetricAlarm:
             return aws.cloudwatch.MetricAlarm(
-                f"{name}-{suffix}",
-                name=f"{args.function_name}-{suffix}",
-                alarm_description=f"{suffix.replace('-', ' ')} of {qualified} above {threshold:g}",
+                f"{name}-{prefix}{suffix}",
+                name=f"{args.function_name}-{prefix}{suffix}",
+                alarm_description=f"{suffix.replace('-', ' ')} of {scope} above {threshold:g}",
                 comparison_operator="GreaterThanThreshold",
                 threshold=threshold,
                 evaluation_periods=3,
@@ -244,9 +288,9 @@ class LambdaService(pulumi.ComponentResource):
                 throttles,
             ),
             aws.cloudwatch.MetricAlarm(
-                f"{name}-p99-duration",
-                name=f"{args.function_name}-p99-duration",
-                alarm_description=f"p99 duration of {qualified} above {slo.p99_ms} ms",
+                f"{name}-{prefix}p99-duration",
+                name=f"{args.function_name}-{prefix}p99-duration",
+                alarm_description=f"p99 duration of {scope} above {slo.p99_ms} ms",
                 namespace="AWS/Lambda",
                 metric_name="Duration",
                 dimensions=dimensions,

@@ -161,6 +161,20 @@ class Settings(BaseModel):
     lambda_async_dead_letter: bool = False
     """Send failed asynchronous invocations to an SQS queue."""
 
+    rollout_strategy: Literal["all-at-once", "canary", "linear"] = "all-at-once"
+    """How a deploy moves traffic to the new model: all-at-once (then a bake watched by the alarms),
+    canary (rolloutStepPercent for a bake, then all) or linear (steps of rolloutStepPercent, each baked)."""
+    rollout_step_percent: int = Field(default=10, ge=1, le=50)
+    """The new model's share of traffic in a canary, and each step's increase in a linear rollout."""
+    rollout_bake_minutes: int = Field(default=5, ge=0, le=180)
+    """How long each step is watched before the next; a breached SLO rolls both runtimes back."""
+    lambda_stable_version: str = Field(default="", pattern=r"^([1-9][0-9]*)?$")
+    """The published version the live alias keeps while a rollout runs (set by the deploy); empty:
+    the alias follows each newly published version."""
+    lambda_canary_percent: int = Field(default=0, ge=0, le=99)
+    """Share of the live alias routed to the newly published version beside lambdaStableVersion (set by
+    the deploy); 0 keeps every request on lambdaStableVersion."""
+
     alarm_error_ratio: float = Field(default=0.01, gt=0, le=1)
     """SLO: 5xx answers (Lambda: errors) over all answers above which the new model is unhealthy."""
     alarm_throttle_ratio: float = Field(default=0.05, gt=0, le=1)
@@ -210,10 +224,6 @@ class Settings(BaseModel):
             problems.append(
                 f"lambdaTimeoutSeconds must be at most {HTTP_API_TIMEOUT_SECONDS} behind an HTTP API"
             )
-        if self.canary_image and "kubernetes" not in self.runtimes:
-            problems.append("canaryImage is set, but this environment does not deploy the kubernetes runtime")
-        if self.canary_image and self.canary_image == self.image:
-            problems.append("canaryImage is the stable image: empty it (promoted) or give a new one")
         if self.image is None and ("kubernetes" in self.runtimes or self.uses_lambda_image):
             problems.append("image is not set: the deploy workflow sets it to the pushed image's digest")
         if self.uses_lambda_image and self.lambda_image is None:
@@ -221,6 +231,24 @@ class Settings(BaseModel):
             problems.append(
                 f"{key} is not set: a Lambda image function runs one platform's manifest, not the "
                 f"multi-platform image; the deploy workflow sets it from the pushed image"
+            )
+        return problems + self._rollout_problems()
+
+    def _rollout_problems(self) -> list[str]:
+        """A rollout's inputs (set by the deploy) naming a runtime this environment lacks, or a share
+        without the stable side it is beside."""
+        problems = []
+        if self.canary_image and "kubernetes" not in self.runtimes:
+            problems.append("canaryImage is set, but this environment does not deploy the kubernetes runtime")
+        if self.canary_image and self.canary_image == self.image:
+            problems.append("canaryImage is the stable image: empty it (promoted) or give a new one")
+        if self.lambda_canary_percent and not self.lambda_stable_version:
+            problems.append(
+                "lambdaCanaryPercent is set, but lambdaStableVersion (the version beside it) is not"
+            )
+        if self.lambda_stable_version and "lambda" not in self.runtimes:
+            problems.append(
+                "lambdaStableVersion is set, but this environment does not deploy the lambda runtime"
             )
         return problems
 

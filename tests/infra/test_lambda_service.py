@@ -243,3 +243,81 @@ def test_the_live_alias_is_watched_by_slo_alarms_from_the_settings(
         1000,
     )
     assert duration["dimensions"] == alias
+
+
+def test_a_rollout_keeps_live_on_the_stable_version_and_routes_the_share_to_the_new_one(
+    run_stack: Callable[..., Run],
+) -> None:
+    # The mocks publish version "1": the stable version is an older deploy's "4" here.
+    run = run_stack("prod", lambdaStableVersion="4", lambdaCanaryPercent=10)
+    aliases = {a.inputs["name"]: a.inputs for a in run.of_type("aws:lambda/alias:Alias")}
+    assert aliases["live"]["functionVersion"] == "4"
+    assert aliases["live"]["routingConfig"] == {"additionalVersionWeights": {"1": 0.1}}
+    assert aliases["canary"]["functionVersion"] == "1"
+    urls = {u.inputs["qualifier"]: u.inputs for u in run.of_type("aws:lambda/functionUrl:FunctionUrl")}
+    assert urls["canary"]["authorizationType"] == "AWS_IAM"  # whatever live's auth is
+    assert run.outputs["lambdaCanaryEndpoint"]
+    (live, newest, share) = (
+        run.outputs[k] for k in ("lambdaLiveVersion", "lambdaVersion", "lambdaCanaryPercent")
+    )
+    assert (live, newest, share) == ("4", "1", 10)
+    canary = {a.inputs["name"]: a.inputs for a in run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+              if "-canary-" in a.inputs["name"]}  # fmt: skip
+    assert (
+        sorted(canary)
+        == sorted(run.outputs["lambdaCanaryAlarms"])
+        == [
+            "twinserve-iris-prod-canary-error-ratio",
+            "twinserve-iris-prod-canary-p99-duration",
+            "twinserve-iris-prod-canary-throttle-ratio",
+        ]
+    )
+    version_only = {"FunctionName": "twinserve-iris-prod", "Resource": "twinserve-iris-prod:live",
+                    "ExecutedVersion": "1"}  # fmt: skip
+    assert canary["twinserve-iris-prod-canary-p99-duration"]["dimensions"] == version_only
+    errors = {q["id"]: q for q in canary["twinserve-iris-prod-canary-error-ratio"]["metricQueries"]}
+    assert errors["errors"]["metric"]["dimensions"] == version_only
+    assert canary["twinserve-iris-prod-canary-error-ratio"]["threshold"] == 0.005  # prod's SLO
+
+
+def test_a_rolled_back_alias_stays_pinned_to_the_stable_version_without_weights(
+    run_stack: Callable[..., Run],
+) -> None:
+    run = run_stack("prod", lambdaStableVersion="4", lambdaCanaryPercent=0)
+    live = next(a.inputs for a in run.of_type("aws:lambda/alias:Alias") if a.inputs["name"] == "live")
+    assert live["functionVersion"] == "4"
+    assert not live.get("routingConfig")
+    assert run.outputs["lambdaCanaryAlarms"] == []
+    assert run.outputs["lambdaCanaryPercent"] == 0
+
+
+def test_an_unchanged_function_gets_no_weights_on_its_own_version(run_stack: Callable[..., Run]) -> None:
+    # Nothing new was published: Lambda refuses the alias's own version among its weights.
+    run = run_stack("prod", lambdaStableVersion="1", lambdaCanaryPercent=10)
+    live = next(a.inputs for a in run.of_type("aws:lambda/alias:Alias") if a.inputs["name"] == "live")
+    assert live["functionVersion"] == "1"
+    assert not live.get("routingConfig")
+
+
+def test_without_a_rollout_there_is_no_canary_alias_and_live_follows_the_newest(stack: Run) -> None:
+    assert [a.inputs["name"] for a in stack.of_type("aws:lambda/alias:Alias")] == ["live"]
+    assert stack.outputs["lambdaCanaryEndpoint"] is None
+    assert stack.outputs["lambdaLiveVersion"] == stack.outputs["lambdaVersion"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"lambdaCanaryPercent": 10}, "lambdaCanaryPercent is set, but lambdaStableVersion"),
+        ({"lambdaStableVersion": "4", "runtimes": ["kubernetes"]}, "does not deploy the lambda runtime"),
+        ({"lambdaStableVersion": "v4"}, "lambdaStableVersion"),
+        ({"lambdaStableVersion": "4", "lambdaCanaryPercent": 100}, "lambdaCanaryPercent"),
+        ({"rolloutStrategy": "blue-green"}, "rolloutStrategy"),
+        ({"rolloutStepPercent": 60}, "rolloutStepPercent"),
+    ],
+)
+def test_rollout_settings_that_cannot_work_are_named(
+    config_for: Callable[..., dict[str, str]], overrides: dict, message: str
+) -> None:
+    with pytest.raises(SettingsError, match=message):
+        from_config(config_for("prod", **overrides), "prod")
