@@ -4,12 +4,14 @@
 # infra/engine.py on IMAGE (and its platform manifests LAMBDA_IMAGE_ARM64 and LAMBDA_IMAGE_X86_64,
 # for a Lambda image function), in AWS_REGION (the repository variable the bootstrap set), recording
 # COMMIT (the commit of main deployed). Later runners find the secrets provider in the stack's state.
+# Any further arguments (--config KEY=VALUE: a rollout step's inputs) follow, and win over these.
 set -euo pipefail
 stack=$1 image=$2
+shift 2
 : "${AWS_REGION:?is not set: the repository variable AWS_REGION (set by make bootstrap) names the region of every resource}"
 "$(dirname "$0")/pulumi-login.sh"
 infra/.venv/bin/python infra/engine.py up --stack "$stack" --create \
   ${PULUMI_SECRETS_PROVIDER:+--secrets-provider "$PULUMI_SECRETS_PROVIDER"} \
   --config "image=$image" --config "aws:region=$AWS_REGION" ${COMMIT:+--config "commit=$COMMIT"} \
   ${LAMBDA_IMAGE_ARM64:+--config "lambdaImageArm64=$LAMBDA_IMAGE_ARM64"} \
-  ${LAMBDA_IMAGE_X86_64:+--config "lambdaImageX8664=$LAMBDA_IMAGE_X86_64"}
+  ${LAMBDA_IMAGE_X86_64:+--config "lambdaImageX8664=$LAMBDA_IMAGE_X86_64"} "$@"

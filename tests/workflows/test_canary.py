@@ -14,43 +14,19 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.serving.conftest import Server, import_signature, start_server, stop_server
+from tests.serving.conftest import Server, start_server, stop_server
+from tests.workflows import faulty_models
 from tests.workflows.conftest import REPO
+from tests.workflows.faulty_models import FAILING, SLOW
 
 CANARY = [str(REPO / "infra" / ".venv" / "bin" / "python"), str(REPO / "infra" / "canary.py")]
-FAILING, SLOW = 13.0, 7.0  # inputs the faulty models misbehave on; the export's example never holds them
-
-
-def model(tmp_path_factory: pytest.TempPathFactory, name: str, fault: str) -> Path:
-    """`y = 2x`; "errors" fails on FAILING, "slow" computes for a while on SLOW."""
-    import tensorflow as tf
-
-    @tf.function(input_signature=[tf.TensorSpec([None, 1], tf.float32, name="x")])
-    def serve(x: tf.Tensor) -> dict[str, tf.Tensor]:
-        checks = []
-        if fault == "errors":
-            checks.append(tf.debugging.assert_none_equal(x, FAILING, message="the canary's fault"))
-        y = x * 2
-        if fault == "slow":
-
-            def spin() -> tf.Tensor:  # about 80 GFLOP on the input itself, so nothing folds it away
-                m = tf.ones([256, 256]) * tf.reduce_max(x) / (256.0 * SLOW)
-                _, m = tf.while_loop(lambda i, _: i < 2400, lambda i, m: (i + 1, tf.matmul(m, m)), (0, m))
-                return tf.reduce_sum(m) * 0.0
-
-            y = y + tf.cond(tf.reduce_any(tf.equal(x, SLOW)), spin, lambda: 0.0)
-        with tf.control_dependencies(checks):
-            return {"y": tf.identity(y)}
-
-    root, _ = import_signature(serve, tmp_path_factory.mktemp(fault) / name)
-    return root
 
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
     running = {
         fault: start_server(
-            model(tmp_path_factory, "scorer", fault),
+            faulty_models.build(tmp_path_factory.mktemp(fault), fault),
             TWINSERVE_RUNTIME="tensorflow",
             TWINSERVE_DRAIN_SECONDS="0",
         )

@@ -1,0 +1,98 @@
+"""A rollout step's bake: the new model's SLO signals on both runtimes, polled until the bake ends or
+one breaches.
+
+- Kubernetes: the canary pods' own `/metrics` (or the stable pods' after an all-at-once up), judged
+  by `canary.judge` over everything since the step began: error ratio, throttle ratio, p99.
+- Lambda: the states of the stack's CloudWatch alarms, the canary's (its `ExecutedVersion` behind the
+  live alias) during a canary step, the live alias's after an all-at-once up. Any alarm in ALARM
+  is a breach, named with CloudWatch's own reason.
+
+The first breach ends the watch; the timeline keeps every poll's figures for the job summary.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from canary import Snapshot, Thresholds, Window, judge, window
+
+
+@dataclass(frozen=True)
+class Poll:
+    """One look at both runtimes, `seconds` after the step's bake began."""
+
+    seconds: float
+    kubernetes: Window | None
+    alarms: dict[str, str]  # alarm name -> state
+    breaches: list[str]
+
+
+@dataclass
+class Watch:
+    polls: list[Poll] = field(default_factory=list)
+
+    @property
+    def breaches(self) -> list[str]:
+        return self.polls[-1].breaches if self.polls else []
+
+
+def alarm_breaches(cloudwatch: object, names: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+    """Each alarm's state, and a breach per alarm in ALARM (with CloudWatch's reason). An alarm the
+    stack declared but CloudWatch does not know is a breach too: nothing would be watching."""
+    if not names:
+        return {}, []
+    found = {}
+    paginator = cloudwatch.get_paginator("describe_alarms")  # type: ignore[attr-defined]
+    for page in paginator.paginate(AlarmNames=list(names), AlarmTypes=["MetricAlarm"]):
+        for alarm in page["MetricAlarms"]:
+            found[alarm["AlarmName"]] = alarm
+    states = {name: found[name]["StateValue"] if name in found else "MISSING" for name in names}
+    breaches = [
+        f"alarm {name} is in ALARM: {found[name].get('StateReason', '')}".rstrip(": ")
+        for name in names
+        if states[name] == "ALARM"
+    ]
+    breaches += [f"alarm {name} does not exist in CloudWatch" for name in names if states[name] == "MISSING"]
+    return states, breaches
+
+
+def watch(
+    seconds: float,
+    interval: float,
+    thresholds: Thresholds,
+    scrape: Callable[[], Snapshot] | None,
+    alarms: Callable[[], tuple[dict[str, str], list[str]]] | None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Watch:
+    """Poll every `interval` until `seconds` have passed or a signal breaches; at least one poll."""
+    start = clock()
+    first = scrape() if scrape else None
+    result = Watch()
+    while True:
+        sleep(min(interval, max(seconds - (clock() - start), 0)))
+        elapsed = clock() - start
+        seen = window(first, scrape()) if scrape and first is not None else None
+        breaches = [str(b) for b in judge(seen, thresholds)] if seen else []
+        breaches = [f"kubernetes {b}" for b in breaches]
+        states: dict[str, str] = {}
+        if alarms:
+            states, alarm_problems = alarms()
+            breaches += [f"lambda {b}" for b in alarm_problems]
+        result.polls.append(Poll(elapsed, seen, states, breaches))
+        if breaches or elapsed >= seconds:
+            return result
+
+
+def judged(seen: Window | None, thresholds: Thresholds) -> str:
+    """How a Kubernetes window reads in the summary."""
+    if seen is None:
+        return "-"
+    p99 = "-" if seen.p99_seconds is None else f"{seen.p99_seconds * 1000:.1f} ms"
+    note = "" if seen.requests >= thresholds.min_requests else f" (not judged: < {thresholds.min_requests})"
+    return (
+        f"{seen.requests:.0f} requests{note}, errors {seen.error_ratio:.4f}, "
+        f"throttled {seen.throttle_ratio:.4f}, p99 {p99}"
+    )

@@ -1,0 +1,45 @@
+"""Models that misbehave on purpose, for the canary's and the rollout's tests: one that fails on an
+input, one that is slow on another, and a healthy twin. `python -m tests.workflows.faulty_models OUT
+errors none` writes each as a model root, OUT/<fault>/models, for a test in another virtualenv."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from tests.serving.conftest import import_signature
+
+FAILING, SLOW = 13.0, 7.0  # inputs the faulty models misbehave on; the export's example never holds them
+
+
+def build(directory: Path, fault: str) -> Path:
+    """`scorer`, `y = 2x`, imported into a model root under `directory`: "errors" fails on FAILING,
+    "slow" computes for a while on SLOW, "none" is healthy."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 1], tf.float32, name="x")])
+    def serve(x: tf.Tensor) -> dict[str, tf.Tensor]:
+        checks = []
+        if fault == "errors":
+            checks.append(tf.debugging.assert_none_equal(x, FAILING, message="the canary's fault"))
+        y = x * 2
+        if fault == "slow":
+
+            def spin() -> tf.Tensor:  # about 80 GFLOP on the input itself, so nothing folds it away
+                m = tf.ones([256, 256]) * tf.reduce_max(x) / (256.0 * SLOW)
+                _, m = tf.while_loop(lambda i, _: i < 2400, lambda i, m: (i + 1, tf.matmul(m, m)), (0, m))
+                return tf.reduce_sum(m) * 0.0
+
+            y = y + tf.cond(tf.reduce_any(tf.equal(x, SLOW)), spin, lambda: 0.0)
+        with tf.control_dependencies(checks):
+            return {"y": tf.identity(y)}
+
+    root, _ = import_signature(serve, directory / "scorer")
+    return root
+
+
+if __name__ == "__main__":
+    out = Path(sys.argv[1])
+    for fault in sys.argv[2:]:
+        (out / fault).mkdir(parents=True, exist_ok=True)
+        print(build(out / fault, fault))
