@@ -27,6 +27,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -314,6 +315,7 @@ class Rollout:
             raise RolloutError("; ".join(result.breaches))
 
     def _roll_back(self, reason: str, changed: bool) -> int:
+        seen = time.monotonic()
         self.timeline.add("")
         self.timeline.add(f"**Failed**: {reason}")
         running = self.plan.running
@@ -332,7 +334,11 @@ class Rollout:
             kept.append(f"Kubernetes runs {running.image}")
         if running.lambda_version and self.plan.lambda_:
             kept.append(f"Lambda's live alias is on version {running.lambda_version}")
-        self.timeline.add(f"**Rolled back**, all traffic on the stable model: {'; '.join(kept)}.")
+        seconds = time.monotonic() - seen
+        self.timeline.add(
+            f"**Rolled back** {seconds:.0f} s after the failure was seen; all traffic on the stable model: "
+            f"{'; '.join(kept)}."
+        )
         return ROLLED_BACK
 
 

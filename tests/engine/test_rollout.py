@@ -1,0 +1,251 @@
+"""`infra/rollout.py` as the deploy job runs it, through the real engine on the local control plane: a
+first deploy, a canary of a model failing one request in ten rolled back on its error ratio, then a
+healthy canary promoted. kwok's pods run no containers, so real `python -m serving` processes (the
+main virtualenv's) stand in for the pods the workflow would port-forward to; the engine's objects
+are read back from the API server after each step."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.engine.conftest import FACTS, IMAGE, REPO, Runner, checkout
+from tests.engine.control_plane import ControlPlane, free_port
+
+NAMESPACE = "twinserve-rollout"
+DEPLOYMENTS = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments"
+SECOND = f"registry.example/twinserve@sha256:{'cd' * 32}"
+THIRD = f"registry.example/twinserve@sha256:{'ef' * 32}"
+FAILING = 13.0  # tests/workflows/faulty_models.py's failing input
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+
+
+def start(root: Path) -> Server:
+    port = free_port()
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "TWINSERVE_HOST": "127.0.0.1",
+        "TWINSERVE_WORKERS": "1",
+        "TWINSERVE_MODEL_ROOT": str(root),
+        "TWINSERVE_RUNTIME": "tensorflow",
+        "TWINSERVE_DRAIN_SECONDS": "0",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
+    process = subprocess.Popen(
+        [str(REPO / ".venv" / "bin" / "python"), "-m", "serving"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the server exited"
+        try:
+            with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=2) as response:
+                if response.status == 200:
+                    return Server(url, process)
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError("the server was not ready within 60 s")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A healthy and a failing `scorer`, built by the main virtualenv (TensorFlow is not in infra's)."""
+    out = tmp_path_factory.mktemp("models")
+    subprocess.run(
+        [
+            str(REPO / ".venv" / "bin" / "python"),
+            "-m",
+            "tests.workflows.faulty_models",
+            str(out),
+            "none",
+            "errors",
+        ],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def servers(models: Path) -> Iterator[dict[str, Server]]:
+    running = {fault: start(models / fault / "models") for fault in ("none", "errors")}
+    yield running
+    for server in running.values():
+        os.killpg(server.process.pid, signal.SIGTERM)
+        server.process.wait(timeout=30)
+
+
+@contextmanager
+def traffic(server: Server, every: int) -> Iterator[dict[str, int]]:
+    """Two clients, one request in `every` with the failing input, until the block ends."""
+    sent, stop = {"requests": 0, "failing": 0}, threading.Event()
+
+    def client() -> None:
+        count = 0
+        while not stop.is_set():
+            count += 1
+            x = FAILING if count % every == 0 else 1.0
+            body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 1], "data": [x]}]}
+            request = urllib.request.Request(
+                f"{server.url}/v2/models/scorer/infer",
+                json.dumps(body).encode(),
+                {"content-type": "application/json"},
+            )
+            with suppress(urllib.error.HTTPError):
+                urllib.request.urlopen(request, timeout=30).close()
+            sent["requests"] += 1
+            sent["failing"] += x == FAILING
+
+    threads = [threading.Thread(target=client) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield sent
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def deploy(
+    new_runner: Callable[..., Runner],
+    cluster: ControlPlane,
+    tmp_path_factory: pytest.TempPathFactory,
+    servers: dict[str, Server],
+    models: Path,
+) -> Callable[..., tuple[subprocess.CompletedProcess[str], str]]:
+    """The deploy job's rollout step on one runner: a file backend, dev set to a canary of `scorer`."""
+    tree = checkout(tmp_path_factory.mktemp("rollout-checkout"), runtimes=["kubernetes"])
+    stack_file = tree / "environments" / "Pulumi.dev.yaml"
+    data = yaml.safe_load(stack_file.read_text())
+    data["config"] |= {
+        "twinserve:modelName": "scorer",
+        "twinserve:kubernetesNamespace": NAMESPACE,
+        "twinserve:rolloutStrategy": "canary",
+        "twinserve:alarmErrorRatio": 0.005,
+    }
+    stack_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    backend = tmp_path_factory.mktemp("state")
+    runner = new_runner(
+        PULUMI_BACKEND_URL=f"file://{backend}",
+        PULUMI_SECRETS_PROVIDER="passphrase",
+        PULUMI_CONFIG_PASSPHRASE="",
+        KUBECONFIG=str(cluster.kubeconfig),
+        AWS_REGION="us-east-1",
+        COMMIT="c0" * 20,
+    )
+    # The built model's metadata.json, which the job finds beside the Lambda zips.
+    metadata = models / "none" / "models" / "scorer" / "1" / "metadata.json"
+    summary_dir = tmp_path_factory.mktemp("summaries")
+
+    def run(image: str, canary: Server | None) -> tuple[subprocess.CompletedProcess[str], str]:
+        summary = summary_dir / f"{image[-8:]}.md"
+        command = [
+            str(tree / "infra" / ".venv" / "bin" / "python"),
+            "infra/rollout.py",
+            "--stack",
+            "dev",
+            "--env",
+            "dev",
+            "--image",
+            image,
+            "--metadata",
+            str(metadata),
+            "--kubernetes-url",
+            servers["none"].url,
+            "--bake-seconds",
+            "6",
+            "--interval",
+            "0.5",
+            "--wait-seconds",
+            "30",
+            "--summary",
+            str(summary),
+        ]
+        if canary:
+            command += ["--kubernetes-canary-url", canary.url]
+        result = subprocess.run(
+            command, cwd=tree, env=runner.env, capture_output=True, text=True, timeout=900
+        )
+        return result, summary.read_text() if summary.exists() else ""
+
+    return run
+
+
+def images(cluster: ControlPlane) -> dict[str, str]:
+    found = cluster.api.get(DEPLOYMENTS)["items"]
+    return {d["metadata"]["name"]: d["spec"]["template"]["spec"]["containers"][0]["image"] for d in found}
+
+
+def test_a_first_deploy_goes_all_at_once(deploy: Callable[..., tuple], cluster: ControlPlane) -> None:
+    result, summary = deploy(IMAGE, None)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Steps: 100%." in summary
+    assert "- smoke: kubernetes: ready, metadata and the model's example answered as expected" in summary
+    assert "**Deployed**: scorer serves all traffic from " + IMAGE in summary
+    assert images(cluster) == {"scorer": IMAGE}
+
+
+def test_a_canary_failing_one_request_in_ten_is_rolled_back_on_its_error_ratio(
+    deploy: Callable[..., tuple], cluster: ControlPlane, servers: dict[str, Server]
+) -> None:
+    with traffic(servers["errors"], 10) as sent:
+        result, summary = deploy(SECOND, servers["errors"])
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Steps: 10%, 100%." in summary
+    assert "**Step 10%: Kubernetes 1 canary pod(s) beside 1+ stable (at most 50%)**" in summary
+    assert "- smoke: kubernetes canary: ready, metadata and the model's example answered" in summary
+    breach = re.search(r"\*\*Failed\*\*: kubernetes error ratio (0\.\d{4}) > 0\.0050", summary)
+    assert breach, summary
+    assert 0.05 < float(breach.group(1)) < 0.2
+    assert f"all traffic on the stable model: Kubernetes runs {IMAGE}." in summary
+    assert "100%" not in summary.split("**Step 10%")[1]  # never promoted
+    assert images(cluster) == {"scorer": IMAGE}  # the canary Deployment is gone, stable untouched
+    assert sent["failing"] > 0
+    seconds = re.search(r"\*\*Rolled back\*\* (\d+) s after the failure was seen", summary)
+    assert seconds, summary
+    FACTS.append(
+        f"rollout of a canary failing 1 request in 10 on dev: rolled back on error ratio {breach.group(1)}, "
+        f"the canary deleted {seconds.group(1)} s after the breach was seen (one up)"
+    )
+
+
+def test_a_healthy_canary_is_promoted(
+    deploy: Callable[..., tuple], cluster: ControlPlane, servers: dict[str, Server]
+) -> None:
+    with traffic(servers["none"], 10):  # the healthy model answers the "failing" input too
+        result, summary = deploy(THIRD, servers["none"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "**Step 10%" in summary
+    assert "**Step 100%: the new model everywhere**" in summary
+    assert "| breach |" in summary
+    assert f"**Deployed**: scorer serves all traffic from {THIRD}." in summary
+    assert images(cluster) == {"scorer": THIRD}
+    FACTS.append("rollout of a healthy canary on dev: baked 6 s at 1 pod beside 1, then promoted")
