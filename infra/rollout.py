@@ -218,7 +218,7 @@ class Timeline:
             unhealthy = [f"{name} {state}" for name, state in poll.alarms.items() if state != "OK"]
             states = ", ".join(unhealthy) or (f"{len(poll.alarms)} OK" if poll.alarms else "-")
             self.add(
-                f"| {poll.seconds:.0f} s | {judged(poll.kubernetes, thresholds)} | {states} "
+                f"| {poll.seconds:.1f} s | {judged(poll.kubernetes, thresholds)} | {states} "
                 f"| {'; '.join(poll.breaches) or '-'} |"
             )
 

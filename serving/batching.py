@@ -4,7 +4,8 @@ The HTTP worker runs TensorFlow requests on a few threads. Concurrent requests j
 call: the first to arrive leads. It waits only while other requests are in flight and
 have not joined yet, and at most `wait_seconds`. Then it runs every joined row as one
 batch and hands each request its slice. A request alone runs at once, so batching adds
-no latency at low load.
+no latency at low load. A failed batch is run again one request at a time, so a request whose
+input the model fails on fails alone, not with everything that joined it.
 """
 
 from __future__ import annotations
@@ -94,21 +95,30 @@ class MicroBatcher:
 
     def _run(self, jobs: list[_Job]) -> None:
         try:
-            names = jobs[0].inputs.keys()
-            merged = {name: np.concatenate([j.inputs[name] for j in jobs]) for name in names}
-            outputs = self.runtime.predict(merged)
-            self.calls += 1
-            start = 0
-            for job in jobs:
-                end = start + job.rows
-                job.outputs = {name: array[start:end] for name, array in outputs.items()}
-                start = end
-        except Exception as error:  # every request that joined gets the failure
-            for job in jobs:
-                job.error = error
+            self._call(jobs)
+        except Exception as error:
+            if len(jobs) == 1:
+                jobs[0].error = error
+            else:  # one request's bad input must not fail the others that joined its call
+                for job in jobs:
+                    try:
+                        self._call([job])
+                    except Exception as alone:
+                        job.error = alone
         finally:
             with self._cond:
                 for job in jobs:
                     job.done = True
                 self._leading = False
                 self._cond.notify_all()
+
+    def _call(self, jobs: list[_Job]) -> None:
+        names = jobs[0].inputs.keys()
+        merged = {name: np.concatenate([j.inputs[name] for j in jobs]) for name in names}
+        outputs = self.runtime.predict(merged)
+        self.calls += 1
+        start = 0
+        for job in jobs:
+            end = start + job.rows
+            job.outputs = {name: array[start:end] for name, array in outputs.items()}
+            start = end

@@ -165,35 +165,29 @@ def deploy(
     metadata = models / "none" / "models" / "scorer" / "1" / "metadata.json"
     summary_dir = tmp_path_factory.mktemp("summaries")
 
-    def run(image: str, canary: Server | None) -> tuple[subprocess.CompletedProcess[str], str]:
-        summary = summary_dir / f"{image[-8:]}.md"
-        command = [
-            str(tree / "infra" / ".venv" / "bin" / "python"),
-            "infra/rollout.py",
-            "--stack",
-            "dev",
-            "--env",
-            "dev",
-            "--image",
-            image,
-            "--metadata",
-            str(metadata),
-            "--kubernetes-url",
-            servers["none"].url,
-            "--bake-seconds",
-            "6",
-            "--interval",
-            "0.5",
-            "--wait-seconds",
-            "30",
-            "--summary",
-            str(summary),
-        ]
+    def run(
+        image: str,
+        canary: Server | None,
+        verb: str = "run",
+        bake_seconds: str = "6",
+        background: list[subprocess.Popen] | None = None,
+    ) -> tuple[subprocess.CompletedProcess[str] | None, str]:
+        """The job's step: `rollout.sh run dev IMAGE`, its summary in GITHUB_STEP_SUMMARY."""
+        summary = summary_dir / f"{image[-8:]}-{time.monotonic_ns()}.md"
+        script = str(tree / ".github" / "scripts" / "rollout.sh")
+        command = [script, verb, "dev", image, "--metadata", str(metadata), "--kubernetes-url",
+                   servers["none"].url, "--interval", "0.5", "--wait-seconds", "30", "--bake-seconds",
+                   bake_seconds]  # fmt: skip
         if canary:
             command += ["--kubernetes-canary-url", canary.url]
-        result = subprocess.run(
-            command, cwd=tree, env=runner.env, capture_output=True, text=True, timeout=900
-        )
+        env = {**runner.env, "ENVIRONMENT": "dev", "GITHUB_STEP_SUMMARY": str(summary)}
+        if background is not None:  # a run the test cancels, as GitHub cancels a job's step
+            quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+            background.append(subprocess.Popen(command, cwd=tree, env=env, start_new_session=True, **quiet))
+            return None, ""
+        result = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, timeout=900)
+        outputs = tree / "build" / "outputs-dev.json"
+        assert json.loads(outputs.read_text())["image"] == images(cluster)["scorer"]  # for deploy-summary.sh
         return result, summary.read_text() if summary.exists() else ""
 
     return run
@@ -249,3 +243,25 @@ def test_a_healthy_canary_is_promoted(
     assert f"**Deployed**: scorer serves all traffic from {THIRD}." in summary
     assert images(cluster) == {"scorer": THIRD}
     FACTS.append("rollout of a healthy canary on dev: baked 6 s at 1 pod beside 1, then promoted")
+
+
+def test_a_cancelled_rollout_is_aborted_back_to_the_stable_model(
+    deploy: Callable[..., tuple], cluster: ControlPlane, servers: dict[str, Server]
+) -> None:
+    started: list[subprocess.Popen] = []
+    deploy(IMAGE, servers["none"], bake_seconds="600", background=started)
+    (job,) = started
+    try:
+        cluster.api.wait_for(f"{DEPLOYMENTS}/scorer-canary", lambda d: d is not None, timeout=120)
+    finally:
+        os.killpg(job.pid, signal.SIGINT)  # the runner's cancel: the step's process group is interrupted
+        job.wait(timeout=60)
+    assert images(cluster) == {"scorer": THIRD, "scorer-canary": IMAGE}  # left running mid-bake
+    result, summary = deploy(IMAGE, None, "abort")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "dev: the rollout was aborted; the canary is discarded on both runtimes." in summary
+    assert images(cluster) == {"scorer": THIRD}
+    again, summary = deploy(IMAGE, None, "abort")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "dev: no rollout is running; nothing to abort." in summary
+    FACTS.append("a rollout interrupted mid-bake left its canary; `rollout.sh abort` discarded it in one up")

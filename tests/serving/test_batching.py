@@ -16,10 +16,11 @@ class Doubling:
 
     name = "tensorflow"
 
-    def __init__(self, fail: bool = False) -> None:
+    def __init__(self, fail: bool = False, poison: float | None = None) -> None:
         self.sizes: list[int] = []
         self.widths: list[int] = []
         self.fail = fail
+        self.poison = poison
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         time.sleep(0.005)  # long enough for concurrent requests to queue behind a call
@@ -28,6 +29,8 @@ class Doubling:
         self.widths.append(batch.shape[1])
         if self.fail:
             raise RuntimeError("device lost")
+        if self.poison is not None and (batch == self.poison).any():
+            raise RuntimeError("the model fails on this input")
         return {"twice": batch * 2}
 
 
@@ -92,10 +95,21 @@ def test_a_lone_request_runs_at_once() -> None:
     assert runtime.sizes == [1]
 
 
-def test_a_failed_call_fails_every_request_that_joined_it() -> None:
+def test_a_failing_runtime_fails_every_request_with_its_error() -> None:
     batches = [np.ones((1, 4), dtype=np.float32) for _ in range(4)]
     results = run_concurrently(MicroBatcher(Doubling(fail=True), 1024, 0.05, lambda: 4), batches)
     assert all(isinstance(r, RuntimeError) and str(r) == "device lost" for r in results)
+
+
+def test_an_input_the_model_fails_on_fails_only_its_own_request() -> None:
+    runtime = Doubling(poison=13.0)
+    batches = [np.full((1, 4), 13.0 if i == 2 else i, dtype=np.float32) for i in range(4)]
+    results = run_concurrently(MicroBatcher(runtime, 1024, 0.05, lambda: 4), batches)
+    assert isinstance(results[2], RuntimeError)
+    assert str(results[2]) == "the model fails on this input"
+    for i in (0, 1, 3):
+        np.testing.assert_array_equal(results[i]["twice"], batches[i] * 2)  # type: ignore[index]
+    assert max(runtime.sizes) > 1  # they did share a call, which failed, before each ran alone
 
 
 @pytest.mark.parametrize("value", ["-1", "101", "soon"])

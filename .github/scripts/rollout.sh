@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# One stack's deploy, step by step (infra/rollout.py): `rollout.sh run STACK IMAGE` moves ENVIRONMENT's
+# traffic to IMAGE as its rollout* settings say, smoke-testing and baking each step, and rolls both
+# runtimes back on a failure; `rollout.sh abort STACK IMAGE` discards a rollout a cancelled run left.
+# STRATEGY=all-at-once skips the canary (a rollback to an earlier ref); PROMOTE_NOW=true also skips
+# the bakes. The timeline goes to the job summary; the stack's outputs to build/outputs-ENVIRONMENT.json.
+# Further arguments go to infra/rollout.py (--interval, --kubernetes-url, …).
+set -euo pipefail
+command=$1 stack=$2 image=$3
+shift 3
+: "${ENVIRONMENT:?is not set: the environment whose settings the rollout follows}"
+"$(dirname "$0")/pulumi-login.sh"
+strategy=${STRATEGY:-settings}
+bake=()
+if [ "${PROMOTE_NOW:-false}" = true ]; then strategy=all-at-once bake=(--bake-seconds 0); fi
+status=0
+infra/.venv/bin/python infra/rollout.py "$command" --stack "$stack" --env "$ENVIRONMENT" --image "$image" \
+  --strategy "$strategy" "${bake[@]}" ${GITHUB_STEP_SUMMARY:+--summary "$GITHUB_STEP_SUMMARY"} "$@" || status=$?
+mkdir -p build
+pulumi stack output --json --stack "$stack" > "build/outputs-$ENVIRONMENT.json" 2> /dev/null || true
+exit "$status"
