@@ -51,6 +51,8 @@ RETENTION_DAYS = (
 )
 # API Gateway ends an integration at 30 s: the function must give up first.
 HTTP_API_TIMEOUT_SECONDS = 29
+# The deploy job ends at 60 minutes (deploy-stack.yml): the bakes may take this long, the ups the rest.
+MAX_BAKE_MINUTES = 45
 # The image runs TensorFlow: ~550 MiB resident once the model is loaded (`make bench`'s cold start).
 IMAGE_MIN_MEMORY_MB = 1024
 
@@ -242,6 +244,14 @@ class Settings(BaseModel):
             problems.append("canaryImage is set, but this environment does not deploy the kubernetes runtime")
         if self.canary_image and self.canary_image == self.image:
             problems.append("canaryImage is the stable image: empty it (promoted) or give a new one")
+        bakes = {"canary": 1, "linear": len(range(self.rollout_step_percent, 100, self.rollout_step_percent))}
+        baking = bakes.get(self.rollout_strategy, 1) * self.rollout_bake_minutes
+        if baking > MAX_BAKE_MINUTES:
+            problems.append(
+                f"a {self.rollout_strategy} rollout of rolloutStepPercent {self.rollout_step_percent} baked "
+                f"rolloutBakeMinutes {self.rollout_bake_minutes} bakes {baking} minutes, more than the "
+                f"{MAX_BAKE_MINUTES} the deploy job allows: bake less or take larger steps"
+            )
         if self.lambda_canary_percent and not self.lambda_stable_version:
             problems.append(
                 "lambdaCanaryPercent is set, but lambdaStableVersion (the version beside it) is not"

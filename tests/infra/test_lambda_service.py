@@ -314,6 +314,10 @@ def test_without_a_rollout_there_is_no_canary_alias_and_live_follows_the_newest(
         ({"lambdaStableVersion": "4", "lambdaCanaryPercent": 100}, "lambdaCanaryPercent"),
         ({"rolloutStrategy": "blue-green"}, "rolloutStrategy"),
         ({"rolloutStepPercent": 60}, "rolloutStepPercent"),
+        (
+            {"rolloutStrategy": "linear", "rolloutStepPercent": 5, "rolloutBakeMinutes": 3},
+            "rolloutStepPercent 5 baked rolloutBakeMinutes 3 bakes 57 minutes, more than the 45",
+        ),
     ],
 )
 def test_rollout_settings_that_cannot_work_are_named(

@@ -190,11 +190,16 @@ def test_deploys_go_dev_staging_prod_one_at_a_time_and_never_cancel() -> None:
     up = load("deploy-stack.yml")["jobs"]["up"]
     assert up["environment"].startswith("${{ vars.DEPLOY_ENVIRONMENTS != 'false' && inputs.environment")
     assert up["concurrency"] == {"group": "deploy-${{ inputs.environment }}", "cancel-in-progress": False}
-    runs = [s.get("run", "") for s in up["steps"]]
-    assert any(r.startswith("make smoke") for r in runs)
-    assert runs.index(next(r for r in runs if r.startswith("make smoke"))) > next(
-        i for i, s in enumerate(up["steps"]) if s.get("run", "").startswith(".github/scripts/up-stack.sh")
-    )
+    # Every up, smoke test and bake is the rollout (the script the real-engine tests run); a cancelled
+    # run discards a canary it left, and a rollback is all at once.
+    rollout = [s for s in up["steps"] if s.get("run", "").startswith(".github/scripts/rollout.sh")]
+    assert [(s.get("if"), s["run"]) for s in rollout] == [
+        (None, '.github/scripts/rollout.sh run "$STACK" "$IMAGE"'),
+        ("cancelled()", '.github/scripts/rollout.sh abort "$STACK" "$IMAGE"'),
+    ]
+    assert rollout[0]["env"] == rollout[1]["env"]
+    assert rollout[0]["env"]["STRATEGY"] == "${{ inputs.rollback && 'all-at-once' || 'settings' }}"
+    assert up["timeout-minutes"] == 60  # settings refuse bakes longer than 45 minutes
 
 
 def test_the_template_never_deploys_and_aws_is_reached_only_through_oidc() -> None:
@@ -225,7 +230,9 @@ def test_a_rollback_redeploys_both_runtimes_from_one_earlier_commit() -> None:
     """The dispatch input is a commit: the build checks it out (zips rebuilt bit-identical, the image
     found by its content tag) and every stack deploys from that same checkout."""
     deploy = all_workflows()["deploy.yml"]
-    assert set(deploy["on"]["workflow_dispatch"]["inputs"]) == {"ref", "prod"}
+    assert set(deploy["on"]["workflow_dispatch"]["inputs"]) == {"ref", "prod", "promote_now"}
+    for env in ("dev", "staging", "prod"):
+        assert deploy["jobs"][env]["with"]["promote_now"] == "${{ inputs.promote_now == true }}"
     build = deploy["jobs"]["build"]
     checkout = build["steps"][0]
     assert checkout["with"]["ref"] == "${{ inputs.ref || github.sha }}"
@@ -257,7 +264,7 @@ def test_the_image_is_built_for_both_architectures_labelled_with_the_deployed_co
         for env in ("dev", "staging", "prod"):
             assert deploy["jobs"][env]["with"][output] == f"${{{{ needs.build.outputs.{output} }}}}"
     up = all_workflows()["deploy-stack.yml"]["jobs"]["up"]
-    (step,) = [s for s in up["steps"] if s.get("run", "").startswith(".github/scripts/up-stack.sh")]
+    (step, _) = [s for s in up["steps"] if s.get("run", "").startswith(".github/scripts/rollout.sh")]
     assert step["env"]["LAMBDA_IMAGE_ARM64"] == "${{ inputs.lambda_image_arm64 }}"
     assert step["env"]["LAMBDA_IMAGE_X86_64"] == "${{ inputs.lambda_image_x86_64 }}"
 
@@ -272,7 +279,7 @@ def test_deploy_runs_apply_one_at_a_time_newest_waiting_and_never_backwards() ->
     assert up["steps"][0]["with"]["fetch-depth"] == 0
     runs = [s.get("run", "") for s in up["steps"]]
     order = next(i for i, r in enumerate(runs) if r.startswith(".github/scripts/deploy-order.sh"))
-    assert order == next(i for i, r in enumerate(runs) if r.startswith(".github/scripts/up-stack.sh")) - 1
+    assert order == next(i for i, r in enumerate(runs) if r.startswith(".github/scripts/rollout.sh run")) - 1
     assert up["steps"][order]["env"]["ROLLBACK"] == "${{ inputs.rollback }}"
     assert up["steps"][order + 1]["env"]["COMMIT"] == "${{ inputs.ref }}"
 
