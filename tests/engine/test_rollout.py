@@ -1,8 +1,8 @@
-"""`infra/rollout.py` as the deploy job runs it, through the real engine on the local control plane: a
-first deploy, a canary of a model failing one request in ten rolled back on its error ratio, then a
-healthy canary promoted. kwok's pods run no containers, so real `python -m serving` processes (the
-main virtualenv's) stand in for the pods the workflow would port-forward to; the engine's objects
-are read back from the API server after each step."""
+"""`infra/rollout.py` as the deploy job runs it (`rollout.sh`), through the real engine on the local
+control plane: a first deploy; a canary of a model failing one request in ten, rolled back on its
+error ratio; a healthy canary, promoted; a cancelled one, aborted. kwok's pods run no containers, so
+real `python -m serving` processes (the main virtualenv's) stand in for the pods the workflow would
+port-forward to; the engine's objects are read back from the API server after each step."""
 
 from __future__ import annotations
 
@@ -17,14 +17,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.engine.conftest import FACTS, IMAGE, REPO, Runner, checkout
-from tests.engine.control_plane import ControlPlane, free_port
+from tests.engine.conftest import FACTS, IMAGE, Runner, checkout
+from tests.engine.control_plane import ControlPlane
+from tests.model_servers import Server, faulty_models, start
 
 NAMESPACE = "twinserve-rollout"
 DEPLOYMENTS = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments"
@@ -33,63 +33,10 @@ THIRD = f"registry.example/twinserve@sha256:{'ef' * 32}"
 FAILING = 13.0  # tests/workflows/faulty_models.py's failing input
 
 
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-
-
-def start(root: Path) -> Server:
-    port = free_port()
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "TWINSERVE_HOST": "127.0.0.1",
-        "TWINSERVE_WORKERS": "1",
-        "TWINSERVE_MODEL_ROOT": str(root),
-        "TWINSERVE_RUNTIME": "tensorflow",
-        "TWINSERVE_DRAIN_SECONDS": "0",
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-    }
-    process = subprocess.Popen(
-        [str(REPO / ".venv" / "bin" / "python"), "-m", "serving"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the server exited"
-        try:
-            with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=2) as response:
-                if response.status == 200:
-                    return Server(url, process)
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError("the server was not ready within 60 s")
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A healthy and a failing `scorer`, built by the main virtualenv (TensorFlow is not in infra's)."""
-    out = tmp_path_factory.mktemp("models")
-    subprocess.run(
-        [
-            str(REPO / ".venv" / "bin" / "python"),
-            "-m",
-            "tests.workflows.faulty_models",
-            str(out),
-            "none",
-            "errors",
-        ],
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
-    return out
+    """A healthy and a failing `scorer`."""
+    return faulty_models(tmp_path_factory.mktemp("models"), "none", "errors")
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +44,7 @@ def servers(models: Path) -> Iterator[dict[str, Server]]:
     running = {fault: start(models / fault / "models") for fault in ("none", "errors")}
     yield running
     for server in running.values():
-        os.killpg(server.process.pid, signal.SIGTERM)
-        server.process.wait(timeout=30)
+        server.stop()
 
 
 @contextmanager

@@ -3,14 +3,19 @@ against CloudWatch served by moto."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import boto3
 import pytest
 from moto import mock_aws
-from rollout import Plan, Running, canary_pods, shares
-from settings import from_config
+from offline import INFRA, run_program
+from rollout import DEPLOYED, ROLLED_BACK, Plan, Rollout, Running, Targets, canary_pods, shares
+from settings import PROJECT, from_config
+from smoke import Example
 from watch import alarm_breaches
+
+from tests.model_servers import Server, faulty_models, start
 
 NEW = "registry.example/twinserve@sha256:" + "b" * 64
 OLD = "registry.example/twinserve@sha256:" + "a" * 64
@@ -107,3 +112,89 @@ def test_an_alarm_in_alarm_is_a_breach_named_with_its_reason() -> None:
     assert breaches == [f"alarm {names[0]} is in ALARM: 2 of 3 datapoints > 0.005"]
     _, breaches = alarm_breaches(cloudwatch, [*names, "twinserve-iris-prod-gone"])
     assert "alarm twinserve-iris-prod-gone does not exist in CloudWatch" in breaches
+
+
+class MockedCloud:
+    """The engine for the Lambda side, which cannot run here: each up runs the real program under the
+    SDK's mocks with the step's inputs, creates the alarms it declares in CloudWatch (moto), and serves
+    its Function URLs from a real model server. `breach` puts a named alarm in ALARM once it exists."""
+
+    def __init__(self, config_for: Callable[..., dict[str, str]], server_url: str, breach: str = "") -> None:
+        self.config_for, self.server_url, self.breach = config_for, server_url, breach
+        self.ups: list[dict[str, str]] = []
+        self.cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1")
+
+    def outputs(self) -> dict[str, object]:
+        return {}
+
+    def up(self, inputs: dict[str, str]) -> dict[str, object]:
+        self.ups.append(inputs)
+        config = self.config_for("prod", runtimes=["lambda"], modelName="scorer", **inputs)
+        outputs = dict(run_program(INFRA, PROJECT, "prod", config).outputs)
+        for name in [*outputs["lambdaAlarms"], *outputs["lambdaCanaryAlarms"]]:
+            self.cloudwatch.put_metric_alarm(
+                AlarmName=name, MetricName="Errors", Namespace="AWS/Lambda", Statistic="Sum", Period=60,
+                EvaluationPeriods=3, Threshold=0.005, ComparisonOperator="GreaterThanThreshold",
+            )  # fmt: skip
+            if name == self.breach:
+                reason = "Threshold Crossed: 2 out of the last 3 datapoints were greater than the threshold"
+                self.cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason=reason)
+        for key in ("lambdaEndpoint", "lambdaCanaryEndpoint"):
+            if outputs.get(key):
+                outputs[key] = self.server_url  # the Function URL, served by the model's own server
+        return outputs
+
+
+@pytest.fixture(scope="module")
+def scorer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
+    models = faulty_models(tmp_path_factory.mktemp("models"), "none")
+    server = start(models / "none" / "models")
+    yield server, models / "none" / "models" / "scorer" / "1" / "metadata.json"
+    server.stop()
+
+
+def lambda_rollout(config_for: Callable[..., dict[str, str]], cloud: MockedCloud, metadata: Path) -> Rollout:
+    settings = from_config(config_for("prod", runtimes=["lambda"], modelName="scorer"), "prod")
+    plan = Plan(settings, Running(None, "4"), NEW, "canary")  # live ran version 4; the mocks publish "1"
+    return Rollout(plan, cloud, Example.read(metadata), Targets(), bake_seconds=1, interval=0.25)  # type: ignore[arg-type]
+
+
+@mock_aws
+def test_a_lambda_canary_whose_alarm_fires_is_rolled_back_to_the_stable_version(
+    config_for: Callable[..., dict[str, str]], scorer: tuple[Server, Path]
+) -> None:
+    server, metadata = scorer
+    cloud = MockedCloud(config_for, server.url, breach="twinserve-scorer-prod-canary-error-ratio")
+    rollout = lambda_rollout(config_for, cloud, metadata)
+    assert rollout.run() == ROLLED_BACK
+    summary = "\n".join(rollout.timeline.lines)
+    assert cloud.ups == [
+        {"image": NEW, "canaryImage": "", "lambdaStableVersion": "4", "lambdaCanaryPercent": "10"},
+        {"image": NEW, "canaryImage": "", "lambdaStableVersion": "4", "lambdaCanaryPercent": "0"},
+    ]
+    assert "**Step 10%: Lambda 10% of live**" in summary
+    assert "- smoke: lambda canary: ready, metadata and the model's example answered as expected" in summary
+    assert (
+        "**Failed**: lambda alarm twinserve-scorer-prod-canary-error-ratio is in ALARM: Threshold Crossed"
+        in summary
+    )
+    assert "all traffic on the stable model: Lambda's live alias is on version 4." in summary
+
+
+@mock_aws
+def test_a_quiet_lambda_canary_is_promoted_and_live_follows_the_new_version(
+    config_for: Callable[..., dict[str, str]], scorer: tuple[Server, Path]
+) -> None:
+    server, metadata = scorer
+    cloud = MockedCloud(config_for, server.url)
+    rollout = lambda_rollout(config_for, cloud, metadata)
+    assert rollout.run() == DEPLOYED
+    summary = "\n".join(rollout.timeline.lines)
+    assert cloud.ups[-1] == {
+        "image": NEW,
+        "canaryImage": "",
+        "lambdaStableVersion": "",
+        "lambdaCanaryPercent": "0",
+    }
+    assert "- smoke: lambda: ready, metadata and the model's example answered as expected" in summary
+    assert f"**Deployed**: scorer serves all traffic from {NEW}." in summary
