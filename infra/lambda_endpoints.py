@@ -91,8 +91,9 @@ def function_url(
 
 def http_api(
     name: str, target: Target, api_args: HttpApi, tags: dict[str, str], opts: pulumi.ResourceOptions
-) -> pulumi.Output[str]:
-    """Throttled and access-logged; API Gateway gives up a second after the function would."""
+) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+    """Throttled and access-logged; API Gateway gives up a second after the function would.
+    Returns its URL and its id (what its CloudWatch metrics are by)."""
     api = aws.apigatewayv2.Api(
         f"{name}-api",
         protocol_type="HTTP",
@@ -142,4 +143,4 @@ def http_api(
         opts,
         source_arn=api.execution_arn.apply(lambda arn: f"{arn}/*/*"),
     )
-    return stage.invoke_url
+    return stage.invoke_url, api.id

@@ -164,10 +164,11 @@ class LambdaService(pulumi.ComponentResource):
                 opts=child,
             )
         target = Target(self.function.name, self.alias.name, self.alias.invoke_arn)
-        self.endpoint = (
-            function_url(name, target, args.function_url_auth, args.cors_allow_origins, child)
-            if args.endpoint == "function-url"
-            else http_api(
+        self.api_id: pulumi.Output[str] | None = None
+        if args.endpoint == "function-url":
+            self.endpoint = function_url(name, target, args.function_url_auth, args.cors_allow_origins, child)
+        else:
+            self.endpoint, self.api_id = http_api(
                 name,
                 target,
                 HttpApi(
@@ -181,7 +182,6 @@ class LambdaService(pulumi.ComponentResource):
                 tags,
                 child,
             )
-        )
         self.alarms = self._alarms(name, tags, child)
         self.canary_endpoint: pulumi.Output[str] | None = None
         self.canary_alarms: list[aws.cloudwatch.MetricAlarm] = []
@@ -238,16 +238,18 @@ class LambdaService(pulumi.ComponentResource):
             dimensions = {**dimensions, "ExecutedVersion": executed_version}
             prefix, scope = "canary-", f"the new version behind {qualified}"
 
-        def metric(query_id: str, metric_name: str, stat: str = "Sum") -> dict:
+        def metric(
+            query_id: str, metric_name: str, namespace: str = "AWS/Lambda", of: dict | None = None
+        ) -> dict:
             return {
                 "id": query_id,
                 "return_data": False,
                 "metric": {
-                    "namespace": "AWS/Lambda",
+                    "namespace": namespace,
                     "metric_name": metric_name,
-                    "dimensions": dimensions,
+                    "dimensions": of or dimensions,
                     "period": PERIOD_SECONDS,
-                    "stat": stat,
+                    "stat": "Sum",
                 },
             }
 
@@ -277,7 +279,7 @@ class LambdaService(pulumi.ComponentResource):
             metric("throttles", "Throttles"),
         )
         slo = args.slo
-        return [
+        alarms = [
             # Invocations counts no throttled request: they are added back for the throttle ratio.
             ratio("error-ratio", "errors / invocations", slo.error_ratio, invocations, errors),
             ratio(
@@ -305,6 +307,18 @@ class LambdaService(pulumi.ComponentResource):
                 opts=opts,
             ),
         ]
+        if self.api_id is not None and executed_version is None:
+            # Behind an HTTP API, the answers clients got: API Gateway's own 5xx (a function error, a
+            # timeout, a throttle) over its requests.
+            api = {"ApiId": self.api_id}
+            alarms.append(ratio(
+                "api-5xx-ratio",
+                "errors / requests",
+                slo.error_ratio,
+                metric("errors", "5xx", "AWS/ApiGateway", api),
+                metric("requests", "Count", "AWS/ApiGateway", api),
+            ))  # fmt: skip
+        return alarms
 
     def _function_inputs(self, tags: dict[str, str]) -> dict:
         args = self.args

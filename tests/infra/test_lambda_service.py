@@ -113,6 +113,18 @@ def test_http_api_variant_is_throttled_logged_and_times_out_after_the_function(
     (permission,) = run.of_type("aws:lambda/permission:Permission")
     assert permission.inputs["principal"] == "apigateway.amazonaws.com"
     assert permission.inputs["sourceArn"].endswith("/*/*")
+    # What clients got from the API is watched too: its 5xx over its requests, against the error SLO.
+    alarm = next(a.inputs for a in run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+                 if a.inputs["name"] == "twinserve-iris-dev-api-5xx-ratio")  # fmt: skip
+    assert "twinserve-iris-dev-api-5xx-ratio" in run.outputs["lambdaAlarms"]
+    queries = {q["id"]: q for q in alarm["metricQueries"]}
+    assert queries["ratio"]["expression"] == "errors / requests"
+    assert alarm["threshold"] == 0.01
+    api_id = run.one("aws:apigatewayv2/api:Api").name + "-id"  # the id the mocks give it
+    for query_id, metric_name in (("errors", "5xx"), ("requests", "Count")):
+        metric = queries[query_id]["metric"]
+        assert (metric["namespace"], metric["metricName"]) == ("AWS/ApiGateway", metric_name)
+        assert metric["dimensions"] == {"ApiId": api_id}
 
 
 @pytest.mark.parametrize("architecture", ["arm64", "x86_64"])
