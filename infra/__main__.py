@@ -6,7 +6,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 import settings as config
 from kubernetes_service import KubernetesService, KubernetesServiceArgs
-from lambda_service import LambdaService, LambdaServiceArgs, Slo
+from lambda_service import LambdaService, LambdaServiceArgs
+from slo import Slo
+
+
+def slo(s: config.Settings) -> Slo:
+    return Slo(s.alarm_error_ratio, s.alarm_throttle_ratio, s.alarm_p99_ms)
 
 
 def kubernetes_args(s: config.Settings) -> KubernetesServiceArgs:
@@ -28,6 +33,8 @@ def kubernetes_args(s: config.Settings) -> KubernetesServiceArgs:
         pdb_max_unavailable=s.kubernetes_pdb_max_unavailable,
         canary_image=s.canary_image or "",
         canary_replicas=s.kubernetes_canary_replicas,
+        prometheus_rule=s.kubernetes_prometheus_rule,
+        slo=slo(s),
     )
 
 
@@ -53,7 +60,7 @@ def lambda_args(s: config.Settings) -> LambdaServiceArgs:
         log_retention_days=s.lambda_log_retention_days,
         tracing=s.lambda_tracing,
         async_dead_letter=s.lambda_async_dead_letter,
-        slo=Slo(s.alarm_error_ratio, s.alarm_throttle_ratio, s.alarm_p99_ms),
+        slo=slo(s),
         stable_version=s.lambda_stable_version,
         canary_percent=s.lambda_canary_percent,
     )
@@ -83,6 +90,7 @@ def main() -> None:
         pulumi.export("kubernetesNamespace", s.kubernetes_namespace)
         pulumi.export("kubernetesEndpoint", service.endpoint)
         pulumi.export("kubernetesCanary", f"{s.model_name}-canary" if s.canary_image else None)
+        pulumi.export("kubernetesPrometheusRule", s.model_name if s.kubernetes_prometheus_rule else None)
     if "lambda" in s.runtimes:
         function = LambdaService("serving", lambda_args(s))
         pulumi.export("lambdaEndpoint", function.endpoint)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
+from slo import Slo, alert_rules
 
 PORT = 8080
 UID = 10001
@@ -34,6 +35,8 @@ class KubernetesServiceArgs:
     pdb_max_unavailable: int
     canary_image: str = ""
     canary_replicas: int = 1
+    prometheus_rule: bool = False
+    slo: Slo = Slo(0.01, 0.05, 1000)
 
 
 # The label that sets a canary's pods apart; the Service's selector leaves it out, so it reaches both.
@@ -181,10 +184,38 @@ class KubernetesService(pulumi.ComponentResource):
             opts=scoped,
         )
 
+        self.monitoring = self._monitoring(name, meta, scoped) if args.prometheus_rule else []
         self.endpoint = self._endpoint()
         self.register_outputs(
             {"namespace": args.namespace, "endpoint": self.endpoint, "canary": self.canary is not None}
         )
+
+    def _monitoring(
+        self, name: str, meta: dict, opts: pulumi.ResourceOptions
+    ) -> list[k8s.apiextensions.CustomResource]:
+        """For the Prometheus Operator: a PodMonitor scraping every pod of both tracks (the track label
+        kept), and the SLO's alerts as a PrometheusRule."""
+        monitor = k8s.apiextensions.CustomResource(
+            f"{name}-pod-monitor",
+            api_version="monitoring.coreos.com/v1",
+            kind="PodMonitor",
+            metadata=meta,
+            spec={
+                "selector": {"matchLabels": self.selector},
+                "podTargetLabels": [TRACK],
+                "podMetricsEndpoints": [{"port": "http", "path": "/metrics", "interval": "15s"}],
+            },
+            opts=opts,
+        )
+        rule = k8s.apiextensions.CustomResource(
+            f"{name}-slo-rule",
+            api_version="monitoring.coreos.com/v1",
+            kind="PrometheusRule",
+            metadata=meta,
+            spec={"groups": alert_rules(self.args.model_name, self.args.namespace, self.args.slo)},
+            opts=opts,
+        )
+        return [monitor, rule]
 
     def _deployment_spec(self, image: str, canary_replicas: int | None = None) -> dict:
         """The stable pods (replicas left to the autoscaler), or with `canary_replicas` a canary's."""

@@ -9,6 +9,7 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 from lambda_endpoints import HttpApi, Target, function_url, http_api
+from slo import Slo
 
 HANDLER = "serving.lambda_handler.handler"
 # Every name starts with the function's (twinserve-<model>-<stack>), which the deploy role is scoped to.
@@ -19,15 +20,6 @@ ALIAS = "live"
 # code alone through its own IAM-authenticated Function URL, whatever share `live` gives it.
 CANARY_ALIAS = "canary"
 PERIOD_SECONDS = 60  # Lambda's metrics are per minute; an alarm fires on 2 breaching minutes of 3
-
-
-@dataclass(frozen=True)
-class Slo:
-    """The thresholds the alarms (and the canary analysis) hold the live alias to."""
-
-    error_ratio: float
-    throttle_ratio: float
-    p99_ms: int
 
 
 @dataclass(frozen=True)

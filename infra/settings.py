@@ -129,6 +129,9 @@ class Settings(BaseModel):
     kubernetes_canary_replicas: int = Field(default=1, ge=1, le=100)
     """Canary pods beside the stable ones while canaryImage is set: its share of traffic is about
     canary / (stable + canary) pods."""
+    kubernetes_prometheus_rule: bool = False
+    """Where the cluster runs the Prometheus Operator: a PodMonitor scraping the model's pods and a
+    PrometheusRule alerting on the SLO (alarm* settings) per track, stable and canary."""
     kubeconfig: str = ""
     """A kubeconfig for the target cluster, set with --secret; empty means the ambient context."""
 

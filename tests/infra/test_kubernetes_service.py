@@ -178,3 +178,28 @@ def test_a_canary_runs_beside_the_stable_pods_behind_the_same_service(run_stack:
     assert {**canary_pod, "containers": None} == {**stable_pod, "containers": None}
     assert run.outputs["kubernetesCanary"] == "iris-canary"
     assert run_stack("prod").outputs["kubernetesCanary"] is None
+
+
+def test_without_the_prometheus_operator_no_monitoring_objects(stack: Run) -> None:
+    assert not [r for r in stack.resources if "monitoring.coreos.com" in r.type]
+    assert stack.outputs["kubernetesPrometheusRule"] is None
+
+
+def test_with_the_prometheus_operator_the_pods_are_scraped_and_the_slo_alerts_declared(
+    run_stack: Callable[..., Run],
+) -> None:
+    run = run_stack("prod", kubernetesPrometheusRule="true")
+    monitor = run.one("kubernetes:monitoring.coreos.com/v1:PodMonitor").inputs
+    deployment = run.one("kubernetes:apps/v1:Deployment").inputs
+    assert monitor["metadata"]["namespace"] == "twinserve-prod"
+    assert monitor["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    assert monitor["spec"]["podTargetLabels"] == ["twinserve.dev/track"]  # which track a series is of
+    assert monitor["spec"]["podMetricsEndpoints"] == [{"port": "http", "path": "/metrics", "interval": "15s"}]
+    rule = run.one("kubernetes:monitoring.coreos.com/v1:PrometheusRule").inputs
+    (group,) = rule["spec"]["groups"]
+    alerts = {r["alert"]: r for r in group["rules"]}
+    assert sorted(alerts) == ["TwinserveErrorRatio", "TwinserveP99Latency", "TwinserveThrottleRatio"]
+    assert alerts["TwinserveErrorRatio"]["expr"].endswith("> 0.005")  # prod's alarmErrorRatio
+    assert alerts["TwinserveP99Latency"]["expr"].endswith("> 1")  # alarmP99Ms 1000, in seconds
+    assert all(a["for"] == "2m" for a in alerts.values())
+    assert run.outputs["kubernetesPrometheusRule"] == "iris"
