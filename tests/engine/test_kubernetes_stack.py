@@ -163,6 +163,61 @@ def test_a_canary_is_created_beside_stable_then_discarded_or_promoted(
     )
 
 
+OPERATOR_CRDS = [("podmonitors", "PodMonitor"), ("prometheusrules", "PrometheusRule")]
+CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+MONITORING = f"/apis/monitoring.coreos.com/v1/namespaces/{NAMESPACE}"
+
+
+def _install_prometheus_operator_crds(cluster: ControlPlane) -> None:
+    """The two kinds the Prometheus Operator defines that the stack creates, as schemaless CRDs."""
+    for plural, kind in OPERATOR_CRDS:
+        name = f"{plural}.monitoring.coreos.com"
+        if cluster.api.get(f"{CRD_PATH}/{name}") is None:
+            version = {"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}  # fmt: skip
+            names = {"plural": plural, "singular": kind.lower(), "kind": kind, "listKind": f"{kind}List"}
+            spec = {
+                "group": "monitoring.coreos.com",
+                "scope": "Namespaced",
+                "names": names,
+                "versions": [version],
+            }
+            body = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                    "metadata": {"name": name}, "spec": spec}  # fmt: skip
+            cluster.api.request("POST", CRD_PATH, body)
+        cluster.api.wait_for(
+            f"{CRD_PATH}/{name}",
+            lambda crd: any(
+                c["type"] == "Established" and c["status"] == "True"
+                for c in (crd.get("status") or {}).get("conditions", [])
+            ),
+        )
+
+
+def test_with_the_prometheus_operator_a_pod_monitor_and_the_slo_rule_are_created(
+    runner: Runner, tree: Path, cluster: ControlPlane
+) -> None:
+    _install_prometheus_operator_crds(cluster)
+    on = engine(runner, tree, "up", "dev", "--config=kubernetesPrometheusRule=true")
+    assert on.code == 0, on.output
+    assert on.changes.get("create") == 2, on.changes
+    monitor = cluster.api.get(f"{MONITORING}/podmonitors/iris")
+    rule = cluster.api.get(f"{MONITORING}/prometheusrules/iris")
+    assert monitor is not None
+    assert rule is not None
+    assert monitor["spec"]["podTargetLabels"] == ["twinserve.dev/track"]
+    alerts = [r["alert"] for r in rule["spec"]["groups"][0]["rules"]]
+    assert alerts == ["TwinserveErrorRatio", "TwinserveThrottleRatio", "TwinserveP99Latency"]
+    off = engine(runner, tree, "up", "dev", "--config=kubernetesPrometheusRule=false")
+    assert off.code == 0, off.output
+    assert off.changes.get("delete") == 2, off.changes
+    _wait_gone(cluster, f"{MONITORING}/prometheusrules/iris")
+    FACTS.append(
+        "kubernetesPrometheusRule on dev, with the Prometheus Operator's CRDs: a PodMonitor and a "
+        "PrometheusRule (3 alerts) created, and deleted when the setting went back off"
+    )
+
+
 def test_destroy_leaves_the_namespace_gone(runner: Runner, tree: Path, cluster: ControlPlane) -> None:
     result = engine(runner, tree, "destroy", "dev")
     assert result.code == 0, result.output

@@ -157,3 +157,38 @@ def test_the_deploy_role_may_manage_the_alarms_and_the_preview_role_only_read_th
     assert [call for call in writes if allows(policies["preview"], call)] == []
     elsewhere = ("cloudwatch:PutMetricAlarm", f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:billing", {})
     assert not allows(policies["deploy"], elsewhere)
+
+
+def test_the_deploy_role_may_run_a_rollout_step_on_lambda(
+    run_stack: Callable[..., Run], policies: dict[str, dict[str, Any]]
+) -> None:
+    """A canary step: the alias weights and the canary alias with its URL, the canary's alarms
+    managed and their states read by the bake, and the smoke test of the canary alias's URL."""
+    run = run_stack("prod", lambdaStableVersion="4", lambdaCanaryPercent="10")
+    function = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:twinserve-iris-prod"
+    aliases = [
+        (action, f"{function}:{alias}", {})
+        for alias in ("live", "canary")
+        for action in (
+            "lambda:CreateAlias",
+            "lambda:UpdateAlias",
+            "lambda:GetAlias",
+            "lambda:DeleteAlias",
+            "lambda:CreateFunctionUrlConfig",
+            "lambda:GetFunctionUrlConfig",
+            "lambda:DeleteFunctionUrlConfig",
+        )
+    ]
+    writes, reads = alarm_calls(run)
+    assert len(reads) == 12  # three alarms on the live alias, three on the canary's version
+    calls = aliases + writes + reads + smoke_calls(run, "prod")
+    assert any(call[1] == f"{function}:canary" for call in smoke_calls(run, "prod"))
+    assert [call for call in calls if not allows(policies["deploy"], call)] == []
+
+
+def test_the_deploy_role_may_manage_the_http_apis_alarm(
+    run_stack: Callable[..., Run], policies: dict[str, dict[str, Any]]
+) -> None:
+    writes, reads = alarm_calls(run_stack("dev", lambdaEndpoint="http-api"))
+    assert len(reads) == 8  # the live alias's three and the API's 5xx ratio
+    assert [call for call in writes + reads if not allows(policies["deploy"], call)] == []
