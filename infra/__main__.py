@@ -34,6 +34,8 @@ def kubernetes_args(s: config.Settings) -> KubernetesServiceArgs:
         canary_image=s.canary_image or "",
         canary_replicas=s.kubernetes_canary_replicas,
         prometheus_rule=s.kubernetes_prometheus_rule,
+        gateway=s.kubernetes_gateway,
+        canary_percent=s.kubernetes_canary_percent,
         slo=slo(s),
     )
 
@@ -90,6 +92,7 @@ def main() -> None:
         pulumi.export("kubernetesNamespace", s.kubernetes_namespace)
         pulumi.export("kubernetesEndpoint", service.endpoint)
         pulumi.export("kubernetesCanary", f"{s.model_name}-canary" if s.canary_image else None)
+        pulumi.export("kubernetesRoute", s.model_name if s.kubernetes_gateway else None)
         pulumi.export("kubernetesPrometheusRule", s.model_name if s.kubernetes_prometheus_rule else None)
     if "lambda" in s.runtimes:
         function = LambdaService("serving", lambda_args(s))

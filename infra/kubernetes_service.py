@@ -36,6 +36,8 @@ class KubernetesServiceArgs:
     canary_image: str = ""
     canary_replicas: int = 1
     prometheus_rule: bool = False
+    gateway: str = ""  # namespace/name of a Gateway API Gateway; empty for none
+    canary_percent: int = 0  # the route's weight on the canary, with a gateway
     slo: Slo = Slo(0.01, 0.05, 1000)
 
 
@@ -184,10 +186,59 @@ class KubernetesService(pulumi.ComponentResource):
             opts=scoped,
         )
 
+        self.route = self._route(name, meta, scoped) if args.gateway else None
         self.monitoring = self._monitoring(name, meta, scoped) if args.prometheus_rule else []
         self.endpoint = self._endpoint()
         self.register_outputs(
             {"namespace": args.namespace, "endpoint": self.endpoint, "canary": self.canary is not None}
+        )
+
+    def _route(self, name: str, meta: dict, opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
+        """Through a Gateway: one Service per track and an HTTPRoute weighting them, so the canary gets
+        its share of requests whatever the pod counts (the main Service still reaches both)."""
+        args = self.args
+        tracks = ["stable", "canary"] if self.canary else ["stable"]
+        for track in tracks:
+            k8s.core.v1.Service(
+                f"{name}-{track}-service",
+                metadata={
+                    **meta,
+                    "name": f"{args.model_name}-{track}",
+                    "labels": {**self.labels, TRACK: track},
+                },
+                spec={
+                    "type": "ClusterIP",
+                    "selector": {**self.selector, TRACK: track},
+                    "ports": [{"name": "http", "port": 80, "target_port": "http", "protocol": "TCP"}],
+                },
+                opts=opts,
+            )
+        weights = {"stable": 100 - args.canary_percent, "canary": args.canary_percent}
+        namespace, gateway = args.gateway.split("/", 1)
+        return k8s.apiextensions.CustomResource(
+            f"{name}-route",
+            api_version="gateway.networking.k8s.io/v1",
+            kind="HTTPRoute",
+            metadata=meta,
+            spec={
+                "parentRefs": [
+                    {
+                        "group": "gateway.networking.k8s.io",
+                        "kind": "Gateway",
+                        "namespace": namespace,
+                        "name": gateway,
+                    }
+                ],
+                "rules": [
+                    {
+                        "backendRefs": [
+                            {"name": f"{args.model_name}-{t}", "port": 80, "weight": weights[t]}
+                            for t in tracks
+                        ]
+                    }
+                ],
+            },
+            opts=opts,
         )
 
     def _monitoring(
@@ -221,6 +272,9 @@ class KubernetesService(pulumi.ComponentResource):
         """The stable pods (replicas left to the autoscaler), or with `canary_replicas` a canary's."""
         args = self.args
         track = {TRACK: "canary"} if canary_replicas else {}
+        # Behind a Gateway the stable pods carry their track too, for the stable Service to select; the
+        # stable selector itself is immutable and never changes.
+        pod_track = track or ({TRACK: "stable"} if args.gateway else {})
         pod_security, container_security = restricted_pod_security()
         spread = [
             {
@@ -259,7 +313,7 @@ class KubernetesService(pulumi.ComponentResource):
             "strategy": {"type": "RollingUpdate", "rolling_update": {"max_unavailable": 0, "max_surge": 1}},
             "template": {
                 "metadata": {
-                    "labels": {**self.labels, **track},
+                    "labels": {**self.labels, **pod_track},
                     "annotations": {
                         "prometheus.io/scrape": "true",
                         "prometheus.io/port": str(PORT),

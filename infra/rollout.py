@@ -98,18 +98,21 @@ class Plan:
             return [100]  # a first deploy: nothing stable to keep
         return shares(self.strategy, self.settings.rollout_step_percent)
 
+    @property
+    def _no_canary(self) -> dict[str, str]:
+        """What empties every canary input this stack has."""
+        gateway = {"kubernetesCanaryPercent": "0"} if self.settings.kubernetes_gateway else {}
+        return {"canaryImage": "", **gateway, "lambdaCanaryPercent": "0"}
+
     def inputs(self, percent: int) -> dict[str, str]:
         if percent == 100:
-            return {
-                "image": self.image,
-                "canaryImage": "",
-                "lambdaStableVersion": "",
-                "lambdaCanaryPercent": "0",
-            }
+            return {"image": self.image, **self._no_canary, "lambdaStableVersion": ""}
         values = {"image": self.running.image or self.image, "canaryImage": "", "lambdaStableVersion": ""}
         if self.kubernetes and self.running.image and self.running.image != self.image:
             pods = canary_pods(self.settings.kubernetes_min_replicas, percent)
             values |= {"canaryImage": self.image, "kubernetesCanaryReplicas": str(pods)}
+            if self.settings.kubernetes_gateway:
+                values["kubernetesCanaryPercent"] = str(percent)
         if self.lambda_ and self.running.lambda_version:
             values |= {
                 "lambdaStableVersion": self.running.lambda_version,
@@ -122,9 +125,8 @@ class Plan:
     def rollback_inputs(self) -> dict[str, str]:
         return {
             "image": self.running.image or self.image,
-            "canaryImage": "",
+            **self._no_canary,
             "lambdaStableVersion": (self.running.lambda_version or "") if self.lambda_ else "",
-            "lambdaCanaryPercent": "0",
         }
 
     def describe(self, percent: int) -> str:
@@ -137,7 +139,12 @@ class Plan:
                 self.settings.kubernetes_min_replicas,
             )
             share = 100 * pods / (pods + stable)
-            parts.append(f"Kubernetes {pods} canary pod(s) beside {stable}+ stable (at most {share:.0f}%)")
+            if self.settings.kubernetes_gateway:
+                parts.append(f"Kubernetes {percent}% of the Gateway route to {pods} canary pod(s)")
+            else:
+                parts.append(
+                    f"Kubernetes {pods} canary pod(s) beside {stable}+ stable (at most {share:.0f}%)"
+                )
         if self.lambda_:
             parts.append(
                 f"Lambda {percent}% of live"

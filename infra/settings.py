@@ -129,6 +129,14 @@ class Settings(BaseModel):
     kubernetes_canary_replicas: int = Field(default=1, ge=1, le=100)
     """Canary pods beside the stable ones while canaryImage is set: its share of traffic is about
     canary / (stable + canary) pods."""
+    kubernetes_gateway: str = Field(
+        default="", pattern=r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?/[a-z0-9]([a-z0-9-]*[a-z0-9])?)?$"
+    )
+    """A Gateway API Gateway (namespace/name) to route clients through: an HTTPRoute weighting the stable
+    and canary pods by share rather than by pod count; empty for none."""
+    kubernetes_canary_percent: int = Field(default=0, ge=0, le=99)
+    """With kubernetesGateway, the HTTPRoute's weight on the canary's pods while canaryImage is set (set
+    by the deploy's rollout)."""
     kubernetes_prometheus_rule: bool = False
     """Where the cluster runs the Prometheus Operator: a PodMonitor scraping the model's pods and a
     PrometheusRule alerting on the SLO (alarm* settings) per track, stable and canary."""
@@ -245,6 +253,14 @@ class Settings(BaseModel):
         problems = []
         if self.canary_image and "kubernetes" not in self.runtimes:
             problems.append("canaryImage is set, but this environment does not deploy the kubernetes runtime")
+        if self.kubernetes_canary_percent and not (self.canary_image and self.kubernetes_gateway):
+            problems.append(
+                "kubernetesCanaryPercent weights a Gateway route: it needs canaryImage and kubernetesGateway"
+            )
+        if self.kubernetes_gateway and "kubernetes" not in self.runtimes:
+            problems.append(
+                "kubernetesGateway is set, but this environment does not deploy the kubernetes runtime"
+            )
         if self.canary_image and self.canary_image == self.image:
             problems.append("canaryImage is the stable image: empty it (promoted) or give a new one")
         bakes = {"canary": 1, "linear": len(range(self.rollout_step_percent, 100, self.rollout_step_percent))}

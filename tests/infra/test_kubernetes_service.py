@@ -203,3 +203,63 @@ def test_with_the_prometheus_operator_the_pods_are_scraped_and_the_slo_alerts_de
     assert alerts["TwinserveP99Latency"]["expr"].endswith("> 1")  # alarmP99Ms 1000, in seconds
     assert all(a["for"] == "2m" for a in alerts.values())
     assert run.outputs["kubernetesPrometheusRule"] == "iris"
+
+
+def test_behind_a_gateway_the_route_weights_the_tracks_by_share(run_stack: Callable[..., Run]) -> None:
+    run = run_stack("prod", canaryImage=CANARY, kubernetesGateway="edge/public", kubernetesCanaryPercent=10)
+    route = run.one("kubernetes:gateway.networking.k8s.io/v1:HTTPRoute").inputs
+    assert route["metadata"]["namespace"] == "twinserve-prod"
+    assert route["spec"]["parentRefs"] == [
+        {"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": "edge", "name": "public"}
+    ]
+    (rule,) = route["spec"]["rules"]
+    assert rule["backendRefs"] == [
+        {"name": "iris-stable", "port": 80, "weight": 90},
+        {"name": "iris-canary", "port": 80, "weight": 10},
+    ]
+    services = {
+        s.inputs["metadata"]["name"]: s.inputs["spec"] for s in run.of_type("kubernetes:core/v1:Service")
+    }
+    deployments = {
+        d.inputs["metadata"]["name"]: d.inputs for d in run.of_type("kubernetes:apps/v1:Deployment")
+    }
+    for track, deployment in (("stable", "iris"), ("canary", "iris-canary")):
+        pods = deployments[deployment]["spec"]["template"]["metadata"]["labels"]
+        assert services[f"iris-{track}"]["selector"].items() <= pods.items()
+        other = deployments["iris-canary" if track == "stable" else "iris"]["spec"]["template"]["metadata"][
+            "labels"
+        ]
+        assert not services[f"iris-{track}"]["selector"].items() <= other.items()  # one track each
+    assert services["iris"]["selector"] == deployments["iris"]["spec"]["selector"]["matchLabels"]  # both
+    # The stable selector is immutable: only its pods' labels gain the track.
+    assert "twinserve.dev/track" not in deployments["iris"]["spec"]["selector"]["matchLabels"]
+    assert run.outputs["kubernetesRoute"] == "iris"
+
+
+def test_behind_a_gateway_without_a_canary_all_weight_is_on_stable(run_stack: Callable[..., Run]) -> None:
+    run = run_stack("prod", kubernetesGateway="edge/public")
+    (rule,) = run.one("kubernetes:gateway.networking.k8s.io/v1:HTTPRoute").inputs["spec"]["rules"]
+    assert rule["backendRefs"] == [{"name": "iris-stable", "port": 80, "weight": 100}]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"kubernetesCanaryPercent": 10, "canaryImage": CANARY},
+            "kubernetesCanaryPercent weights a Gateway route",
+        ),
+        ({"kubernetesGateway": "public"}, "kubernetesGateway"),
+        (
+            {"kubernetesGateway": "edge/public", "runtimes": ["lambda"]},
+            "does not deploy the kubernetes runtime",
+        ),
+    ],
+)
+def test_gateway_settings_that_cannot_work_are_named(
+    config_for: Callable[..., dict[str, str]], overrides: dict, message: str
+) -> None:
+    from settings import SettingsError
+
+    with pytest.raises(SettingsError, match=message):
+        from_config(config_for("prod", **overrides), "prod")

@@ -198,3 +198,14 @@ def test_a_quiet_lambda_canary_is_promoted_and_live_follows_the_new_version(
     }
     assert "- smoke: lambda: ready, metadata and the model's example answered as expected" in summary
     assert f"**Deployed**: scorer serves all traffic from {NEW}." in summary
+
+
+def test_behind_a_gateway_a_step_weights_the_route_and_promotion_empties_it(
+    config_for: Callable[..., dict[str, str]],
+) -> None:
+    p = plan(config_for, Running(OLD, "7"), rolloutStrategy="linear", rolloutStepPercent=25,
+             kubernetesGateway="edge/public")  # fmt: skip
+    assert p.inputs(50)["kubernetesCanaryPercent"] == "50"
+    assert p.inputs(100)["kubernetesCanaryPercent"] == "0"
+    assert p.rollback_inputs()["kubernetesCanaryPercent"] == "0"
+    assert "Kubernetes 50% of the Gateway route to 3 canary pod(s)" in p.describe(50)
