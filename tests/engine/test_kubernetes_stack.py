@@ -163,41 +163,49 @@ def test_a_canary_is_created_beside_stable_then_discarded_or_promoted(
     )
 
 
-OPERATOR_CRDS = [("podmonitors", "PodMonitor"), ("prometheusrules", "PrometheusRule")]
 CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 MONITORING = f"/apis/monitoring.coreos.com/v1/namespaces/{NAMESPACE}"
+GATEWAY_API = f"/apis/gateway.networking.k8s.io/v1/namespaces/{NAMESPACE}"
 
 
-def _install_prometheus_operator_crds(cluster: ControlPlane) -> None:
-    """The two kinds the Prometheus Operator defines that the stack creates, as schemaless CRDs."""
-    for plural, kind in OPERATOR_CRDS:
-        name = f"{plural}.monitoring.coreos.com"
+def _install_crds(cluster: ControlPlane, group: str, kinds: list[tuple[str, str]]) -> None:
+    """Kinds another project defines (the Prometheus Operator's, the Gateway API's), as schemaless CRDs."""
+    for plural, kind in kinds:
+        name = f"{plural}.{group}"
         if cluster.api.get(f"{CRD_PATH}/{name}") is None:
-            version = {"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
-                "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}  # fmt: skip
-            names = {"plural": plural, "singular": kind.lower(), "kind": kind, "listKind": f"{kind}List"}
-            spec = {
-                "group": "monitoring.coreos.com",
-                "scope": "Namespaced",
-                "names": names,
-                "versions": [version],
+            version = {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                },
             }
-            body = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-                    "metadata": {"name": name}, "spec": spec}  # fmt: skip
+            names = {"plural": plural, "singular": kind.lower(), "kind": kind, "listKind": f"{kind}List"}
+            spec = {"group": group, "scope": "Namespaced", "names": names, "versions": [version]}
+            body = {
+                "apiVersion": "apiextensions.k8s.io/v1",
+                "kind": "CustomResourceDefinition",
+                "metadata": {"name": name},
+                "spec": spec,
+            }
             cluster.api.request("POST", CRD_PATH, body)
-        cluster.api.wait_for(
-            f"{CRD_PATH}/{name}",
-            lambda crd: any(
-                c["type"] == "Established" and c["status"] == "True"
-                for c in (crd.get("status") or {}).get("conditions", [])
-            ),
-        )
+
+        def established(crd: dict) -> bool:
+            conditions = (crd.get("status") or {}).get("conditions", [])
+            return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+        cluster.api.wait_for(f"{CRD_PATH}/{name}", established)
 
 
 def test_with_the_prometheus_operator_a_pod_monitor_and_the_slo_rule_are_created(
     runner: Runner, tree: Path, cluster: ControlPlane
 ) -> None:
-    _install_prometheus_operator_crds(cluster)
+    _install_crds(
+        cluster,
+        "monitoring.coreos.com",
+        [("podmonitors", "PodMonitor"), ("prometheusrules", "PrometheusRule")],
+    )
     on = engine(runner, tree, "up", "dev", "--config=kubernetesPrometheusRule=true")
     assert on.code == 0, on.output
     assert on.changes.get("create") == 2, on.changes
@@ -215,6 +223,53 @@ def test_with_the_prometheus_operator_a_pod_monitor_and_the_slo_rule_are_created
     FACTS.append(
         "kubernetesPrometheusRule on dev, with the Prometheus Operator's CRDs: a PodMonitor and a "
         "PrometheusRule (3 alerts) created, and deleted when the setting went back off"
+    )
+
+
+def test_behind_a_gateway_a_canary_gets_the_routes_weight(
+    runner: Runner, tree: Path, cluster: ControlPlane
+) -> None:
+    _install_crds(cluster, "gateway.networking.k8s.io", [("httproutes", "HTTPRoute")])
+    stable = _images(cluster)["iris"]
+    canary = engine(
+        runner,
+        tree,
+        "up",
+        "dev",
+        f"--config=canaryImage={IMAGE}",
+        "--config=kubernetesGateway=edge/public",
+        "--config=kubernetesCanaryPercent=10",
+    )
+    assert canary.code == 0, canary.output
+    route = cluster.api.get(f"{GATEWAY_API}/httproutes/iris")
+    assert route is not None
+    assert route["spec"]["rules"][0]["backendRefs"] == [
+        {"name": "iris-stable", "port": 80, "weight": 90},
+        {"name": "iris-canary", "port": 80, "weight": 10},
+    ]
+    for track in ("stable", "canary"):
+        service = cluster.api.get(f"/api/v1/namespaces/{NAMESPACE}/services/iris-{track}")
+        assert service is not None
+        assert service["spec"]["selector"]["twinserve.dev/track"] == track
+    pods = cluster.api.get(f"{DEPLOYMENTS}/iris")["spec"]["template"]["metadata"]["labels"]
+    assert pods["twinserve.dev/track"] == "stable"  # the stable selector itself unchanged (immutable)
+    off = engine(
+        runner,
+        tree,
+        "up",
+        "dev",
+        "--config=canaryImage=",
+        "--config=kubernetesGateway=",
+        "--config=kubernetesCanaryPercent=0",
+    )
+    assert off.code == 0, off.output
+    _wait_gone(cluster, f"{GATEWAY_API}/httproutes/iris")
+    _wait_gone(cluster, f"/api/v1/namespaces/{NAMESPACE}/services/iris-stable")
+    _wait_gone(cluster, f"{DEPLOYMENTS}/iris-canary")
+    assert _images(cluster) == {"iris": stable}
+    FACTS.append(
+        "kubernetesGateway on dev, with the Gateway API's CRD: a canary at 10% made an HTTPRoute weighting "
+        "iris-stable 90 / iris-canary 10, one Service per track; emptying the settings removed them"
     )
 
 

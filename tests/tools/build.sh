@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the real engines the tests drive — the Pulumi CLI, pulumi-kubernetes' provider, a local
-# Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok) and
-# actionlint — from the Go module proxy, at the versions in versions.env, into a cache outside the
+# Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok),
+# actionlint and promtool — from the Go module proxy, at the versions in versions.env, into a cache outside the
 # repository keyed by version. A tool already built is reused, so a warm run takes seconds.
 # wrk, the load generator the benchmarks drive, is the one on PATH, or else Debian's package
 # unpacked into the cache (no root needed).
@@ -22,6 +22,7 @@ kube_dir=$cache/kubernetes-v$KUBERNETES_VERSION
 etcd_dir=$cache/etcd-v$ETCD_VERSION
 kwok_dir=$cache/kwok-v$KWOK_VERSION-stages-$(printf '%s' "$KWOK_STAGES" | sha256sum | cut -c1-8)
 actionlint_dir=$cache/actionlint-v$ACTIONLINT_VERSION
+promtool_dir=$cache/promtool-$PROMETHEUS_MODULE
 wrk_dir=$cache/wrk-debian
 
 # A `pulumi` already on PATH at the pinned version is used as it is.
@@ -47,6 +48,7 @@ paths() {
   echo "KWOK=$kwok_dir/kwok"
   echo "KWOK_STAGES=$kwok_dir/stages.yaml"
   echo "ACTIONLINT=$actionlint_dir/actionlint"
+  echo "PROMTOOL=$promtool_dir/promtool"
   echo "WRK=$(command -v wrk 2> /dev/null || echo "$wrk_dir/wrk")"
 }
 
@@ -141,6 +143,10 @@ build_actionlint() {
   GOBIN=$1 go install "github.com/rhysd/actionlint/cmd/actionlint@v$ACTIONLINT_VERSION"
 }
 
+build_promtool() {
+  GOBIN=$1 go install "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_MODULE"
+}
+
 # Debian's wrk and its LuaJIT, unpacked, behind a wrapper that finds the library beside it.
 fetch_wrk() {
   (cd "$1" && apt-get download wrk libluajit-5.1-2 > /dev/null)
@@ -181,6 +187,7 @@ tool "etcd v$ETCD_VERSION" "$etcd_dir" build_etcd
 tool "kube-apiserver, kube-controller-manager, kube-scheduler v$KUBERNETES_VERSION" "$kube_dir" build_kubernetes
 tool "kwok v$KWOK_VERSION" "$kwok_dir" build_kwok
 tool "actionlint v$ACTIONLINT_VERSION" "$actionlint_dir" build_actionlint
+tool "promtool ($PROMETHEUS_MODULE)" "$promtool_dir" build_promtool
 if own=$(command -v wrk); then
   echo "tools: using your wrk at $own"
 else
