@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -205,11 +206,27 @@ class Targets:
             target,
             f"{port}:{remote}",
         ]
-        with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as forward:
+        with subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        ) as forward:
             try:
+                listening(port, forward, " ".join(command))
                 yield f"http://127.0.0.1:{port}"
             finally:
                 forward.terminate()
+
+
+def listening(port: int, forward: subprocess.Popen[str], command: str, seconds: float = 30) -> None:
+    """Until the port-forward accepts connections: the first scrape must not race its start."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if forward.poll() is not None:
+            error = forward.stderr.read().strip() if forward.stderr else ""
+            raise RolloutError(f"`{command}` exited: {error or forward.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        time.sleep(0.2)
+    raise RolloutError(f"`{command}` did not listen within {seconds:.0f} s")
 
 
 @dataclass

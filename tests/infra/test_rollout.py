@@ -209,3 +209,33 @@ def test_behind_a_gateway_a_step_weights_the_route_and_promotion_empties_it(
     assert p.inputs(100)["kubernetesCanaryPercent"] == "0"
     assert p.rollback_inputs()["kubernetesCanaryPercent"] == "0"
     assert "Kubernetes 50% of the Gateway route to 3 canary pod(s)" in p.describe(50)
+
+
+FORWARD = "kubectl port-forward deployment/iris-canary"
+
+
+def test_a_port_forward_is_waited_for_and_one_that_exits_is_named() -> None:
+    """`listening` with processes in kubectl's place: one that listens late, one that fails."""
+    import subprocess
+    import sys
+
+    from rollout import RolloutError, listening
+
+    from tests.ports import free_port
+
+    port = free_port()
+    server = f"http.server.HTTPServer(('127.0.0.1', {port}), http.server.BaseHTTPRequestHandler)"
+    late = [sys.executable, "-c", f"import time, http.server; time.sleep(1); {server}.serve_forever()"]
+    with subprocess.Popen(late, stderr=subprocess.PIPE, text=True) as forward:
+        try:
+            listening(port, forward, FORWARD)
+        finally:
+            forward.terminate()
+    missing = 'error: deployments.apps "iris-canary" not found'
+    failing = [sys.executable, "-c", f"import sys; sys.exit({missing!r})"]
+    with (
+        subprocess.Popen(failing, stderr=subprocess.PIPE, text=True) as forward,
+        pytest.raises(RolloutError) as raised,
+    ):
+        listening(free_port(), forward, FORWARD)
+    assert str(raised.value) == f"`{FORWARD}` exited: {missing}"
