@@ -42,6 +42,7 @@ from watch import Watch, alarm_breaches, judged, watch
 ROOT = Path(__file__).resolve().parent.parent
 UP = ROOT / ".github" / "scripts" / "up-stack.sh"
 DEPLOYED, ROLLED_BACK, FAILED = 0, 1, 2
+LOCK_PATIENCE_SECONDS = 60.0  # how long a cancelled run's up may take to release the stack
 
 
 class RolloutError(RuntimeError):
@@ -161,25 +162,57 @@ class Engine:
 
     stack: str
     image: str
+    lock_patience_seconds: float = LOCK_PATIENCE_SECONDS
 
     def outputs(self) -> dict[str, Any]:
         result = subprocess.run(
             ["pulumi", "stack", "output", "--json", "--stack", self.stack],
-            capture_output=True, text=True, check=False, cwd=ROOT,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=ROOT,
+        )
         if result.returncode != 0:
             if "no stack named" in result.stderr:
                 return {}
             raise RolloutError(f"could not read the outputs of stack {self.stack}: {result.stderr.strip()}")
         return json.loads(result.stdout or "{}")
 
-    def up(self, inputs: dict[str, str]) -> dict[str, Any]:
+    def up(self, inputs: dict[str, str], after_cancel: bool = False) -> dict[str, Any]:
+        """One up with a step's inputs. `after_cancel`: the up of a cancelled run may still be winding
+        down, or have died holding the stack's lock; wait for it, then clear a lock it left. Safe only
+        because the workflow runs one deploy per stack at a time (its concurrency group)."""
         command = [str(UP), self.stack, self.image]
         for key, value in inputs.items():
             command += ["--config", f"{key}={value}"]
-        if subprocess.run(command, cwd=ROOT, check=False).returncode != 0:
-            raise RolloutError("the up failed (its output is above)")
-        return self.outputs()
+        deadline = time.monotonic() + self.lock_patience_seconds
+        while True:
+            code, output = _streamed(command)
+            if code == 0:
+                return self.outputs()
+            if not (after_cancel and "currently locked" in output):
+                raise RolloutError("the up failed (its output is above)")
+            if time.monotonic() > deadline:
+                print(
+                    f"the lock outlived the cancelled up by {self.lock_patience_seconds:g} s: clearing it",
+                    flush=True,
+                )
+                subprocess.run(["pulumi", "cancel", "--yes", "--stack", self.stack], cwd=ROOT, check=False)
+                after_cancel = False  # one clearing; a lock that comes back is someone else's
+            time.sleep(5)
+
+
+def _streamed(command: list[str]) -> tuple[int, str]:
+    """Run, printing the output as it comes, and keep it for the caller to read."""
+    lines = []
+    with subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as run:
+        assert run.stdout is not None
+        for line in run.stdout:
+            print(line, end="", flush=True)
+            lines.append(line)
+    return run.returncode, "".join(lines)
 
 
 @dataclass(frozen=True)
@@ -367,16 +400,27 @@ class Rollout:
 
 
 def abort(engine: Engine, settings: Settings, timeline: Timeline) -> int:
-    """Roll back a rollout a cancelled run left running: the outputs hold its stable side."""
+    """Put the stack back on the stable side its outputs recorded, whatever a cancelled run left: its
+    outputs are written when an up completes, so an up interrupted midway may have created a canary
+    they do not mention. One up, a no-op when nothing was left running."""
     outputs = engine.outputs()
-    running_canary = outputs.get("kubernetesCanary") or (outputs.get("lambdaCanaryPercent") or 0) > 0
-    if not running_canary:
-        timeline.add(f"{settings.stack}: no rollout is running; nothing to abort.")
+    running = Running.of(outputs)
+    if running.image is None and running.lambda_version is None:
+        timeline.add(f"{settings.stack}: no model was deployed before; nothing to go back to.")
         return DEPLOYED
-    plan = Plan(settings, Running.of(outputs), outputs.get("image") or engine.image, "canary")
-    engine.up(plan.rollback_inputs())
-    timeline.add(f"{settings.stack}: the rollout was aborted; the canary is discarded on both runtimes.")
-    return ROLLED_BACK
+    plan = Plan(settings, running, running.image or engine.image, "canary")
+    engine.up(plan.rollback_inputs(), after_cancel=True)
+    kept = [
+        f"Kubernetes runs {running.image}" if running.image and plan.kubernetes else "",
+        f"Lambda's live alias is on version {running.lambda_version}"
+        if running.lambda_version and plan.lambda_
+        else "",
+    ]
+    timeline.add(
+        f"{settings.stack}: aborted; no canary runs, all traffic on the stable model: "
+        f"{'; '.join(filter(None, kept))}."
+    )
+    return DEPLOYED
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -387,11 +431,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", required=True, help="the stack, e.g. prod or org/prod")
     parser.add_argument("--env", required=True, help="the environment whose rollout* settings apply")
     parser.add_argument("--image", required=True, help="the new model image, by digest")
-    parser.add_argument("--strategy", choices=("settings", "all-at-once"), default="settings",
-                        help="all-at-once skips the canary for this deploy")  # fmt: skip
+    parser.add_argument(
+        "--strategy",
+        choices=("settings", "all-at-once"),
+        default="settings",
+        help="all-at-once skips the canary for this deploy",
+    )
     parser.add_argument("--metadata", type=Path, default=ROOT / "dist" / "model-metadata.json")
     parser.add_argument("--bake-seconds", type=float, help="instead of rolloutBakeMinutes")
     parser.add_argument("--interval", type=float, default=15, help="seconds between looks at the signals")
+    parser.add_argument(
+        "--lock-patience-seconds",
+        type=float,
+        default=LOCK_PATIENCE_SECONDS,
+        help="abort: how long to wait for a cancelled up's lock before clearing it",
+    )
     parser.add_argument(
         "--wait-seconds", type=float, default=180, help="how long new pods may take to be ready"
     )
@@ -402,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     timeline = Timeline()
     try:
         settings = read_environment(args.env)
-        engine = Engine(args.stack, args.image)
+        engine = Engine(args.stack, args.image, args.lock_patience_seconds)
         if args.command == "abort":
             return abort(engine, settings, timeline)
         strategy = settings.rollout_strategy if args.strategy == "settings" else args.strategy

@@ -183,16 +183,20 @@ def _install_crds(cluster: ControlPlane, group: str, kinds: list[tuple[str, str]
             }
             names = {"plural": plural, "singular": kind.lower(), "kind": kind, "listKind": f"{kind}List"}
             spec = {"group": group, "scope": "Namespaced", "names": names, "versions": [version]}
+            # The API server refuses a CRD in a *.k8s.io group without an approval annotation.
+            approval = {
+                "api-approved.kubernetes.io": "https://github.com/kubernetes-sigs/gateway-api/pull/1538"
+            }
             body = {
                 "apiVersion": "apiextensions.k8s.io/v1",
                 "kind": "CustomResourceDefinition",
-                "metadata": {"name": name},
+                "metadata": {"name": name, "annotations": approval if group.endswith(".k8s.io") else {}},
                 "spec": spec,
             }
             cluster.api.request("POST", CRD_PATH, body)
 
         def established(crd: dict) -> bool:
-            conditions = (crd.get("status") or {}).get("conditions", [])
+            conditions = (crd.get("status") or {}).get("conditions") or []
             return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
         cluster.api.wait_for(f"{CRD_PATH}/{name}", established)

@@ -117,13 +117,14 @@ def deploy(
         verb: str = "run",
         bake_seconds: str = "6",
         background: list[subprocess.Popen] | None = None,
+        extra: tuple[str, ...] = (),
     ) -> tuple[subprocess.CompletedProcess[str] | None, str]:
         """The job's step: `rollout.sh run dev IMAGE`, its summary in GITHUB_STEP_SUMMARY."""
         summary = summary_dir / f"{image[-8:]}-{time.monotonic_ns()}.md"
         script = str(tree / ".github" / "scripts" / "rollout.sh")
         command = [script, verb, "dev", image, "--metadata", str(metadata), "--kubernetes-url",
                    servers["none"].url, "--interval", "0.5", "--wait-seconds", "30", "--bake-seconds",
-                   bake_seconds]  # fmt: skip
+                   bake_seconds, *extra]  # fmt: skip
         if canary:
             command += ["--kubernetes-canary-url", canary.url]
         env = {**runner.env, "ENVIRONMENT": "dev", "GITHUB_STEP_SUMMARY": str(summary)}
@@ -136,6 +137,7 @@ def deploy(
         assert json.loads(outputs.read_text())["image"] == images(cluster)["scorer"]  # for deploy-summary.sh
         return result, summary.read_text() if summary.exists() else ""
 
+    run.backend = backend  # type: ignore[attr-defined]
     return run
 
 
@@ -204,10 +206,43 @@ def test_a_cancelled_rollout_is_aborted_back_to_the_stable_model(
         job.wait(timeout=60)
     assert images(cluster) == {"scorer": THIRD, "scorer-canary": IMAGE}  # left running mid-bake
     result, summary = deploy(IMAGE, None, "abort")
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "dev: the rollout was aborted; the canary is discarded on both runtimes." in summary
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (
+        f"dev: aborted; no canary runs, all traffic on the stable model: Kubernetes runs {THIRD}." in summary
+    )
     assert images(cluster) == {"scorer": THIRD}
-    again, summary = deploy(IMAGE, None, "abort")
+    again, summary = deploy(IMAGE, None, "abort")  # nothing left: the same up changes nothing
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "dev: no rollout is running; nothing to abort." in summary
+    assert images(cluster) == {"scorer": THIRD}
     FACTS.append("a rollout interrupted mid-bake left its canary; `rollout.sh abort` discarded it in one up")
+
+
+def test_a_runner_killed_mid_up_leaves_a_lock_that_abort_clears(
+    deploy: Callable[..., tuple], cluster: ControlPlane, servers: dict[str, Server]
+) -> None:
+    """GitHub escalates a cancel to SIGKILL: the up dies holding the stack's lock. The abort step
+    waits `--lock-patience-seconds` for it, clears it (`pulumi cancel`) and rolls back."""
+    locks = deploy.backend / ".pulumi" / "locks"  # type: ignore[attr-defined]
+    started: list[subprocess.Popen] = []
+    deploy(SECOND, servers["none"], bake_seconds="600", background=started)
+    (job,) = started
+    try:
+        deadline = time.monotonic() + 120
+        while not list(locks.rglob("*.json")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list(locks.rglob("*.json")), "the up never took the stack's lock"
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait(timeout=60)
+    assert list(locks.rglob("*.json"))  # left behind
+    result, summary = deploy(SECOND, None, "abort", extra=("--lock-patience-seconds", "2"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "the lock outlived the cancelled up by 2 s: clearing it" in result.stdout
+    assert (
+        f"dev: aborted; no canary runs, all traffic on the stable model: Kubernetes runs {THIRD}." in summary
+    )
+    assert images(cluster) == {"scorer": THIRD}
+    assert not list(locks.rglob("*.json"))
+    FACTS.append(
+        "a rollout SIGKILLed mid-up left the stack locked; `rollout.sh abort` cleared it and rolled back"
+    )
