@@ -14,9 +14,10 @@ canary pods, the canary alias's URL) and baked: its Prometheus metrics and its C
 A failed smoke test, a breached signal or a failed up rolls both runtimes back in one up (the canary
 discarded, `live` pinned to the stable version) and exits 1 with the reason named. A clean last step
 promotes: `image` becomes the new one and `live` follows it. `--summary` appends the timeline.
+Exit 0 deployed, 1 rolled back, 2 failed with nothing to roll back to (or the rollback failed too).
 
-`--strategy all-at-once` skips the canary for one deploy (a by-hand "promote now"); `abort` rolls
-back a rollout left running (a cancelled run).
+`--strategy all-at-once` skips the canary for one deploy (a by-hand "promote now"); `abort` puts
+the stack back on the stable side its outputs recorded (after a cancelled run).
 """
 
 from __future__ import annotations
@@ -135,7 +136,9 @@ class Plan:
         if percent == 100:
             return "100%: the new model everywhere"
         parts = []
-        if self.kubernetes:
+        if self.kubernetes and self.running.image == self.image:
+            parts.append("Kubernetes unchanged (the same image)")
+        elif self.kubernetes:
             pods, stable = (
                 canary_pods(self.settings.kubernetes_min_replicas, percent),
                 self.settings.kubernetes_min_replicas,
@@ -302,18 +305,16 @@ class Rollout:
         self.timeline.add(f"### {plan.settings.stack}: {plan.strategy} rollout of {model}")
         self.timeline.add("")
         self.timeline.add(f"Steps: {', '.join(f'{p}%' for p in plan.steps)}. {self._slo()}")
-        changed = False
         try:
             for percent in plan.steps:
                 self.timeline.add("")
                 self.timeline.add(f"**Step {plan.describe(percent)}**")
-                changed = True
                 outputs = self.engine.up(plan.inputs(percent))
                 self._smoke(outputs, canary=percent < 100)
                 if percent < 100 or plan.strategy == "all-at-once":
                     self._bake(outputs, canary=percent < 100)
         except (RolloutError, SmokeError, MetricsError, OSError) as error:
-            return self._roll_back(str(error), changed)
+            return self._roll_back(str(error))
         self.timeline.add("")
         self.timeline.add(f"**Deployed**: {model} serves all traffic from {plan.image}.")
         return DEPLOYED
@@ -371,14 +372,14 @@ class Rollout:
         if result.breaches:
             raise RolloutError("; ".join(result.breaches))
 
-    def _roll_back(self, reason: str, changed: bool) -> int:
+    def _roll_back(self, reason: str) -> int:
         seen = time.monotonic()
         self.timeline.add("")
         self.timeline.add(f"**Failed**: {reason}")
         running = self.plan.running
-        if not changed or (running.image is None and running.lambda_version is None):
+        if running.image is None and running.lambda_version is None:
             self.timeline.add("Nothing to roll back to: this stack ran no earlier model.")
-            return FAILED if not changed else ROLLED_BACK
+            return FAILED
         try:
             self.engine.up(self.plan.rollback_inputs())
         except RolloutError as error:

@@ -10,12 +10,13 @@ import boto3
 import pytest
 from moto import mock_aws
 from offline import INFRA, run_program
-from rollout import DEPLOYED, ROLLED_BACK, Plan, Rollout, Running, Targets, canary_pods, shares
+from rollout import DEPLOYED, FAILED, ROLLED_BACK, Plan, Rollout, Running, Targets, canary_pods, shares
 from settings import PROJECT, from_config
 from smoke import Example
 from watch import alarm_breaches
 
 from tests.model_servers import Server, faulty_models, start
+from tests.ports import free_port
 
 NEW = "registry.example/twinserve@sha256:" + "b" * 64
 OLD = "registry.example/twinserve@sha256:" + "a" * 64
@@ -221,8 +222,6 @@ def test_a_port_forward_is_waited_for_and_one_that_exits_is_named() -> None:
 
     from rollout import RolloutError, listening
 
-    from tests.ports import free_port
-
     port = free_port()
     server = f"http.server.HTTPServer(('127.0.0.1', {port}), http.server.BaseHTTPRequestHandler)"
     late = [sys.executable, "-c", f"import time, http.server; time.sleep(1); {server}.serve_forever()"]
@@ -239,3 +238,21 @@ def test_a_port_forward_is_waited_for_and_one_that_exits_is_named() -> None:
     ):
         listening(free_port(), forward, FORWARD)
     assert str(raised.value) == f"`{FORWARD}` exited: {missing}"
+
+
+@mock_aws
+def test_a_first_deploy_that_fails_its_smoke_test_says_there_is_nothing_to_roll_back_to(
+    config_for: Callable[..., dict[str, str]], scorer: tuple[Server, Path]
+) -> None:
+    _, metadata = scorer
+    cloud = MockedCloud(config_for, f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    settings = from_config(config_for("prod", runtimes=["lambda"], modelName="scorer"), "prod")
+    plan = Plan(settings, Running(None, None), NEW, "canary")
+    rollout = Rollout(plan, cloud, Example.read(metadata), Targets(), 1, 0.25, wait_seconds=1)  # type: ignore[arg-type]
+    assert rollout.run() == FAILED
+    summary = "\n".join(rollout.timeline.lines)
+    assert "Steps: 100%." in summary
+    assert "**Failed**: lambda: " in summary
+    assert "/v2/health/ready answered unreachable" in summary
+    assert "Nothing to roll back to: this stack ran no earlier model." in summary
+    assert len(cloud.ups) == 1
