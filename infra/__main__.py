@@ -34,6 +34,7 @@ def kubernetes_args(s: config.Settings) -> KubernetesServiceArgs:
         canary_image=s.canary_image or "",
         canary_replicas=s.kubernetes_canary_replicas,
         prometheus_rule=s.kubernetes_prometheus_rule,
+        monitoring_labels=tuple(s.kubernetes_monitoring_labels),
         gateway=s.kubernetes_gateway,
         canary_percent=s.kubernetes_canary_percent,
         slo=slo(s),

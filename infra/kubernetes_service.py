@@ -36,6 +36,7 @@ class KubernetesServiceArgs:
     canary_image: str = ""
     canary_replicas: int = 1
     prometheus_rule: bool = False
+    monitoring_labels: tuple[str, ...] = ()  # key=value, for the Prometheus' selectors
     gateway: str = ""  # namespace/name of a Gateway API Gateway; empty for none
     canary_percent: int = 0  # the route's weight on the canary, with a gateway
     slo: Slo = Slo(0.01, 0.05, 1000)
@@ -246,6 +247,8 @@ class KubernetesService(pulumi.ComponentResource):
     ) -> list[k8s.apiextensions.CustomResource]:
         """For the Prometheus Operator: a PodMonitor scraping every pod of both tracks (the track label
         kept), and the SLO's alerts as a PrometheusRule."""
+        extra = dict(label.split("=", 1) for label in self.args.monitoring_labels)
+        meta = {**meta, "labels": {**meta["labels"], **extra}}
         monitor = k8s.apiextensions.CustomResource(
             f"{name}-pod-monitor",
             api_version="monitoring.coreos.com/v1",

@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DIGEST_REFERENCE = re.compile(r"^[a-z0-9][a-z0-9._\-/:]*@sha256:[0-9a-f]{64}$")
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti)?$"
 NAME = r"^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$"
+LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 # CloudWatch Logs accepts only these retention periods.
 RETENTION_DAYS = (
     1,
@@ -140,6 +142,9 @@ class Settings(BaseModel):
     kubernetes_prometheus_rule: bool = False
     """Where the cluster runs the Prometheus Operator: a PodMonitor scraping the model's pods and a
     PrometheusRule alerting on the SLO (alarm* settings) per track, stable and canary."""
+    kubernetes_monitoring_labels: list[str] = []
+    """key=value labels on the PodMonitor and PrometheusRule, for a Prometheus whose selectors require
+    them (kube-prometheus-stack selects release=<its Helm release> by default)."""
     kubeconfig: str = ""
     """A kubeconfig for the target cluster, set with --secret; empty means the ambient context."""
 
@@ -213,6 +218,15 @@ class Settings(BaseModel):
         if value and not DIGEST_REFERENCE.match(value):
             raise ValueError("must be an image reference by digest: <registry>/<repository>@sha256:<64 hex>")
         return value or None
+
+    @field_validator("kubernetes_monitoring_labels")
+    @classmethod
+    def _labels(cls, value: list[str]) -> list[str]:
+        for label in value:
+            key, sep, text = label.partition("=")
+            if not sep or not LABEL_KEY.match(key) or not LABEL_VALUE.match(text):
+                raise ValueError(f"{label!r} is not a Kubernetes label as key=value")
+        return value
 
     @field_validator("runtimes")
     @classmethod

@@ -205,6 +205,29 @@ def test_with_the_prometheus_operator_the_pods_are_scraped_and_the_slo_alerts_de
     assert run.outputs["kubernetesPrometheusRule"] == "iris"
 
 
+def test_the_prometheus_selectors_labels_go_on_both_monitoring_objects(run_stack: Callable[..., Run]) -> None:
+    run = run_stack(
+        "prod", kubernetesPrometheusRule="true", kubernetesMonitoringLabels=["release=kube-prometheus"]
+    )
+    for kind_ in ("PodMonitor", "PrometheusRule"):
+        labels = run.one(f"kubernetes:monitoring.coreos.com/v1:{kind_}").inputs["metadata"]["labels"]
+        assert labels["release"] == "kube-prometheus"
+        assert labels["app.kubernetes.io/name"] == "iris"
+    assert "release" not in run.one("kubernetes:apps/v1:Deployment").inputs["metadata"]["labels"]
+
+
+@pytest.mark.parametrize("label", ["release", "=x", "release=has space", "-bad=x"])
+def test_a_monitoring_label_that_is_not_key_value_is_named(
+    config_for: Callable[..., dict[str, str]], label: str
+) -> None:
+    from settings import SettingsError
+
+    with pytest.raises(
+        SettingsError, match=r"kubernetesMonitoringLabels.*is not a Kubernetes label as key=value"
+    ):
+        from_config(config_for("prod", kubernetesMonitoringLabels=[label]), "prod")
+
+
 def test_behind_a_gateway_the_route_weights_the_tracks_by_share(run_stack: Callable[..., Run]) -> None:
     run = run_stack("prod", canaryImage=CANARY, kubernetesGateway="edge/public", kubernetesCanaryPercent=10)
     route = run.one("kubernetes:gateway.networking.k8s.io/v1:HTTPRoute").inputs
