@@ -3,11 +3,16 @@ models are built, and `python -m serving` is run, by the main virtualenv's inter
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
+import threading
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,3 +68,36 @@ def start(root: Path) -> Server:
             time.sleep(0.2)
     os.killpg(process.pid, signal.SIGKILL)
     raise AssertionError(f"the server of {root} was not ready within 60 s")
+
+
+@contextmanager
+def traffic(url: str, every: int, value: float) -> Iterator[dict[str, int]]:
+    """Two clients of the `scorer` at `url`, sending `value` in one request of `every` and 1.0
+    otherwise, until the block ends; counts what they sent."""
+    sent, stop = {"requests": 0, "faulty inputs": 0}, threading.Event()
+
+    def client() -> None:
+        count = 0
+        while not stop.is_set():
+            count += 1
+            x = value if count % every == 0 else 1.0
+            body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 1], "data": [x]}]}
+            request = urllib.request.Request(
+                f"{url}/v2/models/scorer/infer",
+                json.dumps(body).encode(),
+                {"content-type": "application/json"},
+            )
+            with suppress(urllib.error.HTTPError):
+                urllib.request.urlopen(request, timeout=30).close()
+            sent["requests"] += 1
+            sent["faulty inputs"] += x == value
+
+    threads = [threading.Thread(target=client) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield sent
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)

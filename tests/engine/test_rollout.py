@@ -11,12 +11,8 @@ import os
 import re
 import signal
 import subprocess
-import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -24,7 +20,7 @@ import yaml
 
 from tests.engine.conftest import FACTS, IMAGE, Runner, checkout
 from tests.engine.control_plane import ControlPlane
-from tests.model_servers import Server, faulty_models, start
+from tests.model_servers import Server, faulty_models, start, traffic
 
 NAMESPACE = "twinserve-rollout"
 DEPLOYMENTS = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments"
@@ -45,38 +41,6 @@ def servers(models: Path) -> Iterator[dict[str, Server]]:
     yield running
     for server in running.values():
         server.stop()
-
-
-@contextmanager
-def traffic(server: Server, every: int) -> Iterator[dict[str, int]]:
-    """Two clients, one request in `every` with the failing input, until the block ends."""
-    sent, stop = {"requests": 0, "failing": 0}, threading.Event()
-
-    def client() -> None:
-        count = 0
-        while not stop.is_set():
-            count += 1
-            x = FAILING if count % every == 0 else 1.0
-            body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 1], "data": [x]}]}
-            request = urllib.request.Request(
-                f"{server.url}/v2/models/scorer/infer",
-                json.dumps(body).encode(),
-                {"content-type": "application/json"},
-            )
-            with suppress(urllib.error.HTTPError):
-                urllib.request.urlopen(request, timeout=30).close()
-            sent["requests"] += 1
-            sent["failing"] += x == FAILING
-
-    threads = [threading.Thread(target=client) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    try:
-        yield sent
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +122,7 @@ def test_a_first_deploy_goes_all_at_once(deploy: Callable[..., tuple], cluster: 
 def test_a_canary_failing_one_request_in_ten_is_rolled_back_on_its_error_ratio(
     deploy: Callable[..., tuple], cluster: ControlPlane, servers: dict[str, Server]
 ) -> None:
-    with traffic(servers["errors"], 10) as sent:
+    with traffic(servers["errors"].url, 10, FAILING) as sent:
         result, summary = deploy(SECOND, servers["errors"])
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Steps: 10%, 100%." in summary
@@ -170,7 +134,7 @@ def test_a_canary_failing_one_request_in_ten_is_rolled_back_on_its_error_ratio(
     assert f"all traffic on the stable model: Kubernetes runs {IMAGE}." in summary
     assert "100%" not in summary.split("**Step 10%")[1]  # never promoted
     assert images(cluster) == {"scorer": IMAGE}  # the canary Deployment is gone, stable untouched
-    assert sent["failing"] > 0
+    assert sent["faulty inputs"] > 0
     seconds = re.search(r"\*\*Rolled back\*\* (\d+) s after the failure was seen", summary)
     assert seconds, summary
     FACTS.append(
@@ -182,7 +146,7 @@ def test_a_canary_failing_one_request_in_ten_is_rolled_back_on_its_error_ratio(
 def test_a_healthy_canary_is_promoted(
     deploy: Callable[..., tuple], cluster: ControlPlane, servers: dict[str, Server]
 ) -> None:
-    with traffic(servers["none"], 10):  # the healthy model answers the "failing" input too
+    with traffic(servers["none"].url, 10, FAILING):  # the healthy model answers the "failing" input too
         result, summary = deploy(THIRD, servers["none"])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "**Step 10%" in summary

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import re
 import subprocess
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests.model_servers import traffic
 from tests.serving.conftest import Server, start_server, stop_server
 from tests.workflows import faulty_models
 from tests.workflows.conftest import REPO
@@ -37,34 +35,6 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Serv
         stop_server(server)
 
 
-@contextmanager
-def traffic(server: Server, every: int, value: float) -> Iterator[dict[str, int]]:
-    """Two clients sending `value` in one request of `every` and 1.0 otherwise, until the block ends."""
-    sent = {"requests": 0, "faulty inputs": 0}
-    stop = threading.Event()
-
-    def client() -> None:
-        with httpx.Client(base_url=server.url, timeout=30) as http:
-            count = 0
-            while not stop.is_set():
-                count += 1
-                x = value if count % every == 0 else 1.0
-                http.post("/v2/models/scorer/infer", json={"inputs": [
-                    {"name": "x", "datatype": "FP32", "shape": [1, 1], "data": [x]}]})  # fmt: skip
-                sent["requests"] += 1
-                sent["faulty inputs"] += x == value
-
-    threads = [threading.Thread(target=client) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    try:
-        yield sent
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=60)
-
-
 def canary(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
     command = [*CANARY, "--metrics-url", f"{server.url}/metrics", "--model", "scorer", "--interval", "0.5",
                "--bake-seconds", "4", "--min-requests", "30", *args]  # fmt: skip
@@ -73,7 +43,7 @@ def canary(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_a_good_model_is_promoted_after_the_bake(servers: dict[str, Server], tmp_path: Path) -> None:
     summary = tmp_path / "summary.md"
-    with traffic(servers["none"], 10, 1.0):
+    with traffic(servers["none"].url, 10, 1.0):
         result = canary(servers["none"], "--summary", str(summary))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("### Canary analysis of scorer: promote\n")
@@ -84,7 +54,7 @@ def test_a_good_model_is_promoted_after_the_bake(servers: dict[str, Server], tmp
 def test_a_model_failing_one_request_in_ten_is_rolled_back_on_its_error_ratio(
     servers: dict[str, Server],
 ) -> None:
-    with traffic(servers["errors"], 10, FAILING) as sent:
+    with traffic(servers["errors"].url, 10, FAILING) as sent:
         result = canary(servers["errors"], "--env", "prod")  # prod's alarmErrorRatio: 0.005
     assert result.returncode == 1, result.stderr
     breach = re.search(r"error: canary roll back: error ratio (0\.\d{4}) > 0\.0050", result.stderr)
@@ -96,7 +66,7 @@ def test_a_model_failing_one_request_in_ten_is_rolled_back_on_its_error_ratio(
 
 
 def test_a_model_slow_on_some_inputs_is_rolled_back_on_its_p99(servers: dict[str, Server]) -> None:
-    with traffic(servers["slow"], 20, SLOW):
+    with traffic(servers["slow"].url, 20, SLOW):
         result = canary(servers["slow"], "--max-p99-ms", "100")
     assert result.returncode == 1, result.stderr
     assert "error: canary roll back: p99 latency" in result.stderr
