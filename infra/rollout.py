@@ -56,11 +56,14 @@ class Running:
 
     image: str | None
     lambda_version: str | None
+    commit: str | None = None  # the commit of main it was deployed from
 
     @classmethod
     def of(cls, outputs: dict[str, Any]) -> Running:
         version = outputs.get("lambdaLiveVersion")
-        return cls(outputs.get("image") or None, str(version) if version else None)
+        return cls(
+            outputs.get("image") or None, str(version) if version else None, outputs.get("commit") or None
+        )
 
 
 def shares(strategy: str, step: int) -> list[int]:
@@ -126,10 +129,13 @@ class Plan:
         return values
 
     def rollback_inputs(self) -> dict[str, str]:
+        """The stable side again, and its commit: the stack records what it serves, not what failed."""
+        commit = {"commit": self.running.commit} if self.running.commit else {}
         return {
             "image": self.running.image or self.image,
             **self._no_canary,
             "lambdaStableVersion": (self.running.lambda_version or "") if self.lambda_ else "",
+            **commit,
         }
 
     def describe(self, percent: int) -> str:

@@ -73,6 +73,8 @@ def test_a_canary_step_pins_the_stable_side_of_both_runtimes(
         "lambdaStableVersion": "7",
         "lambdaCanaryPercent": "0",
     }
+    recorded = plan(config_for, Running(OLD, "7", "a1" * 20), rolloutStrategy="canary")
+    assert recorded.rollback_inputs()["commit"] == "a1" * 20  # what the stack serves again
     assert "1 canary pod(s) beside 3+ stable (at most 25%)" in p.describe(10)
 
 
