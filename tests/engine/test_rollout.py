@@ -79,7 +79,7 @@ def deploy(
         image: str,
         canary: Server | None,
         verb: str = "run",
-        bake_seconds: str = "6",
+        bake_seconds: str = "3",
         background: list[subprocess.Popen] | None = None,
         extra: tuple[str, ...] = (),
     ) -> tuple[subprocess.CompletedProcess[str] | None, str]:
@@ -154,7 +154,7 @@ def test_a_healthy_canary_is_promoted(
     assert "| breach |" in summary
     assert f"**Deployed**: scorer serves all traffic from {THIRD}." in summary
     assert images(cluster) == {"scorer": THIRD}
-    FACTS.append("rollout of a healthy canary on dev: baked 6 s at 1 pod beside 1, then promoted")
+    FACTS.append("rollout of a healthy canary on dev: baked 3 s at 1 pod beside 1, then promoted")
 
 
 def test_a_cancelled_rollout_is_aborted_back_to_the_stable_model(
@@ -174,9 +174,6 @@ def test_a_cancelled_rollout_is_aborted_back_to_the_stable_model(
     assert (
         f"dev: aborted; no canary runs, all traffic on the stable model: Kubernetes runs {THIRD}." in summary
     )
-    assert images(cluster) == {"scorer": THIRD}
-    again, summary = deploy(IMAGE, None, "abort")  # nothing left: the same up changes nothing
-    assert again.returncode == 0, again.stdout + again.stderr
     assert images(cluster) == {"scorer": THIRD}
     FACTS.append("a rollout interrupted mid-bake left its canary; `rollout.sh abort` discarded it in one up")
 
