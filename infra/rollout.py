@@ -208,7 +208,7 @@ class Engine:
                 )
                 subprocess.run(["pulumi", "cancel", "--yes", "--stack", self.stack], cwd=ROOT, check=False)
                 after_cancel = False  # one clearing; a lock that comes back is someone else's
-            time.sleep(5)
+            time.sleep(min(5.0, self.lock_patience_seconds))
 
 
 def _streamed(command: list[str]) -> tuple[int, str]:
