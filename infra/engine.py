@@ -72,11 +72,15 @@ def open_stack(
 
 
 def set_config(stack: auto.Stack, pairs: list[str]) -> None:
+    """All in one CLI call; a key given twice takes its last value (a rollout step's over the job's)."""
+    values: dict[str, auto.ConfigValue] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise EngineError(f"--config {pair!r}: expected KEY=VALUE")
-        stack.set_config(key, auto.ConfigValue(value=value))
+        values[key] = auto.ConfigValue(value=value)
+    if values:
+        stack.set_all_config(values)
 
 
 def run(command: str, stack: auto.Stack) -> dict[str, int]:
