@@ -177,7 +177,7 @@ class LambdaService(pulumi.ComponentResource):
         self.alarms = self._alarms(name, tags, child)
         self.canary_endpoint: pulumi.Output[str] | None = None
         self.canary_alarms: list[aws.cloudwatch.MetricAlarm] = []
-        if args.stable_version:
+        if args.stable_version and args.canary_percent:  # gone again on promotion or rollback
             canary = aws.lambda_.Alias(
                 f"{name}-canary-alias",
                 name=CANARY_ALIAS,
@@ -192,7 +192,6 @@ class LambdaService(pulumi.ComponentResource):
                 (),
                 child,
             )
-        if args.stable_version and args.canary_percent:
             self.canary_alarms = self._alarms(name, tags, child, executed_version=self.function.version)
         self.register_outputs(
             {

@@ -301,6 +301,8 @@ def test_a_rolled_back_alias_stays_pinned_to_the_stable_version_without_weights(
     assert not live.get("routingConfig")
     assert run.outputs["lambdaCanaryAlarms"] == []
     assert run.outputs["lambdaCanaryPercent"] == 0
+    assert [a.inputs["name"] for a in run.of_type("aws:lambda/alias:Alias")] == ["live"]  # no canary alias
+    assert run.outputs["lambdaCanaryEndpoint"] is None
 
 
 def test_an_unchanged_function_gets_no_weights_on_its_own_version(run_stack: Callable[..., Run]) -> None:
