@@ -10,7 +10,9 @@ import boto3
 import pytest
 from moto import mock_aws
 from offline import INFRA, run_program
-from rollout import DEPLOYED, FAILED, ROLLED_BACK, Plan, Rollout, Running, Targets, canary_pods, shares
+from rollout import DEPLOYED, FAILED, ROLLED_BACK, Rollout
+from rollout_io import Targets
+from rollout_plan import Plan, Running, canary_pods, shares
 from settings import PROJECT, from_config
 from smoke import Example
 from watch import alarm_breaches
@@ -222,7 +224,7 @@ def test_a_port_forward_is_waited_for_and_one_that_exits_is_named() -> None:
     import subprocess
     import sys
 
-    from rollout import RolloutError, listening
+    from rollout_io import RolloutError, listening
 
     port = free_port()
     server = f"http.server.HTTPServer(('127.0.0.1', {port}), http.server.BaseHTTPRequestHandler)"

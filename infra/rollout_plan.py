@@ -1,0 +1,127 @@
+"""A rollout's plan: the steps a strategy takes, and the inputs of each step's up and of the rollback.
+
+Pure: it reads the environment's settings and what the stack served before (its outputs), and
+decides; `infra/rollout.py` runs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from settings import Settings
+
+
+@dataclass(frozen=True)
+class Running:
+    """What the stack served before this deploy (its outputs): the side a rollout keeps stable."""
+
+    image: str | None
+    lambda_version: str | None
+    commit: str | None = None  # the commit of main it was deployed from
+
+    @classmethod
+    def of(cls, outputs: dict[str, Any]) -> Running:
+        version = outputs.get("lambdaLiveVersion")
+        return cls(
+            outputs.get("image") or None, str(version) if version else None, outputs.get("commit") or None
+        )
+
+
+def shares(strategy: str, step: int) -> list[int]:
+    """The new model's share at each step, ending at 100."""
+    if strategy == "canary":
+        return [step, 100]
+    if strategy == "linear":
+        return [*range(step, 100, step), 100]
+    return [100]
+
+
+def canary_pods(stable_pods: int, percent: int) -> int:
+    """Pods giving the canary about `percent` of a Service's traffic beside `stable_pods`; at least one,
+    so a small deployment's real share is higher than asked (the summary says how much)."""
+    return max(1, round(stable_pods * percent / (100 - percent)))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The inputs of each up: the new image, and the stable side from what the stack ran."""
+
+    settings: Settings
+    running: Running
+    image: str
+    strategy: str
+
+    @property
+    def kubernetes(self) -> bool:
+        return "kubernetes" in self.settings.runtimes
+
+    @property
+    def lambda_(self) -> bool:
+        return "lambda" in self.settings.runtimes
+
+    @property
+    def steps(self) -> list[int]:
+        if self.running.image is None and self.running.lambda_version is None:
+            return [100]  # a first deploy: nothing stable to keep
+        return shares(self.strategy, self.settings.rollout_step_percent)
+
+    @property
+    def _no_canary(self) -> dict[str, str]:
+        """What empties every canary input this stack has."""
+        gateway = {"kubernetesCanaryPercent": "0"} if self.settings.kubernetes_gateway else {}
+        return {"canaryImage": "", **gateway, "lambdaCanaryPercent": "0"}
+
+    def inputs(self, percent: int) -> dict[str, str]:
+        if percent == 100:
+            return {"image": self.image, **self._no_canary, "lambdaStableVersion": ""}
+        values = {"image": self.running.image or self.image, "canaryImage": "", "lambdaStableVersion": ""}
+        if self.kubernetes and self.running.image and self.running.image != self.image:
+            pods = canary_pods(self.settings.kubernetes_min_replicas, percent)
+            values |= {"canaryImage": self.image, "kubernetesCanaryReplicas": str(pods)}
+            if self.settings.kubernetes_gateway:
+                values["kubernetesCanaryPercent"] = str(percent)
+        if self.lambda_ and self.running.lambda_version:
+            values |= {
+                "lambdaStableVersion": self.running.lambda_version,
+                "lambdaCanaryPercent": str(percent),
+            }
+        else:
+            values["lambdaCanaryPercent"] = "0"
+        return values
+
+    def rollback_inputs(self) -> dict[str, str]:
+        """The stable side again, and its commit: the stack records what it serves, not what failed."""
+        commit = {"commit": self.running.commit} if self.running.commit else {}
+        return {
+            "image": self.running.image or self.image,
+            **self._no_canary,
+            "lambdaStableVersion": (self.running.lambda_version or "") if self.lambda_ else "",
+            **commit,
+        }
+
+    def describe(self, percent: int) -> str:
+        if percent == 100:
+            return "100%: the new model everywhere"
+        parts = []
+        if self.kubernetes and self.running.image == self.image:
+            parts.append("Kubernetes unchanged (the same image)")
+        elif self.kubernetes:
+            pods, stable = (
+                canary_pods(self.settings.kubernetes_min_replicas, percent),
+                self.settings.kubernetes_min_replicas,
+            )
+            share = 100 * pods / (pods + stable)
+            if self.settings.kubernetes_gateway:
+                parts.append(f"Kubernetes {percent}% of the Gateway route to {pods} canary pod(s)")
+            else:
+                parts.append(
+                    f"Kubernetes {pods} canary pod(s) beside {stable}+ stable (at most {share:.0f}%)"
+                )
+        if self.lambda_:
+            parts.append(
+                f"Lambda {percent}% of live"
+                if self.running.lambda_version
+                else "Lambda all at once (no stable version recorded)"
+            )
+        return f"{percent}%: " + ", ".join(parts)
