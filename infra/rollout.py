@@ -35,7 +35,7 @@ from canary import MetricsError, Thresholds, scraper
 from rollout_io import LOCK_PATIENCE_SECONDS, ROOT, Engine, RolloutError, Targets
 from rollout_plan import Plan, Running
 from settings import Settings, SettingsError, read_environment
-from smoke import Example, SmokeError, check, plain_send, signed_send, smoke
+from smoke import Example, SmokeError, check, plain_send, region_of, signed_send, smoke
 from watch import Watch, alarm_breaches, judged, watch
 
 DEPLOYED, ROLLED_BACK, FAILED = 0, 1, 2
@@ -112,8 +112,7 @@ class Rollout:
                 with self.targets.kubernetes(outputs, canary=True) as base:
                     self._check("kubernetes canary", base)
             if outputs.get("lambdaCanaryEndpoint"):
-                region = outputs["functionArn"].split(":")[3]
-                self._check("lambda canary", outputs["lambdaCanaryEndpoint"], signed_send(region))
+                self._check("lambda canary", outputs["lambdaCanaryEndpoint"], signed_send(region_of(outputs)))
             return
         if "kubernetes" in outputs.get("runtimes", []) and self.targets.kubernetes_url:
             with self.targets.kubernetes(outputs, canary=False) as base:
@@ -131,7 +130,7 @@ class Rollout:
         if alarm_names:
             import boto3
 
-            cloudwatch = boto3.client("cloudwatch", region_name=outputs["functionArn"].split(":")[3])
+            cloudwatch = boto3.client("cloudwatch", region_name=region_of(outputs))
             alarms = lambda: alarm_breaches(cloudwatch, alarm_names)  # noqa: E731
         with contextlib.ExitStack() as stack:
             scrape = None

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -13,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from smoke import free_port
+from smoke import port_forward
 
 ROOT = Path(__file__).resolve().parent.parent
 UP = ROOT / ".github" / "scripts" / "up-stack.sh"
+CONTAINER_PORT = 8080  # kubernetes_service.PORT, without importing the Pulumi program's modules
 LOCK_PATIENCE_SECONDS = 60.0  # how long a cancelled run's up may take to release the stack
 
 
@@ -97,34 +97,5 @@ class Targets:
             yield given.rstrip("/")
             return
         target = f"deployment/{outputs['kubernetesCanary']}" if canary else f"svc/{outputs['modelName']}"
-        port = free_port()
-        remote = "8080" if canary else "80"
-        command = [
-            "kubectl",
-            "port-forward",
-            "-n",
-            outputs["kubernetesNamespace"],
-            target,
-            f"{port}:{remote}",
-        ]
-        with subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        ) as forward:
-            try:
-                listening(port, forward, " ".join(command))
-                yield f"http://127.0.0.1:{port}"
-            finally:
-                forward.terminate()
-
-
-def listening(port: int, forward: subprocess.Popen[str], command: str, seconds: float = 30) -> None:
-    """Until the port-forward accepts connections: the first scrape must not race its start."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if forward.poll() is not None:
-            error = forward.stderr.read().strip() if forward.stderr else ""
-            raise RolloutError(f"`{command}` exited: {error or forward.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            return
-        time.sleep(0.2)
-    raise RolloutError(f"`{command}` did not listen within {seconds:.0f} s")
+        with port_forward(outputs["kubernetesNamespace"], target, CONTAINER_PORT if canary else 80) as base:
+            yield base

@@ -137,18 +137,45 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
+def port_forward(namespace: str, target: str, remote: int) -> Iterator[str]:
+    """`kubectl port-forward` to `target` (svc/…, deployment/…), yielded once it listens: a first
+    request or scrape must not race its start, and one that exits is named with kubectl's error."""
+    port = free_port()
+    command = ["kubectl", "port-forward", "-n", namespace, target, f"{port}:{remote}"]
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as forward:
+        try:
+            listening(port, forward, " ".join(command))
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            forward.terminate()
+
+
+def listening(port: int, forward: subprocess.Popen[str], command: str, seconds: float = 30) -> None:
+    """Until the port-forward accepts connections."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if forward.poll() is not None:
+            error = forward.stderr.read().strip() if forward.stderr else ""
+            raise SmokeError(f"`{command}` exited: {error or forward.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        time.sleep(0.2)
+    raise SmokeError(f"`{command}` did not listen within {seconds:.0f} s")
+
+
+@contextlib.contextmanager
 def reachable(endpoint: str, namespace: str, model: str) -> Iterator[str]:
     """An in-cluster Service through `kubectl port-forward`; anything else as it is."""
     if ".svc.cluster.local" not in endpoint:
         yield endpoint
         return
-    port = free_port()
-    command = ["kubectl", "port-forward", "-n", namespace, f"svc/{model}", f"{port}:80"]
-    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as forward:
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            forward.terminate()
+    with port_forward(namespace, f"svc/{model}", 80) as base:
+        yield base
+
+
+def region_of(outputs: dict[str, Any]) -> str:
+    """Where the stack's function is, whatever the shell's region says."""
+    return outputs["functionArn"].split(":")[3]
 
 
 def smoke(outputs: dict[str, Any], example: Example, wait_seconds: float) -> list[str]:
@@ -160,8 +187,7 @@ def smoke(outputs: dict[str, Any], example: Example, wait_seconds: float) -> lis
             results.append(check("kubernetes", base, example, plain_send, wait_seconds))
     if "lambda" in outputs.get("runtimes", []):
         iam = outputs.get("lambdaAuth") == "AWS_IAM"
-        region = outputs["functionArn"].split(":")[3]  # where the function is, whatever the shell says
-        send = signed_send(region) if iam else plain_send
+        send = signed_send(region_of(outputs)) if iam else plain_send
         results.append(check("lambda", outputs["lambdaEndpoint"], example, send, wait_seconds))
     return results
 

@@ -224,7 +224,7 @@ def test_a_port_forward_is_waited_for_and_one_that_exits_is_named() -> None:
     import subprocess
     import sys
 
-    from rollout_io import RolloutError, listening
+    from smoke import SmokeError, listening
 
     port = free_port()
     server = f"http.server.HTTPServer(('127.0.0.1', {port}), http.server.BaseHTTPRequestHandler)"
@@ -238,7 +238,7 @@ def test_a_port_forward_is_waited_for_and_one_that_exits_is_named() -> None:
     failing = [sys.executable, "-c", f"import sys; sys.exit({missing!r})"]
     with (
         subprocess.Popen(failing, stderr=subprocess.PIPE, text=True) as forward,
-        pytest.raises(RolloutError) as raised,
+        pytest.raises(SmokeError) as raised,
     ):
         listening(free_port(), forward, FORWARD)
     assert str(raised.value) == f"`{FORWARD}` exited: {missing}"
