@@ -29,11 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
-from settings import read_environment
+from settings import Settings, read_environment
+from slo import INFERENCE_ROUTES, LATENCY, REQUESTS
 
-REQUESTS = "rest_server_requests"
-LATENCY = "rest_server_request_duration_seconds"
-INFERENCE_ROUTES = frozenset({"v2_infer", "tf_predict"})
 PROMOTE, ROLL_BACK, INCONCLUSIVE, UNREADABLE = 0, 1, 2, 3
 
 
@@ -130,6 +128,11 @@ class Thresholds:
     max_throttle_ratio: float = 0.05
     max_p99_ms: float = 1000.0
     min_requests: int = 50
+
+    @classmethod
+    def of(cls, settings: Settings) -> Thresholds:
+        """An environment's SLO (its alarm* settings)."""
+        return cls(settings.alarm_error_ratio, settings.alarm_throttle_ratio, settings.alarm_p99_ms)
 
 
 @dataclass(frozen=True)
@@ -241,8 +244,7 @@ def thresholds_for(args: argparse.Namespace) -> Thresholds:
     """The environment's SLO settings (or the defaults), each overridden by its flag when given."""
     base = Thresholds()
     if args.env:
-        slo = read_environment(args.env)
-        base = Thresholds(slo.alarm_error_ratio, slo.alarm_throttle_ratio, slo.alarm_p99_ms)
+        base = Thresholds.of(read_environment(args.env))
     chosen = Thresholds(
         base.max_error_ratio if args.max_error_ratio is None else args.max_error_ratio,
         base.max_throttle_ratio if args.max_throttle_ratio is None else args.max_throttle_ratio,

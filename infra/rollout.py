@@ -72,8 +72,7 @@ class Rollout:
 
     @property
     def thresholds(self) -> Thresholds:
-        s = self.plan.settings
-        return Thresholds(s.alarm_error_ratio, s.alarm_throttle_ratio, s.alarm_p99_ms)
+        return Thresholds.of(self.plan.settings)
 
     def run(self) -> int:
         plan = self.plan
@@ -151,8 +150,7 @@ class Rollout:
         seen = time.monotonic()
         self.timeline.add("")
         self.timeline.add(f"**Failed**: {reason}")
-        running = self.plan.running
-        if running.image is None and running.lambda_version is None:
+        if self.plan.running.nothing:
             self.timeline.add("Nothing to roll back to: this stack ran no earlier model.")
             return FAILED
         try:
@@ -162,15 +160,10 @@ class Rollout:
                 f"**The rollback failed too**: {error}. Run the deploy workflow with an earlier ref."
             )
             return FAILED
-        kept = []
-        if running.image and self.plan.kubernetes:
-            kept.append(f"Kubernetes runs {running.image}")
-        if running.lambda_version and self.plan.lambda_:
-            kept.append(f"Lambda's live alias is on version {running.lambda_version}")
         seconds = time.monotonic() - seen
         self.timeline.add(
             f"**Rolled back** {seconds:.0f} s after the failure was seen; all traffic on the stable model: "
-            f"{'; '.join(kept)}."
+            f"{self.plan.stable_side()}."
         )
         return ROLLED_BACK
 
@@ -181,20 +174,13 @@ def abort(engine: Engine, settings: Settings, timeline: Timeline) -> int:
     they do not mention. One up, a no-op when nothing was left running."""
     outputs = engine.outputs()
     running = Running.of(outputs)
-    if running.image is None and running.lambda_version is None:
+    if running.nothing:
         timeline.add(f"{settings.stack}: no model was deployed before; nothing to go back to.")
         return DEPLOYED
     plan = Plan(settings, running, running.image or engine.image, "canary")
     engine.up(plan.rollback_inputs(), after_cancel=True)
-    kept = [
-        f"Kubernetes runs {running.image}" if running.image and plan.kubernetes else "",
-        f"Lambda's live alias is on version {running.lambda_version}"
-        if running.lambda_version and plan.lambda_
-        else "",
-    ]
     timeline.add(
-        f"{settings.stack}: aborted; no canary runs, all traffic on the stable model: "
-        f"{'; '.join(filter(None, kept))}."
+        f"{settings.stack}: aborted; no canary runs, all traffic on the stable model: {plan.stable_side()}."
     )
     return DEPLOYED
 

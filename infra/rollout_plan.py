@@ -20,6 +20,11 @@ class Running:
     lambda_version: str | None
     commit: str | None = None  # the commit of main it was deployed from
 
+    @property
+    def nothing(self) -> bool:
+        """A stack that served no model yet: nothing stable to keep or return to."""
+        return self.image is None and self.lambda_version is None
+
     @classmethod
     def of(cls, outputs: dict[str, Any]) -> Running:
         version = outputs.get("lambdaLiveVersion")
@@ -62,8 +67,8 @@ class Plan:
 
     @property
     def steps(self) -> list[int]:
-        if self.running.image is None and self.running.lambda_version is None:
-            return [100]  # a first deploy: nothing stable to keep
+        if self.running.nothing:
+            return [100]  # a first deploy
         return shares(self.strategy, self.settings.rollout_step_percent)
 
     @property
@@ -99,6 +104,15 @@ class Plan:
             "lambdaStableVersion": (self.running.lambda_version or "") if self.lambda_ else "",
             **commit,
         }
+
+    def stable_side(self) -> str:
+        """What serves every request again after a rollback, per runtime."""
+        kept = []
+        if self.running.image and self.kubernetes:
+            kept.append(f"Kubernetes runs {self.running.image}")
+        if self.running.lambda_version and self.lambda_:
+            kept.append(f"Lambda's live alias is on version {self.running.lambda_version}")
+        return "; ".join(kept)
 
     def describe(self, percent: int) -> str:
         if percent == 100:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# The server's own metrics (serving/metrics.py); infra/canary.py reads the same names.
-REQUESTS = "rest_server_requests_total"
-LATENCY_BUCKETS = "rest_server_request_duration_seconds_bucket"
-ROUTES = "v2_infer|tf_predict"
+# The server's own metrics (serving/metrics.py), read by these rules and by infra/canary.py.
+REQUESTS = "rest_server_requests"  # a counter: its samples are REQUESTS_total
+LATENCY = "rest_server_request_duration_seconds"  # a histogram: LATENCY_bucket
+INFERENCE_ROUTES = ("v2_infer", "tf_predict")
 # The pods' track label as Prometheus sees it (a PodMonitor's podTargetLabels); empty on stable pods.
 TRACK_LABEL = "twinserve_dev_track"
 WINDOW = "5m"
@@ -32,17 +32,17 @@ class Slo:
 def _ratio(selector: str, status: str) -> str:
     by = f"sum by ({TRACK_LABEL})"
     return (
-        f'{by} (rate({REQUESTS}{{{selector},status_code=~"{status}"}}[{WINDOW}]))\n'
-        f"/\n{by} (rate({REQUESTS}{{{selector}}}[{WINDOW}]))"
+        f'{by} (rate({REQUESTS}_total{{{selector},status_code=~"{status}"}}[{WINDOW}]))\n'
+        f"/\n{by} (rate({REQUESTS}_total{{{selector}}}[{WINDOW}]))"
     )
 
 
 def alert_rules(model: str, namespace: str, slo: Slo) -> list[dict]:
     """One PrometheusRule group: the three SLO alerts for `model`'s pods in `namespace`."""
-    selector = f'namespace="{namespace}",model="{model}",route=~"{ROUTES}"'
+    selector = f'namespace="{namespace}",model="{model}",route=~"{"|".join(INFERENCE_ROUTES)}"'
     p99 = (
         f"histogram_quantile(0.99, sum by ({TRACK_LABEL}, le) "
-        f"(rate({LATENCY_BUCKETS}{{{selector}}}[{WINDOW}])))"
+        f"(rate({LATENCY}_bucket{{{selector}}}[{WINDOW}])))"
     )
     track = f'{{{{ or $labels.{TRACK_LABEL} "stable" }}}}'
     alerts = [

@@ -75,8 +75,7 @@ def watch(
         sleep(min(interval, max(seconds - (clock() - start), 0)))
         elapsed = clock() - start
         seen = window(first, scrape()) if scrape and first is not None else None
-        breaches = [str(b) for b in judge(seen, thresholds)] if seen else []
-        breaches = [f"kubernetes {b}" for b in breaches]
+        breaches = [f"kubernetes {b}" for b in judge(seen, thresholds)] if seen else []
         states: dict[str, str] = {}
         if alarms:
             states, alarm_problems = alarms()
