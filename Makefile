@@ -60,8 +60,8 @@ model-ref: ## print the model's name and version, as the image build needs them
 	@echo "model_name=$(MODEL_NAME)"
 	@echo "model_version=$(MODEL_VERSION)"
 
-tools: ## build the real engines the tests drive (Pulumi CLI, Kubernetes provider, control plane, actionlint)
-	tests/tools/build.sh
+tools: ## build the real engines the tests drive (Pulumi CLI, Kubernetes provider, control plane, actionlint); TOOLS_GROUP= for one group
+	tests/tools/build.sh $(if $(TOOLS_GROUP),--only $(TOOLS_GROUP))
 
 lint: install tools ## ruff over the whole tree, actionlint over the workflows
 	$(VENV)/bin/ruff check .

@@ -4,14 +4,19 @@
 # actionlint and promtool — from the Go module proxy, at the versions in versions.env, into a cache outside the
 # repository keyed by version. A tool already built is reused, so a warm run takes seconds.
 # wrk, the load generator the benchmarks drive, is the one on PATH, or else Debian's package
-# unpacked into the cache (no root needed).
-#   build.sh           build what is missing, saying what and how long
-#   build.sh --paths   print NAME=path for every tool (builds nothing; missing tools print empty)
+# unpacked into the cache (no root needed). The Go it builds with is the one in go-version, which the
+# workflows' setup-go reads too: an older local Go hands over to that toolchain (GOTOOLCHAIN).
+#   build.sh                build what is missing, saying what and how long
+#   build.sh --only GROUP   build one group (pulumi, kubernetes-provider, control-plane, checkers)
+#   build.sh --paths        print NAME=path for every tool (builds nothing; missing tools print empty)
+#   build.sh --cache GROUP  print the group's cache key and folders, as GitHub step outputs
+#   build.sh --modules      print every Go module@version the builds start from
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 # shellcheck disable=SC1091 # versions.env, beside this script
 source "$here/versions.env"
+GO_VERSION=$(tr -d '[:space:]' < "$here/go-version")
 cache=${TWINSERVE_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/twinserve/tools}
 # The provider registers as the version of the pulumi-kubernetes SDK that infra/ pins.
 provider_version=$(sed -n 's/^pulumi-kubernetes==\([0-9.]*\).*/\1/p' "$repo/infra/requirements.txt")
@@ -52,17 +57,80 @@ paths() {
   echo "WRK=$(command -v wrk 2> /dev/null || echo "$wrk_dir/wrk")"
 }
 
-if [ "${1:-}" = "--paths" ]; then
-  paths
-  exit 0
-fi
+# The cache folders of each group, the unit a CI job builds and caches (one key per group).
+group_dirs() {
+  case $1 in
+    pulumi) echo "$pulumi_dir" ;;
+    kubernetes-provider) echo "$provider_dir" ;;
+    control-plane) printf '%s\n' "$etcd_dir" "$kube_dir" "$kwok_dir" ;;
+    checkers) printf '%s\n' "$actionlint_dir" "$promtool_dir" "$wrk_dir" ;;
+    *)
+      echo "unknown group '$1' (pulumi, kubernetes-provider, control-plane, checkers)" >&2
+      return 2
+      ;;
+  esac
+}
+
+# GitHub step outputs for actions/cache: a key naming every version the group's folders hold.
+cache_outputs() {
+  local dirs
+  dirs=$(group_dirs "$1")
+  echo "key=twinserve-tools-$1-go$GO_VERSION-$(uname -m)-$(printf '%s' "$dirs" | xargs -n1 basename | sha256sum | cut -c1-16)"
+  printf 'path<<EOF\n%s\nEOF\n' "$dirs"
+}
+
+modules() {
+  echo "github.com/pulumi/pulumi/pkg/v3@v$PULUMI_VERSION"
+  echo "github.com/pulumi/pulumi/sdk/v3@v$PULUMI_VERSION"
+  echo "github.com/pulumi/pulumi-kubernetes/provider/v4@$KUBERNETES_PROVIDER_MODULE"
+  echo "github.com/pulumi/pulumi-kubernetes/sdk/v4@$KUBERNETES_PROVIDER_SDK_MODULE"
+  echo "k8s.io/kubernetes@v$KUBERNETES_VERSION"
+  echo "go.etcd.io/etcd/server/v3@v$ETCD_VERSION"
+  echo "sigs.k8s.io/kwok@v$KWOK_VERSION"
+  echo "github.com/rhysd/actionlint@v$ACTIONLINT_VERSION"
+  echo "github.com/prometheus/prometheus@$PROMETHEUS_MODULE"
+}
+
+case "${1:-}" in
+  --paths)
+    paths
+    exit 0
+    ;;
+  --cache)
+    cache_outputs "${2:?--cache needs a group}"
+    exit 0
+    ;;
+  --modules)
+    modules
+    exit 0
+    ;;
+  --only)
+    only=${2:?--only needs a group}
+    group_dirs "$only" > /dev/null
+    ;;
+  "") only="" ;;
+  *)
+    echo "unknown argument '$1' (see the header of $0)" >&2
+    exit 2
+    ;;
+esac
+wanted() { [ -z "$only" ] || [ "$only" = "$1" ]; }
 
 command -v go > /dev/null || PATH=$PATH:/usr/local/go/bin
 command -v go > /dev/null || {
-  echo "make tools needs Go (1.24 or newer) to build the engines; install it, or put pulumi v$PULUMI_VERSION on PATH for the CLI" >&2
+  echo "make tools needs Go to build the engines (go$GO_VERSION, tests/tools/go-version; an older Go 1.21+ fetches it); install it, or put pulumi v$PULUMI_VERSION on PATH for the CLI" >&2
   exit 1
 }
-export GOFLAGS=-mod=mod GOTOOLCHAIN=local
+# The pinned Go or newer builds as it is; an older one hands over to the pinned toolchain, which the
+# go command fetches from the module proxy (golang.org/toolchain).
+local_go=$(go env GOVERSION | sed 's/^go//')
+if [ "$(printf '%s\n%s\n' "$GO_VERSION" "$local_go" | sort -V | head -1)" = "$GO_VERSION" ]; then
+  toolchain=local
+else
+  toolchain=go$GO_VERSION
+  echo "tools: your Go is $local_go; building with go$GO_VERSION (tests/tools/go-version), fetched by the go command"
+fi
+export GOFLAGS=-mod=mod GOTOOLCHAIN=$toolchain
 scratch=$(mktemp -d)
 trap 'chmod -R u+w "$scratch" 2> /dev/null; rm -rf "$scratch"' EXIT
 
@@ -70,6 +138,7 @@ trap 'chmod -R u+w "$scratch" 2> /dev/null; rm -rf "$scratch"' EXIT
 wrapper() {
   local dir=$scratch/$1
   mkdir -p "$dir"
+  # go 1.24: the wrapper's go line sets the binaries' GODEBUG defaults; the modules' own raise the rest.
   printf 'module twinserve.local/tools/%s\n\ngo 1.24\n' "$1" > "$dir/go.mod"
   echo "$dir"
 }
@@ -177,23 +246,31 @@ tool() {
   echo "tools: built $name in $((SECONDS - started)) s into $dir"
 }
 
-if ! own=$(own_pulumi); then
-  tool "pulumi v$PULUMI_VERSION" "$pulumi_dir" build_pulumi
-else
-  echo "tools: using your pulumi at $own (v$PULUMI_VERSION)"
+if wanted pulumi; then
+  if ! own=$(own_pulumi); then
+    tool "pulumi v$PULUMI_VERSION" "$pulumi_dir" build_pulumi
+  else
+    echo "tools: using your pulumi at $own (v$PULUMI_VERSION)"
+  fi
 fi
-tool "pulumi-resource-kubernetes ($KUBERNETES_PROVIDER_MODULE as v$provider_version)" "$provider_dir" build_provider
-tool "etcd v$ETCD_VERSION" "$etcd_dir" build_etcd
-tool "kube-apiserver, kube-controller-manager, kube-scheduler v$KUBERNETES_VERSION" "$kube_dir" build_kubernetes
-tool "kwok v$KWOK_VERSION" "$kwok_dir" build_kwok
-tool "actionlint v$ACTIONLINT_VERSION" "$actionlint_dir" build_actionlint
-tool "promtool ($PROMETHEUS_MODULE)" "$promtool_dir" build_promtool
-if own=$(command -v wrk); then
-  echo "tools: using your wrk at $own"
-else
-  command -v apt-get > /dev/null || {
-    echo "make tools needs wrk for the benchmarks' tests; install it (apt-get install wrk, brew install wrk)" >&2
-    exit 1
-  }
-  tool "wrk (Debian's package)" "$wrk_dir" fetch_wrk
+if wanted kubernetes-provider; then
+  tool "pulumi-resource-kubernetes ($KUBERNETES_PROVIDER_MODULE as v$provider_version)" "$provider_dir" build_provider
+fi
+if wanted control-plane; then
+  tool "etcd v$ETCD_VERSION" "$etcd_dir" build_etcd
+  tool "kube-apiserver, kube-controller-manager, kube-scheduler v$KUBERNETES_VERSION" "$kube_dir" build_kubernetes
+  tool "kwok v$KWOK_VERSION" "$kwok_dir" build_kwok
+fi
+if wanted checkers; then
+  tool "actionlint v$ACTIONLINT_VERSION" "$actionlint_dir" build_actionlint
+  tool "promtool ($PROMETHEUS_MODULE)" "$promtool_dir" build_promtool
+  if own=$(command -v wrk); then
+    echo "tools: using your wrk at $own"
+  else
+    command -v apt-get > /dev/null || {
+      echo "make tools needs wrk for the benchmarks' tests; install it (apt-get install wrk, brew install wrk)" >&2
+      exit 1
+    }
+    tool "wrk (Debian's package)" "$wrk_dir" fetch_wrk
+  fi
 fi

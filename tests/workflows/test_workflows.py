@@ -65,6 +65,7 @@ def test_triggers_and_never_pull_request_target() -> None:
 
 
 EXPECTED_PERMISSIONS = {
+    ("pull-request.yml", "tools"): {"contents": "read"},
     ("pull-request.yml", "checks"): {"contents": "read"},
     ("pull-request.yml", "package"): {"contents": "read"},
     ("pull-request.yml", "plan"): {"contents": "read"},
