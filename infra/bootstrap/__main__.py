@@ -55,7 +55,6 @@ def main() -> None:
     s = load()
     account = aws.get_caller_identity().account_id
     region = aws.get_region().region
-    repo = s.github_repository
 
     # GitHub Actions' identity provider: jobs trade their OIDC token for short-lived credentials. An
     # account has at most one; one that exists already is used, not created (bootstrap.sh looks).
@@ -119,22 +118,25 @@ def main() -> None:
         state_key_arn=state.key.arn if state else None,
     )
 
+    # Every subject in the format(s) this repository presents (s.subject_prefixes): the immutable
+    # `repo:OWNER@ID/REPO@ID:…` of repositories created or renamed since 2026-07-15, the older
+    # `repo:OWNER/REPO:…`, or both.
     # Deploys: only jobs running in this repository's deploy environments (or, on a plan without
     # environments, runs on main); rights scoped to twinserve-*.
     deploy = github_role(
         provider_arn,
         "deploy",
-        [f"repo:{repo}:environment:{e}" for e in s.deploy_environments]
-        + ([f"repo:{repo}:ref:refs/heads/main"] if s.deploy_from_main else []),
+        s.subjects(*(f"environment:{e}" for e in s.deploy_environments))
+        + (s.subjects("ref:refs/heads/main") if s.deploy_from_main else []),
         permissions.deploy_policy(scope),
     )
     # Publishing the image: only workflow runs on main; push to this one repository, nothing else.
     publish = github_role(
-        provider_arn, "publish", [f"repo:{repo}:ref:refs/heads/main"], permissions.publish_policy(scope)
+        provider_arn, "publish", s.subjects("ref:refs/heads/main"), permissions.publish_policy(scope)
     )
     # Previews for pull requests of this repository (never forks'): read what exists, lock the state.
     preview = github_role(
-        provider_arn, "preview", [f"repo:{repo}:pull_request"], permissions.preview_policy(scope)
+        provider_arn, "preview", s.subjects("pull_request"), permissions.preview_policy(scope)
     )
 
     pulumi.export("AWS_DEPLOY_ROLE_ARN", deploy.arn)

@@ -6,7 +6,8 @@
 # variables from its outputs. Prints everything it sets. Needs pulumi, gh (logged in), python3 and
 # administrator credentials for the AWS account. REGION: eu-west-1 on the first run unless set, then
 # the stack's (set once, it reaches the roles, ECR, the AWS_REGION variable and so every stack).
-# STATE_BACKEND=true for the S3 backend, YES=1 to skip the `pulumi up` confirmation.
+# STATE_BACKEND=true for the S3 backend, YES=1 to skip the `pulumi up` confirmation, OIDC_SUBJECTS=
+# ids|names|both to choose the OIDC subject format the roles trust (default: from the creation date).
 set -euo pipefail
 repo=${REPO:-}
 if ! [[ $repo =~ ^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$ ]]; then
@@ -19,7 +20,7 @@ done
 gh auth status > /dev/null 2>&1 || { echo "error: gh is not logged in: run \`gh auth login\`" >&2; exit 2; }
 
 here=$(cd "$(dirname "$0")" && pwd)
-visibility=$(gh api "repos/$repo" --jq .visibility)
+read -r visibility owner_id repository_id created < <(gh api "repos/$repo" --jq '[.visibility, .owner.id, .id, .created_at] | @tsv')
 echo "== environments of $repo ($visibility)"
 # What the plan offers decides how prod is gated, and it is said: required reviewers (public
 # repositories, or GitHub Enterprise); else environments without reviewers (private, Pro or Team) and
@@ -73,6 +74,18 @@ if [ -n "$current" ] && [ "$region" != "$current" ]; then
 fi
 pulumi --cwd "$here" config set aws:region "$region"
 pulumi --cwd "$here" config set githubRepository "$repo"
+# GitHub's OIDC subject: repositories created (or renamed) since 2026-07-15 present the immutable
+# repo:OWNER@OWNER_ID/REPO@REPO_ID:…; older ones repo:OWNER/REPO:… until they opt in, so they get both.
+# OIDC_SUBJECTS=ids|names|both decides instead (e.g. after opting in, `ids`).
+subjects=${OIDC_SUBJECTS:-$([[ $created > 2026-07-15 ]] && echo ids || echo both)}
+pulumi --cwd "$here" config set githubOwnerId "$owner_id"
+pulumi --cwd "$here" config set githubRepositoryId "$repository_id"
+pulumi --cwd "$here" config set githubSubjects "$subjects"
+case $subjects in
+  ids) echo "OIDC subjects: repo:${repo%%/*}@$owner_id/${repo#*/}@$repository_id:… (immutable IDs; created $created)" ;;
+  names) echo "OIDC subjects: repo:$repo:… (names only: OIDC_SUBJECTS=names)" ;;
+  *) echo "OIDC subjects: repo:$repo:… and repo:${repo%%/*}@$owner_id/${repo#*/}@$repository_id:… (created $created, before immutable subjects; either works)" ;;
+esac
 # GitHub's OIDC provider: AWS allows one per account, so an account that already has one keeps it.
 # Decided on the first run and kept in the stack's config; a stack that created one keeps managing it.
 if provider=$(pulumi --cwd "$here" config get githubOidcProviderArn 2> /dev/null); then

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 PROJECT = "twinserve-bootstrap"
@@ -26,6 +27,14 @@ class BootstrapSettings(BaseModel):
 
     github_repository: str = Field(pattern=r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$")
     """The fork, as owner/name."""
+    github_owner_id: int | None = Field(default=None, ge=1)
+    """The owner's immutable numeric ID (`gh api repos/OWNER/REPO --jq .owner.id`)."""
+    github_repository_id: int | None = Field(default=None, ge=1)
+    """The repository's immutable numeric ID (`gh api repos/OWNER/REPO --jq .id`)."""
+    github_subjects: Literal["ids", "names", "both"] | None = None
+    """Which OIDC subject format the roles trust: `ids` (repo:OWNER@ID/REPO@ID:…, what repositories
+    created or renamed since 2026-07-15 present), `names` (repo:OWNER/REPO:…, older ones), or `both`.
+    Default: `ids` when the IDs are set, else `names`."""
     github_oidc_provider_arn: str = Field(default="", pattern=GITHUB_OIDC_ARN)
     """The account's existing OIDC provider for GitHub Actions; empty creates one."""
     deploy_environments: list[str] = Field(default=["dev", "staging", "prod"], min_length=1)
@@ -38,6 +47,33 @@ class BootstrapSettings(BaseModel):
     """Tagged images the lifecycle policy keeps."""
     state_backend: bool = False
     """Create an S3 bucket and a KMS key for a self-managed Pulumi state backend."""
+
+    @model_validator(mode="after")
+    def _ids_for_id_subjects(self) -> BootstrapSettings:
+        if (self.github_owner_id is None) != (self.github_repository_id is None):
+            raise ValueError("githubOwnerId and githubRepositoryId are set together (both IDs, or neither)")
+        if self.github_subjects in ("ids", "both") and self.github_repository_id is None:
+            raise ValueError(
+                f"githubSubjects={self.github_subjects} needs githubOwnerId and githubRepositoryId "
+                "(`gh api repos/OWNER/REPO --jq '.owner.id, .id'`; make bootstrap sets them)"
+            )
+        return self
+
+    @property
+    def subject_prefixes(self) -> list[str]:
+        """`repo:…` as GitHub's OIDC `sub` claim spells this repository, in each trusted format."""
+        owner, name = self.github_repository.split("/")
+        chosen = self.github_subjects or ("ids" if self.github_repository_id else "names")
+        prefixes = []
+        if chosen in ("ids", "both"):
+            prefixes.append(f"repo:{owner}@{self.github_owner_id}/{name}@{self.github_repository_id}")
+        if chosen in ("names", "both"):
+            prefixes.append(f"repo:{owner}/{name}")
+        return prefixes
+
+    def subjects(self, *contexts: str) -> list[str]:
+        """Every trusted `sub` for these contexts (`environment:prod`, `pull_request`, …)."""
+        return [f"{prefix}:{context}" for context in contexts for prefix in self.subject_prefixes]
 
 
 def _value(raw: str) -> object:
@@ -56,5 +92,8 @@ def load() -> BootstrapSettings:
     try:
         return BootstrapSettings.model_validate(values)
     except ValidationError as error:
-        problems = [f"{PROJECT}:{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]
+        problems = [
+            f"{PROJECT}:{'.'.join(map(str, e['loc'])) or 'githubSubjects'}: {e['msg']}"
+            for e in error.errors()
+        ]
         raise BootstrapError("; ".join(problems)) from None

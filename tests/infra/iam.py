@@ -49,7 +49,7 @@ def _listed(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else value
 
 
-def _conditions_hold(conditions: dict[str, dict[str, Any]], context: dict[str, str]) -> bool:
+def conditions_hold(conditions: dict[str, dict[str, Any]], context: dict[str, str]) -> bool:
     for operator, pairs in conditions.items():
         match = {
             "StringEquals": lambda v, p: v == p,
@@ -68,6 +68,6 @@ def allows(policy: dict[str, Any], call: Call) -> bool:
         statement["Effect"] == "Allow"
         and any(fnmatchcase(action.lower(), a.lower()) for a in _listed(statement["Action"]))
         and any(fnmatchcase(resource, r) for r in _listed(statement["Resource"]))
-        and _conditions_hold(statement.get("Condition", {}), context)
+        and conditions_hold(statement.get("Condition", {}), context)
         for statement in policy["Statement"]
     )

@@ -9,7 +9,7 @@ import pytest
 from offline import Run
 
 from tests.infra.conftest import INFRA
-from tests.infra.iam import bootstrap, role
+from tests.infra.iam import bootstrap, conditions_hold, role
 
 sys.path.insert(0, str(INFRA / "policy"))
 import rules
@@ -62,6 +62,56 @@ def test_on_a_plan_without_environments_the_deploy_role_also_trusts_main() -> No
     subjects = trust["Statement"][0]["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
     assert subjects[-1] == "repo:acme/models:ref:refs/heads/main"
     assert "repo:acme/models:pull_request" not in subjects
+
+
+SUB = "token.actions.githubusercontent.com:sub"
+NEW_FORK = {"githubOwnerId": "555", "githubRepositoryId": "777"}
+
+
+def trusts(run: Run, role_name: str, subject: str) -> bool:
+    """IAM's StringEquals on the token's `sub` (the audience is checked beside it)."""
+    trust, _ = role(run, role_name)
+    (statement,) = trust["Statement"]
+    return conditions_hold(
+        statement["Condition"], {SUB: subject, "token.actions.githubusercontent.com:aud": "sts.amazonaws.com"}
+    )
+
+
+def test_a_repository_with_immutable_subjects_can_assume_every_role_and_its_name_alone_cannot() -> None:
+    run = bootstrap(**NEW_FORK)
+    for role_name, context in [
+        ("twinserve-deploy", "environment:prod"),
+        ("twinserve-publish", "ref:refs/heads/main"),
+        ("twinserve-preview", "pull_request"),
+    ]:
+        assert trusts(run, role_name, f"repo:acme@555/models@777:{context}")
+        assert not trusts(run, role_name, f"repo:acme/models:{context}")  # a recycled name
+        assert not trusts(run, role_name, f"repo:acme@555/models@778:{context}")  # another repository
+        assert not trusts(run, role_name, f"repo:evil@9/models@777:{context}")
+    assert not trusts(run, "twinserve-deploy", "repo:acme@555/models@777:pull_request")
+
+
+def test_an_older_repository_is_trusted_in_both_formats_when_asked() -> None:
+    run = bootstrap(**NEW_FORK, githubSubjects="both")
+    for subject in ("repo:acme/models:environment:dev", "repo:acme@555/models@777:environment:dev"):
+        assert trusts(run, "twinserve-deploy", subject)
+    run = bootstrap(**NEW_FORK, githubSubjects="names")
+    assert trusts(run, "twinserve-deploy", "repo:acme/models:environment:dev")
+    assert not trusts(run, "twinserve-deploy", "repo:acme@555/models@777:environment:dev")
+
+
+@pytest.mark.parametrize(
+    ("config", "named"),
+    [
+        ({"githubSubjects": "ids"}, "githubSubjects=ids needs githubOwnerId and githubRepositoryId"),
+        ({"githubOwnerId": "555"}, "githubOwnerId and githubRepositoryId are set together"),
+        ({**NEW_FORK, "githubSubjects": "custom"}, "githubSubjects"),
+        ({"githubOwnerId": "x", "githubRepositoryId": "777"}, "githubOwnerId"),
+    ],
+)
+def test_wrong_subject_settings_are_named(config: dict[str, str], named: str) -> None:
+    with pytest.raises(Exception, match=named):
+        bootstrap(**config)
 
 
 def test_preview_role_trusts_only_pull_requests_and_cannot_write(plain: Run) -> None:

@@ -25,7 +25,7 @@ case "$*" in
   "auth status") exit 0 ;;
   "api user --jq .id") echo 4242 ;;
   "api -X POST "*) echo "$4" >> "$state/policies" ;;
-  "api repos/"*"--jq .visibility") echo "${FAKE_VISIBILITY:-public}" ;;
+  "api repos/"*"@tsv") printf '%s\t555\t777\t%s\n' "$FAKE_VISIBILITY" "$FAKE_CREATED" ;;
   "api -X PUT "*)
     body=$(cat)
     case "${FAKE_PLAN:-any}" in
@@ -63,6 +63,7 @@ def bootstrap(
     existing_oidc: str = "",
     plan: str = "any",
     visibility: str = "",
+    created: str = "2026-09-01T10:00:00Z",
     **env: str,
 ) -> subprocess.CompletedProcess[str]:
     pulumi = f"[ \"$3 $4\" != 'stack output' ] || [ \"$5\" != --json ] || echo '{json.dumps(OUTPUTS)}'"
@@ -90,6 +91,7 @@ def bootstrap(
             "PATH": f"{tmp_path}:{os.environ['PATH']}",
             "FAKE_BACKEND": backend,
             "FAKE_PLAN": plan,
+            "FAKE_CREATED": created,
             "FAKE_VISIBILITY": visibility or ("public" if plan == "any" else "private"),
         },
     )
@@ -103,11 +105,14 @@ def test_one_command_sets_up_the_stack_the_variables_and_the_environments(tmp_pa
     result = bootstrap(tmp_path, REPO="acme/models", YES="1")
     assert result.returncode == 0, result.stderr
     here = REPO / "infra" / "bootstrap"
-    assert calls(tmp_path, "pulumi")[:10] == [
+    assert calls(tmp_path, "pulumi")[:13] == [
         f"--cwd {here} stack select --create main",
         f"--cwd {here} config get aws:region",
         f"--cwd {here} config set aws:region eu-west-1",
         f"--cwd {here} config set githubRepository acme/models",
+        f"--cwd {here} config set githubOwnerId 555",
+        f"--cwd {here} config set githubRepositoryId 777",
+        f"--cwd {here} config set githubSubjects ids",
         f"--cwd {here} config get githubOidcProviderArn",
         f"--cwd {here} stack export",
         f"--cwd {here} config set githubOidcProviderArn ",
@@ -240,3 +245,28 @@ def test_a_missing_or_malformed_repo_is_named(tmp_path: Path, env: dict[str, str
 def test_the_script_passes_shellcheck() -> None:
     result = subprocess.run([REPO / ".venv" / "bin" / "shellcheck", SCRIPT], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize(
+    ("created", "chosen", "said"),
+    [
+        ("2026-07-15T00:00:01Z", "ids", "OIDC subjects: repo:acme@555/models@777:… (immutable IDs"),
+        ("2024-03-01T09:00:00Z", "both", "OIDC subjects: repo:acme/models:… and repo:acme@555/models@777:…"),
+    ],
+)
+def test_the_roles_trust_the_subject_format_the_repository_presents(
+    tmp_path: Path, created: str, chosen: str, said: str
+) -> None:
+    """Repositories created (or renamed) since 2026-07-15 present repo:OWNER@ID/REPO@ID:…; older ones
+    the name form until they opt in, so they are trusted in both."""
+    result = bootstrap(tmp_path, created=created, REPO="acme/models", YES="1")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "config-githubSubjects").read_text().strip() == chosen
+    assert (tmp_path / "config-githubOwnerId").read_text().strip() == "555"
+    assert said in result.stdout
+
+
+def test_oidc_subjects_can_be_chosen(tmp_path: Path) -> None:
+    result = bootstrap(tmp_path, REPO="acme/models", YES="1", OIDC_SUBJECTS="names")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "config-githubSubjects").read_text().strip() == "names"
