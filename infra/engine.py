@@ -18,6 +18,7 @@ import runpy
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from pulumi import automation as auto
 
@@ -37,6 +38,37 @@ ENGINE_ENV = {
 
 class EngineError(RuntimeError):
     """The engine refused or failed; the message is its own output."""
+
+
+class LockedError(EngineError):
+    """Another update holds the stack's lock: the DIY backends' "currently locked", Pulumi Cloud's
+    `[409] Conflict`, both recognised by the Automation API as ConcurrentUpdateError."""
+
+
+# What every deploy of a stack sets besides a step's own inputs, from the job's environment.
+DEPLOY_ENV_CONFIG = {
+    "AWS_REGION": "aws:region",
+    "COMMIT": "commit",
+    "LAMBDA_IMAGE_ARM64": "lambdaImageArm64",
+    "LAMBDA_IMAGE_X86_64": "lambdaImageX8664",
+}
+
+
+def deploy_config(environ: dict[str, str]) -> dict[str, str]:
+    """The job's config (the region every resource is in, the commit, the Lambda image manifests)."""
+    if not environ.get("AWS_REGION"):
+        raise EngineError(
+            "AWS_REGION is not set: the repository variable AWS_REGION (set by make bootstrap) names the "
+            "region of every resource"
+        )
+    return {key: environ[name] for name, key in DEPLOY_ENV_CONFIG.items() if environ.get(name)}
+
+
+def _error(error: auto.errors.CommandError) -> EngineError:
+    message = str(error).partition("\n stderr: ")[2].strip() or str(error)
+    return (
+        LockedError(message) if isinstance(error, auto.errors.ConcurrentUpdateError) else EngineError(message)
+    )
 
 
 def inline(path: Path) -> auto.PulumiFn:
@@ -68,7 +100,7 @@ def open_stack(
     except auto.errors.StackNotFoundError:
         raise EngineError(f"no stack named '{name}' in this backend; the first deploy creates it") from None
     except auto.errors.CommandError as error:
-        raise EngineError(str(error).partition("\n stderr: ")[2].strip() or str(error)) from None
+        raise _error(error) from None
 
 
 def set_config(stack: auto.Stack, pairs: list[str]) -> None:
@@ -96,7 +128,40 @@ def run(command: str, stack: auto.Stack) -> dict[str, int]:
             result = stack.destroy(on_output=print, color="never")
         return dict(result.summary.resource_changes or {})
     except auto.errors.CommandError as error:
-        raise EngineError(str(error).partition("\n stderr: ")[2].strip() or str(error)) from None
+        raise _error(error) from None
+
+
+def outputs(stack: auto.Stack) -> dict[str, Any]:
+    """The stack's outputs as plain values (secrets included: the deploy reads its own stack)."""
+    try:
+        return {key: output.value for key, output in stack.outputs().items()}
+    except auto.errors.CommandError as error:
+        raise _error(error) from None
+
+
+def pending_operations(stack: auto.Stack) -> list[dict[str, Any]]:
+    """What an interrupted update left half-done (a CREATE whose object may exist unrecorded)."""
+    try:
+        deployment = stack.export_stack().deployment or {}
+    except auto.errors.CommandError as error:
+        raise _error(error) from None
+    return list(deployment.get("pending_operations") or [])
+
+
+def clear_lock(stack: auto.Stack) -> None:
+    """`pulumi cancel`: only for a lock no live process holds."""
+    try:
+        stack.cancel()
+    except auto.errors.CommandError as error:
+        raise _error(error) from None
+
+
+def clear_pending_creates(stack: auto.Stack) -> None:
+    """`pulumi refresh --clear-pending-creates`: drop them from the state once their objects are gone."""
+    try:
+        stack.refresh(clear_pending_creates=True, on_output=print, color="never")
+    except auto.errors.CommandError as error:
+        raise _error(error) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,6 +177,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--secrets-provider", help="for a stack created here (awskms://…, passphrase)")
     parser.add_argument("--program", type=Path, default=PROGRAM, help="the program file (default: the stack)")
     parser.add_argument("--changes", type=Path, help="write the count of each change here as JSON")
+    parser.add_argument(
+        "--deploy-env",
+        action="store_true",
+        help="also set what every deploy sets from the environment: " + ", ".join(DEPLOY_ENV_CONFIG),
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("PULUMI_SKIP_UPDATE_CHECK", "true")
     try:
@@ -121,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             secrets_provider=args.secrets_provider,
             program=args.program.resolve(),
         )
-        set_config(stack, args.config)
+        job = [f"{k}={v}" for k, v in deploy_config(dict(os.environ)).items()] if args.deploy_env else []
+        set_config(stack, job + args.config)
         changes = run(args.command, stack)
     except EngineError as error:
         print(f"error: {args.command} of stack '{args.stack}' failed:\n{error}", file=sys.stderr)

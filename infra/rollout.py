@@ -14,16 +14,21 @@ canary pods, the canary alias's URL) and baked: its Prometheus metrics and its C
 A failed smoke test, a breached signal or a failed up rolls both runtimes back in one up (the canary
 discarded, `live` pinned to the stable version) and exits 1 with the reason named. A clean last step
 promotes: `image` becomes the new one and `live` follows it. `--summary` appends the timeline.
-Exit 0 deployed, 1 rolled back, 2 failed with nothing to roll back to (or the rollback failed too).
+Exit 0 deployed, 1 rolled back, 2 failed with nothing to roll back to (or the rollback failed too),
+130 cancelled: a SIGINT or SIGTERM (the runner's cancel) interrupts the running update as Pulumi
+expects and stops the rollout where it stands, within the runner's 10 s (infra/interrupt.py).
 
 `--strategy all-at-once` skips the canary for one deploy (a by-hand "promote now"); `abort` puts
-the stack back on the stable side its outputs recorded (after a cancelled run).
+the stack back on the stable side its outputs recorded (after a cancelled run), waiting for a
+cancelled update still winding down, and deletes by name any canary object an interrupted update
+created without recording it.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import sys
 import time
@@ -32,13 +37,14 @@ from pathlib import Path
 from typing import Any
 
 from canary import MetricsError, Thresholds, scraper
-from rollout_io import LOCK_PATIENCE_SECONDS, ROOT, Engine, RolloutError, Targets
+from interrupt import Cancellation, Interrupted
+from rollout_io import LOCK_PATIENCE_SECONDS, ROOT, Engine, RolloutError, Targets, remove_canaries
 from rollout_plan import Plan, Running
 from settings import Settings, SettingsError, read_environment
 from smoke import Example, SmokeError, check, plain_send, region_of, signed_send, smoke
 from watch import Watch, alarm_breaches, judged, watch
 
-DEPLOYED, ROLLED_BACK, FAILED = 0, 1, 2
+DEPLOYED, ROLLED_BACK, FAILED, CANCELLED = 0, 1, 2, 130
 
 
 @dataclass
@@ -168,17 +174,25 @@ class Rollout:
         return ROLLED_BACK
 
 
-def abort(engine: Engine, settings: Settings, timeline: Timeline) -> int:
+def abort(engine: Engine, settings: Settings, image: str, timeline: Timeline) -> int:
     """Put the stack back on the stable side its outputs recorded, whatever a cancelled run left: its
     outputs are written when an up completes, so an up interrupted midway may have created a canary
-    they do not mention. One up, a no-op when nothing was left running."""
+    they do not mention, and one terminated mid-create a canary its state does not hold (a pending
+    create, which the engine never deletes). One up, then those deleted by name and the pending
+    creates cleared; a no-op when nothing was left running."""
     outputs = engine.outputs()
     running = Running.of(outputs)
     if running.nothing:
         timeline.add(f"{settings.stack}: no model was deployed before; nothing to go back to.")
         return DEPLOYED
-    plan = Plan(settings, running, running.image or engine.image, "canary")
-    engine.up(plan.rollback_inputs(), after_cancel=True)
+    plan = Plan(settings, running, running.image or image, "canary")
+    outputs = engine.up_after_cancel(plan.rollback_inputs())
+    pending = engine.pending_creates()
+    for line in remove_canaries(outputs, pending):
+        timeline.add(f"- deleted {line}, left by the interrupted update")
+    if pending:
+        engine.clear_pending_creates()
+        timeline.add(f"- cleared {len(pending)} pending create(s) from the state")
     timeline.add(
         f"{settings.stack}: aborted; no canary runs, all traffic on the stable model: {plan.stable_side()}."
     )
@@ -206,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         "--lock-patience-seconds",
         type=float,
         default=LOCK_PATIENCE_SECONDS,
-        help="abort: how long to wait for a cancelled up's lock before clearing it",
+        help="abort: how long to wait for a cancelled update still running here",
     )
     parser.add_argument(
         "--wait-seconds", type=float, default=180, help="how long new pods may take to be ready"
@@ -214,13 +228,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kubernetes-url", help="the stable pods' base URL instead of a port-forward")
     parser.add_argument("--kubernetes-canary-url", help="the canary pods' base URL instead of a port-forward")
     parser.add_argument("--summary", type=Path, help="append the timeline here (a job summary)")
+    parser.add_argument("--outputs", type=Path, help="write the stack's outputs here as JSON at the end")
     args = parser.parse_args(argv)
     timeline = Timeline()
+    cancellation = Cancellation().install()
+    engine = None
     try:
         settings = read_environment(args.env)
-        engine = Engine(args.stack, args.image, args.lock_patience_seconds)
+        engine = Engine.from_env(args.stack, cancellation, args.lock_patience_seconds)
         if args.command == "abort":
-            return abort(engine, settings, timeline)
+            return abort(engine, settings, args.image, timeline)
         strategy = settings.rollout_strategy if args.strategy == "settings" else args.strategy
         rollout = Rollout(
             Plan(settings, Running.of(engine.outputs()), args.image, strategy),
@@ -233,10 +250,18 @@ def main(argv: list[str] | None = None) -> int:
             timeline,
         )
         return rollout.run()
+    except Interrupted as stop:
+        timeline.add("")
+        timeline.add(f"**Stopped**: {stop}. The abort step returns the stack to its stable side.")
+        return CANCELLED
     except (SettingsError, RolloutError, SmokeError, OSError, ValueError) as error:
         timeline.add(f"error: {error}")
         return FAILED
     finally:
+        if args.outputs and engine is not None and not cancellation.received:
+            with contextlib.suppress(RolloutError):
+                args.outputs.parent.mkdir(parents=True, exist_ok=True)
+                args.outputs.write_text(json.dumps(engine.outputs()))
         if args.summary and timeline.lines:
             with args.summary.open("a") as summary:
                 summary.write("\n".join(timeline.lines) + "\n")

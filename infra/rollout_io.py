@@ -1,86 +1,188 @@
-"""How a rollout reaches its stack and its pods: ups through the deploy's own `up-stack.sh`, outputs
-through the CLI, and the new model's servers through `kubectl port-forward` (or a given URL)."""
+"""How a rollout reaches its stack and its pods: ups and outputs through the one engine runner
+(`infra/engine.py`, in this process, so a cancel reaches the CLI), the new model's servers through
+`kubectl port-forward` (or a given URL), and a canary an interrupted update left through its name."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import engine
+from interrupt import Cancellation, live_updates
 from smoke import port_forward
 
 ROOT = Path(__file__).resolve().parent.parent
-UP = ROOT / ".github" / "scripts" / "up-stack.sh"
 CONTAINER_PORT = 8080  # kubernetes_service.PORT, without importing the Pulumi program's modules
-LOCK_PATIENCE_SECONDS = 60.0  # how long a cancelled run's up may take to release the stack
+LOCK_PATIENCE_SECONDS = 60.0  # how long a cancelled run's CLI may take to release the stack
+CANARY_ALIAS = "canary"  # lambda_service.CANARY_ALIAS
 
 
 class RolloutError(RuntimeError):
     """A step failed: an up, a smoke test or a breached signal; the message says which."""
 
 
+class StackLocked(RolloutError):
+    """Another update holds the stack's lock."""
+
+
 @dataclass
 class Engine:
-    """The stack's ups (the deploy's own up-stack.sh) and outputs (the CLI)."""
+    """The stack's ups and outputs, in this process; each step's inputs over the job's config."""
 
     stack: str
-    image: str
+    job_config: dict[str, str] = field(default_factory=dict)
+    secrets_provider: str | None = None
+    cancellation: Cancellation = field(default_factory=Cancellation)
     lock_patience_seconds: float = LOCK_PATIENCE_SECONDS
+    _opened: Any = None
+
+    @classmethod
+    def from_env(cls, stack: str, cancellation: Cancellation, lock_patience_seconds: float) -> Engine:
+        try:
+            job = engine.deploy_config(dict(os.environ))
+        except engine.EngineError as error:
+            raise RolloutError(str(error)) from None
+        return cls(
+            stack, job, os.environ.get("PULUMI_SECRETS_PROVIDER") or None, cancellation, lock_patience_seconds
+        )
+
+    def _open(self) -> Any:
+        if self._opened is None:
+            try:
+                self._opened = engine.open_stack(
+                    self.stack, create=True, secrets_provider=self.secrets_provider
+                )
+            except engine.EngineError as error:
+                raise RolloutError(f"could not open stack {self.stack}: {error}") from None
+        return self._opened
 
     def outputs(self) -> dict[str, Any]:
+        try:
+            return engine.outputs(self._open())
+        except engine.EngineError as error:
+            self.cancellation.check()
+            raise RolloutError(f"could not read the outputs of stack {self.stack}: {error}") from None
+
+    def up(self, inputs: dict[str, str]) -> dict[str, Any]:
+        """One up with a step's inputs (image included) over the job's config; its outputs."""
+        stack = self._open()
+        try:
+            engine.set_config(stack, [f"{k}={v}" for k, v in {**self.job_config, **inputs}.items()])
+            engine.run("up", stack)
+        except engine.EngineError as error:
+            self.cancellation.check()  # the job was cancelled: that, not a failure to roll back from
+            kind = StackLocked if isinstance(error, engine.LockedError) else RolloutError
+            raise kind(f"the up failed: {error}") from None
+        self.cancellation.check()
+        return self.outputs()
+
+    def up_after_cancel(self, inputs: dict[str, str]) -> dict[str, Any]:
+        """The abort's up. A cancelled run's CLI may still be winding down on this runner: wait for it
+        (never clear a lock a live process holds); a lock no live process holds is a killed CLI's,
+        cleared once (`pulumi cancel`). Safe because the workflow runs one deploy per stack at a time."""
+        deadline = time.monotonic() + self.lock_patience_seconds
+        cleared = False
+        while True:
+            try:
+                return self.up(inputs)
+            except StackLocked:
+                pass
+            live = live_updates(self.stack)
+            if live:
+                if time.monotonic() > deadline:
+                    raise RolloutError(
+                        f"an update of {self.stack} is still running here (pulumi {live}) after "
+                        f"{self.lock_patience_seconds:g} s; its lock is left alone"
+                    ) from None
+                print(f"waiting for the cancelled update to finish (pulumi {live})", flush=True)
+            elif not cleared:
+                print(
+                    "the stack's lock is held by no running update: clearing it (pulumi cancel)", flush=True
+                )
+                engine.clear_lock(self._open())
+                cleared = True
+            else:
+                raise RolloutError(f"the stack {self.stack} is locked by another update") from None
+            time.sleep(min(2.0, self.lock_patience_seconds))
+
+    def pending_creates(self) -> list[dict[str, Any]]:
+        return [op for op in engine.pending_operations(self._open()) if op.get("type") == "creating"]
+
+    def clear_pending_creates(self) -> None:
+        engine.clear_pending_creates(self._open())
+
+
+def remove_canaries(outputs: dict[str, Any], pending: list[dict[str, Any]]) -> list[str]:
+    """Delete, by name, every canary object an abort's up may not know of: the Kubernetes objects of
+    the update's pending creates, the model's canary Deployment, and the function's `canary` alias
+    with its URL. The abort's up declares no canary, so each of these is an orphan. Returns what was
+    deleted."""
+    removed = []
+    manifests = [
+        _manifest(op["resource"]) for op in pending if op["resource"]["type"].startswith("kubernetes:")
+    ]
+    if "kubernetes" in outputs.get("runtimes", []) and outputs.get("kubernetesNamespace"):
+        canary = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": f"{outputs['modelName']}-canary",
+                "namespace": outputs["kubernetesNamespace"],
+            },
+        }
+        manifests.append(canary)
+    for manifest in [m for m in manifests if m]:
         result = subprocess.run(
-            ["pulumi", "stack", "output", "--json", "--stack", self.stack],
+            ["kubectl", "delete", "-f", "-", "--ignore-not-found", "--wait=false"],
+            input=json.dumps(manifest),
             capture_output=True,
             text=True,
             check=False,
-            cwd=ROOT,
+            timeout=60,
+        )
+        named = (
+            f"{manifest['kind']} {manifest['metadata'].get('namespace', '')}/{manifest['metadata']['name']}"
         )
         if result.returncode != 0:
-            if "no stack named" in result.stderr:
-                return {}
-            raise RolloutError(f"could not read the outputs of stack {self.stack}: {result.stderr.strip()}")
-        return json.loads(result.stdout or "{}")
-
-    def up(self, inputs: dict[str, str], after_cancel: bool = False) -> dict[str, Any]:
-        """One up with a step's inputs. `after_cancel`: the up of a cancelled run may still be winding
-        down, or have died holding the stack's lock; wait for it, then clear a lock it left. Safe only
-        because the workflow runs one deploy per stack at a time (its concurrency group)."""
-        command = [str(UP), self.stack, self.image]
-        for key, value in inputs.items():
-            command += ["--config", f"{key}={value}"]
-        deadline = time.monotonic() + self.lock_patience_seconds
-        while True:
-            code, output = _streamed(command)
-            if code == 0:
-                return self.outputs()
-            if not (after_cancel and "currently locked" in output):
-                raise RolloutError("the up failed (its output is above)")
-            if time.monotonic() > deadline:
-                print(
-                    f"the lock outlived the cancelled up by {self.lock_patience_seconds:g} s: clearing it",
-                    flush=True,
-                )
-                subprocess.run(["pulumi", "cancel", "--yes", "--stack", self.stack], cwd=ROOT, check=False)
-                after_cancel = False  # one clearing; a lock that comes back is someone else's
-            time.sleep(min(5.0, self.lock_patience_seconds))
+            raise RolloutError(f"could not delete the {named}: {result.stderr.strip()}")
+        if result.stdout.strip():
+            removed.append(f"the {named}")
+    if "lambda" in outputs.get("runtimes", []) and outputs.get("functionName"):
+        removed += _remove_canary_alias(outputs["functionName"], outputs["functionArn"].split(":")[3])
+    return removed
 
 
-def _streamed(command: list[str]) -> tuple[int, str]:
-    """Run, printing the output as it comes, and keep it for the caller to read."""
-    lines = []
-    with subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    ) as run:
-        assert run.stdout is not None
-        for line in run.stdout:
-            print(line, end="", flush=True)
-            lines.append(line)
-    return run.returncode, "".join(lines)
+def _manifest(resource: dict[str, Any]) -> dict[str, Any] | None:
+    """apiVersion, kind and metadata of a pending Kubernetes create, from its checked inputs."""
+    inputs = resource.get("inputs") or {}
+    meta = inputs.get("metadata") or {}
+    if not (inputs.get("apiVersion") and inputs.get("kind") and meta.get("name")):
+        return None
+    return {"apiVersion": inputs["apiVersion"], "kind": inputs["kind"], "metadata": meta}
+
+
+def _remove_canary_alias(function: str, region: str) -> list[str]:
+    import boto3
+
+    client = boto3.client("lambda", region_name=region)
+    removed = []
+    for call, what in (
+        (lambda: client.delete_function_url_config(FunctionName=function, Qualifier=CANARY_ALIAS), "URL"),
+        (lambda: client.delete_alias(FunctionName=function, Name=CANARY_ALIAS), "alias"),
+    ):
+        try:
+            call()
+            removed.append(f"the {CANARY_ALIAS} {what} of {function}")
+        except client.exceptions.ResourceNotFoundException:
+            pass
+    return removed
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,11 @@
 # runtimes back on a failure; `rollout.sh abort STACK IMAGE` discards a rollout a cancelled run left.
 # STRATEGY=all-at-once skips the canary (a rollback to an earlier ref); PROMOTE_NOW=true also skips
 # the bakes. The timeline goes to the job summary; the stack's outputs to build/outputs-ENVIRONMENT.json.
-# Further arguments go to infra/rollout.py (--interval, --kubernetes-url, …).
+# Further arguments go to infra/rollout.py (--interval, --kubernetes-url, …). The job's config comes
+# from AWS_REGION, COMMIT, LAMBDA_IMAGE_ARM64/X86_64 and PULUMI_SECRETS_PROVIDER (infra/engine.py).
+# The rollout replaces this shell (exec), and the workflow step execs this script: the runner's cancel
+# (SIGINT, SIGTERM 7.5 s later, to the step's process only) reaches the rollout, which interrupts its
+# update and stops before the abort step starts (infra/interrupt.py).
 set -euo pipefail
 command=$1 stack=$2 image=$3
 shift 3
@@ -13,9 +17,7 @@ shift 3
 strategy=${STRATEGY:-settings}
 bake=()
 if [ "${PROMOTE_NOW:-false}" = true ]; then strategy=all-at-once bake=(--bake-seconds 0); fi
-status=0
-infra/.venv/bin/python infra/rollout.py "$command" --stack "$stack" --env "$ENVIRONMENT" --image "$image" \
-  --strategy "$strategy" "${bake[@]}" ${GITHUB_STEP_SUMMARY:+--summary "$GITHUB_STEP_SUMMARY"} "$@" || status=$?
 mkdir -p build
-pulumi stack output --json --stack "$stack" > "build/outputs-$ENVIRONMENT.json" 2> /dev/null || true
-exit "$status"
+exec infra/.venv/bin/python infra/rollout.py "$command" --stack "$stack" --env "$ENVIRONMENT" --image "$image" \
+  --strategy "$strategy" "${bake[@]}" ${GITHUB_STEP_SUMMARY:+--summary "$GITHUB_STEP_SUMMARY"} \
+  --outputs "build/outputs-$ENVIRONMENT.json" "$@"

@@ -10,8 +10,6 @@ stack=$1 image=$2
 shift 2
 : "${AWS_REGION:?is not set: the repository variable AWS_REGION (set by make bootstrap) names the region of every resource}"
 "$(dirname "$0")/pulumi-login.sh"
-infra/.venv/bin/python infra/engine.py up --stack "$stack" --create \
-  ${PULUMI_SECRETS_PROVIDER:+--secrets-provider "$PULUMI_SECRETS_PROVIDER"} \
-  --config "image=$image" --config "aws:region=$AWS_REGION" ${COMMIT:+--config "commit=$COMMIT"} \
-  ${LAMBDA_IMAGE_ARM64:+--config "lambdaImageArm64=$LAMBDA_IMAGE_ARM64"} \
-  ${LAMBDA_IMAGE_X86_64:+--config "lambdaImageX8664=$LAMBDA_IMAGE_X86_64"} "$@"
+exec infra/.venv/bin/python infra/engine.py up --stack "$stack" --create \
+  ${PULUMI_SECRETS_PROVIDER:+--secrets-provider "$PULUMI_SECRETS_PROVIDER"} --deploy-env \
+  --config "image=$image" "$@"

@@ -125,7 +125,9 @@ def test_every_run_is_a_make_verb_or_a_script_and_interpolates_nothing() -> None
                 continue
             command = step["run"]
             assert "${{" not in command, f"{name}: {command}"
-            first = command.split()[0]
+            words = command.split()
+            # `exec`: the step's process becomes the script, so the runner's cancel reaches it.
+            first = words[1] if words[0] == "exec" else words[0]
             if first == "make":
                 verb = next(w for w in command.split()[1:] if not w.startswith("-"))
                 assert verb in verbs, f"{name}: unknown verb in {command!r}"
@@ -193,10 +195,10 @@ def test_deploys_go_dev_staging_prod_one_at_a_time_and_never_cancel() -> None:
     assert up["concurrency"] == {"group": "deploy-${{ inputs.environment }}", "cancel-in-progress": False}
     # Every up, smoke test and bake is the rollout (the script the real-engine tests run); a cancelled
     # run discards a canary it left, and a rollback is all at once.
-    rollout = [s for s in up["steps"] if s.get("run", "").startswith(".github/scripts/rollout.sh")]
+    rollout = [s for s in up["steps"] if "rollout.sh" in s.get("run", "")]
     assert [(s.get("if"), s["run"]) for s in rollout] == [
-        (None, '.github/scripts/rollout.sh run "$STACK" "$IMAGE"'),
-        ("cancelled()", '.github/scripts/rollout.sh abort "$STACK" "$IMAGE"'),
+        (None, 'exec .github/scripts/rollout.sh run "$STACK" "$IMAGE"'),
+        ("cancelled()", 'exec .github/scripts/rollout.sh abort "$STACK" "$IMAGE"'),
     ]
     assert rollout[0]["env"] == rollout[1]["env"]
     assert rollout[0]["env"]["STRATEGY"] == "${{ inputs.rollback && 'all-at-once' || 'settings' }}"
@@ -265,7 +267,7 @@ def test_the_image_is_built_for_both_architectures_labelled_with_the_deployed_co
         for env in ("dev", "staging", "prod"):
             assert deploy["jobs"][env]["with"][output] == f"${{{{ needs.build.outputs.{output} }}}}"
     up = all_workflows()["deploy-stack.yml"]["jobs"]["up"]
-    (step, _) = [s for s in up["steps"] if s.get("run", "").startswith(".github/scripts/rollout.sh")]
+    (step, _) = [s for s in up["steps"] if "rollout.sh" in s.get("run", "")]
     assert step["env"]["LAMBDA_IMAGE_ARM64"] == "${{ inputs.lambda_image_arm64 }}"
     assert step["env"]["LAMBDA_IMAGE_X86_64"] == "${{ inputs.lambda_image_x86_64 }}"
 
@@ -280,7 +282,7 @@ def test_deploy_runs_apply_one_at_a_time_newest_waiting_and_never_backwards() ->
     assert up["steps"][0]["with"]["fetch-depth"] == 0
     runs = [s.get("run", "") for s in up["steps"]]
     order = next(i for i, r in enumerate(runs) if r.startswith(".github/scripts/deploy-order.sh"))
-    assert order == next(i for i, r in enumerate(runs) if r.startswith(".github/scripts/rollout.sh run")) - 1
+    assert order == next(i for i, r in enumerate(runs) if "rollout.sh run" in r) - 1
     assert up["steps"][order]["env"]["ROLLBACK"] == "${{ inputs.rollback }}"
     assert up["steps"][order + 1]["env"]["COMMIT"] == "${{ inputs.ref }}"
 
