@@ -43,7 +43,7 @@ def kubernetes_args(s: config.Settings) -> KubernetesServiceArgs:
 
 def lambda_args(s: config.Settings) -> LambdaServiceArgs:
     return LambdaServiceArgs(
-        function_name=f"twinserve-{s.model_name}-{s.stack}",
+        function_name=s.function_name,
         model_name=s.model_name,
         model_version=s.model_version,
         package=s.lambda_package,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,21 @@ IMAGE_ENTRYPOINT = ["python", "-m", "awslambdaric"]
 ALIAS = "live"
 # While a rollout runs, this alias follows the newly published version: the smoke test reaches the new
 # code alone through its own IAM-authenticated Function URL, whatever share `live` gives it.
+# IAM adds a 26-character unique suffix to a name prefix, whose limit is therefore 38
+# (terraform-provider-aws, internal/service/iam/role.go).
+ROLE_NAME_PREFIX_LIMIT = 38
+
+
+def role_name_prefix(function_name: str) -> str:
+    """`<function>-`, or where that passes IAM's limit its first characters and a digest of the whole,
+    so every model name settings accept gets a role (and a stack made before keeps its own)."""
+    prefix = f"{function_name}-"
+    if len(prefix) <= ROLE_NAME_PREFIX_LIMIT:
+        return prefix
+    digest = hashlib.sha256(function_name.encode()).hexdigest()[:8]
+    return f"{function_name[: ROLE_NAME_PREFIX_LIMIT - len(digest) - 2]}-{digest}-"
+
+
 CANARY_ALIAS = "canary"
 PERIOD_SECONDS = 60  # Lambda's metrics are per minute; an alarm fires on 2 breaching minutes of 3
 
@@ -108,7 +124,7 @@ class LambdaService(pulumi.ComponentResource):
         # The function's identity: nothing beyond its own logs (and traces, and its queue).
         self.role = aws.iam.Role(
             f"{name}-role",
-            name_prefix=f"{args.function_name}-",
+            name_prefix=role_name_prefix(args.function_name),
             assume_role_policy=LAMBDA_TRUST,
             tags=tags,
             opts=child,

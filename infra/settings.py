@@ -62,6 +62,10 @@ Runtime = Literal["kubernetes", "lambda"]
 SECRET_KEYS = ("kubeconfig",)  # must be set with --secret
 
 
+FUNCTION_NAME_LIMIT = 64  # Lambda function names
+DNS_LABEL_LIMIT = 63  # Kubernetes Service and Namespace names (RFC 1123 labels)
+
+
 class SettingsError(ValueError):
     """A stack setting is wrong; the message names the key and what it accepts."""
 
@@ -241,8 +245,28 @@ class Settings(BaseModel):
             raise ValueError(problem)
         return self
 
+    @property
+    def function_name(self) -> str:
+        """The Lambda function (and the prefix of its log group, queue, alarms and role)."""
+        return f"{PROJECT}-{self.model_name}-{self.stack}"
+
+    def _name_problems(self) -> list[str]:
+        """Names derived from modelName (and the stack) that would pass a limit where they are used:
+        refused here, by key, instead of failing the preview or the up."""
+        limits = [(self.function_name, FUNCTION_NAME_LIMIT, "the Lambda function name")]
+        if "kubernetes" in self.runtimes:
+            for track in ("canary", "stable"):
+                limits.append((f"{self.model_name}-{track}", DNS_LABEL_LIMIT, f"the {track} Service name"))
+            limits.append((self.kubernetes_namespace, DNS_LABEL_LIMIT, "kubernetesNamespace"))
+        return [
+            f"modelName {self.model_name!r} makes {what} {name!r} {len(name)} characters long, more than "
+            f"the {limit} allowed: choose a shorter modelName"
+            for name, limit, what in limits
+            if len(name) > limit
+        ]
+
     def _problems(self) -> list[str]:
-        problems = []
+        problems = self._name_problems()
         if self.kubernetes_min_replicas > self.kubernetes_max_replicas:
             problems.append("kubernetesMinReplicas must not exceed kubernetesMaxReplicas")
         if self.lambda_provisioned_concurrency > self.lambda_reserved_concurrency:

@@ -109,6 +109,15 @@ def main() -> None:
         ),
     )
 
+    # Lambda pulls a function's image with the service's own identity: the repository must let it, for
+    # this account's twinserve-* functions only (or the first image function fails to create: "Lambda
+    # does not have permission to access the ECR image"; the deploy role may not set this policy).
+    aws.ecr.RepositoryPolicy(
+        "images-lambda-pull",
+        repository=images.name,
+        policy=json.dumps(permissions.lambda_pull_policy(account, region)),
+    )
+
     state = permissions.state_backend(account, region) if s.state_backend else None
     scope = permissions.Scope(
         account=account,

@@ -220,6 +220,26 @@ def preview_policy(scope: Scope) -> pulumi.Output[str]:
     )
 
 
+def lambda_pull_policy(account: str, region: str) -> dict:
+    """The image repository's policy: Lambda may pull for this account's twinserve-* functions only
+    (AWS Lambda developer guide, "Amazon ECR permissions")."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "LambdaPull",
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                "Condition": {
+                    "StringLike": {"aws:sourceArn": f"arn:aws:lambda:{region}:{account}:function:{PREFIX}*"},
+                    "StringEquals": {"aws:sourceAccount": account},
+                },
+            }
+        ],
+    }
+
+
 def state_backend(account: str, region: str) -> StateBackend:
     """A versioned, KMS-encrypted, private, TLS-only bucket, and the key that also encrypts stack secrets."""
     key = aws.kms.Key(

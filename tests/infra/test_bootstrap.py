@@ -9,7 +9,7 @@ import pytest
 from offline import Run
 
 from tests.infra.conftest import INFRA
-from tests.infra.iam import bootstrap, conditions_hold, role
+from tests.infra.iam import allows, bootstrap, conditions_hold, role
 
 sys.path.insert(0, str(INFRA / "policy"))
 import rules
@@ -211,3 +211,24 @@ def test_outputs_are_the_repository_variables(plain: Run) -> None:
 def test_bad_settings_are_named(config: dict[str, str], message: str) -> None:
     with pytest.raises(Exception, match=message.replace("(", r"\(")):
         bootstrap(**config)
+
+
+def test_lambda_may_pull_the_image_for_twinserve_functions_only(plain: Run) -> None:
+    """A Lambda image function is created only if the repository lets the Lambda service pull; the
+    deploy role cannot set repository policies, so the bootstrap does."""
+    (found,) = plain.of_type("aws:ecr/repositoryPolicy:RepositoryPolicy")
+    policy = json.loads(found.inputs["policy"])
+    (statement,) = policy["Statement"]
+    assert statement["Principal"] == {"Service": "lambda.amazonaws.com"}
+    repository = "arn:aws:ecr:eu-west-1:123456789012:repository/twinserve"
+    context = {"aws:sourceAccount": "123456789012"}
+    function = "arn:aws:lambda:eu-west-1:123456789012:function:twinserve-iris-prod"
+    as_lambda = dict(statement, Resource=repository)  # a repository policy's resource is the repository
+    check = {"Version": "2012-10-17", "Statement": [as_lambda]}
+    for action in ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"):
+        assert allows(check, (action, repository, {**context, "aws:sourceArn": function}))
+    other = "arn:aws:lambda:eu-west-1:123456789012:function:other-team-app"
+    assert not allows(check, ("ecr:BatchGetImage", repository, {**context, "aws:sourceArn": other}))
+    elsewhere = {"aws:sourceAccount": "999999999999", "aws:sourceArn": function.replace("1234", "9999")}
+    assert not allows(check, ("ecr:BatchGetImage", repository, elsewhere))
+    assert not allows(check, ("ecr:PutImage", repository, {**context, "aws:sourceArn": function}))
