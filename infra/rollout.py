@@ -119,11 +119,7 @@ class Rollout:
             if outputs.get("lambdaCanaryEndpoint"):
                 self._check("lambda canary", outputs["lambdaCanaryEndpoint"], signed_send(region_of(outputs)))
             return
-        if "kubernetes" in outputs.get("runtimes", []) and self.targets.kubernetes_url:
-            with self.targets.kubernetes(outputs, canary=False) as base:
-                self._check("kubernetes", base)
-            outputs = {**outputs, "runtimes": [r for r in outputs["runtimes"] if r != "kubernetes"]}
-        for line in smoke(outputs, self.example, self.wait_seconds):
+        for line in smoke(outputs, self.example, self.wait_seconds, self.targets.kubernetes_url):
             self.timeline.add(f"- smoke: {line}")
 
     def _bake(self, outputs: dict[str, Any], canary: bool) -> None:

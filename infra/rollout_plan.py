@@ -44,8 +44,10 @@ def shares(strategy: str, step: int) -> list[int]:
 
 def canary_pods(stable_pods: int, percent: int) -> int:
     """Pods giving the canary about `percent` of a Service's traffic beside `stable_pods`; at least one,
-    so a small deployment's real share is higher than asked (the summary says how much)."""
-    return max(1, round(stable_pods * percent / (100 - percent)))
+    so a small deployment's real share is higher than asked (the summary says how much), and at most
+    as many as the stable side: past 50% a step by pods would multiply the footprint (90% beside 3
+    stable pods asks 27), so the canary's share stays at half until the step that promotes it."""
+    return min(stable_pods, max(1, round(stable_pods * percent / (100 - percent))))
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,12 @@ RETENTION_DAYS = (
 )
 # API Gateway ends an integration at 30 s: the function must give up first.
 HTTP_API_TIMEOUT_SECONDS = 29
-# The deploy job ends at 60 minutes (deploy-stack.yml): the bakes may take this long, the ups the rest.
+# The deploy job ends at 60 minutes (deploy-stack.yml), as does the deploy role's session: the job's
+# setup, every step's up and smoke test, and the bakes must fit, with a margin for a rollback.
+JOB_MINUTES = 60
+SETUP_MINUTES = 8  # checkout, virtualenv, credentials, CLI, deploy order
+STEP_MINUTES = 3  # one up (a rollout of pods or a published version) and its smoke test
+ROLLBACK_MINUTES = 4
 MAX_BAKE_MINUTES = 45
 # The image runs TensorFlow: ~550 MiB resident once the model is loaded (`make bench`'s cold start).
 IMAGE_MIN_MEMORY_MB = 1024
@@ -301,14 +306,7 @@ class Settings(BaseModel):
             )
         if self.canary_image and self.canary_image == self.image:
             problems.append("canaryImage is the stable image: empty it (promoted) or give a new one")
-        bakes = {"canary": 1, "linear": len(range(self.rollout_step_percent, 100, self.rollout_step_percent))}
-        baking = bakes.get(self.rollout_strategy, 1) * self.rollout_bake_minutes
-        if baking > MAX_BAKE_MINUTES:
-            problems.append(
-                f"a {self.rollout_strategy} rollout of rolloutStepPercent {self.rollout_step_percent} baked "
-                f"rolloutBakeMinutes {self.rollout_bake_minutes} bakes {baking} minutes, more than the "
-                f"{MAX_BAKE_MINUTES} the deploy job allows: bake less or take larger steps"
-            )
+        problems += self._rollout_time_problems()
         if self.lambda_canary_percent and not self.lambda_stable_version:
             problems.append(
                 "lambdaCanaryPercent is set, but lambdaStableVersion (the version beside it) is not"
@@ -318,6 +316,26 @@ class Settings(BaseModel):
                 "lambdaStableVersion is set, but this environment does not deploy the lambda runtime"
             )
         return problems
+
+    def _rollout_time_problems(self) -> list[str]:
+        """The rollout must finish inside the deploy job (and the deploy role's one-hour session)."""
+        bakes = {"canary": 1, "linear": len(range(self.rollout_step_percent, 100, self.rollout_step_percent))}
+        baking = bakes.get(self.rollout_strategy, 1) * self.rollout_bake_minutes
+        steps = bakes.get(self.rollout_strategy, 0) + 1
+        needed = SETUP_MINUTES + steps * STEP_MINUTES + baking + ROLLBACK_MINUTES
+        rollout = f"a {self.rollout_strategy} rollout of rolloutStepPercent {self.rollout_step_percent}"
+        if baking > MAX_BAKE_MINUTES:
+            return [
+                f"{rollout} baked rolloutBakeMinutes {self.rollout_bake_minutes} bakes {baking} minutes, "
+                f"more than the {MAX_BAKE_MINUTES} the deploy job allows: bake less or take larger steps"
+            ]
+        if needed > JOB_MINUTES:
+            return [
+                f"{rollout} takes about {needed} minutes ({steps} ups and smoke tests of ~{STEP_MINUTES}, "
+                f"{baking} baking, {SETUP_MINUTES} setup, {ROLLBACK_MINUTES} for a rollback), more than the "
+                f"deploy job's {JOB_MINUTES}: bake less or take larger steps"
+            ]
+        return []
 
     @property
     def lambda_image(self) -> str | None:

@@ -164,10 +164,12 @@ def listening(port: int, forward: subprocess.Popen[str], command: str, seconds: 
 
 
 @contextlib.contextmanager
-def reachable(endpoint: str, namespace: str, model: str) -> Iterator[str]:
-    """An in-cluster Service through `kubectl port-forward`; anything else as it is."""
-    if ".svc.cluster.local" not in endpoint:
-        yield endpoint
+def reachable(namespace: str, model: str, given_url: str | None = None) -> Iterator[str]:
+    """The model's Service through `kubectl port-forward`, always: a LoadBalancer's address may be
+    internal (AWS Load Balancer Controller 2.2+ and EKS Auto Mode make NLBs internal unless annotated),
+    and the runner is outside the VPC. `given_url` instead, where the caller already reaches it."""
+    if given_url:
+        yield given_url.rstrip("/")
         return
     with port_forward(namespace, f"svc/{model}", 80) as base:
         yield base
@@ -178,12 +180,14 @@ def region_of(outputs: dict[str, Any]) -> str:
     return outputs["functionArn"].split(":")[3]
 
 
-def smoke(outputs: dict[str, Any], example: Example, wait_seconds: float) -> list[str]:
+def smoke(
+    outputs: dict[str, Any], example: Example, wait_seconds: float, kubernetes_url: str | None = None
+) -> list[str]:
     model, results = outputs["modelName"], []
     if model != example.model:
         raise SmokeError(f"the stack serves {model!r}, but the built model is {example.model!r}")
     if "kubernetes" in outputs.get("runtimes", []):
-        with reachable(outputs["kubernetesEndpoint"], outputs["kubernetesNamespace"], model) as base:
+        with reachable(outputs["kubernetesNamespace"], model, kubernetes_url) as base:
             results.append(check("kubernetes", base, example, plain_send, wait_seconds))
     if "lambda" in outputs.get("runtimes", []):
         iam = outputs.get("lambdaAuth") == "AWS_IAM"
@@ -204,10 +208,11 @@ def main(argv: list[str] | None = None) -> int:
         default=Path("dist/model-metadata.json"),
         help="the built model's metadata.json, whose example is sent and its answer checked",
     )
+    parser.add_argument("--kubernetes-url", help="the model's Service base URL instead of a port-forward")
     args = parser.parse_args(argv)
     try:
         outputs = json.loads(args.outputs.read_text())
-        for line in smoke(outputs, Example.read(args.metadata), args.wait_seconds):
+        for line in smoke(outputs, Example.read(args.metadata), args.wait_seconds, args.kubernetes_url):
             print(line)
     except KeyError as missing:
         print(f"smoke test failed: the stack outputs lack {missing}", file=sys.stderr)

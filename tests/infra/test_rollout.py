@@ -40,9 +40,12 @@ def test_each_strategy_ends_with_everything_on_the_new_model(
 
 
 @pytest.mark.parametrize(
-    ("stable", "percent", "pods"), [(3, 10, 1), (9, 10, 1), (18, 10, 2), (3, 50, 3), (1, 25, 1)]
+    ("stable", "percent", "pods"),
+    [(3, 10, 1), (9, 10, 1), (18, 10, 2), (3, 50, 3), (1, 25, 1), (3, 90, 3), (3, 70, 3), (10, 60, 10)],
 )
-def test_canary_pods_follow_the_share_with_at_least_one(stable: int, percent: int, pods: int) -> None:
+def test_canary_pods_follow_the_share_with_at_least_one_and_at_most_the_stable_count(
+    stable: int, percent: int, pods: int
+) -> None:
     assert canary_pods(stable, percent) == pods
 
 
@@ -81,7 +84,8 @@ def test_a_canary_step_pins_the_stable_side_of_both_runtimes(
 
 
 def test_a_first_deploy_has_one_step_whatever_the_strategy(config_for: Callable[..., dict[str, str]]) -> None:
-    assert plan(config_for, Running(None, None), rolloutStrategy="linear").steps == [100]
+    linear = plan(config_for, Running(None, None), rolloutStrategy="linear", rolloutBakeMinutes=1)
+    assert linear.steps == [100]
 
 
 def test_an_unchanged_image_runs_no_kubernetes_canary(config_for: Callable[..., dict[str, str]]) -> None:

@@ -4,7 +4,9 @@ the built model's own example is sent, and its answer checked, for Iris and the 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,7 +52,10 @@ def outputs(tmp_path: Path, **values: object) -> Path:
 def smoke(
     path: Path, metadata: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    command = [*SMOKE, str(path), "--metadata", str(metadata), *args]
+    # The test's server stands in for the port-forward to the model's Service.
+    given = json.loads(path.read_text()).get("kubernetesEndpoint")
+    url = ["--kubernetes-url", given] if given and given.startswith("http://127.0.0.1") else []
+    command = [*SMOKE, str(path), "--metadata", str(metadata), *url, *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
 
 
@@ -155,3 +160,40 @@ def test_missing_outputs_and_metadata_are_named(iris: Path, tmp_path: Path) -> N
     assert "smoke test failed: the stack outputs lack 'modelName'" in result.stderr
     missing = smoke(outputs(tmp_path), tmp_path / "none.json")
     assert "none.json not found: `make package` writes it beside the Lambda zips" in missing.stderr
+
+
+def test_kubernetes_is_reached_through_a_port_forward_never_its_load_balancer(
+    server: Server, iris: Path, tmp_path: Path
+) -> None:
+    """On EKS a LoadBalancer Service's NLB is internal unless annotated: the runner could not call it.
+    The smoke test port-forwards to the model's Service whatever its endpoint says (a stand-in
+    kubectl, which forwards to the test's server, records how it was asked)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    kubectl = bin_dir / "kubectl"
+    port = server.url.rsplit(":", 1)[1]
+    # `kubectl port-forward -n NS TARGET LOCAL:REMOTE`: relay LOCAL to the server with socat-free Python.
+    kubectl.write_text(
+        f"#!{sys.executable}\n"
+        "import socket, sys, threading, pathlib\n"
+        f"pathlib.Path({str(tmp_path / 'kubectl.args')!r}).write_text(' '.join(sys.argv[1:]))\n"
+        "local = int(sys.argv[-1].split(':')[0])\n"
+        "listener = socket.create_server(('127.0.0.1', local))\n"
+        "def pipe(a, b):\n"
+        "    while data := a.recv(65536):\n"
+        "        b.sendall(data)\n"
+        "    b.close()\n"
+        "while True:\n"
+        "    client, _ = listener.accept()\n"
+        f"    upstream = socket.create_connection(('127.0.0.1', {port}))\n"
+        "    threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()\n"
+        "    threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()\n"
+    )
+    kubectl.chmod(0o755)
+    nlb = "http://k8s-twinserv-iris-0123456789.elb.eu-west-1.amazonaws.com"
+    path = outputs(tmp_path, runtimes=["kubernetes"], kubernetesEndpoint=nlb)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    result = smoke(path, iris, "--wait-seconds", "10", env=env)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "kubectl.args").read_text().startswith("port-forward -n twinserve-dev svc/iris ")
+    assert "kubernetes: ready, metadata and the model's example answered as expected" in result.stdout
