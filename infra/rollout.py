@@ -182,13 +182,14 @@ def abort(engine: Engine, settings: Settings, image: str, timeline: Timeline) ->
         timeline.add(f"{settings.stack}: no model was deployed before; nothing to go back to.")
         return DEPLOYED
     plan = Plan(settings, running, running.image or image, "canary")
+    pending = engine.pending_creates()  # read before the up, which may drop them from the state
     outputs = engine.up_after_cancel(plan.rollback_inputs())
-    pending = engine.pending_creates()
     for line in remove_canaries(outputs, pending):
         timeline.add(f"- deleted {line}, left by the interrupted update")
-    if pending:
+    left = engine.pending_creates()
+    if left:
         engine.clear_pending_creates()
-        timeline.add(f"- cleared {len(pending)} pending create(s) from the state")
+        timeline.add(f"- cleared {len(left)} pending create(s) from the state")
     timeline.add(
         f"{settings.stack}: aborted; no canary runs, all traffic on the stable model: {plan.stable_side()}."
     )

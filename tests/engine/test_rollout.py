@@ -6,6 +6,7 @@ port-forward to; the engine's objects are read back from the API server after ea
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -92,9 +93,8 @@ def deploy(
         if canary:
             command += ["--kubernetes-canary-url", canary.url]
         env = {**runner.env, "ENVIRONMENT": "dev", "GITHUB_STEP_SUMMARY": str(summary)}
-        if background is not None:  # a run the test cancels, as GitHub cancels a job's step
-            quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-            background.append(subprocess.Popen(command, cwd=tree, env=env, start_new_session=True, **quiet))
+        if background is not None:  # the job's step as GitHub's runner starts it, for a cancel
+            background.append(runner_step(tree, verb, image, command[4:], env, summary))
             return None, ""
         result = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, timeout=900)
         outputs = tree / "build" / "outputs-dev.json"
@@ -103,6 +103,59 @@ def deploy(
 
     run.backend = backend  # type: ignore[attr-defined]
     return run
+
+
+def runner_step(
+    tree: Path, verb: str, image: str, extra: list[str], env: dict[str, str], summary: Path
+) -> subprocess.Popen:
+    """The deploy step's own `run:` text from deploy-stack.yml, run as actions/runner runs a step:
+    `bash --noprofile --norc -eo pipefail <script>`, in a session of its own only so the test can
+    clean up; the cancel below signals the step's process alone."""
+    (step,) = [
+        s["run"]
+        for s in yaml.safe_load((tree / ".github" / "workflows" / "deploy-stack.yml").read_text())["jobs"][
+            "up"
+        ]["steps"]
+        if f"rollout.sh {verb}" in s.get("run", "")
+    ]
+    script = summary.with_suffix(".step.sh")
+    script.write_text(step + " " + " ".join(f"'{a}'" for a in extra) + "\n")
+    with summary.with_suffix(".log").open("w") as log:
+        return subprocess.Popen(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+            cwd=tree,
+            env={**env, "STACK": "dev", "IMAGE": image},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def cancel_as_the_runner(step: subprocess.Popen) -> float:
+    """actions/runner's cancel (ProcessInvoker.cs): SIGINT to the step's process, SIGTERM 7.5 s later,
+    a kill 2.5 s after that; the `if: cancelled()` step starts about 12.5 s after the cancel. Returns
+    how long the step took to exit."""
+    cancelled = time.monotonic()
+    for sig, wait in ((signal.SIGINT, 7.5), (signal.SIGTERM, 2.5), (signal.SIGKILL, 0)):
+        if step.poll() is not None:
+            break
+        step.send_signal(sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            step.wait(timeout=wait)
+    step.wait(timeout=5)
+    exited = time.monotonic() - cancelled
+    time.sleep(max(0.0, 12.5 - exited))
+    return exited
+
+
+def pulumi_processes() -> list[str]:
+    """Every pulumi CLI still running on this machine."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "pulumi":
+                found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+    return found
 
 
 def images(cluster: ControlPlane) -> dict[str, str]:
@@ -157,34 +210,53 @@ def test_a_healthy_canary_is_promoted(
     FACTS.append("rollout of a healthy canary on dev: baked 3 s at 1 pod beside 1, then promoted")
 
 
-def test_a_runner_killed_mid_up_leaves_a_lock_that_abort_clears(
+def test_a_deploy_cancelled_as_the_runner_cancels_while_awaiting_its_canary_stops_and_abort_removes_it(
     deploy: Callable[..., tuple], cluster: ControlPlane, servers: dict[str, Server]
 ) -> None:
-    """A cancelled run: GitHub interrupts the step, and kills it if it does not stop. Killed mid-up, the
-    up dies holding the stack's lock, maybe with a canary made that the outputs do not mention. The
-    abort step waits `--lock-patience-seconds` for the lock, clears it (`pulumi cancel`) and puts the
-    stack back on its stable side."""
+    """The canary's pods are refused (a quota), so the provider awaits its Deployment: the cancel
+    arrives mid-create. The step stops its update before the runner would kill it and before the abort
+    starts, leaving no CLI running and the lock released, and the canary Deployment it created still in
+    the cluster. The abort step puts the stack back on its stable side, deletes any canary object its
+    state does not hold by name and leaves no pending operation: no canary pod behind the Service."""
     locks = deploy.backend / ".pulumi" / "locks"  # type: ignore[attr-defined]
+    pods = f"/api/v1/namespaces/{NAMESPACE}/pods"
+    quota = f"/api/v1/namespaces/{NAMESPACE}/resourcequotas"
+    running = len(cluster.api.get(pods)["items"])
+    cluster.api.request(
+        "POST", quota, {"metadata": {"name": "no-canary-pods"}, "spec": {"hard": {"pods": str(running)}}}
+    )
     started: list[subprocess.Popen] = []
-    deploy(SECOND, servers["none"], bake_seconds="600", background=started)
-    (job,) = started
     try:
-        deadline = time.monotonic() + 120
-        while not list(locks.rglob("*.json")) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert list(locks.rglob("*.json")), "the up never took the stack's lock"
+        deploy(SECOND, servers["none"], bake_seconds="600", background=started)
+        (step,) = started
+        cluster.api.wait_for(f"{DEPLOYMENTS}/scorer-canary", lambda d: True, timeout=300)
+        time.sleep(1)  # the provider is now awaiting the canary's pods
+        exited = cancel_as_the_runner(step)
+        assert exited < 10, f"the step ran {exited:.1f} s after the cancel: the runner would have killed it"
+        assert step.returncode == 130
+        assert not pulumi_processes(), "a CLI of the cancelled step still runs"
+        assert not list(locks.rglob("*.json")), "the interrupted update kept the stack's lock"
+        assert cluster.api.get(f"{DEPLOYMENTS}/scorer-canary") is not None  # left behind, unrecorded
     finally:
-        os.killpg(job.pid, signal.SIGKILL)
-        job.wait(timeout=60)
-    assert list(locks.rglob("*.json"))  # left behind
-    result, summary = deploy(SECOND, None, "abort", extra=("--lock-patience-seconds", "2"))
+        for process in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+        cluster.api.request("DELETE", f"{quota}/no-canary-pods")
+    result, summary = deploy(SECOND, None, "abort")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "the lock outlived the cancelled up by 2 s: clearing it" in result.stdout
+    # Interrupted (not killed), the provider hands back the half-made canary, so the state records it
+    # and the abort's up deletes it; a CLI killed outright leaves it unrecorded, and the abort deletes
+    # it by name (`- deleted the Deployment …, left by the interrupted update`). Either way: gone.
+    assert "pending create" not in result.stdout.split("aborted")[-1]  # none left for the next deploy
     assert (
         f"dev: aborted; no canary runs, all traffic on the stable model: Kubernetes runs {THIRD}." in summary
     )
+    cluster.api.wait_for(DEPLOYMENTS, lambda found: len(found["items"]) == 1, timeout=60)
     assert images(cluster) == {"scorer": THIRD}
-    assert not list(locks.rglob("*.json"))
+    selector = "app.kubernetes.io/name=scorer"
+    behind = cluster.api.get(f"{pods}?labelSelector={selector}")["items"]
+    assert all(p["metadata"]["labels"].get("twinserve.dev/track") != "canary" for p in behind)
     FACTS.append(
-        "a rollout SIGKILLed mid-up left the stack locked; `rollout.sh abort` cleared it and rolled back"
+        f"a deploy cancelled as the runner cancels (SIGINT to the step alone) while awaiting its canary "
+        f"stopped in {exited:.1f} s, lock released; the abort removed the canary, no pending operation left"
     )
