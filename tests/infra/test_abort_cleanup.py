@@ -1,0 +1,56 @@
+"""The abort deletes by name the canary objects an interrupted update may have left unrecorded: the
+function's `canary` alias and its URL (in moto's Lambda), so the next canary's alias can be created."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import boto3
+import pytest
+from moto import mock_aws
+from rollout_io import remove_canaries
+
+REGION = "eu-west-1"
+
+
+def function(client: object) -> str:
+    iam = boto3.client("iam", region_name=REGION)
+    role = iam.create_role(RoleName="twinserve-iris-prod-x", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("handler.py", "def handler(e, c): return e\n")
+    created = client.create_function(  # type: ignore[attr-defined]
+        FunctionName="twinserve-iris-prod",
+        Runtime="python3.12",
+        Role=role,
+        Handler="handler.handler",
+        Code={"ZipFile": code.getvalue()},
+        Publish=True,
+    )
+    return created["FunctionArn"]
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> object:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        yield boto3.client("lambda", region_name=REGION)
+
+
+def test_a_left_canary_alias_and_url_are_deleted_and_a_new_canary_can_be_made(aws: object) -> None:
+    arn = function(aws)
+    name = "twinserve-iris-prod"
+    aws.create_alias(FunctionName=name, Name="canary", FunctionVersion="1")  # type: ignore[attr-defined]
+    aws.create_function_url_config(  # type: ignore[attr-defined]
+        FunctionName="twinserve-iris-prod", Qualifier="canary", AuthType="AWS_IAM"
+    )
+    outputs = {"runtimes": ["lambda"], "functionName": "twinserve-iris-prod", "functionArn": arn}
+    removed = remove_canaries(outputs, pending=[])
+    assert removed == ["the canary URL of twinserve-iris-prod", "the canary alias of twinserve-iris-prod"]
+    assert aws.list_aliases(FunctionName=name)["Aliases"] == []  # type: ignore[attr-defined]
+    # The next canary can be made, and removed again (moto answers a missing URL without an error).
+    aws.create_alias(FunctionName=name, Name="canary", FunctionVersion="1")  # type: ignore[attr-defined]
+    assert "the canary alias of twinserve-iris-prod" in remove_canaries(outputs, pending=[])
+    assert aws.list_aliases(FunctionName=name)["Aliases"] == []  # type: ignore[attr-defined]
