@@ -52,6 +52,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.limits = limits
         self._phase = "headers"
         self._header_bytes = 0
+        self._head_bytes = 0  # the current request's line and headers, counted by the parser's callbacks
+        self._refused = False
         self._deadline: asyncio.TimerHandle | None = None
         self._stopping = False
 
@@ -64,6 +66,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._arm(self._headers_too_slow)
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
         if self._phase == "headers":
             self._header_bytes += len(data)
         super().data_received(data)
@@ -76,14 +80,38 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             elif self._header_bytes:
                 self._arm(self._headers_too_slow)
 
+    def on_url(self, url: bytes) -> None:
+        self._count_head(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_head(len(name) + len(value) + 4)  # "name: value\r\n"
+        super().on_header(name, value)
+
+    def _count_head(self, size: int) -> None:
+        """As the parser reads them: a whole oversized head in one read is refused before it is answered."""
+        self._head_bytes += size
+        if self._head_bytes > self.limits.max_header_bytes and not self._refused:
+            self._refuse(
+                431, f"request line and headers exceed the limit of {self.limits.max_header_bytes} bytes"
+            )
+
     def on_headers_complete(self) -> None:
-        self._phase, self._header_bytes = "body", 0
+        self._phase, self._header_bytes, self._head_bytes = "body", 0, 0
         self._cancel()
+        if self._refused:
+            return  # refused and closed: no request to answer
         super().on_headers_complete()
         if self._stopping and self.cycle is not None:
             self.cycle.keep_alive = False
 
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
+
     def on_message_complete(self) -> None:
+        if self._refused:
+            return
         super().on_message_complete()
         self._phase = "headers"
         self._cancel()
@@ -140,6 +168,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         cycle.message_event.set()
 
     def _refuse(self, status: int, message: str) -> None:
+        self._refused = True
         if self.transport.is_closing():
             return
         self._cancel()

@@ -22,6 +22,7 @@ from serving.errors import PayloadTooLarge, RequestTimeout, Timeout, TooManyRequ
 from serving.metrics import exposition, observe
 from serving.routes import Request, Response, body_too_large, error_response, handle
 from serving.settings import Settings
+from serving.v2 import decimal
 
 INFERENCE_THREADS = 8
 PROBES = frozenset({"/v2/health/live", "/v2/health/ready"})  # never refused: an overloaded pod is still alive
@@ -123,8 +124,8 @@ class ServingApp:
     ) -> bytes | Response:
         """The body, or the refusal to send: too large by its declared length (before reading any of it),
         too large as it streams in, or not all there within the read timeout."""
-        limit, declared = self.settings.max_body_bytes, headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
+        limit, declared = self.settings.max_body_bytes, decimal(headers.get("content-length", ""))
+        if declared is not None and declared > limit:
             return _closing(error_response(body_too_large(limit)))
         try:
             body = await self._read_body(receive)

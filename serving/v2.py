@@ -9,6 +9,7 @@ are each prefixed by their length as 4 little-endian bytes.
 from __future__ import annotations
 
 import json
+import math
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -47,13 +48,19 @@ class InferRequest:
         return rows_of(self.inputs)
 
 
+def decimal(text: str) -> int | None:
+    """A length header's value: ASCII digits only (str.isdigit() accepts superscripts and other
+    scripts' digits, which int() refuses or reads), at most 18 of them; else None."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
+
+
 def split_binary(body: bytes, header_length: str | None) -> tuple[Any, bytes]:
     """The JSON part and the binary tail (empty without the extension header)."""
     if header_length is None:
         return parse_json(body), b""
-    if not header_length.isdigit() or int(header_length) > len(body):
+    size = decimal(header_length)
+    if size is None or size > len(body):
         raise BadRequest(f"Inference-Header-Content-Length {header_length!r} is not a length within the body")
-    size = int(header_length)
     return parse_json(body[:size], "inference header"), body[size:]
 
 
@@ -106,8 +113,15 @@ def _check_header(raw: Any, model: ModelSpec, where: str) -> tuple[TensorSpec, l
             f"{where} {spec.name!r}: datatype {sent!r} does not match the model's {spec.datatype!r}"
         )
     shape = raw["shape"]
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+    if not isinstance(shape, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    ):
         raise BadRequest(f"{where}: shape must be a list of non-negative integers, got {shape!r}")
+    if len(shape) != len(spec.shape):
+        raise BadRequest(
+            f"{where}: shape has {len(shape)} dimensions; {spec.name!r} has "
+            f"{len(spec.shape)} {list(spec.shape)}"
+        )
     return spec, shape
 
 
@@ -129,7 +143,7 @@ def _decode_input(
     """One input's name, array, and where the next binary tensor starts."""
     spec, shape = _check_header(raw, model, where)
     where = f"{where} {spec.name!r}"
-    count = int(np.prod(shape))
+    count = math.prod(shape)  # exact: numpy's product wraps past int64 (2**32 * 2**32 * 4 is 0)
     size = _binary_size(raw, where)
     if size is not None:
         if offset + size > len(tail):

@@ -158,6 +158,17 @@ def test_oversized_headers_get_431(guarded: Server) -> None:
     assert status_and_error(response) == (431, "request line and headers exceed the limit of 16384 bytes")
 
 
+def test_a_whole_oversized_header_block_in_one_write_is_refused_not_answered(guarded: Server) -> None:
+    """The limit holds inside one read too: the parser's callbacks count, so a complete 120 KB head
+    sent at once is refused with 431 and never reaches the model."""
+    headers = b"".join(b"X-H%d: %s\r\n" % (i, b"a" * 1000) for i in range(120))
+    request = b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n"
+    response = raw_request(guarded.port, request)
+    assert status_and_error(response) == (431, "request line and headers exceed the limit of 16384 bytes")
+    assert response.count(b"HTTP/1.1") == 1  # one answer: the refusal, not the route's
+    assert httpx.get(f"{guarded.url}/v2/health/live").status_code == 200
+
+
 def test_a_64_mb_header_line_leaves_memory_flat(guarded: Server) -> None:
     before = rss_kib(guarded.process.pid)
     with socket.create_connection(("127.0.0.1", guarded.port), timeout=10) as sock:
