@@ -169,6 +169,8 @@ def test_the_smoke_test_passes_on_every_dtype_with_the_models_own_example(
     outputs = tmp_path / "outputs.json"
     outputs.write_text(json.dumps(stack | {"kubernetesNamespace": "x"}))
     smoke = [str(REPO / "infra" / ".venv" / "bin" / "python"), str(REPO / "infra" / "smoke.py")]
-    result = subprocess.run([*smoke, str(outputs), "--metadata", str(metadata)],
+    # The test's server stands in for the port-forward to the model's Service.
+    given = ["--kubernetes-url", echo_server.url]
+    result = subprocess.run([*smoke, str(outputs), "--metadata", str(metadata), *given],
                             capture_output=True, text=True, timeout=120)  # fmt: skip
     assert result.returncode == 0, result.stderr
