@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pulumi
+import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import settings as config
 from kubernetes_service import KubernetesService, KubernetesServiceArgs
@@ -41,7 +42,7 @@ def kubernetes_args(s: config.Settings) -> KubernetesServiceArgs:
     )
 
 
-def lambda_args(s: config.Settings) -> LambdaServiceArgs:
+def lambda_args(s: config.Settings, account: str) -> LambdaServiceArgs:
     return LambdaServiceArgs(
         function_name=s.function_name,
         model_name=s.model_name,
@@ -66,6 +67,8 @@ def lambda_args(s: config.Settings) -> LambdaServiceArgs:
         slo=slo(s),
         stable_version=s.lambda_stable_version,
         canary_percent=s.lambda_canary_percent,
+        environment=s.stack,
+        account=account,
     )
 
 
@@ -96,7 +99,9 @@ def main() -> None:
         pulumi.export("kubernetesRoute", s.model_name if s.kubernetes_gateway else None)
         pulumi.export("kubernetesPrometheusRule", s.model_name if s.kubernetes_prometheus_rule else None)
     if "lambda" in s.runtimes:
-        function = LambdaService("serving", lambda_args(s))
+        # The account whose boundary the function's role attaches (the deploy role may create no other).
+        account = aws.get_caller_identity().account_id
+        function = LambdaService("serving", lambda_args(s, account))
         pulumi.export("lambdaEndpoint", function.endpoint)
         pulumi.export(
             "lambdaAuth", s.lambda_function_url_auth if s.lambda_endpoint == "function-url" else "http-api"

@@ -35,6 +35,10 @@ def role_name_prefix(function_name: str) -> str:
 
 
 CANARY_ALIAS = "canary"
+# The permissions boundary the bootstrap creates and every environment's deploy role must attach to the
+# roles it creates (infra/bootstrap/permissions.py, FUNCTION_BOUNDARY): a function's role can never hold
+# more than its logs, traces and queue, whatever policy is put on it.
+FUNCTION_BOUNDARY = "twinserve-function-boundary"
 PERIOD_SECONDS = 60  # Lambda's metrics are per minute; an alarm fires on 2 breaching minutes of 3
 
 
@@ -63,6 +67,13 @@ class LambdaServiceArgs:
     slo: Slo
     stable_version: str = ""  # the version `live` keeps during a rollout; empty: the newest
     canary_percent: int = 0  # the share `live` routes to the newest version beside stable_version
+    environment: str = "dev"  # the stack: the role's IAM path and every resource's tag scope the deploy role
+    account: str = ""  # the account whose boundary policy the role attaches; empty: none (tests only)
+
+
+def role_path(environment: str) -> str:
+    """Each environment's deploy role may create, change and pass roles under its own path only."""
+    return f"/twinserve/{environment}/"
 
 
 def statement(actions: list[str], resources: list[str]) -> dict:
@@ -98,7 +109,11 @@ class LambdaService(pulumi.ComponentResource):
         super().__init__("twinserve:aws:ModelFunction", name, None, opts)
         self.args = args
         child = pulumi.ResourceOptions(parent=self)
-        tags = {"twinserve:model": args.model_name, "twinserve:model-version": str(args.model_version)}
+        tags = {
+            "twinserve:model": args.model_name,
+            "twinserve:model-version": str(args.model_version),
+            "twinserve:environment": args.environment,  # the HTTP API's rights are scoped by it
+        }
 
         # Created before the function, so Lambda never makes one without retention.
         self.log_group = aws.cloudwatch.LogGroup(
@@ -125,6 +140,10 @@ class LambdaService(pulumi.ComponentResource):
         self.role = aws.iam.Role(
             f"{name}-role",
             name_prefix=role_name_prefix(args.function_name),
+            path=role_path(args.environment),
+            permissions_boundary=(
+                f"arn:aws:iam::{args.account}:policy/{FUNCTION_BOUNDARY}" if args.account else None
+            ),
             assume_role_policy=LAMBDA_TRUST,
             tags=tags,
             opts=child,

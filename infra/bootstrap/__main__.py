@@ -118,7 +118,8 @@ def main() -> None:
         policy=json.dumps(permissions.lambda_pull_policy(account, region)),
     )
 
-    state = permissions.state_backend(account, region) if s.state_backend else None
+    environments = s.deploy_environments
+    state = permissions.state_backend(account, region, environments) if s.state_backend else None
     scope = permissions.Scope(
         account=account,
         region=region,
@@ -126,29 +127,47 @@ def main() -> None:
         state_bucket_arn=state.bucket.arn if state else None,
         state_key_arn=state.key.arn if state else None,
     )
+    secrets = {env: state.secrets[env].arn for env in environments} if state else {}
+
+    # The most any role a deploy creates may do; every deploy role must attach it to those roles.
+    aws.iam.Policy(
+        "function-boundary",
+        name=permissions.FUNCTION_BOUNDARY,
+        description="twinserve: the most a model function's role may do",
+        policy=permissions.boundary_document(scope),
+    )
 
     # Every subject in the format(s) this repository presents (s.subject_prefixes): the immutable
     # `repo:OWNER@ID/REPO@ID:…` of repositories created or renamed since 2026-07-15, the older
     # `repo:OWNER/REPO:…`, or both.
-    # Deploys: only jobs running in this repository's deploy environments (or, on a plan without
-    # environments, runs on main); rights scoped to twinserve-*.
-    deploy = github_role(
-        provider_arn,
-        "deploy",
-        s.subjects(*(f"environment:{e}" for e in s.deploy_environments))
-        + (s.subjects("ref:refs/heads/main") if s.deploy_from_main else []),
-        permissions.deploy_policy(scope),
-    )
+    # Deploys: one role per environment, assumable only by jobs in that GitHub environment (or, on a
+    # plan without environments, runs on main), with rights over that environment's resources alone.
+    deploys = {
+        env: github_role(
+            provider_arn,
+            f"deploy-{env}",
+            s.subjects(f"environment:{env}")
+            + (s.subjects("ref:refs/heads/main") if s.deploy_from_main else []),
+            permissions.deploy_policy(scope, env, secrets.get(env)),
+        )
+        for env in environments
+    }
     # Publishing the image: only workflow runs on main; push to this one repository, nothing else.
     publish = github_role(
         provider_arn, "publish", s.subjects("ref:refs/heads/main"), permissions.publish_policy(scope)
     )
-    # Previews for pull requests of this repository (never forks'): read what exists, lock the state.
+    # Previews for pull requests of this repository (never forks'): read the previewed environments'
+    # stacks (not prod's: its state and secrets stay out of pull requests' reach), lock them.
+    previewed = [env for env in environments if env in s.preview_environments]
     preview = github_role(
-        provider_arn, "preview", s.subjects("pull_request"), permissions.preview_policy(scope)
+        provider_arn,
+        "preview",
+        s.subjects("pull_request"),
+        permissions.preview_policy(scope, previewed, [secrets[env] for env in previewed if env in secrets]),
     )
 
-    pulumi.export("AWS_DEPLOY_ROLE_ARN", deploy.arn)
+    for env, role in deploys.items():
+        pulumi.export(f"AWS_DEPLOY_ROLE_ARN_{env.upper()}", role.arn)
     pulumi.export("AWS_PREVIEW_ROLE_ARN", preview.arn)
     pulumi.export("AWS_PUBLISH_ROLE_ARN", publish.arn)
     pulumi.export("AWS_REGION", region)
@@ -156,9 +175,9 @@ def main() -> None:
     if state:
         # The region in the URL: a runner's or a laptop's default region may be another one.
         pulumi.export("PULUMI_BACKEND_URL", state.bucket.bucket.apply(lambda b: f"s3://{b}?region={region}"))
-        pulumi.export(
-            "PULUMI_SECRETS_PROVIDER", state.alias.name.apply(lambda a: f"awskms://{a}?region={region}")
-        )
+        for env in state.secrets:
+            alias = permissions.secrets_alias(env)
+            pulumi.export(f"PULUMI_SECRETS_PROVIDER_{env.upper()}", f"awskms://{alias}?region={region}")
 
 
 main()

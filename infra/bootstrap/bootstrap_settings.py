@@ -39,6 +39,9 @@ class BootstrapSettings(BaseModel):
     """The account's existing OIDC provider for GitHub Actions; empty creates one."""
     deploy_environments: list[str] = Field(default=["dev", "staging", "prod"], min_length=1)
     """GitHub environments whose jobs may assume the deploy role."""
+    preview_environments: list[str] = Field(default=["dev", "staging"])
+    """Environments pull requests preview for real (reading their state and secrets); the others, prod
+    above all, are previewed offline in the plan and for real only by the deploy after the merge."""
     deploy_from_main: bool = False
     """Also let workflow runs on main assume the deploy role: for a plan without environments."""
     ecr_repository_name: str = Field(default="twinserve", pattern=r"^[a-z0-9][a-z0-9._/-]*$")

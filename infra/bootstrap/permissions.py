@@ -1,4 +1,10 @@
-"""What the deploy and preview roles may do: named actions, on resources named twinserve-*, nothing else."""
+"""What the deploy, preview and publish roles may do: named actions on named resources, nothing else.
+
+Each environment has its own deploy role, scoped to its own resources: functions, log groups, queues
+and alarms named `twinserve-<model>-<env>…`, roles under the IAM path `/twinserve/<env>/` created only
+with the function boundary attached, HTTP APIs tagged `twinserve:environment=<env>`, and its stack's
+own state. The bootstrap's roles and the boundary are denied to every deploy role outright.
+"""
 
 from __future__ import annotations
 
@@ -46,8 +52,8 @@ LAMBDA_READ = [
     "lambda:ListTags",
     "lambda:GetFunctionCodeSigningConfig",
 ]
+IAM_CREATE = ["iam:CreateRole"]
 IAM_WRITE = [
-    "iam:CreateRole",
     "iam:DeleteRole",
     "iam:UpdateAssumeRolePolicy",
     "iam:TagRole",
@@ -104,6 +110,12 @@ KMS_USE = ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"]
 UNSCOPED_READ = ["ecr:GetAuthorizationToken", "logs:DescribeLogGroups"]
 
 
+# The boundary every role a deploy creates must carry (infra/lambda_service.py, FUNCTION_BOUNDARY).
+FUNCTION_BOUNDARY = "twinserve-function-boundary"
+ENVIRONMENT_TAG = "twinserve:environment"
+BOOTSTRAP_ROLES = ["deploy-*", "preview", "publish"]
+
+
 @dataclass(frozen=True)
 class Scope:
     account: str
@@ -116,8 +128,9 @@ class Scope:
 @dataclass(frozen=True)
 class StateBackend:
     bucket: aws.s3.Bucket
-    key: aws.kms.Key
+    key: aws.kms.Key  # the bucket's encryption, used through S3 only
     alias: aws.kms.Alias
+    secrets: dict[str, aws.kms.Key]  # each environment's secrets provider key (alias/twinserve-pulumi-<env>)
 
 
 def _allow(actions: list[str], resources: list[str], **condition: dict) -> dict:
@@ -125,23 +138,35 @@ def _allow(actions: list[str], resources: list[str], **condition: dict) -> dict:
     return statement | ({"Condition": condition} if condition else {})
 
 
-def _arns(scope: Scope) -> dict[str, list[str]]:
+def _arns(scope: Scope, env: str = "*") -> dict[str, list[str]]:
+    """The resources of one environment (`*`: every environment, for the read-only preview). Names end
+    with the environment (`twinserve-<model>-<env>`), or carry it before a suffix of their own."""
     a, r = scope.account, scope.region
+    function = f"{PREFIX}*-{env}" if env != "*" else f"{PREFIX}*"
     return {
-        "lambda": [f"arn:aws:lambda:{r}:{a}:function:{PREFIX}*"],
-        "iam": [f"arn:aws:iam::{a}:role/{PREFIX}*"],
+        "lambda": [
+            f"arn:aws:lambda:{r}:{a}:function:{function}",
+            f"arn:aws:lambda:{r}:{a}:function:{function}:*",
+        ],
+        "iam": [f"arn:aws:iam::{a}:role/twinserve/{env}/*"],
         "logs": [
-            f"arn:aws:logs:{r}:{a}:log-group:/aws/lambda/{PREFIX}*",
-            f"arn:aws:logs:{r}:{a}:log-group:/aws/apigateway/{PREFIX}*",
+            f"arn:aws:logs:{r}:{a}:log-group:/aws/lambda/{function}",
+            f"arn:aws:logs:{r}:{a}:log-group:/aws/lambda/{function}:*",
+            f"arn:aws:logs:{r}:{a}:log-group:/aws/apigateway/{function}",
+            f"arn:aws:logs:{r}:{a}:log-group:/aws/apigateway/{function}:*",
         ],
-        "sqs": [f"arn:aws:sqs:{r}:{a}:{PREFIX}*"],
-        "alarm": [f"arn:aws:cloudwatch:{r}:{a}:alarm:{PREFIX}*"],
-        "api": [
-            f"arn:aws:apigateway:{r}::/apis",
-            f"arn:aws:apigateway:{r}::/apis/*",
-            f"arn:aws:apigateway:{r}::/tags/*",
-        ],
+        "sqs": [f"arn:aws:sqs:{r}:{a}:{function}-failed"],
+        "alarm": [f"arn:aws:cloudwatch:{r}:{a}:alarm:{function}-*"],
+        "api": [f"arn:aws:apigateway:{r}::/apis", f"arn:aws:apigateway:{r}::/apis/*"],
+        "api-items": [f"arn:aws:apigateway:{r}::/apis/*", f"arn:aws:apigateway:{r}::/tags/*"],
+        "api-create": [f"arn:aws:apigateway:{r}::/apis"],
+        "boundary": [f"arn:aws:iam::{a}:policy/{FUNCTION_BOUNDARY}"],
+        "bootstrap": [f"arn:aws:iam::{a}:role/{PREFIX}{name}" for name in BOOTSTRAP_ROLES],
     }
+
+
+def _deny(actions: list[str], resources: list[str]) -> dict:
+    return {"Effect": "Deny", "Action": actions, "Resource": resources}
 
 
 def _document(statements: pulumi.Input[list]) -> pulumi.Output[str]:
@@ -150,23 +175,53 @@ def _document(statements: pulumi.Input[list]) -> pulumi.Output[str]:
     )
 
 
-def _state(scope: Scope, object_actions: list[str], objects: str) -> list:
-    if scope.state_bucket_arn is None or scope.state_key_arn is None:
-        return []
-    bucket = pulumi.Output.from_input(scope.state_bucket_arn)
+def _state_objects(bucket: str, env: str) -> list[str]:
+    """One stack's objects in the DIY backend's layout (pkg/backend/diy): its checkpoint and backups,
+    its history, and (last) its lock under any organisation prefix."""
+    project = "twinserve"
     return [
-        bucket.apply(lambda b: _allow(STATE_READ, [b, f"{b}/*"])),
-        bucket.apply(lambda b: _allow(object_actions, [f"{b}/{objects}"])) if object_actions else None,
-        pulumi.Output.from_input(scope.state_key_arn).apply(lambda k: _allow(KMS_USE, [k])),
+        f"{bucket}/.pulumi/stacks/{project}/{env}.json*",
+        f"{bucket}/.pulumi/backups/{project}/{env}/*",
+        f"{bucket}/.pulumi/history/{project}/{env}/*",
+        f"{bucket}/.pulumi/locks/*/{project}/{env}/*",
     ]
 
 
-def deploy_policy(scope: Scope) -> pulumi.Output[str]:
-    arns = _arns(scope)
+def _state(scope: Scope, env: str, writes: bool) -> list:
+    """Read (with `writes`, also write; without, only its lock) one environment's stack in the S3
+    backend; the state key only as S3 uses it (kms:ViaService): no other stack's state is readable."""
+    if scope.state_bucket_arn is None or scope.state_key_arn is None:
+        return []
+    bucket = pulumi.Output.from_input(scope.state_bucket_arn)
+    via_s3 = {"kms:ViaService": f"s3.{scope.region}.amazonaws.com"}
+    return [
+        bucket.apply(lambda b: _allow(["s3:ListBucket", "s3:GetBucketVersioning"], [b])),
+        bucket.apply(lambda b: _allow(["s3:GetObject"], [f"{b}/.pulumi/meta.yaml", *_state_objects(b, env)])),
+        bucket.apply(
+            lambda b: _allow(STATE_WRITE, _state_objects(b, env) if writes else _state_objects(b, env)[-1:])
+        ),
+        pulumi.Output.from_input(scope.state_key_arn).apply(
+            lambda k: _allow(KMS_USE, [k], StringEquals=via_s3)
+        ),
+    ]
+
+
+def _keys(keys: list[pulumi.Input[str]]) -> list:
+    """Direct use of stack secrets keys (the CLI encrypts and decrypts a stack's secrets with its key)."""
+    return [pulumi.Output.from_input(k).apply(lambda arn: _allow(KMS_USE, [arn])) for k in keys]
+
+
+def deploy_policy(scope: Scope, env: str, secrets_key: pulumi.Input[str] | None = None) -> pulumi.Output[str]:
+    """One environment's deploy: its own resources and state, nothing of another environment's."""
+    arns = _arns(scope, env)
     repository = pulumi.Output.from_input(scope.repository_arn)
+    boundary = {"iam:PermissionsBoundary": arns["boundary"][0]}
+    tagged = {f"aws:ResourceTag/{ENVIRONMENT_TAG}": env}
     return _document(
         [
             _allow(LAMBDA_WRITE + LAMBDA_READ, arns["lambda"]),
+            # Roles only under this environment's path, created only with the function boundary.
+            _allow(IAM_CREATE, arns["iam"], StringEquals=boundary),
             _allow(IAM_WRITE + IAM_READ, arns["iam"]),
             _allow(
                 ["iam:PassRole"], arns["iam"], StringEquals={"iam:PassedToService": "lambda.amazonaws.com"}
@@ -174,10 +229,18 @@ def deploy_policy(scope: Scope) -> pulumi.Output[str]:
             _allow(LOGS_WRITE + LOGS_READ, arns["logs"]),
             _allow(SQS_WRITE + SQS_READ, arns["sqs"]),
             _allow(ALARM_WRITE + ALARM_READ, arns["alarm"]),
-            _allow(API_WRITE + API_READ, arns["api"]),
-            repository.apply(lambda r: _allow(ECR_PUSH + ECR_READ, [r])),
+            # HTTP APIs by tag: created tagged with this environment, changed only when so tagged.
+            _allow(API_READ, arns["api"]),
+            _allow(
+                ["apigateway:POST"],
+                arns["api-create"],
+                StringEquals={f"aws:RequestTag/{ENVIRONMENT_TAG}": env},
+            ),
+            _allow(API_WRITE, arns["api-items"], StringEquals=tagged),
+            repository.apply(lambda r: _allow(ECR_READ, [r])),
             _allow(UNSCOPED_READ, ["*"]),
-            *_state(scope, STATE_WRITE, "*"),
+            *_state(scope, env, writes=True),
+            *_keys([secrets_key] if secrets_key is not None else []),
             # The smoke test after each up signs its requests to an AWS_IAM Function URL with this role.
             # Since October 2025 a Function URL call needs InvokeFunction too: only through a URL.
             _allow(
@@ -186,7 +249,28 @@ def deploy_policy(scope: Scope) -> pulumi.Output[str]:
                 StringEquals={"lambda:FunctionUrlAuthType": "AWS_IAM"},
             ),
             _allow(["lambda:InvokeFunction"], arns["lambda"], Bool={"lambda:InvokedViaFunctionUrl": "true"}),
+            # Whatever else allows it: never the bootstrap's own roles, the boundary, or a role's boundary.
+            _deny(["iam:*"], arns["bootstrap"] + arns["boundary"]),
+            _deny(["iam:DeleteRolePermissionsBoundary", "iam:PutRolePermissionsBoundary"], ["*"]),
         ]
+    )
+
+
+def boundary_document(scope: Scope) -> str:
+    """The most a function's role can ever do: write its own logs and traces, send to its queue."""
+    a, r = scope.account, scope.region
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                _allow(
+                    ["logs:CreateLogStream", "logs:PutLogEvents"],
+                    [f"arn:aws:logs:{r}:{a}:log-group:/aws/lambda/{PREFIX}*"],
+                ),
+                _allow(["xray:PutTraceSegments", "xray:PutTelemetryRecords"], ["*"]),
+                _allow(["sqs:SendMessage"], [f"arn:aws:sqs:{r}:{a}:{PREFIX}*"]),
+            ],
+        }
     )
 
 
@@ -201,8 +285,10 @@ def publish_policy(scope: Scope) -> pulumi.Output[str]:
     )
 
 
-def preview_policy(scope: Scope) -> pulumi.Output[str]:
-    """Read what the stacks hold, and take and release the state lock; change nothing."""
+def preview_policy(
+    scope: Scope, environments: list[str], secrets_keys: list[pulumi.Input[str]]
+) -> pulumi.Output[str]:
+    """Read what these environments' stacks hold, and take and release their locks; change nothing."""
     arns = _arns(scope)
     repository = pulumi.Output.from_input(scope.repository_arn)
     return _document(
@@ -215,7 +301,8 @@ def preview_policy(scope: Scope) -> pulumi.Output[str]:
             _allow(API_READ, arns["api"]),
             repository.apply(lambda r: _allow(ECR_READ, [r])),
             _allow(UNSCOPED_READ, ["*"]),
-            *_state(scope, STATE_WRITE, ".pulumi/locks/*"),
+            *[x for env in environments for x in _state(scope, env, writes=False)],
+            *_keys(secrets_keys),
         ]
     )
 
@@ -240,8 +327,25 @@ def lambda_pull_policy(account: str, region: str) -> dict:
     }
 
 
-def state_backend(account: str, region: str) -> StateBackend:
-    """A versioned, KMS-encrypted, private, TLS-only bucket, and the key that also encrypts stack secrets."""
+def secrets_key(env: str) -> aws.kms.Key:
+    """One environment's secrets provider (`awskms://alias/twinserve-pulumi-<env>`): only its deploy role
+    (and, for a previewed environment, the preview role) may use it."""
+    key = aws.kms.Key(
+        f"secrets-{env}",
+        description=f"twinserve Pulumi secrets of the {env} stack",
+        enable_key_rotation=True,
+        deletion_window_in_days=30,
+    )
+    aws.kms.Alias(f"secrets-{env}", name=secrets_alias(env), target_key_id=key.key_id)
+    return key
+
+
+def secrets_alias(env: str) -> str:
+    return f"alias/twinserve-pulumi-{env}"
+
+
+def state_backend(account: str, region: str, environments: list[str]) -> StateBackend:
+    """A versioned, KMS-encrypted, private, TLS-only bucket, and a secrets key per environment."""
     key = aws.kms.Key(
         "state",
         description="twinserve Pulumi state and secrets",
@@ -296,4 +400,4 @@ def state_backend(account: str, region: str) -> StateBackend:
             )
         ),
     )
-    return StateBackend(bucket, key, alias)
+    return StateBackend(bucket, key, alias, {env: secrets_key(env) for env in environments})

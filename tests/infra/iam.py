@@ -39,10 +39,13 @@ def role(run: Run, name: str) -> tuple[dict, dict]:
     return json.loads(found["assumeRolePolicy"]), json.loads(policy["policy"])
 
 
+ROLES = ("deploy-dev", "deploy-staging", "deploy-prod", "preview", "publish")
+
+
 def role_policies() -> dict[str, dict[str, Any]]:
-    """The deploy, preview and publish roles' policies, with the S3 state backend on."""
+    """Each environment's deploy role's, the preview and publish roles' policies, with the S3 backend."""
     run = bootstrap(stateBackend="true")
-    return {name: role(run, f"twinserve-{name}")[1] for name in ("deploy", "preview", "publish")}
+    return {name: role(run, f"twinserve-{name}")[1] for name in ROLES}
 
 
 def _listed(value: str | list[str]) -> list[str]:
@@ -62,12 +65,18 @@ def conditions_hold(conditions: dict[str, dict[str, Any]], context: dict[str, st
     return True
 
 
-def allows(policy: dict[str, Any], call: Call) -> bool:
+def _matches(statement: dict[str, Any], call: Call) -> bool:
     action, resource, context = call
-    return any(
-        statement["Effect"] == "Allow"
-        and any(fnmatchcase(action.lower(), a.lower()) for a in _listed(statement["Action"]))
+    return (
+        any(fnmatchcase(action.lower(), a.lower()) for a in _listed(statement["Action"]))
         and any(fnmatchcase(resource, r) for r in _listed(statement["Resource"]))
         and conditions_hold(statement.get("Condition", {}), context)
-        for statement in policy["Statement"]
+    )
+
+
+def allows(policy: dict[str, Any], call: Call) -> bool:
+    """IAM's evaluation within one policy: some Allow matches and no Deny does."""
+    statements = policy["Statement"]
+    return any(s["Effect"] == "Allow" and _matches(s, call) for s in statements) and not any(
+        s["Effect"] == "Deny" and _matches(s, call) for s in statements
     )

@@ -35,7 +35,7 @@ def test_an_existing_github_oidc_provider_is_trusted_and_none_is_created() -> No
     arn = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
     run = bootstrap(githubOidcProviderArn=arn)
     assert run.of_type("aws:iam/openIdConnectProvider:OpenIdConnectProvider") == []
-    for name in ("twinserve-deploy", "twinserve-preview", "twinserve-publish"):
+    for name in ("twinserve-deploy-dev", "twinserve-deploy-prod", "twinserve-preview", "twinserve-publish"):
         trust, _ = role(run, name)
         assert trust["Statement"][0]["Principal"] == {"Federated": arn}
 
@@ -45,20 +45,21 @@ def test_a_malformed_provider_arn_is_named() -> None:
         bootstrap(githubOidcProviderArn="arn:aws:iam::123456789012:oidc-provider/example.com")
 
 
-def test_deploy_role_trusts_only_this_repositorys_deploy_environments(plain: Run) -> None:
-    trust, _ = role(plain, "twinserve-deploy")
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_each_deploy_role_trusts_only_its_own_environment(plain: Run, env: str) -> None:
+    """Whatever merges runs first in dev's job, unreviewed: dev's role must not reach prod."""
+    trust, _ = role(plain, f"twinserve-deploy-{env}")
     (statement,) = trust["Statement"]
     assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
     assert statement["Condition"]["StringEquals"] == {
         "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
-        "token.actions.githubusercontent.com:sub": [
-            f"repo:acme/models:environment:{e}" for e in ("dev", "staging", "prod")
-        ],
+        "token.actions.githubusercontent.com:sub": [f"repo:acme/models:environment:{env}"],
     }
+    assert plain.outputs[f"AWS_DEPLOY_ROLE_ARN_{env.upper()}"].endswith(f":role/twinserve-deploy-{env}")
 
 
 def test_on_a_plan_without_environments_the_deploy_role_also_trusts_main() -> None:
-    trust, _ = role(bootstrap(deployFromMain="true"), "twinserve-deploy")
+    trust, _ = role(bootstrap(deployFromMain="true"), "twinserve-deploy-dev")
     subjects = trust["Statement"][0]["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
     assert subjects[-1] == "repo:acme/models:ref:refs/heads/main"
     assert "repo:acme/models:pull_request" not in subjects
@@ -80,7 +81,7 @@ def trusts(run: Run, role_name: str, subject: str) -> bool:
 def test_a_repository_with_immutable_subjects_can_assume_every_role_and_its_name_alone_cannot() -> None:
     run = bootstrap(**NEW_FORK)
     for role_name, context in [
-        ("twinserve-deploy", "environment:prod"),
+        ("twinserve-deploy-prod", "environment:prod"),
         ("twinserve-publish", "ref:refs/heads/main"),
         ("twinserve-preview", "pull_request"),
     ]:
@@ -88,16 +89,17 @@ def test_a_repository_with_immutable_subjects_can_assume_every_role_and_its_name
         assert not trusts(run, role_name, f"repo:acme/models:{context}")  # a recycled name
         assert not trusts(run, role_name, f"repo:acme@555/models@778:{context}")  # another repository
         assert not trusts(run, role_name, f"repo:evil@9/models@777:{context}")
-    assert not trusts(run, "twinserve-deploy", "repo:acme@555/models@777:pull_request")
+    assert not trusts(run, "twinserve-deploy-prod", "repo:acme@555/models@777:pull_request")
+    assert not trusts(run, "twinserve-deploy-prod", "repo:acme@555/models@777:environment:dev")
 
 
 def test_an_older_repository_is_trusted_in_both_formats_when_asked() -> None:
     run = bootstrap(**NEW_FORK, githubSubjects="both")
     for subject in ("repo:acme/models:environment:dev", "repo:acme@555/models@777:environment:dev"):
-        assert trusts(run, "twinserve-deploy", subject)
+        assert trusts(run, "twinserve-deploy-dev", subject)
     run = bootstrap(**NEW_FORK, githubSubjects="names")
-    assert trusts(run, "twinserve-deploy", "repo:acme/models:environment:dev")
-    assert not trusts(run, "twinserve-deploy", "repo:acme@555/models@777:environment:dev")
+    assert trusts(run, "twinserve-deploy-dev", "repo:acme/models:environment:dev")
+    assert not trusts(run, "twinserve-deploy-dev", "repo:acme@555/models@777:environment:dev")
 
 
 @pytest.mark.parametrize(
@@ -128,15 +130,16 @@ def test_preview_role_trusts_only_pull_requests_and_cannot_write(plain: Run) -> 
     assert writes == set()
 
 
-@pytest.mark.parametrize("name", ["twinserve-deploy", "twinserve-preview"])
+@pytest.mark.parametrize("name", ["twinserve-deploy-dev", "twinserve-deploy-prod", "twinserve-preview"])
 def test_roles_name_every_action_and_scope_resources(with_state: Run, name: str) -> None:
     _, policy = role(with_state, name)
     props = {"policy": json.dumps(policy)}
     assert list(rules.no_wildcard_actions("aws:iam/rolePolicy:RolePolicy", props, "main")) == []
-    unscoped = {a for s in policy["Statement"] if s["Resource"] == ["*"] for a in s["Action"]}
+    allowed = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
+    unscoped = {a for s in allowed if s["Resource"] == ["*"] for a in s["Action"]}
     assert unscoped == {"ecr:GetAuthorizationToken", "logs:DescribeLogGroups"}
-    assert all("twinserve-" in r or r.startswith("arn:aws:apigateway") or ":repository/" in r or "state" in r
-               for s in policy["Statement"] for r in s["Resource"] if r != "*")  # fmt: skip
+    assert all("twinserve" in r or r.startswith("arn:aws:apigateway") or ":repository/" in r or ":key/" in r
+               for s in allowed for r in s["Resource"] if r != "*")  # fmt: skip
 
 
 def test_publish_role_trusts_main_and_may_only_push_to_the_repository(plain: Run) -> None:
@@ -149,7 +152,7 @@ def test_publish_role_trusts_main_and_may_only_push_to_the_repository(plain: Run
 
 
 def test_deploy_role_passes_roles_to_lambda_only(plain: Run) -> None:
-    _, policy = role(plain, "twinserve-deploy")
+    _, policy = role(plain, "twinserve-deploy-dev")
     (passing,) = [s for s in policy["Statement"] if s["Action"] == ["iam:PassRole"]]
     assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
 
@@ -166,7 +169,9 @@ def test_ecr_is_immutable_scanned_and_pruned(plain: Run) -> None:
 def test_state_backend_only_when_asked_and_hardened(plain: Run, with_state: Run) -> None:
     assert not plain.of_type("aws:s3/bucket:Bucket")
     assert "PULUMI_BACKEND_URL" not in plain.outputs
-    assert with_state.one("aws:kms/key:Key").inputs["enableKeyRotation"] is True
+    keys = with_state.of_type("aws:kms/key:Key")
+    assert sorted(k.name for k in keys) == ["secrets-dev", "secrets-prod", "secrets-staging", "state"]
+    assert all(k.inputs["enableKeyRotation"] is True for k in keys)
     block = with_state.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs
     assert all(
         block[k]
@@ -181,12 +186,16 @@ def test_state_backend_only_when_asked_and_hardened(plain: Run, with_state: Run)
     assert with_state.outputs["PULUMI_BACKEND_URL"] == (
         "s3://twinserve-pulumi-state-123456789012-eu-west-1?region=eu-west-1"
     )
-    assert with_state.outputs["PULUMI_SECRETS_PROVIDER"] == "awskms://alias/twinserve-pulumi?region=eu-west-1"
+    for env in ("dev", "staging", "prod"):
+        provider = f"awskms://alias/twinserve-pulumi-{env}?region=eu-west-1"
+        assert with_state.outputs[f"PULUMI_SECRETS_PROVIDER_{env.upper()}"] == provider
 
 
 def test_outputs_are_the_repository_variables(plain: Run) -> None:
     assert set(plain.outputs) == {
-        "AWS_DEPLOY_ROLE_ARN",
+        "AWS_DEPLOY_ROLE_ARN_DEV",
+        "AWS_DEPLOY_ROLE_ARN_STAGING",
+        "AWS_DEPLOY_ROLE_ARN_PROD",
         "AWS_PREVIEW_ROLE_ARN",
         "AWS_PUBLISH_ROLE_ARN",
         "AWS_REGION",

@@ -14,7 +14,7 @@ from tests.infra.conftest import REPO
 
 SCRIPT = REPO / "infra" / "bootstrap" / "bootstrap.sh"
 OUTPUTS = {
-    "AWS_DEPLOY_ROLE_ARN": "arn:aws:iam::1:role/twinserve-deploy",
+    "AWS_DEPLOY_ROLE_ARN_DEV": "arn:aws:iam::1:role/twinserve-deploy-dev",
     "AWS_REGION": "eu-west-1",
     "ECR_REPOSITORY_URL": "1.dkr.ecr.eu-west-1.amazonaws.com/twinserve",
 }

@@ -23,22 +23,34 @@ BUCKET, KEY = STATE_BUCKET, STATE_KEY
 REPOSITORY = f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/twinserve"
 
 
+VIA_S3 = {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}
+
+
+def secrets_key(stack: str) -> str:
+    return f"arn:aws:kms:{REGION}:{ACCOUNT}:key/secrets-{stack}"  # infra/offline.py's mocked ARN
+
+
 def state_calls(stack: str, *, writes: bool) -> list[Call]:
-    """The CLI on an S3 backend: list and read the stack, decrypt its secrets; a preview writes only its
-    lock, an up also the checkpoint, its history and backups."""
+    """The CLI on an S3 backend: list and read the stack (S3 decrypting it with the bucket's key), and
+    decrypt its secrets with the stack's own key; a preview writes only its lock, an up also the
+    checkpoint, its history and backups."""
     stack_file = f"{BUCKET}/.pulumi/stacks/twinserve/{stack}.json"
     lock = f"{BUCKET}/.pulumi/locks/organization/twinserve/{stack}/0a1b.json"
     calls: list[Call] = [
         ("s3:ListBucket", BUCKET, {}),
+        ("s3:GetObject", f"{BUCKET}/.pulumi/meta.yaml", {}),
         ("s3:GetObject", stack_file, {}),
-        ("kms:Decrypt", KEY, {}),
+        ("kms:Decrypt", KEY, VIA_S3),
+        ("kms:Decrypt", secrets_key(stack), {}),
         ("s3:PutObject", lock, {}),
         ("s3:DeleteObject", lock, {}),
     ]
     if writes:
         history = f"{BUCKET}/.pulumi/history/twinserve/{stack}/{stack}-1.history.json"
-        calls += [("s3:PutObject", stack_file, {}), ("s3:PutObject", history, {}), ("kms:Encrypt", KEY, {})]
-        calls += [("kms:GenerateDataKey", KEY, {})]
+        backup = f"{BUCKET}/.pulumi/backups/twinserve/{stack}/{stack}.1.json"
+        calls += [("s3:PutObject", f"{stack_file}.bak", {}), ("s3:PutObject", backup, {})]
+        calls += [("s3:PutObject", stack_file, {}), ("s3:PutObject", history, {})]
+        calls += [("kms:GenerateDataKey", KEY, VIA_S3), ("kms:Encrypt", secrets_key(stack), {})]
     return calls
 
 
@@ -90,16 +102,35 @@ def test_the_deploy_role_may_do_everything_the_up_and_smoke_steps_do(
     calls = state_calls(env, writes=True) + smoke_calls(run_stack(env), env)
     invokes = {action for action, _, _ in calls if action.startswith("lambda:Invoke")}
     assert invokes == {"lambda:InvokeFunctionUrl", "lambda:InvokeFunction"}  # AWS_IAM URLs by default
-    assert [call for call in calls if not allows(policies["deploy"], call)] == []
+    assert [call for call in calls if not allows(policies[f"deploy-{env}"], call)] == []
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_the_preview_role_may_read_and_lock_and_nothing_more(
+@pytest.mark.parametrize("env", ["dev", "staging"])
+def test_the_preview_role_may_read_and_lock_the_previewed_stacks_and_nothing_more(
     env: str, policies: dict[str, dict[str, Any]]
 ) -> None:
     assert [call for call in state_calls(env, writes=False) if not allows(policies["preview"], call)] == []
     checkpoint = f"{BUCKET}/.pulumi/stacks/twinserve/{env}.json"
     assert not allows(policies["preview"], ("s3:PutObject", checkpoint, {}))
+
+
+def test_a_pull_request_can_neither_read_prods_state_nor_decrypt_its_secrets_nor_touch_its_lock(
+    policies: dict[str, dict[str, Any]],
+) -> None:
+    """The PR's own code runs with the preview role: prod's state, secrets and lock stay out of reach
+    (prod is previewed offline in the plan, and for real by the deploy after the merge)."""
+    preview = policies["preview"]
+    # Listing names, the backend's meta.yaml and S3's use of the bucket key (for the previewed stacks'
+    # objects) are shared; everything that is prod's is refused.
+    shared = {
+        ("s3:ListBucket", BUCKET),
+        ("s3:GetObject", f"{BUCKET}/.pulumi/meta.yaml"),
+        ("kms:Decrypt", KEY),
+    }
+    for call in state_calls("prod", writes=False):
+        if call[:2] not in shared:
+            assert not allows(preview, call), call
+    assert not allows(preview, ("kms:Decrypt", KEY, {}))  # the bucket's key, directly: never
 
 
 def test_the_publish_role_may_push_the_image_and_nothing_more(policies: dict[str, dict[str, Any]]) -> None:
@@ -114,7 +145,7 @@ def test_the_smoke_grant_is_only_for_iam_authenticated_urls_of_our_functions(
 ) -> None:
     ours = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:twinserve-iris-dev:live"
     theirs = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:billing:live"
-    deploy = policies["deploy"]
+    deploy = policies["deploy-dev"]
     assert allows(deploy, ("lambda:InvokeFunctionUrl", ours, {"lambda:FunctionUrlAuthType": "AWS_IAM"}))
     assert not allows(deploy, ("lambda:InvokeFunctionUrl", ours, {"lambda:FunctionUrlAuthType": "NONE"}))
     assert not allows(deploy, ("lambda:InvokeFunctionUrl", theirs, {"lambda:FunctionUrlAuthType": "AWS_IAM"}))
@@ -152,11 +183,13 @@ def test_the_deploy_role_may_manage_the_alarms_and_the_preview_role_only_read_th
 ) -> None:
     writes, reads = alarm_calls(run_stack(env))
     assert len(reads) == 6  # three alarms on the live alias
-    assert [call for call in writes + reads if not allows(policies["deploy"], call)] == []
+    assert [call for call in writes + reads if not allows(policies[f"deploy-{env}"], call)] == []
     assert [call for call in reads if not allows(policies["preview"], call)] == []
     assert [call for call in writes if allows(policies["preview"], call)] == []
     elsewhere = ("cloudwatch:PutMetricAlarm", f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:billing", {})
-    assert not allows(policies["deploy"], elsewhere)
+    assert not allows(policies[f"deploy-{env}"], elsewhere)
+    for other in {"dev", "staging", "prod"} - {env}:
+        assert [call for call in writes if allows(policies[f"deploy-{other}"], call)] == []
 
 
 def test_the_deploy_role_may_run_a_rollout_step_on_lambda(
@@ -183,7 +216,8 @@ def test_the_deploy_role_may_run_a_rollout_step_on_lambda(
     assert len(reads) == 12  # three alarms on the live alias, three on the canary's version
     calls = aliases + writes + reads + smoke_calls(run, "prod")
     assert any(call[1] == f"{function}:canary" for call in smoke_calls(run, "prod"))
-    assert [call for call in calls if not allows(policies["deploy"], call)] == []
+    assert [call for call in calls if not allows(policies["deploy-prod"], call)] == []
+    assert [call for call in aliases if allows(policies["deploy-dev"], call)] == []
 
 
 def test_the_deploy_role_may_manage_the_http_apis_alarm(
@@ -191,4 +225,82 @@ def test_the_deploy_role_may_manage_the_http_apis_alarm(
 ) -> None:
     writes, reads = alarm_calls(run_stack("dev", lambdaEndpoint="http-api"))
     assert len(reads) == 8  # the live alias's three and the API's 5xx ratio
-    assert [call for call in writes + reads if not allows(policies["deploy"], call)] == []
+    assert [call for call in writes + reads if not allows(policies["deploy-dev"], call)] == []
+
+
+IAM = f"arn:aws:iam::{ACCOUNT}"
+LAMBDA = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function"
+BOUNDARY = {"iam:PermissionsBoundary": f"{IAM}:policy/twinserve-function-boundary"}
+PROD_API = f"arn:aws:apigateway:{REGION}::/apis/a1b2c3"
+
+
+@pytest.mark.parametrize(
+    ("role", "call"),
+    [
+        # The deploy role granting itself (or the other bootstrap roles) the account.
+        ("deploy-dev", ("iam:PutRolePolicy", f"{IAM}:role/twinserve-deploy-dev", {})),
+        ("deploy-prod", ("iam:PutRolePolicy", f"{IAM}:role/twinserve-deploy-prod", {})),
+        ("deploy-dev", ("iam:UpdateAssumeRolePolicy", f"{IAM}:role/twinserve-deploy-prod", {})),
+        ("deploy-dev", ("iam:AttachRolePolicy", f"{IAM}:role/twinserve-publish", {})),
+        ("deploy-dev", ("iam:DeleteRole", f"{IAM}:role/twinserve-preview", {})),
+        # A backdoor role: outside the environment's path, or inside it without the boundary.
+        ("deploy-dev", ("iam:CreateRole", f"{IAM}:role/twinserve-backdoor", BOUNDARY)),
+        ("deploy-dev", ("iam:CreateRole", f"{IAM}:role/twinserve/dev/backdoor", {})),
+        ("deploy-dev", ("iam:CreateRole", f"{IAM}:role/twinserve/prod/x", BOUNDARY)),
+        ("deploy-dev", ("iam:DeleteRolePermissionsBoundary", f"{IAM}:role/twinserve/dev/x", {})),
+        ("deploy-dev", ("iam:CreatePolicyVersion", f"{IAM}:policy/twinserve-function-boundary", {})),
+        (
+            "deploy-dev",
+            ("iam:PassRole", f"{IAM}:role/twinserve/prod/x", {"iam:PassedToService": "lambda.amazonaws.com"}),
+        ),
+        # Reaching past the environment: prod's function, another team's, any HTTP API.
+        ("deploy-dev", ("lambda:UpdateFunctionCode", f"{LAMBDA}:twinserve-iris-prod", {})),
+        ("deploy-dev", ("lambda:UpdateAlias", f"{LAMBDA}:twinserve-iris-prod:live", {})),
+        ("deploy-prod", ("lambda:UpdateFunctionCode", f"{LAMBDA}:twinserve-other-team-app", {})),
+        ("deploy-dev", ("apigateway:DELETE", PROD_API, {"aws:ResourceTag/twinserve:environment": "prod"})),
+        ("deploy-dev", ("apigateway:DELETE", f"arn:aws:apigateway:{REGION}::/apis/other", {})),
+        ("deploy-dev", ("apigateway:POST", f"arn:aws:apigateway:{REGION}::/apis", {})),
+        ("deploy-dev", ("s3:PutObject", f"{BUCKET}/.pulumi/stacks/twinserve/prod.json", {})),
+        ("deploy-dev", ("s3:DeleteObject", f"{BUCKET}/.pulumi/locks/organization/twinserve/prod/x.json", {})),
+        ("deploy-dev", ("kms:Decrypt", secrets_key("prod"), {})),
+        ("deploy-staging", ("s3:GetObject", f"{BUCKET}/.pulumi/stacks/twinserve/prod.json", {})),
+    ],
+)
+def test_every_escalation_the_review_found_is_denied(
+    policies: dict[str, dict[str, Any]], role: str, call: Call
+) -> None:
+    assert not allows(policies[role], call)
+
+
+def test_each_environments_own_changes_are_allowed(policies: dict[str, dict[str, Any]]) -> None:
+    """The counterparts of the denials: within its own environment, with the boundary and its tag."""
+    dev = policies["deploy-dev"]
+    assert allows(dev, ("iam:CreateRole", f"{IAM}:role/twinserve/dev/twinserve-iris-dev-a1", BOUNDARY))
+    assert allows(dev, ("iam:PutRolePolicy", f"{IAM}:role/twinserve/dev/twinserve-iris-dev-a1", {}))
+    assert allows(dev, ("lambda:UpdateFunctionCode", f"{LAMBDA}:twinserve-iris-dev", {}))
+    assert allows(dev, ("lambda:UpdateAlias", f"{LAMBDA}:twinserve-iris-dev:live", {}))
+    create = (
+        "apigateway:POST",
+        f"arn:aws:apigateway:{REGION}::/apis",
+        {"aws:RequestTag/twinserve:environment": "dev"},
+    )
+    assert allows(dev, create)
+    assert allows(dev, ("apigateway:DELETE", PROD_API, {"aws:ResourceTag/twinserve:environment": "dev"}))
+
+
+def test_a_function_role_can_never_hold_more_than_the_boundary(run_stack: Callable[..., Run]) -> None:
+    """Every role the program creates sits under its environment's path with the bootstrap's boundary,
+    whose allowances are the function's logs, traces and queue."""
+    from tests.infra.iam import bootstrap
+
+    for env in ENVS:
+        (function_role,) = run_stack(env).of_type("aws:iam/role:Role")
+        assert function_role.inputs["path"] == f"/twinserve/{env}/"
+        assert function_role.inputs["permissionsBoundary"] == BOUNDARY["iam:PermissionsBoundary"]
+    (boundary,) = bootstrap().of_type("aws:iam/policy:Policy")
+    assert boundary.inputs["name"] == "twinserve-function-boundary"
+    actions = {a for s in json.loads(boundary.inputs["policy"])["Statement"] for a in s["Action"]}
+    assert actions == {
+        "logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords",
+        "sqs:SendMessage",
+    }  # fmt: skip

@@ -145,7 +145,10 @@ def test_pr_concurrency_cancels_older_runs_and_previews() -> None:
     preview = pr["jobs"]["preview"]
     assert preview["concurrency"]["cancel-in-progress"] is True
     assert "matrix.environment" in preview["concurrency"]["group"]
-    assert preview["strategy"]["matrix"]["environment"] == ["dev", "staging", "prod"]
+    # Never prod: a pull request's code gets no prod state, secrets, cluster or deploy token.
+    assert preview["strategy"]["matrix"]["environment"] == ["dev", "staging"]
+    assert preview["env"]["PULUMI_ACCESS_TOKEN"] == "${{ secrets.PULUMI_PREVIEW_ACCESS_TOKEN }}"
+    assert "PROD" not in (WORKFLOWS / "pull-request.yml").read_text()
     assert "head.repo.full_name == github.repository" in preview["if"]
     assert "head.repo.full_name != github.repository" in pr["jobs"]["fork-note"]["if"]
 
@@ -203,6 +206,13 @@ def test_deploys_go_dev_staging_prod_one_at_a_time_and_never_cancel() -> None:
     assert rollout[0]["env"] == rollout[1]["env"]
     assert rollout[0]["env"]["STRATEGY"] == "${{ inputs.rollback && 'all-at-once' || 'settings' }}"
     assert up["timeout-minutes"] == 60  # settings refuse bakes longer than 45 minutes
+    # Each environment assumes its own deploy role and uses its own secrets key.
+    (credentials,) = [s for s in up["steps"] if "configure-aws-credentials" in s.get("uses", "")]
+    assert credentials["with"]["role-to-assume"] == "${{ inputs.deploy_role }}"
+    for env in ("dev", "staging", "prod"):
+        called = deploy[env]["with"]
+        assert called["deploy_role"] == f"${{{{ vars.AWS_DEPLOY_ROLE_ARN_{env.upper()} }}}}"
+        assert called["secrets_provider"] == f"${{{{ vars.PULUMI_SECRETS_PROVIDER_{env.upper()} }}}}"
 
 
 def test_the_template_never_deploys_and_aws_is_reached_only_through_oidc() -> None:
