@@ -31,6 +31,8 @@ def kubernetes_args(s: config.Settings) -> KubernetesServiceArgs:
         workers=s.kubernetes_workers,
         drain_seconds=s.kubernetes_drain_seconds,
         service_type=s.kubernetes_service_type,
+        load_balancer_scheme=s.kubernetes_load_balancer_scheme,
+        load_balancer_source_ranges=tuple(s.kubernetes_load_balancer_source_ranges),
         pdb_max_unavailable=s.kubernetes_pdb_max_unavailable,
         canary_image=s.canary_image or "",
         canary_replicas=s.kubernetes_canary_replicas,
@@ -61,6 +63,7 @@ def lambda_args(s: config.Settings, account: str) -> LambdaServiceArgs:
         cors_allow_origins=tuple(s.lambda_cors_allow_origins),
         http_api_rate_limit=s.lambda_http_api_rate_limit,
         http_api_burst_limit=s.lambda_http_api_burst_limit,
+        http_api_auth=s.lambda_http_api_auth,
         log_retention_days=s.lambda_log_retention_days,
         tracing=s.lambda_tracing,
         async_dead_letter=s.lambda_async_dead_letter,
@@ -104,7 +107,12 @@ def main() -> None:
         function = LambdaService("serving", lambda_args(s, account))
         pulumi.export("lambdaEndpoint", function.endpoint)
         pulumi.export(
-            "lambdaAuth", s.lambda_function_url_auth if s.lambda_endpoint == "function-url" else "http-api"
+            "lambdaAuth",
+            s.lambda_function_url_auth if s.lambda_endpoint == "function-url" else s.lambda_http_api_auth,
+        )
+        # The SigV4 service an AWS_IAM endpoint is signed for: a Function URL's, or an HTTP API's.
+        pulumi.export(
+            "lambdaSigningService", "lambda" if s.lambda_endpoint == "function-url" else "execute-api"
         )
         pulumi.export("functionName", function.function.name)
         pulumi.export("functionArn", function.function.arn)

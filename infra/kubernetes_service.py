@@ -40,6 +40,21 @@ class KubernetesServiceArgs:
     gateway: str = ""  # namespace/name of a Gateway API Gateway; empty for none
     canary_percent: int = 0  # the route's weight on the canary, with a gateway
     slo: Slo = Slo(0.01, 0.05, 1000)
+    load_balancer_scheme: str = "internal"  # "internal" or "internet-facing"
+    load_balancer_source_ranges: tuple[str, ...] = ()
+
+
+def load_balancer_annotations(scheme: str) -> dict[str, str]:
+    """The scheme, as each cloud's load balancer controller reads it: AWS's (Load Balancer Controller
+    and the in-tree provider), GKE's and AKS's. The model answers plain HTTP without authentication, so
+    a LoadBalancer is internal unless the environment says otherwise."""
+    internal = scheme == "internal"
+    return {
+        "service.beta.kubernetes.io/aws-load-balancer-scheme": scheme,
+        "service.beta.kubernetes.io/aws-load-balancer-internal": str(internal).lower(),
+        "networking.gke.io/load-balancer-type": "Internal" if internal else "External",
+        "service.beta.kubernetes.io/azure-load-balancer-internal": str(internal).lower(),
+    }
 
 
 # The label that sets a canary's pods apart; the Service's selector leaves it out, so it reaches both.
@@ -135,13 +150,21 @@ class KubernetesService(pulumi.ComponentResource):
             else None
         )
         # A stable virtual IP (or load balancer) in front of the ready pods.
+        balanced = args.service_type == "LoadBalancer"
         self.service = k8s.core.v1.Service(
             f"{name}-service",
-            metadata=meta,
+            metadata={**meta, "annotations": load_balancer_annotations(args.load_balancer_scheme)}
+            if balanced
+            else meta,
             spec={
                 "type": args.service_type,
                 "selector": self.selector,
                 "ports": [{"name": "http", "port": 80, "target_port": "http", "protocol": "TCP"}],
+                **(
+                    {"load_balancer_source_ranges": list(args.load_balancer_source_ranges)}
+                    if balanced and args.load_balancer_source_ranges
+                    else {}
+                ),
             },
             opts=scoped,
         )

@@ -53,6 +53,7 @@ class HttpApi:
     burst_limit: int
     log_retention_days: int
     cors_allow_origins: tuple[str, ...]
+    auth: str = "AWS_IAM"  # the route's authorization: AWS_IAM or NONE
 
 
 def cors(origins: tuple[str, ...]) -> dict | None:
@@ -114,6 +115,7 @@ def http_api(
         f"{name}-route",
         api_id=api.id,
         route_key="$default",
+        authorization_type=api_args.auth,
         target=integration.id.apply(lambda i: f"integrations/{i}"),
         opts=opts,
     )

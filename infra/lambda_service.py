@@ -67,6 +67,7 @@ class LambdaServiceArgs:
     slo: Slo
     stable_version: str = ""  # the version `live` keeps during a rollout; empty: the newest
     canary_percent: int = 0  # the share `live` routes to the newest version beside stable_version
+    http_api_auth: str = "AWS_IAM"
     environment: str = "dev"  # the stack: the role's IAM path and every resource's tag scope the deploy role
     account: str = ""  # the account whose boundary policy the role attaches; empty: none (tests only)
 
@@ -205,6 +206,7 @@ class LambdaService(pulumi.ComponentResource):
                     args.http_api_burst_limit,
                     args.log_retention_days,
                     args.cors_allow_origins,
+                    args.http_api_auth,
                 ),
                 tags,
                 child,

@@ -7,6 +7,7 @@ misspelled or out-of-range key fails the preview with a message naming the key.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import types
@@ -135,6 +136,12 @@ class Settings(BaseModel):
     """Seconds a terminating pod stays not-ready but serving, so endpoints drop it first."""
     kubernetes_service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
     """How the Service is exposed."""
+    kubernetes_load_balancer_scheme: Literal["internal", "internet-facing"] = "internal"
+    """A LoadBalancer's reach: internal to the network by default (the model answers plain HTTP
+    without authentication); internet-facing is an explicit choice, refused in prod without
+    kubernetesLoadBalancerSourceRanges."""
+    kubernetes_load_balancer_source_ranges: list[str] = []
+    """CIDRs a LoadBalancer accepts clients from; empty: any."""
     kubernetes_pdb_max_unavailable: int = Field(default=1, ge=1, le=100)
     """Pods a voluntary disruption (a node drain) may take down at once."""
     kubernetes_canary_replicas: int = Field(default=1, ge=1, le=100)
@@ -177,6 +184,9 @@ class Settings(BaseModel):
     """Function URL authorization; NONE makes it public and must be chosen explicitly."""
     lambda_cors_allow_origins: list[str] = []
     """Origins browsers may call the endpoint from."""
+    lambda_http_api_auth: Literal["AWS_IAM", "NONE"] = "AWS_IAM"
+    """Who may call the HTTP API: AWS_IAM (SigV4-signed, as `execute-api`), or NONE (anyone; refused
+    in prod by the policy pack)."""
     lambda_http_api_rate_limit: int = Field(default=50, ge=1, le=10_000)
     """HTTP API steady-state requests per second."""
     lambda_http_api_burst_limit: int = Field(default=100, ge=1, le=5_000)
@@ -242,6 +252,16 @@ class Settings(BaseModel):
     def _unique(cls, value: list[str]) -> list[str]:
         if len(set(value)) != len(value):
             raise ValueError("lists a runtime twice")
+        return value
+
+    @field_validator("kubernetes_load_balancer_source_ranges")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not a CIDR block (e.g. 203.0.113.0/24)") from None
         return value
 
     @model_validator(mode="after")

@@ -52,8 +52,9 @@ def plain_send(method: str, url: str, body: bytes | None) -> tuple[int, bytes]:
     return _exchange(method, url, body, JSON)
 
 
-def signed_send(region: str) -> Send:
-    """SigV4 for `lambda` with the ambient AWS credentials, as AWS_IAM Function URLs require."""
+def signed_send(region: str, service: str = "lambda") -> Send:
+    """SigV4 with the ambient AWS credentials: for `lambda` (an AWS_IAM Function URL) or `execute-api`
+    (an AWS_IAM HTTP API route)."""
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.session import Session
@@ -64,7 +65,7 @@ def signed_send(region: str) -> Send:
 
     def send(method: str, url: str, body: bytes | None) -> tuple[int, bytes]:
         request = AWSRequest(method=method, url=url, data=body or b"", headers=JSON)
-        SigV4Auth(credentials.get_frozen_credentials(), "lambda", region).add_auth(request)
+        SigV4Auth(credentials.get_frozen_credentials(), service, region).add_auth(request)
         return _exchange(method, url, body, dict(request.headers.items()))
 
     return send
@@ -191,7 +192,8 @@ def smoke(
             results.append(check("kubernetes", base, example, plain_send, wait_seconds))
     if "lambda" in outputs.get("runtimes", []):
         iam = outputs.get("lambdaAuth") == "AWS_IAM"
-        send = signed_send(region_of(outputs)) if iam else plain_send
+        service = outputs.get("lambdaSigningService", "lambda")
+        send = signed_send(region_of(outputs), service) if iam else plain_send
         results.append(check("lambda", outputs["lambdaEndpoint"], example, send, wait_seconds))
     return results
 

@@ -8,8 +8,11 @@ dir=$1
 for file in "$dir"/*.md; do
   [ -e "$file" ] || continue
   marker=$(head -n 1 "$file")
+  # The files come from the previews' artifact: only a marker of the exact form is used, and only as data.
+  [[ $marker =~ ^'<!-- twinserve-preview:'[a-z0-9-]+' -->'$ ]] || { echo "$file: no preview marker" >&2; exit 1; }
   id=$(gh api --paginate "repos/$REPOSITORY/issues/$PR_NUMBER/comments" \
-    --jq ".[] | select(.user.login == \"$BOT_LOGIN\" and (.body | startswith(\"$marker\"))) | .id" | head -n 1)
+    | jq -r --arg bot "$BOT_LOGIN" --arg marker "$marker" \
+      '.[] | select(.user.login == $bot and (.body | startswith($marker))) | .id' | head -n 1)
   if [ -n "$id" ]; then
     gh api --method PATCH "repos/$REPOSITORY/issues/comments/$id" -F "body=@$file" > /dev/null
   else

@@ -20,7 +20,10 @@ done
 gh auth status > /dev/null 2>&1 || { echo "error: gh is not logged in: run \`gh auth login\`" >&2; exit 2; }
 
 here=$(cd "$(dirname "$0")" && pwd)
-read -r visibility owner_id repository_id created < <(gh api "repos/$repo" --jq '[.visibility, .owner.id, .id, .created_at] | @tsv')
+read -r visibility owner_id repository_id created owner_type < <(gh api "repos/$repo" --jq '[.visibility, .owner.id, .id, .created_at, .owner.type] | @tsv')
+# Whoever pushed a deploy may not approve it where others can (an organization's repository); a
+# personal fork's only reviewer is its owner, who must be able to approve. PREVENT_SELF_REVIEW decides.
+self_review=${PREVENT_SELF_REVIEW:-$([ "${owner_type:-User}" = Organization ] && echo true || echo false)}
 echo "== environments of $repo ($visibility)"
 # What the plan offers decides how prod is gated, and it is said: required reviewers (public
 # repositories, or GitHub Enterprise); else environments without reviewers (private, Pro or Team) and
@@ -35,8 +38,8 @@ put_environment() {
 gate=reviewers environments=true
 for env in dev staging prod; do
   review=""
-  if [ "$env" = prod ] && put_environment prod "\"reviewers\": [{\"type\": \"User\", \"id\": $reviewer}], "; then
-    review=", each deploy waits for your review"
+  if [ "$env" = prod ] && put_environment prod "\"reviewers\": [{\"type\": \"User\", \"id\": $reviewer}], \"prevent_self_review\": $self_review, "; then
+    review=", each deploy waits for your review (self-review $([ "$self_review" = true ] && echo prevented || echo allowed))"
   elif put_environment "$env" ""; then
     [ "$env" != prod ] || gate=manual
   else

@@ -249,6 +249,12 @@ def deploy_policy(scope: Scope, env: str, secrets_key: pulumi.Input[str] | None 
                 StringEquals={"lambda:FunctionUrlAuthType": "AWS_IAM"},
             ),
             _allow(["lambda:InvokeFunction"], arns["lambda"], Bool={"lambda:InvokedViaFunctionUrl": "true"}),
+            # …and to an AWS_IAM HTTP API's default stage, of this environment's APIs (by their tag).
+            _allow(
+                ["execute-api:Invoke"],
+                [f"arn:aws:execute-api:{scope.region}:{scope.account}:*/$default/*"],
+                StringEquals=tagged,
+            ),
             # Whatever else allows it: never the bootstrap's own roles, the boundary, or a role's boundary.
             _deny(["iam:*"], arns["bootstrap"] + arns["boundary"]),
             _deny(["iam:DeleteRolePermissionsBoundary", "iam:PutRolePermissionsBoundary"], ["*"]),

@@ -109,6 +109,35 @@ def no_public_function_url_in_protected_stacks(
         yield f"a Function URL in {stack} must use AWS_IAM authorization, not {auth}"
 
 
+def no_open_load_balancer_in_protected_stacks(
+    kind: str, props: Mapping[str, Any], stack: str
+) -> Iterator[str]:
+    """The model server answers plain HTTP without authentication: in prod a LoadBalancer is internal,
+    or open only to named source ranges."""
+    spec = props.get("spec") or {}
+    if (
+        kind != "kubernetes:core/v1:Service"
+        or spec.get("type") != "LoadBalancer"
+        or stack not in PROTECTED_STACKS
+    ):
+        return
+    annotations = (props.get("metadata") or {}).get("annotations") or {}
+    scheme = annotations.get("service.beta.kubernetes.io/aws-load-balancer-scheme", "internet-facing")
+    if scheme != "internal" and not spec.get("loadBalancerSourceRanges"):
+        yield (
+            f"a LoadBalancer Service in {stack} must be internal or limited by loadBalancerSourceRanges: "
+            "the model answers unauthenticated plain HTTP"
+        )
+
+
+def no_unauthenticated_http_api_in_protected_stacks(
+    kind: str, props: Mapping[str, Any], stack: str
+) -> Iterator[str]:
+    auth = props.get("authorizationType") or "NONE"
+    if kind == "aws:apigatewayv2/route:Route" and stack in PROTECTED_STACKS and auth == "NONE":
+        yield f"an HTTP API route in {stack} must be authorized (AWS_IAM, JWT, a custom authorizer), not NONE"
+
+
 def log_retention_set(kind: str, props: Mapping[str, Any], stack: str) -> Iterator[str]:
     if kind == "aws:cloudwatch/logGroup:LogGroup" and not props.get("retentionInDays"):
         yield "log group must set retentionInDays (logs are otherwise kept, and billed, forever)"
@@ -186,6 +215,14 @@ MANDATORY: dict[str, tuple[str, Check]] = {
     "no-public-function-url-in-prod": (
         "No unauthenticated Function URL in prod.",
         no_public_function_url_in_protected_stacks,
+    ),
+    "no-open-load-balancer-in-prod": (
+        "No LoadBalancer open to any source in prod.",
+        no_open_load_balancer_in_protected_stacks,
+    ),
+    "no-unauthenticated-http-api-in-prod": (
+        "No unauthenticated HTTP API route in prod.",
+        no_unauthenticated_http_api_in_protected_stacks,
     ),
     "log-retention-set": ("Log groups set a retention.", log_retention_set),
     "reserved-concurrency-set": ("Functions set reserved concurrency.", reserved_concurrency_set),

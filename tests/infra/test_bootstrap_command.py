@@ -25,7 +25,7 @@ case "$*" in
   "auth status") exit 0 ;;
   "api user --jq .id") echo 4242 ;;
   "api -X POST "*) echo "$4" >> "$state/policies" ;;
-  "api repos/"*"@tsv") printf '%s\t555\t777\t%s\n' "$FAKE_VISIBILITY" "$FAKE_CREATED" ;;
+  "api repos/"*"@tsv") printf '%s\t555\t777\t%s\t%s\n' "$FAKE_VISIBILITY" "$FAKE_CREATED" "$FAKE_OWNER" ;;
   "api -X PUT "*)
     body=$(cat)
     case "${FAKE_PLAN:-any}" in
@@ -92,6 +92,7 @@ def bootstrap(
             "FAKE_BACKEND": backend,
             "FAKE_PLAN": plan,
             "FAKE_CREATED": created,
+            "FAKE_OWNER": env.pop("FAKE_OWNER", "User"),
             "FAKE_VISIBILITY": visibility or ("public" if plan == "any" else "private"),
         },
     )
@@ -135,7 +136,11 @@ def test_one_command_sets_up_the_stack_the_variables_and_the_environments(tmp_pa
     bodies = [json.loads(b) for b in (tmp_path / "bodies").read_text().replace("}{", "}\n{").splitlines()]
     policy = {"protected_branches": False, "custom_branch_policies": True}
     assert bodies[0] == bodies[1] == {"deployment_branch_policy": policy}
-    assert bodies[2] == {"reviewers": [{"type": "User", "id": 4242}], "deployment_branch_policy": policy}
+    assert bodies[2] == {
+        "reviewers": [{"type": "User", "id": 4242}],
+        "prevent_self_review": False,  # a personal fork's only reviewer is the one who merges
+        "deployment_branch_policy": policy,
+    }
     assert len([c for c in gh if "-X POST" in c]) == 3  # main, once per environment
     assert "environment prod: deploys from main only, each deploy waits for your review" in result.stdout
     assert "gh secret set PULUMI_ACCESS_TOKEN --repo acme/models" in result.stdout
@@ -270,3 +275,11 @@ def test_oidc_subjects_can_be_chosen(tmp_path: Path) -> None:
     result = bootstrap(tmp_path, REPO="acme/models", YES="1", OIDC_SUBJECTS="names")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "config-githubSubjects").read_text().strip() == "names"
+
+
+def test_an_organizations_prod_reviewer_cannot_approve_their_own_deploy(tmp_path: Path) -> None:
+    result = bootstrap(tmp_path, REPO="acme/models", YES="1", FAKE_OWNER="Organization")
+    assert result.returncode == 0, result.stderr
+    bodies = [json.loads(b) for b in (tmp_path / "bodies").read_text().replace("}{", "}\n{").splitlines()]
+    assert bodies[2]["prevent_self_review"] is True
+    assert "each deploy waits for your review (self-review prevented)" in result.stdout

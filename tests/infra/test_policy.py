@@ -128,6 +128,14 @@ BREAKS: list[tuple[str, str, Callable[[dict], object], str]] = [
         "must use AWS_IAM authorization, not NONE",
     ),
     (
+        "no-open-load-balancer-in-prod",
+        "kubernetes:core/v1:Service",
+        lambda p: p["metadata"]["annotations"].update(
+            {"service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing"}
+        ),
+        "must be internal or limited by loadBalancerSourceRanges",
+    ),
+    (
         "log-retention-set",
         "aws:cloudwatch/logGroup:LogGroup",
         lambda p: p.pop("retentionInDays"),
@@ -168,9 +176,36 @@ def test_a_broken_resource_fails_its_mandatory_rule(
     assert any(message in m for m in found), found
 
 
+def test_prods_http_api_must_authorize_and_an_open_one_is_refused(run_stack: Callable[..., Run]) -> None:
+    route = "aws:apigatewayv2/route:Route"
+    props = resource(run_stack("prod", lambdaEndpoint="http-api"), route)
+    assert props["authorizationType"] == "AWS_IAM"  # the default
+    assert violations("no-unauthenticated-http-api-in-prod", route, props) == []
+    props["authorizationType"] = "NONE"
+    (found,) = violations("no-unauthenticated-http-api-in-prod", route, props)
+    assert "an HTTP API route in prod must be authorized" in found
+    assert violations("no-unauthenticated-http-api-in-prod", route, props, "dev") == []
+
+
+def test_a_load_balancer_open_to_chosen_sources_passes_in_prod(run_stack: Callable[..., Run]) -> None:
+    service = "kubernetes:core/v1:Service"
+    run = run_stack(
+        "prod",
+        kubernetesLoadBalancerScheme="internet-facing",
+        kubernetesLoadBalancerSourceRanges='["203.0.113.0/24"]',
+    )
+    props = resource(run, service)
+    assert (
+        props["metadata"]["annotations"]["service.beta.kubernetes.io/aws-load-balancer-scheme"]
+        == "internet-facing"
+    )
+    assert props["spec"]["loadBalancerSourceRanges"] == ["203.0.113.0/24"]
+    assert violations("no-open-load-balancer-in-prod", service, props) == []
+
+
 def test_every_mandatory_rule_is_exercised_by_a_breaking_case() -> None:
     mandatory = {p.name for p in rules.POLICIES if p.enforcement_level == EnforcementLevel.MANDATORY}
-    assert mandatory == {name for name, *_ in BREAKS}
+    assert mandatory - {"no-unauthenticated-http-api-in-prod"} == {name for name, *_ in BREAKS}
 
 
 def test_a_public_url_is_allowed_outside_prod_and_an_image_function_needs_a_digest() -> None:

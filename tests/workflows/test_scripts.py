@@ -152,7 +152,7 @@ def test_preview_comments_are_edited_in_place_by_marker(tmp_path: Path) -> None:
         .startswith("<!-- twinserve-preview:dev -->\n### `pulumi preview`: dev")
     )
     # The PR has dev's comment (id 7) by the workflow, and a stranger's comment with prod's marker (id 3),
-    # posted first; the stand-in applies gh's --jq filter to that list with jq.
+    # posted first; the stand-in lists them as `gh api --paginate` does, and the script filters with jq.
     comments = [
         {"id": 3, "user": {"login": "mallory"}, "body": "<!-- twinserve-preview:prod -->\nfake"},
         {"id": 7, "user": {"login": "github-actions[bot]"}, "body": "<!-- twinserve-preview:dev -->\nold"},
@@ -161,7 +161,7 @@ def test_preview_comments_are_edited_in_place_by_marker(tmp_path: Path) -> None:
     stand_in(
         tmp_path,
         "gh",
-        f'if [ "$4" = "--jq" ]; then jq -r "$5" "{tmp_path}/comments.json"; fi',
+        f'if [ "$2" = "--paginate" ]; then cat "{tmp_path}/comments.json"; fi',
     )
     env = {
         "PATH": f"{tmp_path}:{os.environ['PATH']}",
@@ -176,6 +176,29 @@ def test_preview_comments_are_edited_in_place_by_marker(tmp_path: Path) -> None:
         f"api --method PATCH repos/acme/models/issues/comments/7 -F body=@{previews}/dev.md",
         f"api --method POST repos/acme/models/issues/12/comments -F body=@{previews}/prod.md",
     ]
+
+
+def test_a_preview_cannot_close_its_code_block_or_forge_a_marker(tmp_path: Path) -> None:
+    """The preview's output is the pull request's own (its program, its messages): a fence longer than
+    any backtick run keeps it inside the code block; the comment job takes only a well-formed marker."""
+    previews = tmp_path / "previews"
+    hostile = "```\n</details><img src=x onerror=alert(1)>\n````` and more"
+    result = run("write-preview.sh", "dev", str(previews), env={"PREVIEW_OUTPUT": hostile})
+    assert result.returncode == 0, result.stderr
+    lines = (previews / "dev.md").read_text().splitlines()
+    fence = lines[5]
+    assert fence == "`" * 6
+    assert lines[-2] == fence  # the one closing fence, after the hostile text
+    assert sum(line.startswith(fence) for line in lines) == 2  # nothing inside can close it
+    forged = previews / "forged.md"
+    forged.write_text('<!-- twinserve-preview:dev" or true -->\nx\n')
+    (previews / "dev.md").unlink()
+    stand_in(tmp_path, "gh", "")
+    env = {"PATH": f"{tmp_path}:{os.environ['PATH']}", "REPOSITORY": "a/b", "PR_NUMBER": "1", "GH_TOKEN": "t"}
+    refused = run("pr-comment.sh", str(previews), env=env)
+    assert refused.returncode == 1
+    assert "no preview marker" in refused.stderr
+    assert not (tmp_path / "gh.log").exists()  # refused before any call
 
 
 def test_ecr_login_uses_the_registry_host_and_stdin(tmp_path: Path) -> None:
