@@ -8,7 +8,8 @@ VENV := .venv
 INFRA_VENV := infra/.venv
 PY := $(VENV)/bin/python
 INFRA_PY := $(INFRA_VENV)/bin/python
-UV_VERSION := 0.13.8
+# uv itself, hash-locked (tests/tools/uv-requirements.txt); every lock below carries hashes too.
+UV_LOCK := tests/tools/uv-requirements.txt
 MODEL_ROOT ?= build/models
 # Your own already-trained model (.keras, .h5 or a SavedModel directory, committed to the repository):
 # set SOURCE here and every verb and workflow serves and deploys it; or pass SOURCE=… once.
@@ -32,15 +33,15 @@ DIST ?= dist
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-$(VENV)/.installed: tests/requirements.txt
+$(VENV)/.installed: tests/requirements.txt $(UV_LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q uv==$(UV_VERSION)
+	$(VENV)/bin/pip install -q --require-hashes -r $(UV_LOCK)
 	$(VENV)/bin/uv pip sync -q --python $(PY) tests/requirements.txt
 	touch $@
 
-$(INFRA_VENV)/.installed: infra/requirements.txt
+$(INFRA_VENV)/.installed: infra/requirements.txt $(UV_LOCK)
 	$(PYTHON) -m venv $(INFRA_VENV)
-	$(INFRA_VENV)/bin/pip install -q uv==$(UV_VERSION)
+	$(INFRA_VENV)/bin/pip install -q --require-hashes -r $(UV_LOCK)
 	$(INFRA_VENV)/bin/uv pip sync -q --python $(INFRA_PY) infra/requirements.txt
 	touch $@
 
@@ -124,12 +125,12 @@ bench: $(VENV)/.installed model ## the model (SOURCE=… for yours) on its own e
 	$(PY) -m serving.bench.cold_start $(MODEL_ARGS) --json build/bench/cold-start.json
 	$(PY) -m serving.bench.faults $(MODEL_ARGS)
 
-lock: ## re-resolve every lock from its .in file
-	cd tests && ../$(VENV)/bin/uv pip compile requirements.in --python-version 3.11 -o requirements.txt --no-header -q
-	cd infra && ../$(VENV)/bin/uv pip compile requirements.in --python-version 3.11 -o requirements.txt --no-header -q
+lock: ## re-resolve every lock from its .in file, with hashes (installs verify every download)
+	cd tests && ../$(VENV)/bin/uv pip compile requirements.in --python-version 3.11 --generate-hashes -o requirements.txt --no-header -q
+	cd infra && ../$(VENV)/bin/uv pip compile requirements.in --python-version 3.11 --generate-hashes -o requirements.txt --no-header -q
 	for f in serving/requirements-litert serving/requirements-tensorflow serving/requirements-http serving/requirements-lambda-ric; do \
 	  $(VENV)/bin/uv pip compile $$f.in --universal --generate-hashes --python-version 3.11 -c tests/requirements.txt -o $$f.txt --no-header -q; done
-	$(VENV)/bin/uv pip compile model/requirements.in --universal --python-version 3.11 -c tests/requirements.txt -o model/requirements.txt --no-header -q
+	$(VENV)/bin/uv pip compile model/requirements.in --universal --python-version 3.11 -c tests/requirements.txt --generate-hashes -o model/requirements.txt --no-header -q
 
 clean: ## remove build outputs (not the virtualenvs)
 	rm -rf build dist
