@@ -64,7 +64,7 @@ def deploy_config(environ: dict[str, str]) -> dict[str, str]:
     return {key: environ[name] for name, key in DEPLOY_ENV_CONFIG.items() if environ.get(name)}
 
 
-def _error(error: auto.errors.CommandError) -> EngineError:
+def engine_error(error: auto.errors.CommandError) -> EngineError:
     message = str(error).partition("\n stderr: ")[2].strip() or str(error)
     return (
         LockedError(message) if isinstance(error, auto.errors.ConcurrentUpdateError) else EngineError(message)
@@ -100,7 +100,7 @@ def open_stack(
     except auto.errors.StackNotFoundError:
         raise EngineError(f"no stack named '{name}' in this backend; the first deploy creates it") from None
     except auto.errors.CommandError as error:
-        raise _error(error) from None
+        raise engine_error(error) from None
 
 
 def set_config(stack: auto.Stack, pairs: list[str]) -> None:
@@ -128,7 +128,7 @@ def run(command: str, stack: auto.Stack) -> dict[str, int]:
             result = stack.destroy(on_output=print, color="never")
         return dict(result.summary.resource_changes or {})
     except auto.errors.CommandError as error:
-        raise _error(error) from None
+        raise engine_error(error) from None
 
 
 def outputs(stack: auto.Stack) -> dict[str, Any]:
@@ -136,7 +136,7 @@ def outputs(stack: auto.Stack) -> dict[str, Any]:
     try:
         return {key: output.value for key, output in stack.outputs().items()}
     except auto.errors.CommandError as error:
-        raise _error(error) from None
+        raise engine_error(error) from None
 
 
 def pending_operations(stack: auto.Stack) -> list[dict[str, Any]]:
@@ -144,7 +144,7 @@ def pending_operations(stack: auto.Stack) -> list[dict[str, Any]]:
     try:
         deployment = stack.export_stack().deployment or {}
     except auto.errors.CommandError as error:
-        raise _error(error) from None
+        raise engine_error(error) from None
     return list(deployment.get("pending_operations") or [])
 
 
@@ -153,7 +153,7 @@ def clear_lock(stack: auto.Stack) -> None:
     try:
         stack.cancel()
     except auto.errors.CommandError as error:
-        raise _error(error) from None
+        raise engine_error(error) from None
 
 
 def clear_pending_creates(stack: auto.Stack) -> None:
@@ -161,7 +161,7 @@ def clear_pending_creates(stack: auto.Stack) -> None:
     try:
         stack.refresh(clear_pending_creates=True, on_output=print, color="never")
     except auto.errors.CommandError as error:
-        raise _error(error) from None
+        raise engine_error(error) from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,6 +44,40 @@ class KubernetesServiceArgs:
     load_balancer_source_ranges: tuple[str, ...] = ()
 
 
+# What a worker holds before any request (TensorFlow and the model: ~550 MiB, `make bench`), what a
+# request's bytes become while decoded (JSON numbers into Python objects into arrays: up to ~8x, with
+# the item count bounded by the model's shape), and the least a worker may hold (one 6 MiB request).
+WORKER_RESIDENT_BYTES = 600 * 2**20
+DECODED_PER_BODY_BYTE = 8
+MIN_BUFFERED_BYTES = 6 * 2**20
+_UNITS = {
+    "": 1,
+    "m": 1e-3,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
+
+
+def quantity_bytes(quantity: str) -> int:
+    """A Kubernetes memory quantity (`1Gi`, `768Mi`, `1.5G`, `1048576`) in bytes."""
+    number = quantity.rstrip("kmMGTi")
+    return int(float(number) * _UNITS[quantity[len(number) :]])
+
+
+def buffered_bytes_budget(memory_limit: str, workers: int) -> int:
+    """Each worker's TWINSERVE_MAX_BUFFERED_BYTES, from the pod's memory limit: what is left after the
+    workers' resident size, shared between them and divided by what a body grows to while decoded;
+    at least one largest request per worker. So no client traffic can take the pod past its limit."""
+    spare = quantity_bytes(memory_limit) - workers * WORKER_RESIDENT_BYTES
+    return max(MIN_BUFFERED_BYTES, spare // (workers * DECODED_PER_BODY_BYTE))
+
+
 def load_balancer_annotations(scheme: str) -> dict[str, str]:
     """The scheme, as each cloud's load balancer controller reads it: AWS's (Load Balancer Controller
     and the in-tree provider), GKE's and AKS's. The model answers plain HTTP without authentication, so
@@ -315,6 +349,7 @@ class KubernetesService(pulumi.ComponentResource):
             "PORT": str(PORT),
             "TWINSERVE_WORKERS": str(args.workers),
             "TWINSERVE_DRAIN_SECONDS": str(args.drain_seconds),
+            "TWINSERVE_MAX_BUFFERED_BYTES": str(buffered_bytes_budget(args.memory_limit, args.workers)),
         }
         container = {
             "name": "server",

@@ -9,7 +9,7 @@ import numpy as np
 from serving.artifact import ModelSpec
 from serving.errors import NotFound, PayloadTooLarge
 from serving.runtime import Runtime
-from serving.tensors import NUMPY_TYPES, Inputs, rows_of
+from serving.tensors import NUMPY_TYPES, Inputs, json_items_budget, rows_of
 
 PLATFORMS = {"litert": "tflite", "tensorflow": "tensorflow_savedmodel"}
 
@@ -23,6 +23,11 @@ class DataPlane:
     runtime: Runtime
     max_batch_rows: int
     ready: bool = True
+
+    @property
+    def json_items_budget(self) -> int | None:
+        """The most JSON items a request body may hold (None: no bound from the model's shape)."""
+        return json_items_budget(self.spec.inputs, self.max_batch_rows)
 
     @property
     def platform(self) -> str:

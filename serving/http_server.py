@@ -18,7 +18,7 @@ from serving.app import build_dataplane
 from serving.batching import MicroBatcher
 from serving.connection import BODY_TIMED_OUT
 from serving.dataplane import DataPlane
-from serving.errors import PayloadTooLarge, RequestTimeout, Timeout, TooManyRequests
+from serving.errors import PayloadTooLarge, RequestTimeout, Timeout, TooManyRequests, Unavailable
 from serving.metrics import exposition, observe
 from serving.routes import Request, Response, body_too_large, error_response, handle
 from serving.settings import Settings
@@ -52,6 +52,7 @@ class ServingApp:
         self.settings = settings
         self.plane: DataPlane | None = None
         self.inflight = 0  # requests between headers and answer, for the concurrency limit
+        self.buffered = 0  # body bytes held by requests in flight, for the memory budget
         self.inferring = 0  # requests on the inference threads, for the micro-batcher
         # Several threads, so concurrent TensorFlow requests can meet in the micro-batcher.
         self.executor = ThreadPoolExecutor(max_workers=INFERENCE_THREADS, thread_name_prefix="inference")
@@ -88,14 +89,23 @@ class ServingApp:
             )
         return plane
 
-    async def _read_body(self, receive: Any) -> bytes:
+    async def _read_body(self, receive: Any, held: list[int]) -> bytes:
+        """The body, its bytes counted against the worker's budget as they arrive (`held[0]`, given
+        back by the caller when the request is answered)."""
         chunks, size, limit = [], 0, self.settings.max_body_bytes
+        budget = self.settings.max_buffered_bytes
         while True:
             message = await receive()
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
                 raise body_too_large(limit)
+            if self.buffered + len(chunk) > budget:
+                raise Unavailable(
+                    f"this worker already holds {self.buffered} bytes of requests; retry shortly"
+                )
+            self.buffered += len(chunk)
+            held[0] += len(chunk)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
@@ -107,8 +117,9 @@ class ServingApp:
                 TooManyRequests(f"more than {self.settings.max_concurrency} requests in flight")
             )
         self.inflight += 1
+        held = [0]
         try:
-            body = await self._receive_body(scope, headers, receive)
+            body = await self._receive_body(scope, headers, receive, held)
             if isinstance(body, Response):
                 return body
             deadline = time.perf_counter() + self.settings.timeout_seconds
@@ -118,9 +129,10 @@ class ServingApp:
             return await self._in_thread(request, deadline)
         finally:
             self.inflight -= 1
+            self.buffered -= held[0]
 
     async def _receive_body(
-        self, scope: dict[str, Any], headers: dict[str, str], receive: Any
+        self, scope: dict[str, Any], headers: dict[str, str], receive: Any, held: list[int]
     ) -> bytes | Response:
         """The body, or the refusal to send: too large by its declared length (before reading any of it),
         too large as it streams in, or not all there within the read timeout."""
@@ -128,8 +140,8 @@ class ServingApp:
         if declared is not None and declared > limit:
             return _closing(error_response(body_too_large(limit)))
         try:
-            body = await self._read_body(receive)
-        except PayloadTooLarge as error:
+            body = await self._read_body(receive, held)
+        except (PayloadTooLarge, Unavailable) as error:
             return _closing(error_response(error))
         timed_out = scope.get("extensions", {}).get(BODY_TIMED_OUT)
         if timed_out is not None:

@@ -82,7 +82,9 @@ def _v2_model_ready(plane: DataPlane, request: Request, params: dict[str, str]) 
 
 def _v2_infer(plane: DataPlane, request: Request, params: dict[str, str]) -> Response:
     spec = plane.check_model(params["name"], params["version"])
-    decoded = v2.decode_infer(request.body, request.headers.get(v2.BINARY_HEADER), spec)
+    decoded = v2.decode_infer(
+        request.body, request.headers.get(v2.BINARY_HEADER), spec, plane.json_items_budget
+    )
     outputs = plane.predict(decoded.inputs)
     body, header_length = v2.encode_infer(spec, decoded, outputs)
     if header_length is None:
@@ -106,7 +108,9 @@ def _tf_metadata(plane: DataPlane, request: Request, params: dict[str, str]) -> 
 
 def _tf_predict(plane: DataPlane, request: Request, params: dict[str, str]) -> Response:
     spec = plane.check_model(params["name"], params["version"])
-    inputs, row_format = tfserving.decode_predict(parse_json(request.body), spec)
+    inputs, row_format = tfserving.decode_predict(
+        parse_json(request.body, max_items=plane.json_items_budget), spec
+    )
     outputs = plane.predict(inputs)
     return json_response(200, tfserving.encode_predict(outputs, row_format), rows_of(inputs))
 

@@ -86,6 +86,13 @@ class Settings:
         _int_range(64, 1 << 30),
         6 * 1024 * 1024,
     )
+    max_buffered_bytes: int = _setting(
+        "TWINSERVE_MAX_BUFFERED_BYTES",
+        "Request body bytes a worker holds at once, reading and answering (503 above): with the body's "
+        "JSON bounded by the model's shape, what bounds a worker's memory whatever clients send.",
+        _int_range(64, 1 << 34),
+        24 * 1024 * 1024,
+    )
     port: int = _setting("PORT", "HTTP port.", _int_range(1, 65535), 8080)
     host: str = _setting("TWINSERVE_HOST", "HTTP bind address.", str, "0.0.0.0")  # noqa: S104 - a container listens on all
     workers: int = _setting(

@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
+import re
 import sys
 from typing import Any
 
@@ -17,7 +19,7 @@ import numpy as np
 
 from serving.artifact import TensorSpec
 from serving.contract import DATATYPES
-from serving.errors import BadRequest
+from serving.errors import BadRequest, PayloadTooLarge
 
 NUMPY_TYPES: dict[str, type] = {d.v2: np.dtype(d.numpy).type for d in DATATYPES}  # BYTES: np.object_
 Inputs = dict[str, np.ndarray]
@@ -27,10 +29,36 @@ def _reject_constant(name: str) -> float:
     raise BadRequest(f"{name} is not allowed in JSON; send finite numbers")
 
 
-def parse_json(body: bytes, what: str = "request body") -> Any:
-    """Strict JSON: no NaN/Infinity literals, bounded nesting, UTF-8 only."""
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+
+
+def json_items(body: bytes) -> int:
+    """How many arrays, objects and values the JSON text holds, counted without parsing it: a parse
+    costs ~60 bytes of Python objects per item (`[[],[],…]` grows a worker ~40x its size). Two
+    byte counts bound it from above; only a body over a budget is counted exactly (strings removed,
+    since brackets and commas inside them are not structure)."""
+    return body.count(b"[") + body.count(b"{") + body.count(b",") + 1
+
+
+def exact_json_items(body: bytes) -> int:
+    structure = _STRING.sub(b'""', body)
+    return structure.count(b"[") + structure.count(b"{") + structure.count(b",") + 1
+
+
+def parse_json(body: bytes, what: str = "request body", max_items: int | None = None) -> Any:
+    """Strict JSON: no NaN/Infinity literals, bounded nesting, UTF-8 only, and (with `max_items`) no
+    more arrays, objects and values than the model can take, refused before any is built."""
     if not body:
         raise BadRequest(f"{what} is empty; expected a JSON object")
+    if (
+        max_items is not None
+        and json_items(body) > max_items
+        and (items := exact_json_items(body)) > max_items
+    ):
+        raise PayloadTooLarge(
+            f"{what} holds {items} JSON arrays, objects and values; the model takes at most {max_items} "
+            "in one request (TWINSERVE_MAX_BATCH_ROWS rows of its inputs)"
+        )
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -190,3 +218,16 @@ def output_strings(array: np.ndarray, base64_all: bool) -> list[Any]:
         return [walk(v) for v in item] if isinstance(item, list) else encode(bytes(item))
 
     return walk(array.tolist())
+
+
+def json_items_budget(inputs: tuple[TensorSpec, ...], max_rows: int) -> int | None:
+    """The most JSON items a request for these inputs can need at `max_rows` rows, in either
+    protocol's form (values, the arrays nesting them, a row's object, `{"b64": …}`), with room for
+    the envelope; None when an input has a dimension of any length (nothing to bound it by)."""
+    per_row = 0
+    for spec in inputs:
+        if any(d < 0 for d in spec.shape[1:]):
+            return None
+        values = math.prod(spec.shape[1:])
+        per_row += values * (3 if spec.datatype == "BYTES" else 1) + values + 4
+    return max_rows * per_row + 256

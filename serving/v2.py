@@ -54,14 +54,14 @@ def decimal(text: str) -> int | None:
     return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
 
 
-def split_binary(body: bytes, header_length: str | None) -> tuple[Any, bytes]:
+def split_binary(body: bytes, header_length: str | None, max_items: int | None = None) -> tuple[Any, bytes]:
     """The JSON part and the binary tail (empty without the extension header)."""
     if header_length is None:
-        return parse_json(body), b""
+        return parse_json(body, max_items=max_items), b""
     size = decimal(header_length)
     if size is None or size > len(body):
         raise BadRequest(f"Inference-Header-Content-Length {header_length!r} is not a length within the body")
-    return parse_json(body[:size], "inference header"), body[size:]
+    return parse_json(body[:size], "inference header", max_items), body[size:]
 
 
 def _split_strings(blob: bytes, count: int, where: str) -> np.ndarray:
@@ -202,8 +202,10 @@ def _requested_outputs(payload: dict[str, Any], model: ModelSpec) -> tuple[tuple
     return tuple(names), frozenset(binary)
 
 
-def decode_infer(body: bytes, header_length: str | None, model: ModelSpec) -> InferRequest:
-    payload, tail = split_binary(body, header_length)
+def decode_infer(
+    body: bytes, header_length: str | None, model: ModelSpec, max_items: int | None = None
+) -> InferRequest:
+    payload, tail = split_binary(body, header_length, max_items)
     if not isinstance(payload, dict):
         raise BadRequest("request body must be a JSON object with 'inputs'")
     inputs = _decode_inputs(payload.get("inputs"), model, tail)

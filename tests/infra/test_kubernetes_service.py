@@ -286,3 +286,22 @@ def test_gateway_settings_that_cannot_work_are_named(
 
     with pytest.raises(SettingsError, match=message):
         from_config(config_for("prod", **overrides), "prod")
+
+
+@pytest.mark.parametrize(
+    ("limit", "workers", "budget_mib"),
+    [("1Gi", 1, 53), ("2Gi", 1, 181), ("4Gi", 2, 181), ("1Gi", 2, 6), ("1.5G", 1, 103)],
+)
+def test_each_workers_byte_budget_follows_the_pods_memory_limit(
+    limit: str, workers: int, budget_mib: int
+) -> None:
+    from kubernetes_service import buffered_bytes_budget
+
+    assert buffered_bytes_budget(limit, workers) // 2**20 == budget_mib
+
+
+def test_the_server_gets_its_byte_budget_from_the_stack(run_stack: Callable[..., Run]) -> None:
+    (deployment,) = run_stack("dev").of_type("kubernetes:apps/v1:Deployment")
+    (container,) = deployment.inputs["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert int(env["TWINSERVE_MAX_BUFFERED_BYTES"]) == 53 * 2**20  # 1Gi, one worker

@@ -126,7 +126,15 @@ BAD = [
     Case("empty-batch", "POST", PREDICT, body({"instances": []}), 400, "does not match"),
     Case("empty-columnar", "POST", PREDICT, body({"inputs": {"features": []}}), 400, "does not match"),
     Case(
-        "deep-nesting", "POST", PREDICT, b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400, ""
+        "deep-nesting", "POST", PREDICT, b'{"instances": ' + b"[" * 5_000 + b"]" * 5_000 + b"}", 400, "nested"
+    ),
+    Case(
+        "too-many-json-items",
+        "POST",
+        PREDICT,
+        b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        413,
+        "JSON arrays, objects and values; the model takes at most",
     ),
     Case(
         "too-many-rows", "POST", PREDICT, body({"instances": [ROW] * 1025}), 413, "exceeds the limit of 1024"

@@ -223,3 +223,48 @@ def test_connections_beyond_the_cap_are_refused_with_503(guarded: Server) -> Non
             sock.close()
     time.sleep(0.2)
     assert httpx.get(f"{guarded.url}/v2/health/live").status_code == 200
+
+
+def test_concurrent_worst_case_bodies_leave_memory_bounded_by_the_settings(guarded: Server) -> None:
+    """Twelve concurrent 6 MiB bodies of `[[],[],…]` (each would parse into ~230 MB of lists) are
+    refused by their count of JSON items before any is built; the worker grows by a few MiB."""
+    worst = b'{"instances": [' + b"[]," * (2 * 1024 * 1024 - 8) + b"[]]}"
+    assert len(worst) < 6 * 1024 * 1024
+    before = rss_kib(guarded.process.pid)
+    peak = [before]
+    answers: list[tuple[int, str]] = []
+
+    def send() -> None:
+        response = httpx.post(f"{guarded.url}{PREDICT}", content=worst, timeout=60)
+        answers.append((response.status_code, response.json()["error"]))
+        peak[0] = max(peak[0], rss_kib(guarded.process.pid))
+
+    threads = [threading.Thread(target=send) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(answers) == 12
+    assert {status for status, _ in answers} <= {413, 503}  # refused by item count, or by the byte budget
+    assert any("JSON arrays, objects and values; the model takes at most" in e for _, e in answers)
+    grown_mib = (peak[0] - before) / 1024
+    assert grown_mib < 100, f"the worker grew {grown_mib:.0f} MiB"
+    assert httpx.post(f"{guarded.url}{PREDICT}", content=ONE_ROW).status_code == 200
+
+
+def test_a_worker_holding_its_byte_budget_answers_503_and_recovers(model_root: Path) -> None:
+    """Bodies still arriving count against TWINSERVE_MAX_BUFFERED_BYTES: past it a request gets 503
+    (retry), and once they are answered the budget is free again."""
+    server = start_server(model_root, TWINSERVE_RUNTIME="litert", TWINSERVE_MAX_BUFFERED_BYTES=str(1 << 20))
+    try:
+        head = f"POST {PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Length: {900_000}\r\n\r\n".encode()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as slow:
+            slow.sendall(head + b"x" * 800_000)  # holds 800 KB of the 1 MiB budget, still sending
+            time.sleep(0.5)
+            refused = httpx.post(f"{server.url}{PREDICT}", content=b" " * 400_000, timeout=30)
+            assert refused.status_code == 503
+            assert "this worker already holds" in refused.json()["error"]
+        time.sleep(0.5)  # the slow one is gone, its bytes given back
+        assert httpx.post(f"{server.url}{PREDICT}", content=ONE_ROW, timeout=30).status_code == 200
+    finally:
+        stop_server(server)
