@@ -180,7 +180,7 @@ def _state_objects(bucket: str, env: str) -> list[str]:
     its history, and (last) its lock under any organisation prefix."""
     project = "twinserve"
     return [
-        f"{bucket}/.pulumi/stacks/{project}/{env}.json*",
+        f"{bucket}/.pulumi/stacks/{project}/{env}.*",  # .json, .json.bak, .pulumi-tags
         f"{bucket}/.pulumi/backups/{project}/{env}/*",
         f"{bucket}/.pulumi/history/{project}/{env}/*",
         f"{bucket}/.pulumi/locks/*/{project}/{env}/*",

@@ -134,7 +134,7 @@ def test_the_first_deploy_creates_the_stack_on_s3_with_kms(
     with aws_local.recording() as requests:
         result = script(first, "up-stack.sh", "dev", IMAGE)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert denied(requests, aws_local.bucket, policies["deploy"]) == []
+    assert denied(requests, aws_local.bucket, policies["deploy-dev"]) == []
     stack_file = (first[1] / "environments" / "Pulumi.dev.yaml").read_text()
     assert f"secretsprovider: awskms://{aws_local.key_alias}" in stack_file  # on this runner only
     assert f"aws:region: {REGION}" in stack_file  # the one region, from the repository variable
