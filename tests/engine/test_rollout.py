@@ -260,3 +260,50 @@ def test_a_deploy_cancelled_as_the_runner_cancels_while_awaiting_its_canary_stop
         f"a deploy cancelled as the runner cancels (SIGINT to the step alone) while awaiting its canary "
         f"stopped in {exited:.1f} s, lock released; the abort removed the canary, no pending operation left"
     )
+
+
+def test_a_cli_killed_outright_mid_create_leaves_a_lock_and_an_unrecorded_canary_the_abort_clears(
+    deploy: Callable[..., tuple], cluster: ControlPlane, servers: dict[str, Server]
+) -> None:
+    """What a cancel cannot prevent: the runner's force-kill five minutes after a cancel, or a lost
+    machine. Killed while the provider awaits the canary's pods, the CLI leaves the lock and a pending
+    create the engine never deletes. With no live update left, the abort clears the lock, deletes the
+    canary by name and clears the pending create."""
+    locks = deploy.backend / ".pulumi" / "locks"  # type: ignore[attr-defined]
+    pods = f"/api/v1/namespaces/{NAMESPACE}/pods"
+    quota = f"/api/v1/namespaces/{NAMESPACE}/resourcequotas"
+    running = len(cluster.api.get(pods)["items"])
+    cluster.api.request(
+        "POST", quota, {"metadata": {"name": "no-canary-pods"}, "spec": {"hard": {"pods": str(running)}}}
+    )
+    started: list[subprocess.Popen] = []
+    try:
+        deploy(SECOND, servers["none"], bake_seconds="600", background=started)
+        (step,) = started
+        cluster.api.wait_for(f"{DEPLOYMENTS}/scorer-canary", lambda d: True, timeout=300)
+        time.sleep(1)
+        os.killpg(step.pid, signal.SIGKILL)  # everything, at once: nothing gets to clean up
+        step.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while pulumi_processes() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert list(locks.rglob("*.json")), "a killed CLI leaves its lock"
+    finally:
+        for process in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+        cluster.api.request("DELETE", f"{quota}/no-canary-pods")
+    result, summary = deploy(SECOND, None, "abort", extra=("--lock-patience-seconds", "2"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "the stack's lock is held by no running update: clearing it (pulumi cancel)" in result.stdout
+    assert f"- deleted the Deployment {NAMESPACE}/scorer-canary, left by the interrupted update" in summary
+    assert f"all traffic on the stable model: Kubernetes runs {THIRD}." in summary
+    cluster.api.wait_for(DEPLOYMENTS, lambda found: len(found["items"]) == 1, timeout=60)
+    assert images(cluster) == {"scorer": THIRD}
+    assert not list(locks.rglob("*.json"))
+    (checkpoint,) = deploy.backend.glob(".pulumi/stacks/**/dev.json")  # type: ignore[attr-defined]
+    assert not json.loads(checkpoint.read_text())["checkpoint"]["latest"].get("pending_operations")
+    FACTS.append(
+        "a CLI SIGKILLed mid-create left the lock and an unrecorded canary; the abort cleared the lock, "
+        "deleted the canary by name and cleared the pending create"
+    )
