@@ -102,6 +102,8 @@ def deploy(
         return result, summary.read_text() if summary.exists() else ""
 
     run.backend = backend  # type: ignore[attr-defined]
+    run.tree = tree  # type: ignore[attr-defined]
+    run.home = runner.env["PULUMI_HOME"]  # type: ignore[attr-defined]
     return run
 
 
@@ -156,6 +158,16 @@ def pulumi_processes() -> list[str]:
             if entry.name.isdigit() and (entry / "comm").read_text().strip() == "pulumi":
                 found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
     return found
+
+
+def kill_matching(*fragments: str) -> None:
+    """SIGKILL every process whose command line names one of these paths."""
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and int(entry.name) != os.getpid():
+                argv = (entry / "cmdline").read_bytes().decode(errors="replace")
+                if any(fragment in argv for fragment in fragments):
+                    os.kill(int(entry.name), signal.SIGKILL)
 
 
 def images(cluster: ControlPlane) -> dict[str, str]:
@@ -282,8 +294,11 @@ def test_a_cli_killed_outright_mid_create_leaves_a_lock_and_an_unrecorded_canary
         (step,) = started
         cluster.api.wait_for(f"{DEPLOYMENTS}/scorer-canary", lambda d: True, timeout=300)
         time.sleep(1)
-        os.killpg(step.pid, signal.SIGKILL)  # everything, at once: nothing gets to clean up
+        os.killpg(step.pid, signal.SIGKILL)  # the step, at once: nothing gets to clean up
         step.wait(timeout=30)
+        # The CLI starts its plugins (the provider, the policy pack) in groups of their own: a lost
+        # machine loses them too. Killed here, so the test leaves nothing running.
+        kill_matching(str(deploy.tree), deploy.home)  # type: ignore[attr-defined]
         deadline = time.monotonic() + 30
         while pulumi_processes() and time.monotonic() < deadline:
             time.sleep(0.2)
