@@ -12,11 +12,13 @@ config against the schema, runs the providers and the policy pack, and keeps the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import runpy
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,15 @@ def deploy_config(environ: dict[str, str]) -> dict[str, str]:
             "region of every resource"
         )
     return {key: environ[name] for name, key in DEPLOY_ENV_CONFIG.items() if environ.get(name)}
+
+
+@contextlib.contextmanager
+def translated() -> Iterator[None]:
+    """The CLI's failures as EngineError (LockedError for a held lock), its own output the message."""
+    try:
+        yield
+    except auto.errors.CommandError as error:
+        raise engine_error(error) from None
 
 
 def engine_error(error: auto.errors.CommandError) -> EngineError:
@@ -118,7 +129,7 @@ def set_config(stack: auto.Stack, pairs: list[str]) -> None:
 def run(command: str, stack: auto.Stack) -> dict[str, int]:
     """One operation, its output streamed as the CLI prints it; returns its count of each change."""
     policy = [str(POLICY_PACK)]
-    try:
+    with translated():
         if command == "preview":
             preview = stack.preview(on_output=print, policy_packs=policy, diff=True, color="never")
             return {str(op): count for op, count in preview.change_summary.items()}
@@ -127,41 +138,31 @@ def run(command: str, stack: auto.Stack) -> dict[str, int]:
         else:
             result = stack.destroy(on_output=print, color="never")
         return dict(result.summary.resource_changes or {})
-    except auto.errors.CommandError as error:
-        raise engine_error(error) from None
 
 
 def outputs(stack: auto.Stack) -> dict[str, Any]:
     """The stack's outputs as plain values (secrets included: the deploy reads its own stack)."""
-    try:
+    with translated():
         return {key: output.value for key, output in stack.outputs().items()}
-    except auto.errors.CommandError as error:
-        raise engine_error(error) from None
 
 
 def pending_operations(stack: auto.Stack) -> list[dict[str, Any]]:
     """What an interrupted update left half-done (a CREATE whose object may exist unrecorded)."""
-    try:
+    with translated():
         deployment = stack.export_stack().deployment or {}
-    except auto.errors.CommandError as error:
-        raise engine_error(error) from None
     return list(deployment.get("pending_operations") or [])
 
 
 def clear_lock(stack: auto.Stack) -> None:
     """`pulumi cancel`: only for a lock no live process holds."""
-    try:
+    with translated():
         stack.cancel()
-    except auto.errors.CommandError as error:
-        raise engine_error(error) from None
 
 
 def clear_pending_creates(stack: auto.Stack) -> None:
     """`pulumi refresh --clear-pending-creates`: drop them from the state once their objects are gone."""
-    try:
+    with translated():
         stack.refresh(clear_pending_creates=True, on_output=print, color="never")
-    except auto.errors.CommandError as error:
-        raise engine_error(error) from None
 
 
 def main(argv: list[str] | None = None) -> int:

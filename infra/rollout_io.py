@@ -16,7 +16,7 @@ from typing import Any
 
 import engine
 from interrupt import Cancellation, live_updates
-from smoke import port_forward
+from smoke import port_forward, reachable
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTAINER_PORT = 8080  # kubernetes_service.PORT, without importing the Pulumi program's modules
@@ -194,10 +194,13 @@ class Targets:
 
     @contextlib.contextmanager
     def kubernetes(self, outputs: dict[str, Any], canary: bool) -> Iterator[str]:
-        given = self.kubernetes_canary_url if canary else self.kubernetes_url
-        if given:
-            yield given.rstrip("/")
-            return
-        target = f"deployment/{outputs['kubernetesCanary']}" if canary else f"svc/{outputs['modelName']}"
-        with port_forward(outputs["kubernetesNamespace"], target, CONTAINER_PORT if canary else 80) as base:
-            yield base
+        """The stable side as the smoke test reaches it (the Service); the canary's pods directly."""
+        if not canary:
+            with reachable(outputs["kubernetesNamespace"], outputs["modelName"], self.kubernetes_url) as base:
+                yield base
+        elif self.kubernetes_canary_url:
+            yield self.kubernetes_canary_url.rstrip("/")
+        else:
+            target = f"deployment/{outputs['kubernetesCanary']}"
+            with port_forward(outputs["kubernetesNamespace"], target, CONTAINER_PORT) as base:
+                yield base

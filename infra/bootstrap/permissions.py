@@ -187,19 +187,28 @@ def _state_objects(bucket: str, env: str) -> list[str]:
     ]
 
 
-def _state(scope: Scope, env: str, writes: bool) -> list:
-    """Read (with `writes`, also write; without, only its lock) one environment's stack in the S3
-    backend; the state key only as S3 uses it (kms:ViaService): no other stack's state is readable."""
-    if scope.state_bucket_arn is None or scope.state_key_arn is None:
+def _state(scope: Scope, environments: list[str], writes: bool) -> list:
+    """Read (with `writes`, also write; without, only their locks) these environments' stacks in the
+    S3 backend; the state key only as S3 uses it (kms:ViaService): no other stack's state is readable."""
+    if scope.state_bucket_arn is None or scope.state_key_arn is None or not environments:
         return []
     bucket = pulumi.Output.from_input(scope.state_bucket_arn)
     via_s3 = {"kms:ViaService": f"s3.{scope.region}.amazonaws.com"}
+
+    def objects(b: str) -> list[str]:
+        return [o for env in environments for o in _state_objects(b, env)]
+
+    def written(b: str) -> list[str]:
+        return [
+            o
+            for env in environments
+            for o in (_state_objects(b, env) if writes else _state_objects(b, env)[-1:])
+        ]
+
     return [
         bucket.apply(lambda b: _allow(["s3:ListBucket", "s3:GetBucketVersioning"], [b])),
-        bucket.apply(lambda b: _allow(["s3:GetObject"], [f"{b}/.pulumi/meta.yaml", *_state_objects(b, env)])),
-        bucket.apply(
-            lambda b: _allow(STATE_WRITE, _state_objects(b, env) if writes else _state_objects(b, env)[-1:])
-        ),
+        bucket.apply(lambda b: _allow(["s3:GetObject"], [f"{b}/.pulumi/meta.yaml", *objects(b)])),
+        bucket.apply(lambda b: _allow(STATE_WRITE, written(b))),
         pulumi.Output.from_input(scope.state_key_arn).apply(
             lambda k: _allow(KMS_USE, [k], StringEquals=via_s3)
         ),
@@ -239,7 +248,7 @@ def deploy_policy(scope: Scope, env: str, secrets_key: pulumi.Input[str] | None 
             _allow(API_WRITE, arns["api-items"], StringEquals=tagged),
             repository.apply(lambda r: _allow(ECR_READ, [r])),
             _allow(UNSCOPED_READ, ["*"]),
-            *_state(scope, env, writes=True),
+            *_state(scope, [env], writes=True),
             *_keys([secrets_key] if secrets_key is not None else []),
             # The smoke test after each up signs its requests to an AWS_IAM Function URL with this role.
             # Since October 2025 a Function URL call needs InvokeFunction too: only through a URL.
@@ -307,7 +316,7 @@ def preview_policy(
             _allow(API_READ, arns["api"]),
             repository.apply(lambda r: _allow(ECR_READ, [r])),
             _allow(UNSCOPED_READ, ["*"]),
-            *[x for env in environments for x in _state(scope, env, writes=False)],
+            *_state(scope, environments, writes=False),
             *_keys(secrets_keys),
         ]
     )

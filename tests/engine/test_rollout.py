@@ -222,6 +222,39 @@ def test_a_healthy_canary_is_promoted(
     FACTS.append("rollout of a healthy canary on dev: baked 3 s at 1 pod beside 1, then promoted")
 
 
+@contextlib.contextmanager
+def a_canary_awaiting_its_pods(
+    deploy: Callable[..., tuple], cluster: ControlPlane, canary: Server
+) -> Iterator[subprocess.Popen]:
+    """The deploy step (as the runner starts it) of a canary whose pods a quota refuses, yielded once
+    its Deployment exists: the provider is then awaiting it, mid-create. Everything it started, and
+    the quota, are gone afterwards."""
+    pods = f"/api/v1/namespaces/{NAMESPACE}/pods"
+    quota = f"/api/v1/namespaces/{NAMESPACE}/resourcequotas"
+    running = len(cluster.api.get(pods)["items"])
+    cluster.api.request(
+        "POST", quota, {"metadata": {"name": "no-canary-pods"}, "spec": {"hard": {"pods": str(running)}}}
+    )
+    started: list[subprocess.Popen] = []
+    try:
+        deploy(SECOND, canary, bake_seconds="600", background=started)
+        (step,) = started
+        cluster.api.wait_for(f"{DEPLOYMENTS}/scorer-canary", lambda d: True, timeout=300)
+        time.sleep(1)  # the provider is now awaiting the canary's pods
+        yield step
+    finally:
+        for process in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+        cluster.api.request("DELETE", f"{quota}/no-canary-pods")
+
+
+def pending_operations(deploy: Callable[..., tuple]) -> list:
+    """What the stack's checkpoint (the file backend's) records as interrupted."""
+    (checkpoint,) = deploy.backend.glob(".pulumi/stacks/**/dev.json")  # type: ignore[attr-defined]
+    return json.loads(checkpoint.read_text())["checkpoint"]["latest"].get("pending_operations") or []
+
+
 def test_a_deploy_cancelled_as_the_runner_cancels_while_awaiting_its_canary_stops_and_abort_removes_it(
     deploy: Callable[..., tuple], cluster: ControlPlane, servers: dict[str, Server]
 ) -> None:
@@ -231,42 +264,27 @@ def test_a_deploy_cancelled_as_the_runner_cancels_while_awaiting_its_canary_stop
     the cluster. The abort step puts the stack back on its stable side, deletes any canary object its
     state does not hold by name and leaves no pending operation: no canary pod behind the Service."""
     locks = deploy.backend / ".pulumi" / "locks"  # type: ignore[attr-defined]
-    pods = f"/api/v1/namespaces/{NAMESPACE}/pods"
-    quota = f"/api/v1/namespaces/{NAMESPACE}/resourcequotas"
-    running = len(cluster.api.get(pods)["items"])
-    cluster.api.request(
-        "POST", quota, {"metadata": {"name": "no-canary-pods"}, "spec": {"hard": {"pods": str(running)}}}
-    )
-    started: list[subprocess.Popen] = []
-    try:
-        deploy(SECOND, servers["none"], bake_seconds="600", background=started)
-        (step,) = started
-        cluster.api.wait_for(f"{DEPLOYMENTS}/scorer-canary", lambda d: True, timeout=300)
-        time.sleep(1)  # the provider is now awaiting the canary's pods
+    with a_canary_awaiting_its_pods(deploy, cluster, servers["none"]) as step:
         exited = cancel_as_the_runner(step)
         assert exited < 10, f"the step ran {exited:.1f} s after the cancel: the runner would have killed it"
         assert step.returncode == 130
         assert not pulumi_processes(), "a CLI of the cancelled step still runs"
         assert not list(locks.rglob("*.json")), "the interrupted update kept the stack's lock"
-        assert cluster.api.get(f"{DEPLOYMENTS}/scorer-canary") is not None  # left behind, unrecorded
-    finally:
-        for process in started:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-        cluster.api.request("DELETE", f"{quota}/no-canary-pods")
+        assert cluster.api.get(f"{DEPLOYMENTS}/scorer-canary") is not None  # left behind
     result, summary = deploy(SECOND, None, "abort")
     assert result.returncode == 0, result.stdout + result.stderr
     # Interrupted (not killed), the provider hands back the half-made canary, so the state records it
     # and the abort's up deletes it; a CLI killed outright leaves it unrecorded, and the abort deletes
     # it by name (`- deleted the Deployment …, left by the interrupted update`). Either way: gone.
     assert "pending create" not in result.stdout.split("aborted")[-1]  # none left for the next deploy
+    assert pending_operations(deploy) == []
     assert (
         f"dev: aborted; no canary runs, all traffic on the stable model: Kubernetes runs {THIRD}." in summary
     )
     cluster.api.wait_for(DEPLOYMENTS, lambda found: len(found["items"]) == 1, timeout=60)
     assert images(cluster) == {"scorer": THIRD}
     selector = "app.kubernetes.io/name=scorer"
-    behind = cluster.api.get(f"{pods}?labelSelector={selector}")["items"]
+    behind = cluster.api.get(f"/api/v1/namespaces/{NAMESPACE}/pods?labelSelector={selector}")["items"]
     assert all(p["metadata"]["labels"].get("twinserve.dev/track") != "canary" for p in behind)
     FACTS.append(
         f"a deploy cancelled as the runner cancels (SIGINT to the step alone) while awaiting its canary "
@@ -282,18 +300,7 @@ def test_a_cli_killed_outright_mid_create_leaves_a_lock_and_an_unrecorded_canary
     create the engine never deletes. With no live update left, the abort clears the lock, deletes the
     canary by name and clears the pending create."""
     locks = deploy.backend / ".pulumi" / "locks"  # type: ignore[attr-defined]
-    pods = f"/api/v1/namespaces/{NAMESPACE}/pods"
-    quota = f"/api/v1/namespaces/{NAMESPACE}/resourcequotas"
-    running = len(cluster.api.get(pods)["items"])
-    cluster.api.request(
-        "POST", quota, {"metadata": {"name": "no-canary-pods"}, "spec": {"hard": {"pods": str(running)}}}
-    )
-    started: list[subprocess.Popen] = []
-    try:
-        deploy(SECOND, servers["none"], bake_seconds="600", background=started)
-        (step,) = started
-        cluster.api.wait_for(f"{DEPLOYMENTS}/scorer-canary", lambda d: True, timeout=300)
-        time.sleep(1)
+    with a_canary_awaiting_its_pods(deploy, cluster, servers["none"]) as step:
         os.killpg(step.pid, signal.SIGKILL)  # the step, at once: nothing gets to clean up
         step.wait(timeout=30)
         # The CLI starts its plugins (the provider, the policy pack) in groups of their own: a lost
@@ -303,11 +310,7 @@ def test_a_cli_killed_outright_mid_create_leaves_a_lock_and_an_unrecorded_canary
         while pulumi_processes() and time.monotonic() < deadline:
             time.sleep(0.2)
         assert list(locks.rglob("*.json")), "a killed CLI leaves its lock"
-    finally:
-        for process in started:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-        cluster.api.request("DELETE", f"{quota}/no-canary-pods")
+        assert pending_operations(deploy), "and its create pending"
     result, summary = deploy(SECOND, None, "abort", extra=("--lock-patience-seconds", "2"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "the stack's lock is held by no running update: clearing it (pulumi cancel)" in result.stdout
@@ -316,8 +319,7 @@ def test_a_cli_killed_outright_mid_create_leaves_a_lock_and_an_unrecorded_canary
     cluster.api.wait_for(DEPLOYMENTS, lambda found: len(found["items"]) == 1, timeout=60)
     assert images(cluster) == {"scorer": THIRD}
     assert not list(locks.rglob("*.json"))
-    (checkpoint,) = deploy.backend.glob(".pulumi/stacks/**/dev.json")  # type: ignore[attr-defined]
-    assert not json.loads(checkpoint.read_text())["checkpoint"]["latest"].get("pending_operations")
+    assert pending_operations(deploy) == []
     FACTS.append(
         "a CLI SIGKILLed mid-create left the lock and an unrecorded canary; the abort cleared the lock, "
         "deleted the canary by name and cleared the pending create"
