@@ -1,8 +1,8 @@
 """Canary analysis: watch a new model's servers through their own Prometheus metrics for a bake
 period and decide promote or roll back, with every step's figures against its thresholds.
 
-`python infra/canary.py --metrics-url http://…/metrics --model NAME` scrapes `/metrics` (the
-canary's pods, port-forwarded, or any server of the new model) every `--interval` seconds.
+`python infra/canary.py --metrics-url http://…/metrics --model NAME` scrapes `/metrics` (a canary
+pod's metrics port, 8082, port-forwarded, or any server of the new model) every `--interval` seconds.
 The window is everything since the first scrape: inference requests (V2 infer and TF Serving
 predict) by status, and their latency histogram. SLO-style signals, not raw counts:
 

@@ -9,6 +9,9 @@ import pulumi_kubernetes as k8s
 from slo import Slo, alert_rules
 
 PORT = 8080
+# The server's /metrics (TWINSERVE_METRICS_PORT): on the pods, for Prometheus and the rollout's bake;
+# no Service port leads to it, and the NetworkPolicy admits it from inside the cluster only.
+METRICS_PORT = 8082
 UID = 10001
 # The server answers these once the model is loaded and warmed (ready) and while its loop runs (live).
 READY_PATH, LIVE_PATH = "/v2/health/ready", "/v2/health/live"
@@ -232,14 +235,21 @@ class KubernetesService(pulumi.ComponentResource):
             },
             opts=scoped,
         )
-        # Inbound only to the serving port; no outbound traffic at all (the model is in the image).
+        # Inbound: the serving port from wherever the Service is reached, the metrics port from pods of
+        # this cluster only (Prometheus); no outbound traffic at all (the model is in the image).
         self.network_policy = k8s.networking.v1.NetworkPolicy(
             f"{name}-network-policy",
             metadata=meta,
             spec={
                 "pod_selector": {"match_labels": self.selector},
                 "policy_types": ["Ingress", "Egress"],
-                "ingress": [{"ports": [{"port": PORT, "protocol": "TCP"}]}],
+                "ingress": [
+                    {"ports": [{"port": PORT, "protocol": "TCP"}]},
+                    {
+                        "from": [{"namespace_selector": {}}],
+                        "ports": [{"port": METRICS_PORT, "protocol": "TCP"}],
+                    },
+                ],
             },
             opts=scoped,
         )
@@ -314,7 +324,7 @@ class KubernetesService(pulumi.ComponentResource):
             spec={
                 "selector": {"matchLabels": self.selector},
                 "podTargetLabels": [TRACK],
-                "podMetricsEndpoints": [{"port": "http", "path": "/metrics", "interval": "15s"}],
+                "podMetricsEndpoints": [{"port": "metrics", "path": "/metrics", "interval": "15s"}],
             },
             opts=opts,
         )
@@ -347,6 +357,7 @@ class KubernetesService(pulumi.ComponentResource):
         ]
         env = {
             "PORT": str(PORT),
+            "TWINSERVE_METRICS_PORT": str(METRICS_PORT),
             "TWINSERVE_WORKERS": str(args.workers),
             "TWINSERVE_DRAIN_SECONDS": str(args.drain_seconds),
             "TWINSERVE_MAX_BUFFERED_BYTES": str(buffered_bytes_budget(args.memory_limit, args.workers)),
@@ -355,7 +366,10 @@ class KubernetesService(pulumi.ComponentResource):
             "name": "server",
             "image": image,
             "image_pull_policy": "IfNotPresent",
-            "ports": [{"name": "http", "container_port": PORT, "protocol": "TCP"}],
+            "ports": [
+                {"name": "http", "container_port": PORT, "protocol": "TCP"},
+                {"name": "metrics", "container_port": METRICS_PORT, "protocol": "TCP"},
+            ],
             "env": [{"name": k, "value": v} for k, v in env.items()],
             "resources": {
                 "requests": {"cpu": args.cpu_request, "memory": args.memory_request},
@@ -377,7 +391,7 @@ class KubernetesService(pulumi.ComponentResource):
                     "labels": {**self.labels, **pod_track},
                     "annotations": {
                         "prometheus.io/scrape": "true",
-                        "prometheus.io/port": str(PORT),
+                        "prometheus.io/port": str(METRICS_PORT),
                         "prometheus.io/path": "/metrics",
                     },
                 },

@@ -138,8 +138,8 @@ class Rollout:
             if "kubernetes" in outputs.get("runtimes", []) and (
                 not canary or outputs.get("kubernetesCanary")
             ):
-                base = stack.enter_context(self.targets.kubernetes(outputs, canary=canary))
-                scrape = scraper(f"{base}/metrics", outputs["modelName"])
+                metrics_url = stack.enter_context(self.targets.metrics(outputs, canary=canary))
+                scrape = scraper(metrics_url, outputs["modelName"])
             self.timeline.add("")
             self.timeline.add("| after | Kubernetes | Lambda alarms | breach |")
             self.timeline.add("|---:|---|---|---|")
@@ -224,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--kubernetes-url", help="the stable pods' base URL instead of a port-forward")
     parser.add_argument("--kubernetes-canary-url", help="the canary pods' base URL instead of a port-forward")
+    parser.add_argument("--kubernetes-metrics-url", help="the stable pods' /metrics, not a port-forward")
+    parser.add_argument(
+        "--kubernetes-canary-metrics-url", help="the canary pods' /metrics, not a port-forward"
+    )
     parser.add_argument("--summary", type=Path, help="append the timeline here (a job summary)")
     parser.add_argument("--outputs", type=Path, help="write the stack's outputs here as JSON at the end")
     args = parser.parse_args(argv)
@@ -240,7 +244,12 @@ def main(argv: list[str] | None = None) -> int:
             Plan(settings, Running.of(engine.outputs()), args.image, strategy),
             engine,
             Example.read(args.metadata),
-            Targets(args.kubernetes_url, args.kubernetes_canary_url),
+            Targets(
+                args.kubernetes_url,
+                args.kubernetes_canary_url,
+                args.kubernetes_metrics_url,
+                args.kubernetes_canary_metrics_url,
+            ),
             settings.rollout_bake_minutes * 60 if args.bake_seconds is None else args.bake_seconds,
             args.interval,
             args.wait_seconds,

@@ -19,7 +19,8 @@ from interrupt import Cancellation, live_updates
 from smoke import port_forward, reachable
 
 ROOT = Path(__file__).resolve().parent.parent
-CONTAINER_PORT = 8080  # kubernetes_service.PORT, without importing the Pulumi program's modules
+# kubernetes_service.PORT and METRICS_PORT, without importing the Pulumi program's modules.
+CONTAINER_PORT, METRICS_PORT = 8080, 8082
 LOCK_PATIENCE_SECONDS = 60.0  # how long a cancelled run's CLI may take to release the stack
 CANARY_ALIAS = "canary"  # lambda_service.CANARY_ALIAS
 
@@ -191,6 +192,8 @@ class Targets:
 
     kubernetes_url: str | None = None  # instead of a port-forward to the stable pods
     kubernetes_canary_url: str | None = None  # instead of a port-forward to the canary pods
+    kubernetes_metrics_url: str | None = None  # the stable pods' /metrics, instead of a port-forward
+    kubernetes_canary_metrics_url: str | None = None  # the canary pods' /metrics, likewise
 
     @contextlib.contextmanager
     def kubernetes(self, outputs: dict[str, Any], canary: bool) -> Iterator[str]:
@@ -204,3 +207,15 @@ class Targets:
             target = f"deployment/{outputs['kubernetesCanary']}"
             with port_forward(outputs["kubernetesNamespace"], target, CONTAINER_PORT) as base:
                 yield base
+
+    @contextlib.contextmanager
+    def metrics(self, outputs: dict[str, Any], canary: bool) -> Iterator[str]:
+        """A pod's /metrics, on the port no Service exposes: one pod of the track, the same pod for the
+        whole bake (so its counters only grow)."""
+        given = self.kubernetes_canary_metrics_url if canary else self.kubernetes_metrics_url
+        if given:
+            yield given
+            return
+        deployment = outputs["kubernetesCanary"] if canary else outputs["modelName"]
+        with port_forward(outputs["kubernetesNamespace"], f"deployment/{deployment}", METRICS_PORT) as base:
+            yield f"{base}/metrics"

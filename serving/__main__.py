@@ -12,6 +12,7 @@ import uvicorn
 
 from serving.connection import ConnectionLimits, GuardedHttpToolsProtocol
 from serving.cpus import available_cpus
+from serving.metrics import serve as serve_metrics
 from serving.server import DrainingServer
 from serving.settings import Settings, SettingsError
 from serving.supervisor import Limits, supervise
@@ -40,7 +41,24 @@ def main() -> int:
         settings.max_header_bytes, settings.read_timeout_seconds, settings.max_connections
     )
     raise_open_files_limit(settings.max_connections)
-    config = uvicorn.Config(
+    try:  # in this process: the supervisor sums its workers' metrics, a single worker serves its own
+        stop_metrics = serve_metrics(settings.host, settings.metrics_port) if settings.metrics_port else None
+    except OSError as exc:
+        print(
+            f"error: cannot serve metrics on {settings.host}:{settings.metrics_port} "
+            f"(TWINSERVE_METRICS_PORT): {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        return _serve(settings, config_for(settings, workers, limits), workers)
+    finally:
+        if stop_metrics:
+            stop_metrics()
+
+
+def config_for(settings: Settings, workers: int, limits: ConnectionLimits) -> uvicorn.Config:
+    return uvicorn.Config(
         "serving.http_server:create_app",
         factory=True,
         host=settings.host,
@@ -53,6 +71,9 @@ def main() -> int:
         log_level=settings.log_level,
         timeout_graceful_shutdown=int(settings.timeout_seconds) + 1,
     )
+
+
+def _serve(settings: Settings, config: uvicorn.Config, workers: int) -> int:
     if workers > 1:
         # A worker's shutdown after the drain: the accept queue (0.2 s), idle connections (0.5 s),
         # in-flight requests (timeout_graceful_shutdown), then interpreter exit.

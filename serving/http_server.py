@@ -1,7 +1,8 @@
 """HTTP adapter, the container's entrypoint: a bare ASGI app on uvicorn (httptools, uvloop).
 
 It only turns ASGI messages into route-table requests and back, and adds what a
-long-running server needs: /metrics, JSON access logs, limits and a graceful drain.
+long-running server needs: metrics (served on their own port, serving/metrics.py), JSON access logs,
+limits and a graceful drain.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from serving.batching import MicroBatcher
 from serving.connection import BODY_TIMED_OUT
 from serving.dataplane import DataPlane
 from serving.errors import PayloadTooLarge, RequestTimeout, Timeout, TooManyRequests, Unavailable
-from serving.metrics import exposition, observe
+from serving.metrics import observe
 from serving.routes import Request, Response, body_too_large, error_response, handle
 from serving.settings import Settings
 from serving.v2 import decimal
@@ -184,15 +185,11 @@ class ServingApp:
         assert self.plane is not None
         if DRAINING.is_set():
             self.plane.ready = False
-        if path == "/metrics" and method == "GET":
-            body, content_type = exposition()
-            response = Response(200, body, (("content-type", content_type),), route="metrics")
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if path in PROBES:
+            response = handle(self.plane, Request(method, path, headers), self.settings.max_body_bytes)
         else:
-            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-            if path in PROBES:
-                response = handle(self.plane, Request(method, path, headers), self.settings.max_body_bytes)
-            else:
-                response = await self._limited(scope, headers, receive)
+            response = await self._limited(scope, headers, receive)
         if DRAINING.is_set():
             response = _closing(response)  # clients reconnect elsewhere instead of reusing this connection
         raw_headers = [(k.encode(), v.encode()) for k, v in response.headers]

@@ -1,15 +1,18 @@
 """Prometheus metrics of the HTTP adapter, named after MLServer's REST metrics.
 
-With several worker processes, prometheus_client's multiprocess mode aggregates
-them; PROMETHEUS_MULTIPROC_DIR must be set before this module is imported.
+They are served on a port of their own (TWINSERVE_METRICS_PORT), never the model's: a Service or
+load balancer that exposes the model does not expose them. With several worker processes,
+prometheus_client's multiprocess mode sums them (PROMETHEUS_MULTIPROC_DIR, set before the workers
+start) and the supervisor serves the sum.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_wsgi_server
 from prometheus_client.multiprocess import MultiProcessCollector
 
 LABELS = ("model", "route", "status_code")
@@ -36,10 +39,23 @@ def observe(model: str, route: str, status: int, seconds: float, rows: int) -> N
         BATCH_SIZE.labels(model).observe(rows)
 
 
-def exposition() -> tuple[bytes, str]:
-    """The text format, summed over worker processes when there are several."""
+def registry() -> CollectorRegistry:
+    """This process's metrics, or, with several workers, all of theirs summed at each scrape."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(DEFAULT_REGISTRY), CONTENT_TYPE_LATEST
+        summed = CollectorRegistry()
+        MultiProcessCollector(summed)
+        return summed
+    return DEFAULT_REGISTRY
+
+
+def serve(host: str, port: int) -> Callable[[], None]:
+    """The text format on `host:port`, from a thread of this process; returns what stops it. Binding
+    here, before any worker starts, makes a taken port an error at once."""
+    server, thread = start_wsgi_server(port, host, registry())
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+    return stop

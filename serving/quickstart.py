@@ -72,6 +72,7 @@ def main() -> int:
         "TWINSERVE_MODEL_NAME": metadata.name,
         "PORT": str(args.port),
         "TWINSERVE_ACCESS_LOG": "false",
+        "TWINSERVE_METRICS_PORT": "0",
         "TWINSERVE_DRAIN_SECONDS": "0",
         "TWINSERVE_LOG_LEVEL": "warning",
     }

@@ -94,6 +94,13 @@ class Settings:
         24 * 1024 * 1024,
     )
     port: int = _setting("PORT", "HTTP port.", _int_range(1, 65535), 8080)
+    metrics_port: int = _setting(
+        "TWINSERVE_METRICS_PORT",
+        "Prometheus /metrics port, apart from PORT so whatever exposes the model never exposes its "
+        "metrics; 0 for none.",
+        _int_range(0, 65535),
+        8082,
+    )
     host: str = _setting("TWINSERVE_HOST", "HTTP bind address.", str, "0.0.0.0")  # noqa: S104 - a container listens on all
     workers: int = _setting(
         "TWINSERVE_WORKERS", "HTTP worker processes; 0 means one per available CPU.", _int_range(0, 64), 0
@@ -169,4 +176,10 @@ class Settings:
                 values[spec.name] = spec.metadata["parse"](environ[env].strip())
             except ValueError as exc:
                 raise SettingsError(f"{env}={environ[env]!r} is invalid: {exc}") from None
-        return cls(**values)
+        settings = cls(**values)
+        if settings.metrics_port and settings.metrics_port == settings.port:
+            raise SettingsError(
+                f"TWINSERVE_METRICS_PORT={settings.metrics_port} is PORT's too: the metrics need a port "
+                "of their own (0 for none)"
+            )
+        return settings

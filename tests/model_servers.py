@@ -16,7 +16,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.ports import free_port
+from tests.ports import free_ports
 
 REPO = Path(__file__).resolve().parent.parent
 MAIN_PYTHON = REPO / ".venv" / "bin" / "python"
@@ -33,6 +33,7 @@ def faulty_models(out: Path, *faults: str) -> Path:
 class Server:
     url: str
     process: subprocess.Popen[bytes]
+    metrics_url: str  # /metrics, on the port of its own
 
     def stop(self) -> None:
         os.killpg(self.process.pid, signal.SIGTERM)
@@ -41,10 +42,11 @@ class Server:
 
 def start(root: Path) -> Server:
     """The container's server on a free port, ready before this returns."""
-    port = free_port()
+    port, metrics_port = free_ports(2)
     env = {
         **os.environ,
         "PORT": str(port),
+        "TWINSERVE_METRICS_PORT": str(metrics_port),
         "TWINSERVE_HOST": "127.0.0.1",
         "TWINSERVE_WORKERS": "1",
         "TWINSERVE_MODEL_ROOT": str(root),
@@ -63,7 +65,7 @@ def start(root: Path) -> Server:
         try:
             with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=2) as response:
                 if response.status == 200:
-                    return Server(url, process)
+                    return Server(url, process, f"http://127.0.0.1:{metrics_port}/metrics")
         except OSError:
             time.sleep(0.2)
     os.killpg(process.pid, signal.SIGKILL)

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # `pulumi preview` of one stack (infra/engine.py, with the policy pack) in AWS_REGION against the
 # images it runs now, its own output (policy violations included) written for the PR comment. Logs
-# in explicitly (PULUMI_BACKEND_URL, or Pulumi Cloud with PULUMI_ACCESS_TOKEN): the setup action only
-# installs the CLI. A stack that does not exist yet is said so; any other failure (login,
-# credentials, organisation) fails the job and the comment says why.
+# in explicitly (PULUMI_BACKEND_URL, or Pulumi Cloud with PULUMI_ACCESS_TOKEN). A stack that does
+# not exist yet is said so; any other failure (login, credentials, organisation, a cluster secret
+# that is not a kubeconfig) fails the job and the comment says why.
 set -euo pipefail
 stack=$1 environment=$2 out=$3
 log=$(mktemp)
@@ -32,6 +32,11 @@ fi
 # so each cluster is reached with a read-only kubeconfig in a repository secret per environment.
 cluster_var="PREVIEW_KUBECONFIG_${environment^^}"
 if [ -n "${!cluster_var:-}" ]; then
+  if ! infra/.venv/bin/python "$(dirname "$0")/kubeconfig-masks.py" <<< "${!cluster_var}" 2> "$log"; then
+    comment "The $cluster_var secret is not usable, so nothing was previewed: $(cat "$log")"
+    cat "$log" >&2
+    exit 1
+  fi
   umask 077
   export KUBECONFIG="${RUNNER_TEMP:-$(mktemp -d)}/preview-kubeconfig"
   printf '%s\n' "${!cluster_var}" > "$KUBECONFIG"

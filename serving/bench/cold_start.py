@@ -111,7 +111,13 @@ def free_port() -> int:
 def server_start_seconds(image: Image) -> float:
     """A new pod's delay: `python -m serving` from the image's venv until /v2/health/ready answers 200."""
     port = str(free_port())
-    env = {"PATH": image.path, "PORT": port, "TWINSERVE_WORKERS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {
+        "PATH": image.path,
+        "PORT": port,
+        "TWINSERVE_WORKERS": "1",
+        "TWINSERVE_METRICS_PORT": "0",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
     start = time.perf_counter()
     process = subprocess.Popen(
         image.cmd, cwd=image.app, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

@@ -70,6 +70,7 @@ def server(workload: Workload, **settings: str) -> Iterator[Running]:
         "TWINSERVE_MODEL_ROOT": str(workload.artifact.parents[1]),
         "TWINSERVE_MODEL_NAME": workload.name,
         "TWINSERVE_WORKERS": "2",
+        "TWINSERVE_METRICS_PORT": "0",
         "TF_CPP_MIN_LOG_LEVEL": "3",
         **settings,
     }

@@ -108,7 +108,13 @@ def closed_loop(port: int, workload: Workload, concurrency: int, seconds: float)
 
 def server_latency(image: Image, workload: Workload, concurrency: int, seconds: float) -> dict:
     port = free_port()
-    env = {"PATH": image.path, "PORT": str(port), "TWINSERVE_WORKERS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {
+        "PATH": image.path,
+        "PORT": str(port),
+        "TWINSERVE_WORKERS": "1",
+        "TWINSERVE_METRICS_PORT": "0",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
     process = subprocess.Popen(
         image.cmd, cwd=image.app, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

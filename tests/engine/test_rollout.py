@@ -88,10 +88,16 @@ def deploy(
         summary = summary_dir / f"{image[-8:]}-{time.monotonic_ns()}.md"
         script = str(tree / ".github" / "scripts" / "rollout.sh")
         command = [script, verb, "dev", image, "--metadata", str(metadata), "--kubernetes-url",
-                   servers["none"].url, "--interval", "0.5", "--wait-seconds", "30", "--bake-seconds",
-                   bake_seconds, *extra]  # fmt: skip
+                   servers["none"].url, "--kubernetes-metrics-url", servers["none"].metrics_url,
+                   "--interval", "0.5", "--wait-seconds", "30", "--bake-seconds", bake_seconds,
+                   *extra]  # fmt: skip
         if canary:
-            command += ["--kubernetes-canary-url", canary.url]
+            command += [
+                "--kubernetes-canary-url",
+                canary.url,
+                "--kubernetes-canary-metrics-url",
+                canary.metrics_url,
+            ]
         env = {**runner.env, "ENVIRONMENT": "dev", "GITHUB_STEP_SUMMARY": str(summary)}
         if background is not None:  # the job's step as GitHub's runner starts it, for a cancel
             background.append(runner_step(tree, verb, image, command[4:], env, summary))

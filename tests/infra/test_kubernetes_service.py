@@ -110,11 +110,43 @@ def test_autoscaler_and_disruption_budget_follow_the_environment(
     assert pdb["selector"]["matchLabels"] == kind(stack, "Deployment")["spec"]["selector"]["matchLabels"]
 
 
-def test_network_policy_admits_only_the_serving_port_and_no_egress(stack: Run) -> None:
+def test_network_policy_admits_the_serving_port_the_metrics_from_the_cluster_and_no_egress(
+    stack: Run,
+) -> None:
     spec = kind(stack, "NetworkPolicy")["spec"]
     assert spec["policyTypes"] == ["Ingress", "Egress"]
-    assert spec["ingress"] == [{"ports": [{"port": 8080.0, "protocol": "TCP"}]}]
+    assert spec["ingress"] == [
+        {"ports": [{"port": 8080.0, "protocol": "TCP"}]},
+        {"from": [{"namespaceSelector": {}}], "ports": [{"port": 8082.0, "protocol": "TCP"}]},
+    ]
     assert "egress" not in spec
+
+
+def test_the_ports_are_the_servers_own_defaults() -> None:
+    """The pod sets both ports, and the rollout port-forwards to them: all agree with the server."""
+    import kubernetes_service
+    import rollout_io
+
+    from serving.settings import Settings
+
+    served = Settings()
+    assert (served.port, served.metrics_port) == (kubernetes_service.PORT, kubernetes_service.METRICS_PORT)
+    assert (served.port, served.metrics_port) == (rollout_io.CONTAINER_PORT, rollout_io.METRICS_PORT)
+
+
+def test_metrics_are_on_a_port_of_their_own_that_no_service_exposes(run_stack: Callable[..., Run]) -> None:
+    run = run_stack("prod", kubernetesPrometheusRule="true")
+    deployment = run.one("kubernetes:apps/v1:Deployment").inputs
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": 8080.0, "metrics": 8082.0}
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert (env["PORT"], env["TWINSERVE_METRICS_PORT"]) == ("8080", "8082")
+    assert deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "8082"
+    services = [r.inputs for r in run.resources if r.is_kubernetes and r.inputs["kind"] == "Service"]
+    assert services
+    for service in services:
+        assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
 
 
 @pytest.mark.parametrize(
@@ -194,7 +226,9 @@ def test_with_the_prometheus_operator_the_pods_are_scraped_and_the_slo_alerts_de
     assert monitor["metadata"]["namespace"] == "twinserve-prod"
     assert monitor["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
     assert monitor["spec"]["podTargetLabels"] == ["twinserve.dev/track"]  # which track a series is of
-    assert monitor["spec"]["podMetricsEndpoints"] == [{"port": "http", "path": "/metrics", "interval": "15s"}]
+    assert monitor["spec"]["podMetricsEndpoints"] == [
+        {"port": "metrics", "path": "/metrics", "interval": "15s"}
+    ]
     rule = run.one("kubernetes:monitoring.coreos.com/v1:PrometheusRule").inputs
     (group,) = rule["spec"]["groups"]
     alerts = {r["alert"]: r for r in group["rules"]}

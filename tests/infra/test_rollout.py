@@ -3,6 +3,7 @@ against CloudWatch served by moto."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from watch import alarm_breaches
 
 from tests.model_servers import Server, faulty_models, start
 from tests.ports import free_port
+from tests.stand_ins import port_forwarding_kubectl
 
 NEW = "registry.example/twinserve@sha256:" + "b" * 64
 OLD = "registry.example/twinserve@sha256:" + "a" * 64
@@ -264,3 +266,35 @@ def test_a_first_deploy_that_fails_its_smoke_test_says_there_is_nothing_to_roll_
     assert "/v2/health/ready answered unreachable" in summary
     assert "Nothing to roll back to: this stack ran no earlier model." in summary
     assert len(cloud.ups) == 1
+
+
+def test_the_bake_scrapes_one_pod_of_each_track_on_the_metrics_port_no_service_exposes(
+    scorer: tuple[Server, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a given URL, the bake port-forwards to a pod of the track's Deployment on 8082 (a
+    stand-in kubectl relays to the test server's metrics port and records how it was asked)."""
+    import urllib.request
+
+    from canary import scraper
+
+    server, _ = scorer
+    metrics_port = int(server.metrics_url.rsplit(":", 1)[1].split("/")[0])
+    record = tmp_path / "kubectl.args"
+    port_forwarding_kubectl(tmp_path / "bin", record, metrics_port)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    body = b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 1], "data": [1.0]}]}'
+    with urllib.request.urlopen(
+        urllib.request.Request(f"{server.url}/v2/models/scorer/infer", body), timeout=10
+    ):
+        pass
+    outputs = {
+        "kubernetesNamespace": "twinserve-prod",
+        "modelName": "scorer",
+        "kubernetesCanary": "scorer-canary",
+    }
+    for canary, deployment in ((False, "scorer"), (True, "scorer-canary")):
+        with Targets().metrics(outputs, canary=canary) as url:
+            snapshot = scraper(url, "scorer")()
+        local = url.rsplit(":", 1)[1].split("/")[0]
+        assert record.read_text() == f"port-forward -n twinserve-prod deployment/{deployment} {local}:8082"
+        assert snapshot.statuses["200"] >= 1

@@ -17,7 +17,7 @@ from types import ModuleType
 import httpx
 import pytest
 
-from tests.ports import free_port
+from tests.ports import free_ports
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = REPO / "tests" / "events"
@@ -28,6 +28,7 @@ class Server:
     process: subprocess.Popen[str]
     url: str
     log: Path  # stdout and stderr: files, so a chatty server never blocks on a full pipe
+    metrics_url: str  # /metrics, on the port of its own
 
     @property
     def port(self) -> int:
@@ -48,10 +49,11 @@ def start_server(
 
     With no model root, the server finds the model where the image and the zip put it.
     """  # fmt: skip
-    port = free_port()
+    port, metrics_port = free_ports(2)
     env = {
         **os.environ,
         "PORT": str(port),
+        "TWINSERVE_METRICS_PORT": str(metrics_port),
         "TWINSERVE_HOST": "127.0.0.1",
         "TWINSERVE_WORKERS": "1",
         "TF_CPP_MIN_LOG_LEVEL": "3",
@@ -70,7 +72,8 @@ def start_server(
             raise AssertionError(f"server exited: {log.read_text()}")
         try:
             if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                return Server(process, url, log)
+                metrics = f"http://127.0.0.1:{env['TWINSERVE_METRICS_PORT']}/metrics"
+                return Server(process, url, log, metrics)
         except httpx.TransportError:
             time.sleep(0.1)
     process.kill()

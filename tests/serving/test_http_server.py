@@ -83,11 +83,12 @@ def test_405_names_the_allowed_method(server: Server) -> None:
     assert response.headers["allow"] == "POST"
 
 
-def test_metrics_count_requests_by_model_route_and_status(server: Server) -> None:
+def test_metrics_count_requests_by_model_route_and_status_on_their_own_port(server: Server) -> None:
     with server.client() as client:
         client.post("/v1/models/iris:predict", json={"instances": [ROW, ROW, ROW]})
         client.post("/v1/models/iris:predict", json={"instances": [[1, 2]]})
-        text = client.get("/metrics").text
+        assert client.get("/metrics").status_code == 404  # whatever exposes the model never exposes them
+        text = client.get(server.metrics_url).text
     assert 'rest_server_requests_total{model="iris",route="tf_predict",status_code="200"}' in text
     assert 'rest_server_requests_total{model="iris",route="tf_predict",status_code="400"}' in text
     assert 'rest_server_request_duration_seconds_bucket{le="0.005",model="iris"' in text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -28,6 +29,11 @@ from tests.serving.conftest import REPO, start_server
         ({"TWINSERVE_MAX_BATCH_ROWS": "many"}, "TWINSERVE_MAX_BATCH_ROWS='many' is invalid"),
         ({"TWINSERVE_ACCESS_LOG": "maybe"}, "TWINSERVE_ACCESS_LOG='maybe' is invalid: must be true or false"),
         ({"TWINSERVE_MODLE_ROOT": "/x"}, "unknown setting(s) ['TWINSERVE_MODLE_ROOT']"),
+        ({"PORT": "8082"}, "TWINSERVE_METRICS_PORT=8082 is PORT's too"),
+        (
+            {"TWINSERVE_METRICS_PORT": "-1"},
+            "TWINSERVE_METRICS_PORT='-1' is invalid: must be between 0 and 65535",
+        ),
     ],
 )
 def test_bad_settings_fail_at_start_naming_the_variable(env: dict[str, str], message: str) -> None:
@@ -41,6 +47,27 @@ def test_bad_settings_fail_at_start_naming_the_variable(env: dict[str, str], mes
     )
     assert result.returncode == 2
     assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_taken_metrics_port_fails_at_start_naming_it(model_root) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {
+            **os.environ,
+            "TWINSERVE_MODEL_ROOT": str(model_root),
+            "TWINSERVE_HOST": "127.0.0.1",
+            "TWINSERVE_METRICS_PORT": str(port),
+        }
+        result = subprocess.run(
+            [sys.executable, "-m", "serving"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+        )
+    assert result.returncode == 2
+    assert f"cannot serve metrics on 127.0.0.1:{port} (TWINSERVE_METRICS_PORT): Address already in use" in (
+        result.stderr
+    )
     assert "Traceback" not in result.stderr
 
 
@@ -109,14 +136,16 @@ def test_available_cpus_follows_the_cgroup_quota(tmp_path, cpu_max: str, expecte
     assert count == (host if expected is None else min(host, expected))
 
 
-def test_two_workers_share_the_port_sum_metrics_and_stop_cleanly(model_root) -> None:
+def test_two_workers_share_the_port_their_supervisor_sums_their_metrics_and_all_stop_cleanly(
+    model_root,
+) -> None:
     server = start_server(model_root, TWINSERVE_WORKERS="2", TWINSERVE_DRAIN_SECONDS="0")
     with httpx.Client(base_url=server.url) as client:
         for _ in range(20):
             assert (
                 client.post("/v1/models/iris:predict", json={"instances": [[1, 2, 3, 4]]}).status_code == 200
             )
-        metrics = client.get("/metrics").text
+        metrics = client.get(server.metrics_url).text
     server.process.send_signal(signal.SIGTERM)
     assert server.process.wait(timeout=30) == 0
     line = next(

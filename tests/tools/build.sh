@@ -30,9 +30,11 @@ actionlint_dir=$cache/actionlint-v$ACTIONLINT_VERSION
 promtool_dir=$cache/promtool-$PROMETHEUS_MODULE
 wrk_dir=$cache/wrk-debian
 
-# A `pulumi` already on PATH at the pinned version is used as it is.
+# A `pulumi` already on PATH at the pinned version is used as it is, unless TWINSERVE_BUILT_PULUMI
+# asks for the one built here from checked modules (.github/scripts/pulumi-cli.sh).
 own_pulumi() {
   local path
+  [ "${TWINSERVE_BUILT_PULUMI:-}" != true ] || return 1
   path=$(command -v pulumi 2> /dev/null) || return 1
   [ "$("$path" version 2> /dev/null)" = "v$PULUMI_VERSION" ] && echo "$path"
 }

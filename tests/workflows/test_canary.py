@@ -36,7 +36,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Serv
 
 
 def canary(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
-    command = [*CANARY, "--metrics-url", f"{server.url}/metrics", "--model", "scorer", "--interval", "0.5",
+    command = [*CANARY, "--metrics-url", server.metrics_url, "--model", "scorer", "--interval", "0.5",
                "--bake-seconds", "4", "--min-requests", "30", *args]  # fmt: skip
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
 

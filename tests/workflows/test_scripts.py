@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import stat
@@ -9,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.workflows.conftest import REPO, SCRIPTS
 
@@ -72,6 +74,67 @@ def test_cluster_access_writes_a_private_kubeconfig_and_exports_it(tmp_path: Pat
     assert run("cluster-access.sh", env={"RUNNER_TEMP": str(tmp_path)}).returncode == 0
 
 
+def test_cluster_access_masks_each_credential_of_the_kubeconfig_before_writing_it(tmp_path: Path) -> None:
+    """GitHub masks a YAML secret as a whole: a token or key printed on its own would show. Each
+    credential (and a key's PEM lines, which a tool may print decoded) is masked alone; the cluster's
+    address and the exec plugin's command are not credentials."""
+    pem = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIPrivateLineOne\nAwEHoUQDQgAELineTwo\n"
+    pem += "-----END EC PRIVATE KEY-----\n"
+    key = base64.b64encode(pem.encode()).decode()
+    kubeconfig = {
+        "apiVersion": "v1",
+        "clusters": [
+            {"name": "eks", "cluster": {"server": "https://10.0.0.1", "certificate-authority-data": "Q0E="}}
+        ],
+        "users": [
+            {"name": "ci", "user": {"token": "t0k%en", "client-key-data": key}},
+            {
+                "name": "sso",
+                "user": {"auth-provider": {"name": "oidc", "config": {"refresh-token": "r3fresh"}}},
+            },
+            {
+                "name": "eks",
+                "user": {"exec": {"command": "aws", "env": [{"name": "AWS_PROFILE", "value": "deployer"}]}},
+            },
+        ],
+    }
+    env = {
+        "KUBECONFIG_CONTENT": yaml.safe_dump(kubeconfig),
+        "RUNNER_TEMP": str(tmp_path),
+        "GITHUB_ENV": str(tmp_path / "env"),
+    }
+    result = run("cluster-access.sh", env=env)
+    assert result.returncode == 0, result.stderr
+    assert set(result.stdout.splitlines()) == {
+        "::add-mask::t0k%25en",  # the runner reads %25 back as %
+        f"::add-mask::{key}",
+        "::add-mask::MHcCAQEEIPrivateLineOne",
+        "::add-mask::AwEHoUQDQgAELineTwo",
+        "::add-mask::r3fresh",
+        "::add-mask::deployer",
+    }
+    assert yaml.safe_load((tmp_path / "kubeconfig").read_text()) == kubeconfig
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        ("users: [{name: ci, user: {token: s3cret", "the kubeconfig secret is not valid YAML (line "),
+        ("s3cret", "it is not a kubeconfig (a mapping with a `users` list)"),
+    ],
+)
+def test_a_secret_that_is_not_a_kubeconfig_stops_the_job_without_echoing_it(
+    tmp_path: Path, content: str, said: str
+) -> None:
+    env = {"KUBECONFIG_CONTENT": content, "RUNNER_TEMP": str(tmp_path), "GITHUB_ENV": str(tmp_path / "env")}
+    result = run("cluster-access.sh", env=env)
+    assert result.returncode == 1
+    assert said in result.stderr
+    assert "s3cret" not in result.stdout + result.stderr
+    assert not (tmp_path / "kubeconfig").exists()
+    assert not (tmp_path / "env").exists()
+
+
 FAKE_PULUMI = r"""
 [ "$1" != preview ] || { echo "KUBECONFIG=${KUBECONFIG:-} $(cat "${KUBECONFIG:-/dev/null}")"; \
   [ -z "${KUBECONFIG:-}" ] || stat -c %a "$KUBECONFIG"; }
@@ -127,16 +190,59 @@ def test_every_other_failure_fails_the_job_and_the_comment_says_what(
     assert "No stack" not in comment
 
 
-def test_the_cli_version_is_the_one_the_engine_tests_run_and_not_older_than_the_sdk() -> None:
+def pinned_cli_version() -> str:
     versions = (REPO / "tests" / "tools" / "versions.env").read_text()
-    tested = next(line.split("=")[1] for line in versions.splitlines() if line.startswith("PULUMI_VERSION="))
-    assert run("pulumi-version.sh").stdout == f"version={tested}\n"
+    return next(line.split("=")[1] for line in versions.splitlines() if line.startswith("PULUMI_VERSION="))
+
+
+def test_the_cli_version_is_the_one_the_engine_tests_run_and_not_older_than_the_sdk() -> None:
     sdk = next(
         line.split("==")[1].split()[0]
         for line in (REPO / "infra" / "requirements.txt").read_text().splitlines()
         if line.startswith("pulumi==")
     )
-    assert tuple(map(int, tested.split("."))) >= tuple(map(int, sdk.split(".")))
+    assert tuple(map(int, pinned_cli_version().split("."))) >= tuple(map(int, sdk.split(".")))
+
+
+def test_the_jobs_cli_is_the_one_built_from_checked_modules_never_one_already_on_path(tmp_path: Path) -> None:
+    """A runner's own `pulumi` of the same version (a stand-in here) is not what goes on the PATH."""
+    tested = pinned_cli_version()
+    stand_in(tmp_path, "pulumi", f"echo v{tested}")
+    github_path = tmp_path / "github-path"
+    env = {
+        "HOME": os.environ["HOME"],
+        "GITHUB_PATH": str(github_path),
+        "PATH": f"{tmp_path}:{os.environ['PATH']}",
+    }
+    result = run("pulumi-cli.sh", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"v{tested}\n"
+    built = subprocess.run(
+        [REPO / "tests" / "tools" / "build.sh", "--paths"], capture_output=True, text=True, check=True
+    ).stdout
+    cli = next(line.split("=", 1)[1] for line in built.splitlines() if line.startswith("PULUMI="))
+    assert Path(cli).parent != tmp_path
+    assert github_path.read_text() == f"{Path(cli).parent}\n"
+
+
+@pytest.mark.parametrize(
+    ("unchecked", "said"),
+    [
+        ({"GOSUMDB": "off"}, "GOSUMDB=off: the modules the CLI is built from would not be checked"),
+        ({"GONOSUMDB": "github.com/pulumi"}, "GONOSUMDB is set, so some modules would not be checked"),
+        ({"GOINSECURE": "*"}, "GOINSECURE is set"),
+    ],
+)
+def test_the_cli_is_never_built_from_unchecked_modules(
+    tmp_path: Path, unchecked: dict[str, str], said: str
+) -> None:
+    github_path = tmp_path / "github-path"
+    result = run(
+        "pulumi-cli.sh", env={"HOME": os.environ["HOME"], "GITHUB_PATH": str(github_path), **unchecked}
+    )
+    assert result.returncode == 1
+    assert said in result.stderr
+    assert not github_path.exists()
 
 
 def test_preview_comments_are_edited_in_place_by_marker(tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from tests.conftest import EXAMPLE_SOURCES
 from tests.ports import free_port
 from tests.serving.conftest import Server, start_server, stop_server
+from tests.stand_ins import port_forwarding_kubectl
 from tests.workflows.conftest import REPO
 
 SMOKE = [str(REPO / "infra" / ".venv" / "bin" / "python"), str(REPO / "infra" / "smoke.py")]
@@ -169,27 +169,7 @@ def test_kubernetes_is_reached_through_a_port_forward_never_its_load_balancer(
     The smoke test port-forwards to the model's Service whatever its endpoint says (a stand-in
     kubectl, which forwards to the test's server, records how it was asked)."""
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    kubectl = bin_dir / "kubectl"
-    port = server.url.rsplit(":", 1)[1]
-    # `kubectl port-forward -n NS TARGET LOCAL:REMOTE`: relay LOCAL to the server with socat-free Python.
-    kubectl.write_text(
-        f"#!{sys.executable}\n"
-        "import socket, sys, threading, pathlib\n"
-        f"pathlib.Path({str(tmp_path / 'kubectl.args')!r}).write_text(' '.join(sys.argv[1:]))\n"
-        "local = int(sys.argv[-1].split(':')[0])\n"
-        "listener = socket.create_server(('127.0.0.1', local))\n"
-        "def pipe(a, b):\n"
-        "    while data := a.recv(65536):\n"
-        "        b.sendall(data)\n"
-        "    b.close()\n"
-        "while True:\n"
-        "    client, _ = listener.accept()\n"
-        f"    upstream = socket.create_connection(('127.0.0.1', {port}))\n"
-        "    threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()\n"
-        "    threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()\n"
-    )
-    kubectl.chmod(0o755)
+    port_forwarding_kubectl(bin_dir, tmp_path / "kubectl.args", server.port)
     nlb = "http://k8s-twinserv-iris-0123456789.elb.eu-west-1.amazonaws.com"
     path = outputs(tmp_path, runtimes=["kubernetes"], kubernetesEndpoint=nlb)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}

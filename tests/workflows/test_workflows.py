@@ -73,6 +73,7 @@ EXPECTED_PERMISSIONS = {
     ("pull-request.yml", "preview"): {"contents": "read", "id-token": "write"},
     ("pull-request.yml", "comment"): {"contents": "read", "pull-requests": "write"},
     ("deploy.yml", "build"): {"contents": "read", "id-token": "write"},
+    ("deploy.yml", "engine"): {"contents": "read"},
     ("deploy.yml", "dev"): {"contents": "read", "id-token": "write"},
     ("deploy.yml", "staging"): {"contents": "read", "id-token": "write"},
     ("deploy.yml", "prod"): {"contents": "read", "id-token": "write"},
@@ -156,9 +157,7 @@ def test_pr_concurrency_cancels_older_runs_and_previews() -> None:
 def test_every_preview_and_up_runs_through_the_engine_script_with_the_policy_pack() -> None:
     """No pulumi/actions command: previews and ups are the scripts the real-engine tests run."""
     every = [s for w in all_workflows().values() for s in steps(w)]
-    actions = [s for s in every if s.get("uses", "").startswith("pulumi/")]
-    assert actions
-    assert all(set(s["with"]) == {"pulumi-version"} for s in actions)
+    assert not [s for s in every if s.get("uses", "").startswith("pulumi/")]
     for script in ("preview-stack.sh", "up-stack.sh"):
         text = (REPO / ".github" / "scripts" / script).read_text()
         assert "infra/.venv/bin/python infra/engine.py" in text
@@ -166,15 +165,45 @@ def test_every_preview_and_up_runs_through_the_engine_script_with_the_policy_pac
     assert "policy_packs=policy" in engine
 
 
-def test_every_pulumi_cli_is_the_version_the_sdk_lock_asks() -> None:
+CLI_USERS = ("preview-stack.sh", "rollout.sh", "deploy-order.sh")
+
+
+def test_every_job_that_runs_the_cli_first_puts_the_one_built_from_checked_modules_on_its_path() -> None:
+    """The cache of the `pulumi` group, restored under the key tools-cache.sh names, then pulumi-cli.sh
+    (which builds on a miss): never pulumi/actions' unverified download."""
+    users = 0
     for workflow in all_workflows().values():
         for job in workflow["jobs"].values():
-            installs = [s for s in job.get("steps", []) if s.get("uses", "").startswith("pulumi/actions@")]
-            for install in installs:
-                assert install["with"]["pulumi-version"] == "${{ steps.cli.outputs.version }}"
-                assert {"id": "cli", "run": '.github/scripts/pulumi-version.sh >> "$GITHUB_OUTPUT"'} in job[
-                    "steps"
-                ]
+            runs = [s.get("run", "") for s in job.get("steps", [])]
+            first_use = next((i for i, r in enumerate(runs) if any(u in r for u in CLI_USERS)), None)
+            if first_use is None:
+                continue
+            users += 1
+            installed = runs.index(".github/scripts/pulumi-cli.sh")
+            assert installed < first_use
+            (key,) = [
+                s for s in job["steps"] if s.get("run", "").startswith(".github/scripts/tools-cache.sh")
+            ]
+            assert key["env"]["TOOLS_GROUP"] == "pulumi"
+            (restore,) = [s for s in job["steps"] if s.get("uses", "").startswith("actions/cache/restore@")]
+            assert restore["with"] == {
+                "path": f"${{{{ steps.{key['id']}.outputs.path }}}}",
+                "key": f"${{{{ steps.{key['id']}.outputs.key }}}}",
+            }
+    assert users == 2  # the preview job and the reusable deploy job
+
+
+def test_the_cli_is_built_and_cached_before_the_jobs_that_restore_it() -> None:
+    workflows = all_workflows()
+    deploy = workflows["deploy.yml"]["jobs"]
+    engine = deploy["engine"]
+    assert engine["env"]["TOOLS_GROUP"] == "pulumi"
+    assert [s.get("run") for s in engine["steps"] if "run" in s][-1] == ".github/scripts/pulumi-cli.sh"
+    assert any(s.get("uses", "").startswith("actions/cache@") for s in engine["steps"])
+    assert "engine" in deploy["dev"]["needs"]  # staging and prod come after dev
+    assert engine["if"] == deploy["build"]["if"]
+    preview = workflows["pull-request.yml"]["jobs"]["preview"]
+    assert "tools" in preview["needs"]
 
 
 def test_forks_and_dependabot_get_the_note_and_no_live_preview() -> None:
@@ -185,7 +214,7 @@ def test_forks_and_dependabot_get_the_note_and_no_live_preview() -> None:
 
 def test_deploys_go_dev_staging_prod_one_at_a_time_and_never_cancel() -> None:
     deploy = load("deploy.yml")["jobs"]
-    assert deploy["dev"]["needs"] == "build"
+    assert deploy["dev"]["needs"] == ["build", "engine"]
     assert deploy["staging"]["needs"] == ["build", "dev"]
     assert deploy["prod"]["needs"] == ["build", "staging"]
     assert [deploy[e]["with"]["environment"] for e in ("dev", "staging", "prod")] == [
