@@ -8,6 +8,8 @@ VENV := .venv
 INFRA_VENV := infra/.venv
 PY := $(VENV)/bin/python
 INFRA_PY := $(INFRA_VENV)/bin/python
+# Stamped once the locked packages are in and the repository root is on its path (serving/contract.py).
+INFRA_READY := $(INFRA_VENV)/.ready
 # uv itself, hash-locked (tests/tools/uv-requirements.txt); every lock below carries hashes too.
 UV_LOCK := tests/tools/uv-requirements.txt
 MODEL_ROOT ?= build/models
@@ -39,15 +41,17 @@ $(VENV)/.installed: tests/requirements.txt $(UV_LOCK)
 	$(VENV)/bin/uv pip sync -q --python $(PY) tests/requirements.txt
 	touch $@
 
-$(INFRA_VENV)/.installed: infra/requirements.txt $(UV_LOCK)
+$(INFRA_READY): infra/requirements.txt $(UV_LOCK)
 	$(PYTHON) -m venv $(INFRA_VENV)
 	$(INFRA_VENV)/bin/pip install -q --require-hashes -r $(UV_LOCK)
 	$(INFRA_VENV)/bin/uv pip sync -q --python $(INFRA_PY) infra/requirements.txt
+	@# The repository root on the venv's path: infra reads serving/contract.py (standard library only).
+	$(INFRA_PY) -c 'import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()["purelib"], "twinserve.pth").write_text("$(CURDIR)\n")'
 	touch $@
 
-install: $(VENV)/.installed $(INFRA_VENV)/.installed ## create both virtualenvs from the locks
+install: $(VENV)/.installed $(INFRA_READY) ## create both virtualenvs from the locks
 
-install-infra: $(INFRA_VENV)/.installed ## only infra's virtualenv (what previews and deploys need)
+install-infra: $(INFRA_READY) ## only infra's virtualenv (what previews and deploys need)
 
 model: $(VENV)/.installed ## train, gate and export to $(MODEL_ROOT); or import SOURCE=file (NAME=, VERSION=, EVAL=x.npz, MIN_ACCURACY=)
 	$(PY) -m model --output $(MODEL_ROOT) $(if $(SOURCE),--source "$(SOURCE)" --name "$(MODEL_NAME)" --version "$(MODEL_VERSION)" \
@@ -89,14 +93,14 @@ ENVS := dev staging prod
 
 ZIPS := $(foreach a,$(ARCHES),$(DIST)/lambda-$(a).zip)
 
-plan: $(INFRA_VENV)/.installed $(ZIPS) ## render ENV's stack offline into $(PLAN_DIR)/$(ENV) (ENV=all for every one)
+plan: $(INFRA_READY) $(ZIPS) ## render ENV's stack offline into $(PLAN_DIR)/$(ENV) (ENV=all for every one)
 	for env in $(if $(filter all,$(ENV)),$(ENVS),$(ENV)); do \
 	  $(INFRA_PY) infra/plan.py --env $$env --out $(PLAN_DIR) --zip-dir $(DIST) $(if $(IMAGE),--image $(IMAGE)); done
 
 $(ZIPS) &:
 	$(MAKE) package
 
-plan-diff: $(INFRA_VENV)/.installed ## markdown diff of $(BASE_PLAN_DIR) (e.g. main's) against $(PLAN_DIR)
+plan-diff: $(INFRA_READY) ## markdown diff of $(BASE_PLAN_DIR) (e.g. main's) against $(PLAN_DIR)
 	$(INFRA_PY) infra/plan_diff.py $(BASE_PLAN_DIR) $(PLAN_DIR)
 
 RUNS ?= 10
@@ -106,16 +110,16 @@ COMPARE_DIR ?= build/compare
 PRICES ?= infra/compare/prices.yaml
 MODEL_ARGS = --model-root $(MODEL_ROOT) --model-name $(MODEL_NAME) --model-version $(MODEL_VERSION)
 
-compare: $(VENV)/.installed $(INFRA_VENV)/.installed model ## measure the model (SOURCE=… for yours) on both runtimes, price every environment: $(COMPARE_DIR)/report.md and charts
+compare: $(VENV)/.installed $(INFRA_READY) model ## measure the model (SOURCE=… for yours) on both runtimes, price every environment: $(COMPARE_DIR)/report.md and charts
 	$(PY) -m serving.bench.runtimes $(MODEL_ARGS) --runs $(RUNS) --seconds $(SECONDS_PER_RUN) \
 	  --calls $(HANDLER_CALLS) --json $(COMPARE_DIR)/measurements.json
 	cd infra && $(abspath $(INFRA_PY)) -m compare --measurements $(abspath $(COMPARE_DIR))/measurements.json \
 	  --prices $(abspath $(PRICES)) --out $(abspath $(COMPARE_DIR))
 
-bootstrap: $(INFRA_VENV)/.installed ## once per fork: bootstrap stack, repository variables, environments (REPO=owner/name)
+bootstrap: $(INFRA_READY) ## once per fork: bootstrap stack, repository variables, environments (REPO=owner/name)
 	REPO="$(REPO)" PYTHON="$(abspath $(INFRA_PY))" infra/bootstrap/bootstrap.sh
 
-smoke: $(INFRA_VENV)/.installed ## after an up: V2 ready, metadata and one inference on each runtime of ENV
+smoke: $(INFRA_READY) ## after an up: V2 ready, metadata and one inference on each runtime of ENV
 	mkdir -p build
 	pulumi stack output --json --stack "$${STACK:-$(ENV)}" > build/outputs-$(ENV).json
 	$(INFRA_PY) infra/smoke.py build/outputs-$(ENV).json --metadata $(DIST)/model-metadata.json

@@ -8,13 +8,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 from slo import Slo, alert_rules
 
-PORT = 8080
-# The server's /metrics (TWINSERVE_METRICS_PORT): on the pods, for Prometheus and the rollout's bake;
-# no Service port leads to it, and the NetworkPolicy admits it from inside the cluster only.
-METRICS_PORT = 8082
+from serving.contract import HTTP_PORT, LIVE_PATH, METRICS_PORT, READY_PATH
+
+# The server's ports and probes come from serving/contract.py. Its METRICS_PORT is on the pods, for
+# Prometheus and the rollout's bake; no Service port leads to it, and the NetworkPolicy admits it
+# from inside the cluster only. It answers READY_PATH once the model is loaded and warmed, LIVE_PATH
+# while its loop runs.
 UID = 10001
-# The server answers these once the model is loaded and warmed (ready) and while its loop runs (live).
-READY_PATH, LIVE_PATH = "/v2/health/ready", "/v2/health/live"
 # Time after the drain for in-flight requests to finish before the kubelet kills the pod.
 SHUTDOWN_GRACE_SECONDS = 25
 
@@ -244,7 +244,7 @@ class KubernetesService(pulumi.ComponentResource):
                 "pod_selector": {"match_labels": self.selector},
                 "policy_types": ["Ingress", "Egress"],
                 "ingress": [
-                    {"ports": [{"port": PORT, "protocol": "TCP"}]},
+                    {"ports": [{"port": HTTP_PORT, "protocol": "TCP"}]},
                     {
                         "from": [{"namespace_selector": {}}],
                         "ports": [{"port": METRICS_PORT, "protocol": "TCP"}],
@@ -356,7 +356,7 @@ class KubernetesService(pulumi.ComponentResource):
             for key in ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
         ]
         env = {
-            "PORT": str(PORT),
+            "PORT": str(HTTP_PORT),
             "TWINSERVE_METRICS_PORT": str(METRICS_PORT),
             "TWINSERVE_WORKERS": str(args.workers),
             "TWINSERVE_DRAIN_SECONDS": str(args.drain_seconds),
@@ -367,7 +367,7 @@ class KubernetesService(pulumi.ComponentResource):
             "image": image,
             "image_pull_policy": "IfNotPresent",
             "ports": [
-                {"name": "http", "container_port": PORT, "protocol": "TCP"},
+                {"name": "http", "container_port": HTTP_PORT, "protocol": "TCP"},
                 {"name": "metrics", "container_port": METRICS_PORT, "protocol": "TCP"},
             ],
             "env": [{"name": k, "value": v} for k, v in env.items()],

@@ -12,13 +12,14 @@ import pulumi_aws as aws
 from lambda_endpoints import HttpApi, Target, function_url, http_api
 from slo import Slo
 
-HANDLER = "serving.lambda_handler.handler"
 # Every name starts with the function's (twinserve-<model>-<stack>), which the deploy role is scoped to.
+HANDLER = "serving.lambda_handler.handler"
 # The image's second entrypoint (serving/Dockerfile): the runtime interface client calling the handler.
 IMAGE_ENTRYPOINT = ["python", "-m", "awslambdaric"]
 ALIAS = "live"
 # While a rollout runs, this alias follows the newly published version: the smoke test reaches the new
 # code alone through its own IAM-authenticated Function URL, whatever share `live` gives it.
+CANARY_ALIAS = "canary"
 # IAM adds a 26-character unique suffix to a name prefix, whose limit is therefore 38
 # (terraform-provider-aws, internal/service/iam/role.go).
 ROLE_NAME_PREFIX_LIMIT = 38
@@ -34,7 +35,6 @@ def role_name_prefix(function_name: str) -> str:
     return f"{function_name[: ROLE_NAME_PREFIX_LIMIT - len(digest) - 2]}-{digest}-"
 
 
-CANARY_ALIAS = "canary"
 # The permissions boundary the bootstrap creates and every environment's deploy role must attach to the
 # roles it creates (infra/bootstrap/permissions.py, FUNCTION_BOUNDARY): a function's role can never hold
 # more than its logs, traces and queue, whatever policy is put on it.

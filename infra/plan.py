@@ -21,11 +21,9 @@ from typing import Any
 import terraform_plan
 import yaml
 from offline import ROOT, Declared, Run, run_program
-from settings import PACKAGE_DECISION, PROJECT, SettingsError, stack_config
+from settings import ANY_IMAGE, PACKAGE_DECISION, PROJECT, SettingsError, stack_config
 
 INFRA = Path(__file__).resolve().parent
-# Stands in for the digest the deploy workflow passes, which only exists once the image is pushed.
-PLACEHOLDER_IMAGE = "registry.invalid/twinserve@sha256:" + "0" * 64
 
 
 def plain(value: Any) -> Any:
@@ -126,9 +124,7 @@ def summary(run: Run, env: str, image: str, zip_dir: Path) -> str:
     counts = Counter(r.type for r in run.resources)
     rows = [f"| `{t}` | {n} |" for t, n in sorted(counts.items())]
     outputs = [f"| `{k}` | `{plain(v)}` |" for k, v in sorted(run.outputs.items())]
-    note = (
-        " (a placeholder: the deploy workflow passes the pushed digest)" if image == PLACEHOLDER_IMAGE else ""
-    )
+    note = " (a placeholder: the deploy workflow passes the pushed digest)" if image == ANY_IMAGE else ""
     return "\n".join(
         [
             f"# Plan: {env}",
@@ -166,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--env", required=True, help="dev, staging, prod: environments/Pulumi.<env>.yaml")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "plan")
-    parser.add_argument("--image", default=PLACEHOLDER_IMAGE, help="the image by digest")
+    parser.add_argument("--image", default=ANY_IMAGE, help="the image by digest")
     parser.add_argument("--zip-dir", type=Path, default=ROOT / "dist", help="where lambda-<arch>.zip are")
     args = parser.parse_args(argv)
     try:

@@ -18,9 +18,9 @@ import engine
 from interrupt import Cancellation, live_updates
 from smoke import port_forward, reachable
 
+from serving.contract import HTTP_PORT, METRICS_PORT
+
 ROOT = Path(__file__).resolve().parent.parent
-# kubernetes_service.PORT and METRICS_PORT, without importing the Pulumi program's modules.
-CONTAINER_PORT, METRICS_PORT = 8080, 8082
 LOCK_PATIENCE_SECONDS = 60.0  # how long a cancelled run's CLI may take to release the stack
 CANARY_ALIAS = "canary"  # lambda_service.CANARY_ALIAS
 
@@ -205,7 +205,7 @@ class Targets:
             yield self.kubernetes_canary_url.rstrip("/")
         else:
             target = f"deployment/{outputs['kubernetesCanary']}"
-            with port_forward(outputs["kubernetesNamespace"], target, CONTAINER_PORT) as base:
+            with port_forward(outputs["kubernetesNamespace"], target, HTTP_PORT) as base:
                 yield base
 
     @contextlib.contextmanager

@@ -14,7 +14,8 @@ from pydantic.fields import FieldInfo
 from settings import FIELDS, PROJECT, ROOT, config_type
 
 PULUMI_YAML = ROOT / "Pulumi.yaml"
-NOTE = f"# Generated from infra/settings.py by `python infra/schema.py`: the {PROJECT} keys, with defaults.\n"
+GENERATED = "# Generated from infra/settings.py"
+NOTE = f"{GENERATED} by `python infra/schema.py`: the {PROJECT} keys, with defaults.\n"
 
 
 def declaration(field: FieldInfo, key: str) -> dict[str, Any]:
@@ -39,8 +40,10 @@ def schema() -> dict[str, dict[str, Any]]:
 
 
 def render() -> str:
-    """Pulumi.yaml with its config block replaced; everything above the block is kept as written."""
-    head = PULUMI_YAML.read_text().split(f"\n{NOTE}", 1)[0].split("\nconfig:\n", 1)[0].rstrip("\n")
+    """Pulumi.yaml with its config block replaced; everything above the block is kept as written, but
+    for the note, whatever wording an earlier version of it had."""
+    above = PULUMI_YAML.read_text().split("\nconfig:\n", 1)[0].splitlines()
+    head = "\n".join(line for line in above if not line.startswith(GENERATED)).rstrip("\n")
     block = yaml.safe_dump({"config": schema()}, sort_keys=False, width=120, allow_unicode=True)
     return f"{head}\n{NOTE}{block}"
 

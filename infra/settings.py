@@ -1,4 +1,4 @@
-"""The one reader of stack configuration: every `twinserve:*` key, validated once into typed settings.
+"""Stack configuration read into typed settings: every `twinserve:*` key, validated once.
 
 Keys and defaults are declared in Pulumi.yaml's config schema (the CLI applies them to
 every stack); `environments/Pulumi.<env>.yaml` holds only what differs. A missing,
@@ -442,8 +442,8 @@ def from_config(values: dict[str, str], stack: str, *, check_files: bool = True)
     return settings
 
 
-# Stands in for the images a deploy sets, where settings are only read (the cost comparison, the
-# canary's thresholds) and nothing is deployed.
+# Stands in for the images a deploy sets where none is deployed: settings only read (the cost
+# comparison, the canary's thresholds) and the offline plan (the digest exists once the image is pushed).
 ANY_IMAGE = "registry.invalid/twinserve@sha256:" + "0" * 64
 READ_ONLY = {"image": ANY_IMAGE, "lambdaImageArm64": ANY_IMAGE, "lambdaImageX8664": ANY_IMAGE}
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# The server's own metrics (serving/metrics.py), read by these rules and by infra/canary.py.
-REQUESTS = "rest_server_requests"  # a counter: its samples are REQUESTS_total
-LATENCY = "rest_server_request_duration_seconds"  # a histogram: LATENCY_bucket
-INFERENCE_ROUTES = ("v2_infer", "tf_predict")
+from serving.contract import INFERENCE_ROUTES
+from serving.contract import LATENCY_METRIC as LATENCY
+from serving.contract import REQUESTS_METRIC as REQUESTS
+
 # The pods' track label as Prometheus sees it (a PodMonitor's podTargetLabels); empty on stable pods.
 TRACK_LABEL = "twinserve_dev_track"
 WINDOW = "5m"

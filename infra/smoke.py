@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the artifact contract: standard library only
 from serving import contract
 
 Send = Callable[[str, str, bytes | None], tuple[int, bytes]]
@@ -102,13 +101,15 @@ def wait_ready(runtime: str, base: str, send: Send, wait_seconds: float) -> None
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
-            status, _ = send("GET", f"{base}/v2/health/ready", None)
+            status, _ = send("GET", f"{base}{contract.READY_PATH}", None)
         except OSError as error:
             status = f"unreachable ({error})"
         if status == 200:
             break
         if time.monotonic() > deadline:
-            raise SmokeError(f"{runtime}: {base}/v2/health/ready answered {status} for {wait_seconds:.0f} s")
+            raise SmokeError(
+                f"{runtime}: {base}{contract.READY_PATH} answered {status} for {wait_seconds:.0f} s"
+            )
         time.sleep(2)
 
 

@@ -1,9 +1,12 @@
-"""The model artifact's contract: metadata.json's fields, the datatype names, and the example request.
+"""The contracts between parts: the model artifact (metadata.json's fields, the datatype names, the
+example request) and the server's wire names (ports, health paths, metric names, route labels).
 
 `model/` writes the artifact through this module, `serving/` reads it through it, and `infra/`
 (the smoke test, `make compare`) reads the example through it, so writer and readers cannot
-drift apart. It imports nothing but the standard library: the Lambda zip carries it, and
-`infra/` may import it without TensorFlow or numpy.
+drift apart. Likewise the server answers and counts under the wire names below, and `infra/`'s
+probes, PrometheusRule, canary analysis and port-forwards read the same constants. It imports
+nothing but the standard library: the Lambda zip carries it, and `infra/` imports it (infra's
+virtualenv has the repository root on its path) without TensorFlow or numpy.
 """
 
 from __future__ import annotations
@@ -17,6 +20,16 @@ from typing import Any
 METADATA_FILE = "metadata.json"
 SIGNATURE = "serving_default"
 RTOL, ATOL = 1e-3, 1e-5  # how close two runtimes' float answers must be (LiteRT against TensorFlow)
+
+# The server's wire names.
+HTTP_PORT = 8080  # PORT's default: the model's routes
+METRICS_PORT = 8082  # TWINSERVE_METRICS_PORT's default: /metrics alone, never exposed with the model
+LIVE_PATH, READY_PATH = "/v2/health/live", "/v2/health/ready"
+REQUESTS_METRIC = "rest_server_requests"  # a counter (samples: <name>_total), by model, route, status_code
+LATENCY_METRIC = "rest_server_request_duration_seconds"  # a histogram, same labels
+BATCH_METRIC = "model_infer_batch_size"  # a histogram of rows per inference call, by model
+V2_INFER_ROUTE, TF_PREDICT_ROUTE = "v2_infer", "tf_predict"  # the `route` labels of inference
+INFERENCE_ROUTES = (V2_INFER_ROUTE, TF_PREDICT_ROUTE)
 
 
 class ContractError(ValueError):

@@ -18,6 +18,7 @@ from typing import Any
 from serving.app import build_dataplane
 from serving.batching import MicroBatcher
 from serving.connection import BODY_TIMED_OUT
+from serving.contract import LIVE_PATH, READY_PATH
 from serving.dataplane import DataPlane
 from serving.errors import PayloadTooLarge, RequestTimeout, Timeout, TooManyRequests, Unavailable
 from serving.metrics import observe
@@ -26,7 +27,7 @@ from serving.settings import Settings
 from serving.v2 import decimal
 
 INFERENCE_THREADS = 8
-PROBES = frozenset({"/v2/health/live", "/v2/health/ready"})  # never refused: an overloaded pod is still alive
+PROBES = frozenset({LIVE_PATH, READY_PATH})  # never refused: an overloaded pod is still alive
 
 
 class Flag:

@@ -15,16 +15,18 @@ from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_wsgi_server
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from serving.contract import BATCH_METRIC, LATENCY_METRIC, REQUESTS_METRIC
+
 LABELS = ("model", "route", "status_code")
-REQUESTS = Counter("rest_server_requests", "HTTP requests handled.", LABELS)
+REQUESTS = Counter(REQUESTS_METRIC, "HTTP requests handled.", LABELS)
 LATENCY = Histogram(
-    "rest_server_request_duration_seconds",
+    LATENCY_METRIC,
     "Time from request received to response sent.",
     LABELS,
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 BATCH_SIZE = Histogram(
-    "model_infer_batch_size",
+    BATCH_METRIC,
     "Rows per inference call.",
     ("model",),
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096),

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from serving import tfserving, v2
+from serving import contract, tfserving, v2
 from serving.dataplane import DataPlane
 from serving.errors import MethodNotAllowed, NotFound, PayloadTooLarge, ServingError, UnsupportedMediaType
 from serving.tensors import parse_json, rows_of
@@ -115,30 +115,31 @@ def _tf_predict(plane: DataPlane, request: Request, params: dict[str, str]) -> R
     return json_response(200, tfserving.encode_predict(outputs, row_format), rows_of(inputs))
 
 
-ROUTES: tuple[tuple[str, re.Pattern[str], Handler], ...] = tuple(
-    (method, re.compile(f"^{pattern}$"), handler)
-    for method, pattern, handler in (
-        ("GET", "/v2", _server_metadata),
-        ("GET", "/v2/health/live", _live),
-        ("GET", "/v2/health/ready", _ready),
-        ("GET", f"/v2{_MODEL}", _v2_model),
-        ("GET", f"/v2{_MODEL}/ready", _v2_model_ready),
-        ("POST", f"/v2{_MODEL}/infer", _v2_infer),
-        ("GET", f"/v1{_MODEL}", _tf_status),
-        ("GET", f"/v1{_MODEL}/metadata", _tf_metadata),
-        ("POST", f"/v1{_MODEL}:predict", _tf_predict),
+# (method, path pattern, handler, the route's label in metrics and logs)
+ROUTES: tuple[tuple[str, re.Pattern[str], Handler, str], ...] = tuple(
+    (method, re.compile(f"^{pattern}$"), handler, label)
+    for method, pattern, handler, label in (
+        ("GET", "/v2", _server_metadata, "server_metadata"),
+        ("GET", contract.LIVE_PATH, _live, "live"),
+        ("GET", contract.READY_PATH, _ready, "ready"),
+        ("GET", f"/v2{_MODEL}", _v2_model, "v2_model"),
+        ("GET", f"/v2{_MODEL}/ready", _v2_model_ready, "v2_model_ready"),
+        ("POST", f"/v2{_MODEL}/infer", _v2_infer, contract.V2_INFER_ROUTE),
+        ("GET", f"/v1{_MODEL}", _tf_status, "tf_status"),
+        ("GET", f"/v1{_MODEL}/metadata", _tf_metadata, "tf_metadata"),
+        ("POST", f"/v1{_MODEL}:predict", _tf_predict, contract.TF_PREDICT_ROUTE),
     )
 )
 
 
-def _match(method: str, path: str) -> tuple[Handler, dict[str, str]]:
+def _match(method: str, path: str) -> tuple[Handler, str, dict[str, str]]:
     allowed = []
-    for route_method, pattern, handler in ROUTES:
+    for route_method, pattern, handler, label in ROUTES:
         found = pattern.match(path)
         if found is None:
             continue
         if route_method == method:
-            return handler, found.groupdict()
+            return handler, label, found.groupdict()
         allowed.append(route_method)
     if allowed:
         raise MethodNotAllowed(
@@ -164,8 +165,7 @@ def handle(plane: DataPlane, request: Request, max_body_bytes: int) -> Response:
     """Route, validate, delegate, encode; every ServingError becomes `{"error": msg}` with its status."""
     route = "unmatched"
     try:
-        handler, params = _match(request.method, request.path)
-        route = handler.__name__.lstrip("_")
+        handler, route, params = _match(request.method, request.path)
         _check_body(request, max_body_bytes)
         return replace(handler(plane, request, params), route=route)
     except ServingError as error:

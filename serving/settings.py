@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from serving.contract import HTTP_PORT, METRICS_PORT
 from serving.runtime import RUNTIMES
 
 BUNDLED_MODELS = Path(__file__).resolve().parent / "models"
@@ -93,13 +94,13 @@ class Settings:
         _int_range(64, 1 << 34),
         24 * 1024 * 1024,
     )
-    port: int = _setting("PORT", "HTTP port.", _int_range(1, 65535), 8080)
+    port: int = _setting("PORT", "HTTP port.", _int_range(1, 65535), HTTP_PORT)
     metrics_port: int = _setting(
         "TWINSERVE_METRICS_PORT",
         "Prometheus /metrics port, apart from PORT so whatever exposes the model never exposes its "
         "metrics; 0 for none.",
         _int_range(0, 65535),
-        8082,
+        METRICS_PORT,
     )
     host: str = _setting("TWINSERVE_HOST", "HTTP bind address.", str, "0.0.0.0")  # noqa: S104 - a container listens on all
     workers: int = _setting(

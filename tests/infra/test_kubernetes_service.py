@@ -122,18 +122,6 @@ def test_network_policy_admits_the_serving_port_the_metrics_from_the_cluster_and
     assert "egress" not in spec
 
 
-def test_the_ports_are_the_servers_own_defaults() -> None:
-    """The pod sets both ports, and the rollout port-forwards to them: all agree with the server."""
-    import kubernetes_service
-    import rollout_io
-
-    from serving.settings import Settings
-
-    served = Settings()
-    assert (served.port, served.metrics_port) == (kubernetes_service.PORT, kubernetes_service.METRICS_PORT)
-    assert (served.port, served.metrics_port) == (rollout_io.CONTAINER_PORT, rollout_io.METRICS_PORT)
-
-
 def test_metrics_are_on_a_port_of_their_own_that_no_service_exposes(run_stack: Callable[..., Run]) -> None:
     run = run_stack("prod", kubernetesPrometheusRule="true")
     deployment = run.one("kubernetes:apps/v1:Deployment").inputs
