@@ -8,11 +8,6 @@ import pulumi_kubernetes as k8s
 import settings as config
 from kubernetes_service import KubernetesService, KubernetesServiceArgs
 from lambda_service import LambdaService, LambdaServiceArgs
-from slo import Slo
-
-
-def slo(s: config.Settings) -> Slo:
-    return Slo(s.alarm_error_ratio, s.alarm_throttle_ratio, s.alarm_p99_ms)
 
 
 def kubernetes_args(s: config.Settings) -> KubernetesServiceArgs:
@@ -40,7 +35,7 @@ def kubernetes_args(s: config.Settings) -> KubernetesServiceArgs:
         monitoring_labels=tuple(s.kubernetes_monitoring_labels),
         gateway=s.kubernetes_gateway,
         canary_percent=s.kubernetes_canary_percent,
-        slo=slo(s),
+        slo=s.slo,
     )
 
 
@@ -67,7 +62,7 @@ def lambda_args(s: config.Settings, account: str) -> LambdaServiceArgs:
         log_retention_days=s.lambda_log_retention_days,
         tracing=s.lambda_tracing,
         async_dead_letter=s.lambda_async_dead_letter,
-        slo=slo(s),
+        slo=s.slo,
         stable_version=s.lambda_stable_version,
         canary_percent=s.lambda_canary_percent,
         environment=s.stack,

@@ -36,13 +36,13 @@ class KubernetesServiceArgs:
     drain_seconds: int
     service_type: str
     pdb_max_unavailable: int
+    slo: Slo
     canary_image: str = ""
     canary_replicas: int = 1
     prometheus_rule: bool = False
     monitoring_labels: tuple[str, ...] = ()  # key=value, for the Prometheus' selectors
     gateway: str = ""  # namespace/name of a Gateway API Gateway; empty for none
     canary_percent: int = 0  # the route's weight on the canary, with a gateway
-    slo: Slo = Slo(0.01, 0.05, 1000)
     load_balancer_scheme: str = "internal"  # "internal" or "internet-facing"
     load_balancer_source_ranges: tuple[str, ...] = ()
 

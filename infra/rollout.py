@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from canary import MetricsError, Thresholds, scraper
+from analysis import MetricsError, Thresholds, scraper
 from interrupt import Cancellation, Interrupted
 from rollout_io import LOCK_PATIENCE_SECONDS, ROOT, Engine, RolloutError, Targets, remove_canaries
 from rollout_plan import Plan, Running
@@ -103,8 +103,8 @@ class Rollout:
     def _slo(self) -> str:
         t = self.thresholds
         return (
-            f"SLO: error ratio ≤ {t.max_error_ratio:g}, throttle ratio ≤ {t.max_throttle_ratio:g}, "
-            f"p99 ≤ {t.max_p99_ms:g} ms; each step baked {self.bake_seconds:.0f} s."
+            f"SLO: error ratio ≤ {t.slo.error_ratio:g}, throttle ratio ≤ {t.slo.throttle_ratio:g}, "
+            f"p99 ≤ {t.slo.p99_ms:g} ms; each step baked {self.bake_seconds:.0f} s."
         )
 
     def _check(self, runtime: str, base: str, send: Any = plain_send) -> None:

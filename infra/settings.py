@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+from slo import Slo
 
 PROJECT = "twinserve"
 ROOT = Path(__file__).resolve().parent.parent
@@ -269,6 +270,21 @@ class Settings(BaseModel):
         for problem in self._problems():
             raise ValueError(problem)
         return self
+
+    @property
+    def slo(self) -> Slo:
+        """What every runtime's alarms and the canary analysis hold the new model to."""
+        return Slo(self.alarm_error_ratio, self.alarm_throttle_ratio, self.alarm_p99_ms)
+
+    @classmethod
+    def default_slo(cls) -> Slo:
+        """The SLO of a stack that sets no alarm* key: the one place its defaults are written."""
+        field = cls.model_fields
+        return Slo(
+            field["alarm_error_ratio"].default,
+            field["alarm_throttle_ratio"].default,
+            field["alarm_p99_ms"].default,
+        )
 
     @property
     def function_name(self) -> str:

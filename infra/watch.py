@@ -1,13 +1,14 @@
 """A rollout step's bake: the new model's SLO signals on both runtimes, polled until the bake ends or
 one breaches.
 
-- Kubernetes: the canary pods' own `/metrics` (or the stable pods' after an all-at-once up), judged
-  by `canary.judge` over everything since the step began: error ratio, throttle ratio, p99.
+- Kubernetes: a canary pod's own `/metrics` (or a stable pod's after an all-at-once up), judged
+  by `analysis.judge` over everything since the step began: error ratio, throttle ratio, p99.
 - Lambda: the states of the stack's CloudWatch alarms, the canary's (its `ExecutedVersion` behind the
   live alias) during a canary step, the live alias's after an all-at-once up. Any alarm in ALARM
   is a breach, named with CloudWatch's own reason.
 
-The first breach ends the watch; the timeline keeps every poll's figures for the job summary.
+The first breach ends the watch; the timeline keeps every poll's figures for the job summary. The
+one bake loop: the rollout's steps and the canary CLI (`canary.py`) both run it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from canary import Snapshot, Thresholds, Window, judge, window
+from analysis import Breach, Snapshot, Thresholds, Window, judge, window
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,14 @@ class Poll:
     seconds: float
     kubernetes: Window | None
     alarms: dict[str, str]  # alarm name -> state
-    breaches: list[str]
+    kubernetes_breaches: list[Breach]
+    alarm_breaches: list[str]
+
+    @property
+    def breaches(self) -> list[str]:
+        return [f"kubernetes {b}" for b in self.kubernetes_breaches] + [
+            f"lambda {b}" for b in self.alarm_breaches
+        ]
 
 
 @dataclass
@@ -75,13 +83,10 @@ def watch(
         sleep(min(interval, max(seconds - (clock() - start), 0)))
         elapsed = clock() - start
         seen = window(first, scrape()) if scrape and first is not None else None
-        breaches = [f"kubernetes {b}" for b in judge(seen, thresholds)] if seen else []
-        states: dict[str, str] = {}
-        if alarms:
-            states, alarm_problems = alarms()
-            breaches += [f"lambda {b}" for b in alarm_problems]
-        result.polls.append(Poll(elapsed, seen, states, breaches))
-        if breaches or elapsed >= seconds:
+        states, alarm_problems = alarms() if alarms else ({}, [])
+        poll = Poll(elapsed, seen, states, judge(seen, thresholds) if seen else [], alarm_problems)
+        result.polls.append(poll)
+        if poll.breaches or elapsed >= seconds:
             return result
 
 

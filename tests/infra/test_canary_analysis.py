@@ -4,7 +4,11 @@ the decision on a scripted series of scrapes."""
 from __future__ import annotations
 
 import pytest
-from canary import INCONCLUSIVE, PROMOTE, ROLL_BACK, Snapshot, Thresholds, analyse, parse, quantile, window
+from analysis import Snapshot, Thresholds, parse, quantile, window
+from canary import INCONCLUSIVE, PROMOTE, ROLL_BACK, analyse
+from settings import Settings
+
+DEFAULT = Thresholds(Settings.default_slo(), min_requests=50)
 
 INF = float("inf")
 
@@ -70,11 +74,16 @@ def test_the_first_breach_rolls_back_and_the_timeline_shows_each_step() -> None:
         Snapshot({"200": 500, "500": 5}),
     )
     analysis = analyse(
-        scrape, Thresholds(min_requests=50), bake_seconds=60, interval=10, clock=clock, sleep=sleep
+        scrape,
+        Thresholds(Settings.default_slo(), min_requests=50),
+        bake_seconds=60,
+        interval=10,
+        clock=clock,
+        sleep=sleep,
     )
     assert analysis.verdict == ROLL_BACK
     assert analysis.reason == "error ratio 0.0500 > 0.0100"
-    assert [(s.seconds, s.seen.requests, bool(s.breaches)) for s in analysis.steps] == [
+    assert [(s.seconds, s.kubernetes.requests, bool(s.breaches)) for s in analysis.steps] == [
         (10, 25, False),
         (20, 100, True),
     ]
@@ -82,8 +91,8 @@ def test_the_first_breach_rolls_back_and_the_timeline_shows_each_step() -> None:
 
 def test_a_clean_bake_promotes_and_a_quiet_one_is_inconclusive() -> None:
     clean = scripted(Snapshot({"200": 0}), Snapshot({"200": 60}), Snapshot({"200": 120}))
-    assert analyse(clean[0], Thresholds(), 20, 10, clean[1], clean[2]).verdict == PROMOTE
+    assert analyse(clean[0], DEFAULT, 20, 10, clean[1], clean[2]).verdict == PROMOTE
     quiet = scripted(Snapshot({"200": 0}), Snapshot({"200": 10}), Snapshot({"200": 20}))
-    analysis = analyse(quiet[0], Thresholds(), 20, 10, quiet[1], quiet[2])
+    analysis = analyse(quiet[0], DEFAULT, 20, 10, quiet[1], quiet[2])
     assert analysis.verdict == INCONCLUSIVE
     assert analysis.reason == "20 requests in 20 s, fewer than the 50 a verdict needs"

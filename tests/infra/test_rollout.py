@@ -275,7 +275,7 @@ def test_the_bake_scrapes_one_pod_of_each_track_on_the_metrics_port_no_service_e
     stand-in kubectl relays to the test server's metrics port and records how it was asked)."""
     import urllib.request
 
-    from canary import scraper
+    from analysis import scraper
 
     server, _ = scorer
     metrics_port = int(server.metrics_url.rsplit(":", 1)[1].split("/")[0])
