@@ -82,10 +82,10 @@ serve: $(VENV)/.installed ## serve the exported model on :$(PORT) (RUNTIME=liter
 	TWINSERVE_MODEL_ROOT=$(MODEL_ROOT) TWINSERVE_MODEL_NAME=$(MODEL_NAME) TWINSERVE_RUNTIME=$(RUNTIME) PORT=$(PORT) $(PY) -m serving
 
 quickstart: model ## set up, train and export, serve the model and send it one prediction
-	$(PY) -m serving.quickstart --model-root $(MODEL_ROOT) --model-name $(MODEL_NAME) --port $(PORT)
+	$(PY) -m serving.tools.quickstart --model-root $(MODEL_ROOT) --model-name $(MODEL_NAME) --port $(PORT)
 
 package: model ## build dist/lambda-<arch>.zip for Lambda's Python (PYTHON_VERSION=…, ARCHES=…)
-	$(PY) -m serving.packaging --model-root $(MODEL_ROOT) --model-name $(MODEL_NAME) --python-version $(PYTHON_VERSION) --out $(DIST) $(addprefix --arch ,$(ARCHES))
+	$(PY) -m serving.tools.packaging --model-root $(MODEL_ROOT) --model-name $(MODEL_NAME) --python-version $(PYTHON_VERSION) --out $(DIST) $(addprefix --arch ,$(ARCHES))
 
 PLAN_DIR ?= build/plan
 BASE_PLAN_DIR ?= build/plan-base
@@ -111,7 +111,7 @@ PRICES ?= infra/compare/prices.yaml
 MODEL_ARGS = --model-root $(MODEL_ROOT) --model-name $(MODEL_NAME) --model-version $(MODEL_VERSION)
 
 compare: $(VENV)/.installed $(INFRA_READY) model ## measure the model (SOURCE=… for yours) on both runtimes, price every environment: $(COMPARE_DIR)/report.md and charts
-	$(PY) -m serving.bench.runtimes $(MODEL_ARGS) --runs $(RUNS) --seconds $(SECONDS_PER_RUN) \
+	$(PY) -m serving.tools.bench.runtimes $(MODEL_ARGS) --runs $(RUNS) --seconds $(SECONDS_PER_RUN) \
 	  --calls $(HANDLER_CALLS) --json $(COMPARE_DIR)/measurements.json
 	cd infra && $(abspath $(INFRA_PY)) -m compare --measurements $(abspath $(COMPARE_DIR))/measurements.json \
 	  --prices $(abspath $(PRICES)) --out $(abspath $(COMPARE_DIR))
@@ -125,9 +125,9 @@ smoke: $(INFRA_READY) ## after an up: V2 ready, metadata and one inference on ea
 	$(INFRA_PY) infra/smoke.py build/outputs-$(ENV).json --metadata $(DIST)/model-metadata.json
 
 bench: $(VENV)/.installed model ## the model (SOURCE=… for yours) on its own example: throughput and latency against a baseline and a floor, cold starts and sizes, faults
-	$(PY) -m serving.bench $(MODEL_ARGS)
-	$(PY) -m serving.bench.cold_start $(MODEL_ARGS) --json build/bench/cold-start.json
-	$(PY) -m serving.bench.faults $(MODEL_ARGS)
+	$(PY) -m serving.tools.bench $(MODEL_ARGS)
+	$(PY) -m serving.tools.bench.cold_start $(MODEL_ARGS) --json build/bench/cold-start.json
+	$(PY) -m serving.tools.bench.faults $(MODEL_ARGS)
 
 lock: ## re-resolve every lock from its .in file, with hashes (installs verify every download)
 	cd tests && ../$(VENV)/bin/uv pip compile requirements.in --python-version 3.11 --generate-hashes -o requirements.txt --no-header -q

@@ -404,7 +404,7 @@ def config_type(annotation: Any) -> str:
 FIELDS = {
     f.alias: f for name, f in Settings.model_fields.items() if name not in ("stack", "lambda_package_reason")
 }
-PACKAGE_DECISION = "lambda-package.json"  # written by `make package` (serving/packaging/decision.py)
+PACKAGE_DECISION = "lambda-package.json"  # written by `make package` (serving/tools/packaging/decision.py)
 
 
 def _value(key: str, raw: str) -> Any:

@@ -104,7 +104,7 @@ def environment_settings(name: str, measured: dict) -> tuple[Settings, list[str]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "--measurements", type=Path, required=True, help="from `python -m serving.bench.runtimes`"
+        "--measurements", type=Path, required=True, help="from `python -m serving.tools.bench.runtimes`"
     )
     parser.add_argument("--prices", type=Path, default=PRICES)
     parser.add_argument("--env", action="append", help="environments to price (default: every one)")

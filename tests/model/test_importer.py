@@ -132,7 +132,7 @@ def test_make_package_gives_a_model_without_litert_no_zip_and_says_why(
     dist.mkdir()
     (dist / "lambda-x86_64.zip").write_bytes(b"an earlier model's zip")
     result = subprocess.run(
-        [sys.executable, "-m", "serving.packaging", "--model-root", str(examples_root),
+        [sys.executable, "-m", "serving.tools.packaging", "--model-root", str(examples_root),
          "--model-name", "reviews", "--python-version", "3.11", "--arch", "x86_64", "--out", str(dist)],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip

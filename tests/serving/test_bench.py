@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from serving.bench.workload import Workload
-from serving.bench.wrk import lua, run_wrk
+from serving.tools.bench.workload import Workload
+from serving.tools.bench.wrk import lua, run_wrk
 from tests.conftest import make
 from tests.serving.conftest import REPO, Server
 
@@ -58,7 +58,7 @@ def test_a_runtime_that_answers_wrong_gets_no_figures(artifact: Path, tmp_path: 
     (copy / "metadata.json").write_text(json.dumps(metadata))
     out = tmp_path / "measurements.json"
     result = subprocess.run(
-        [sys.executable, "-m", "serving.bench.runtimes", "--model-root", str(root), "--runs", "1",
+        [sys.executable, "-m", "serving.tools.bench.runtimes", "--model-root", str(root), "--runs", "1",
          "--seconds", "1", "--calls", "5", "--json", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=600,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},

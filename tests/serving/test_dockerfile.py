@@ -14,7 +14,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serving.bench.image import DOCKERFILE, LAMBDA_COMMAND, REPO, Image, bake_model, build, dockerfile
+from serving.tools.packaging.image import (
+    DOCKERFILE,
+    LAMBDA_COMMAND,
+    REPO,
+    Image,
+    bake_model,
+    build,
+    dockerfile,
+)
 from tests.checkers import checkov
 from tests.serving.conftest import load_event, start_server, stop_server
 from tests.serving.runtime_api import RuntimeAPI
@@ -107,3 +115,14 @@ def test_lambda_entrypoint_handles_an_event_through_the_runtime_api(image: Image
     assert second["statusCode"] == 200
     assert second["isBase64Encoded"] is False
     assert json.loads(second["body"])["model_name"] == "iris"
+
+
+def test_what_the_image_ships_imports_only_what_it_ships() -> None:
+    """The image copies serving/'s top-level modules; none may import the tools that stay behind."""
+    from serving.tools.packaging.lambda_zip import _serving_imports
+
+    shipped = {p.stem for p in (REPO / "serving").glob("*.py")}
+    for module in sorted(shipped):
+        missing = set(_serving_imports(REPO / "serving" / f"{module}.py")) - shipped
+        assert not missing, f"serving/{module}.py imports serving.{sorted(missing)}, which does not ship"
+    assert "quickstart" not in shipped

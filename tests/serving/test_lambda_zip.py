@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.packaging import lambda_zip
+from serving.tools.packaging import lambda_zip
 from tests.serving.conftest import REPO, Server, load_event
 from tests.serving.events import EQUIVALENCE, event_for, lambda_body
 
@@ -85,12 +85,30 @@ def test_holds_the_handler_litert_and_the_model_and_no_tensorflow(dist: Path) ->
         "serving/models/iris/1/metadata.json",
         "serving/models/iris/1/model.tflite",
     ]
-    assert "serving/http_server.py" not in names
-    assert "serving/lambda_handler.py" in names
+    code = sorted(
+        n.removeprefix("serving/").removesuffix(".py")
+        for n in names
+        if n.count("/") == 1 and n.startswith("serving/")
+    )
+    # The handler's import closure, derived from the imports: the route table, codecs, runtime, no server.
+    assert code == [
+        "__init__", "app", "artifact", "contract", "dataplane", "errors", "lambda_handler", "routes",
+        "runtime", "settings", "tensors", "tfserving", "v2",
+    ]  # fmt: skip
+    assert not [n for n in names if n.startswith("serving/tools/")]
+
+
+def test_a_handler_module_that_imports_what_does_not_ship_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "__init__.py").write_text("")
+    (tmp_path / "lambda_handler.py").write_text("from serving import routes\n")
+    (tmp_path / "routes.py").write_text("def f():\n    from serving.tools.bench import wrk\n")
+    with pytest.raises(lambda_zip.PackageError) as refused:
+        lambda_zip.handler_modules(tmp_path)
+    assert str(refused.value) == "serving/routes.py imports serving.tools, not a module that ships"
 
 
 def test_same_inputs_give_a_byte_identical_zip(dist: Path, tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "serving.packaging", "--model-root", str(dist.parent / "models"),
+    command = [sys.executable, "-m", "serving.tools.packaging", "--model-root", str(dist.parent / "models"),
                "--python-version", PYTHON_VERSION, "--arch", "x86_64", "--out", str(tmp_path)]  # fmt: skip
     subprocess.run(command, cwd=REPO, check=True, capture_output=True, timeout=300)
     assert (tmp_path / "lambda-x86_64.zip").read_bytes() == (dist / "lambda-x86_64.zip").read_bytes()
@@ -117,7 +135,7 @@ def test_a_changed_input_rebuilds_the_zip(dist: Path, tmp_path: Path) -> None:
     shutil.copytree(dist, out)
     metadata = next(models.glob("*/*/metadata.json"))
     metadata.write_text(metadata.read_text().replace('"labels"', '"labels" ', 1))
-    command = [sys.executable, "-m", "serving.packaging", "--model-root", str(models),
+    command = [sys.executable, "-m", "serving.tools.packaging", "--model-root", str(models),
                "--python-version", PYTHON_VERSION, "--arch", "x86_64", "--out", str(out)]  # fmt: skip
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -169,7 +187,7 @@ def test_a_zip_over_a_lambda_limit_fails_the_build_with_the_limit_named(tmp_path
 )
 def test_bad_arguments_are_named(args: list[str], message: str, tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "serving.packaging", *args, "--out", str(tmp_path)],
+        [sys.executable, "-m", "serving.tools.packaging", *args, "--out", str(tmp_path)],
         cwd=REPO, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode != 0

@@ -19,7 +19,7 @@ def quickstart(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     command = [
         sys.executable,
         "-m",
-        "serving.quickstart",
+        "serving.tools.quickstart",
         "--model-root",
         str(root),
         "--port",

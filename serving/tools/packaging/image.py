@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 DOCKERFILE = REPO / "serving" / "Dockerfile"
 # The function's image config (infra sets the same): the runtime interface client calling the handler.
 LAMBDA_COMMAND = ("python", "-m", "awslambdaric", "serving.lambda_handler.handler")

@@ -20,8 +20,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving.bench.workload import Workload, WrongAnswer, add_model_arguments, from_arguments
-from serving.bench.wrk import lua, run_wrk, wrk_missing
+from serving.tools.bench.workload import Workload, WrongAnswer, add_model_arguments, from_arguments
+from serving.tools.bench.wrk import lua, run_wrk, wrk_missing
 
 BASELINE = "baseline (Flask + TensorFlow per request)"
 FLOOR = "floor (constant JSON, asyncio)"
@@ -82,7 +82,7 @@ def servers(workload: Workload) -> dict[str, Candidate]:
     serve = [sys.executable, "-m", "serving"]
     candidates = {
         BASELINE: Candidate(
-            [sys.executable, "-m", "serving.bench.baseline_flask", str(workload.artifact)], {}
+            [sys.executable, "-m", "serving.tools.bench.baseline_flask", str(workload.artifact)], {}
         ),
         "twinserve, TensorFlow": Candidate(serve, {**ours, "TWINSERVE_RUNTIME": "tensorflow"}),
         "twinserve, TensorFlow, no micro-batching": Candidate(
@@ -94,7 +94,7 @@ def servers(workload: Workload) -> dict[str, Candidate]:
         candidates["twinserve, LiteRT, no access log"] = Candidate(
             serve, {**ours, "TWINSERVE_RUNTIME": "litert", "TWINSERVE_ACCESS_LOG": "false"}
         )
-    candidates[FLOOR] = Candidate([sys.executable, "-m", "serving.bench.floor"], {}, checked=False)
+    candidates[FLOOR] = Candidate([sys.executable, "-m", "serving.tools.bench.floor"], {}, checked=False)
     return candidates
 
 

@@ -7,24 +7,23 @@ hand) is compiled with hash-based invalidation and `/var/task` paths.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 REQUIREMENTS = REPO / "serving" / "requirements-litert.txt"
 # Amazon Linux 2023 (Lambda's python3.12 and newer) has glibc 2.34.
 PLATFORMS = {"x86_64": "x86_64-manylinux_2_34", "arm64": "aarch64-manylinux_2_34"}
-# The handler's import closure: the route table, the codecs, the runtime, no web server.
-MODULES = (
-    "__init__", "app", "artifact", "contract", "dataplane", "errors", "lambda_handler",
-    "routes", "runtime", "settings", "tensors", "tfserving", "v2",
-)  # fmt: skip
+SERVING = REPO / "serving"
+HANDLER_MODULE = "lambda_handler"  # the Lambda handler string's module: serving.lambda_handler.handler
 MODEL_FILES = ("model.tflite", "metadata.json")
 # Never loaded by the handler: uv's lock file, console scripts, test suites,
 # and LiteRT's WebGPU accelerator (Lambda has no GPU).
@@ -71,10 +70,39 @@ def install_dependencies(target: Path, arch: str, python_version: str) -> None:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
+def handler_modules(serving: Path = SERVING) -> tuple[str, ...]:
+    """The handler's import closure among serving's top-level modules, read from their import
+    statements: the route table, the codecs, the runtime, never the web server. A module the handler
+    comes to import ships with no list to keep; an import of anything that does not ship is refused."""
+    found: set[str] = {"__init__"}
+    queue = [HANDLER_MODULE]
+    while queue:
+        module = queue.pop()
+        if module in found:
+            continue
+        found.add(module)
+        for name in _serving_imports(serving / f"{module}.py"):
+            if not (serving / f"{name}.py").is_file():
+                raise PackageError(f"serving/{module}.py imports serving.{name}, not a module that ships")
+            queue.append(name)
+    return tuple(sorted(found))
+
+
+def _serving_imports(source: Path) -> Iterator[str]:
+    """The `serving.<name>` every import statement of `source` names (functions' own imports too)."""
+    for node in ast.walk(ast.parse(source.read_text(), str(source))):
+        if isinstance(node, ast.ImportFrom) and node.module == "serving":
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("serving."):
+            yield node.module.split(".")[1]  # type: ignore[union-attr]
+        elif isinstance(node, ast.Import):
+            yield from (a.name.split(".")[1] for a in node.names if a.name.startswith("serving."))
+
+
 def copy_code(target: Path) -> None:
     (target / "serving").mkdir()
-    for module in MODULES:
-        shutil.copyfile(REPO / "serving" / f"{module}.py", target / "serving" / f"{module}.py")
+    for module in handler_modules():
+        shutil.copyfile(SERVING / f"{module}.py", target / "serving" / f"{module}.py")
 
 
 def copy_model(version_dir: Path, target: Path) -> None:
@@ -151,7 +179,7 @@ def inputs_digest(version_dir: Path, arch: str, python_version: str) -> str:
         ("bytecode", str(find_interpreter(python_version) is not None)),
         ("builder", _sha256(Path(__file__))),
     ]
-    parts += [(f"serving/{m}.py", _sha256(REPO / "serving" / f"{m}.py")) for m in MODULES]
+    parts += [(f"serving/{m}.py", _sha256(SERVING / f"{m}.py")) for m in handler_modules()]
     parts += [(f"model/{n}", _sha256(version_dir / n)) for n in MODEL_FILES]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 

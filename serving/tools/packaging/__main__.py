@@ -10,8 +10,8 @@ from pathlib import Path
 
 from serving.artifact import locate
 from serving.errors import ArtifactError
-from serving.packaging import decision
-from serving.packaging.lambda_zip import PLATFORMS, OverLimit, Package, PackageError, build
+from serving.tools.packaging import decision
+from serving.tools.packaging.lambda_zip import PLATFORMS, OverLimit, Package, PackageError, build
 
 
 def python_version(text: str) -> str:
@@ -21,7 +21,7 @@ def python_version(text: str) -> str:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m serving.packaging", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m serving.tools.packaging", description=__doc__)
     parser.add_argument("--model-root", type=Path, required=True, help="artifact root from `make model`")
     parser.add_argument("--model-name", default=None, help="model to package when the root holds several")
     parser.add_argument("--python-version", type=python_version, required=True, help="Lambda's Python")

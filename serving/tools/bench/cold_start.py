@@ -2,7 +2,7 @@
 
 Init = import + model load + first prediction, timed inside the process (what Lambda
 reports as Init Duration plus the first invocation), with the process's peak RSS.
-Run as `python -m serving.bench.cold_start`; `make bench` and `make compare` call it.
+Run as `python -m serving.tools.bench.cold_start`; `make bench` and `make compare` call it.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from serving.bench.image import REPO, Image, bake_model, build
-from serving.bench.workload import Workload, WrongAnswer, add_model_arguments, from_arguments
-from serving.packaging.decision import litert_refusal
-from serving.packaging.lambda_zip import Package
-from serving.packaging.lambda_zip import build as build_zip
+from serving.tools.bench.workload import Workload, WrongAnswer, add_model_arguments, from_arguments
+from serving.tools.packaging.decision import litert_refusal
+from serving.tools.packaging.image import REPO, Image, bake_model, build
+from serving.tools.packaging.lambda_zip import Package
+from serving.tools.packaging.lambda_zip import build as build_zip
 
 # Timed in the child so interpreter start-up noise of the parent never counts; ru_maxrss is in KiB on Linux.
 PROBE = """

@@ -21,9 +21,9 @@ import threading
 import time
 from pathlib import Path
 
-from serving.bench.cold_start import Prepared, free_port, measure_cold, prepare
-from serving.bench.image import Image
-from serving.bench.workload import Workload, WrongAnswer, add_model_arguments, from_arguments
+from serving.tools.bench.cold_start import Prepared, free_port, measure_cold, prepare
+from serving.tools.bench.workload import Workload, WrongAnswer, add_model_arguments, from_arguments
+from serving.tools.packaging.image import Image
 
 WARM_DRIVER = """
 import json, sys, time

@@ -1,4 +1,4 @@
-"""`python -m serving.bench.faults`: the server under faults and hostile clients, in figures.
+"""`python -m serving.tools.bench.faults`: the server under faults and hostile clients, in figures.
 
 Each scenario starts a fresh server (`python -m serving`, 2 workers) and reports counts:
 requests lost at SIGTERM under keep-alive load, the time to replace a killed worker,
@@ -27,9 +27,9 @@ from pathlib import Path
 
 import httpx
 
-from serving.bench.cold_start import free_port
-from serving.bench.workload import Workload, add_model_arguments, from_arguments
-from serving.bench.wrk import lua, run_wrk
+from serving.tools.bench.cold_start import free_port
+from serving.tools.bench.workload import Workload, add_model_arguments, from_arguments
+from serving.tools.bench.wrk import lua, run_wrk
 
 CLIENTS = 32
 JSON = {"content-type": "application/json"}

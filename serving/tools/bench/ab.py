@@ -1,6 +1,6 @@
 """A/B of the server against another commit's, same run, same artifact: did a change cost throughput?
 
-`python -m serving.bench.ab --model-root build/models --ref main` checks the ref out in a temporary
+`python -m serving.tools.bench.ab --model-root build/models --ref main` checks the ref out in a temporary
 worktree and alternates rounds of the two servers (one worker, pinned to CPU 0 when `taskset`
 exists), printing requests/s per round and the ratio of the medians.
 """
@@ -15,11 +15,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from serving.bench.__main__ import Candidate, measure
-from serving.bench.workload import add_model_arguments, from_arguments
-from serving.bench.wrk import lua, wrk_missing
+from serving.tools.bench.__main__ import Candidate, measure
+from serving.tools.bench.workload import add_model_arguments, from_arguments
+from serving.tools.bench.wrk import lua, wrk_missing
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _pinned(command: list[str], cpu: int) -> list[str]:
