@@ -8,7 +8,7 @@ VENV := .venv
 INFRA_VENV := infra/.venv
 PY := $(VENV)/bin/python
 INFRA_PY := $(INFRA_VENV)/bin/python
-# Stamped once the locked packages are in and the repository root is on its path (serving/contract.py).
+# Stamped once the locked packages are in and infra/ and the repository root are on its path.
 INFRA_READY := $(INFRA_VENV)/.ready
 # uv itself, hash-locked (tests/tools/uv-requirements.txt); every lock below carries hashes too.
 UV_LOCK := tests/tools/uv-requirements.txt
@@ -45,8 +45,9 @@ $(INFRA_READY): infra/requirements.txt $(UV_LOCK)
 	$(PYTHON) -m venv $(INFRA_VENV)
 	$(INFRA_VENV)/bin/pip install -q --require-hashes -r $(UV_LOCK)
 	$(INFRA_VENV)/bin/uv pip sync -q --python $(INFRA_PY) infra/requirements.txt
-	@# The repository root on the venv's path: infra reads serving/contract.py (standard library only).
-	$(INFRA_PY) -c 'import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()["purelib"], "twinserve.pth").write_text("$(CURDIR)\n")'
+	@# On the venv's path: infra/ (its program, offline and delivery packages) and the repository root
+	@# (serving/contract.py, standard library only).
+	$(INFRA_PY) -c 'import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()["purelib"], "twinserve.pth").write_text("$(CURDIR)/infra\n$(CURDIR)\n")'
 	touch $@
 
 install: $(VENV)/.installed $(INFRA_READY) ## create both virtualenvs from the locks
@@ -95,13 +96,13 @@ ZIPS := $(foreach a,$(ARCHES),$(DIST)/lambda-$(a).zip)
 
 plan: $(INFRA_READY) $(ZIPS) ## render ENV's stack offline into $(PLAN_DIR)/$(ENV) (ENV=all for every one)
 	for env in $(if $(filter all,$(ENV)),$(ENVS),$(ENV)); do \
-	  $(INFRA_PY) infra/plan.py --env $$env --out $(PLAN_DIR) --zip-dir $(DIST) $(if $(IMAGE),--image $(IMAGE)); done
+	  $(INFRA_PY) infra/offline/plan.py --env $$env --out $(PLAN_DIR) --zip-dir $(DIST) $(if $(IMAGE),--image $(IMAGE)); done
 
 $(ZIPS) &:
 	$(MAKE) package
 
 plan-diff: $(INFRA_READY) ## markdown diff of $(BASE_PLAN_DIR) (e.g. main's) against $(PLAN_DIR)
-	$(INFRA_PY) infra/plan_diff.py $(BASE_PLAN_DIR) $(PLAN_DIR)
+	$(INFRA_PY) infra/offline/plan_diff.py $(BASE_PLAN_DIR) $(PLAN_DIR)
 
 RUNS ?= 10
 SECONDS_PER_RUN ?= 5
@@ -122,7 +123,7 @@ bootstrap: $(INFRA_READY) ## once per fork: bootstrap stack, repository variable
 smoke: $(INFRA_READY) ## after an up: V2 ready, metadata and one inference on each runtime of ENV
 	mkdir -p build
 	pulumi stack output --json --stack "$${STACK:-$(ENV)}" > build/outputs-$(ENV).json
-	$(INFRA_PY) infra/smoke.py build/outputs-$(ENV).json --metadata $(DIST)/model-metadata.json
+	$(INFRA_PY) infra/delivery/smoke.py build/outputs-$(ENV).json --metadata $(DIST)/model-metadata.json
 
 bench: $(VENV)/.installed model ## the model (SOURCE=… for yours) on its own example: throughput and latency against a baseline and a floor, cold starts and sizes, faults
 	$(PY) -m serving.tools.bench $(MODEL_ARGS)

@@ -4,7 +4,7 @@
 set -euo pipefail
 base_checkout=$1
 changed=no
-for path in environments Pulumi.yaml infra/settings.py infra/compare serving model; do
+for path in environments Pulumi.yaml infra/program/settings.py infra/compare serving model; do
   if ! diff -rq "$base_checkout/$path" "$path" >/dev/null 2>&1; then changed=yes; fi
 done
 if [ "$changed" = yes ]; then

@@ -5,7 +5,7 @@
 # for a Lambda image function), in AWS_REGION (the repository variable the bootstrap set), recording
 # COMMIT (the commit of main deployed). Later runners find the secrets provider in the stack's state.
 # Any further arguments (--config KEY=VALUE) follow, and win over these. The rollout runs the same
-# up in its own process (infra/rollout_io.py), so a cancel reaches the CLI.
+# up in its own process (infra/delivery/rollout_io.py), so a cancel reaches the CLI.
 set -euo pipefail
 stack=$1 image=$2
 shift 2

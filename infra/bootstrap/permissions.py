@@ -110,7 +110,7 @@ KMS_USE = ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"]
 UNSCOPED_READ = ["ecr:GetAuthorizationToken", "logs:DescribeLogGroups"]
 
 
-# The boundary every role a deploy creates must carry (infra/lambda_service.py, FUNCTION_BOUNDARY).
+# The boundary every role a deploy creates must carry (infra/program/lambda_service.py, FUNCTION_BOUNDARY).
 FUNCTION_BOUNDARY = "twinserve-function-boundary"
 ENVIRONMENT_TAG = "twinserve:environment"
 BOOTSTRAP_ROLES = ["deploy-*", "preview", "publish"]

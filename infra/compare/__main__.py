@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from settings import (
+from program.settings import (
     IMAGE_MIN_MEMORY_MB,
     PROJECT,
     ROOT,

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from settings import Settings
+from program.settings import Settings
 
 from compare.cost import KubernetesProfile, LambdaProfile
 

@@ -106,9 +106,28 @@ def cluster(tools: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> 
         yield plane
 
 
+def own_virtualenv(tree: Path) -> None:
+    """The tree's infra/.venv as `make install-infra` leaves it, without installing anything: a
+    virtualenv whose path holds this repository's infra packages (the locked dependencies), then the
+    tree's own infra/ and root. Every module the tree's scripts import is the tree's own, and nothing
+    they write lands in this repository."""
+    venv = tree / "infra" / ".venv"
+    base = REPO / "infra" / ".venv" / "bin" / "python"
+    subprocess.run([str(base), "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True)
+    packages = subprocess.run(
+        [str(base), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    own = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    Path(own, "twinserve.pth").write_text(f"{packages}\n{tree / 'infra'}\n{tree}\n")
+
+
 def checkout(destination: Path, runtimes: list[str] | None = None) -> Path:
     """A fresh checkout: the repository's files as committed (and as changed in this working tree),
-    nothing a previous run wrote, infra's virtualenv where `make install-infra` puts it, and the
+    nothing a previous run wrote, infra's virtualenv of its own (own_virtualenv), and the
     stand-in zips `make package` would leave. `runtimes` edits every stack file, as a fork commits it."""
     files = (
         subprocess.run(
@@ -121,7 +140,7 @@ def checkout(destination: Path, runtimes: list[str] | None = None) -> Path:
         if (REPO / name).is_file():
             (destination / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, destination / name)
-    (destination / "infra" / ".venv").symlink_to(REPO / "infra" / ".venv")
+    own_virtualenv(destination)
     (destination / "dist").mkdir()
     for arch in ("arm64", "x86_64"):
         (destination / "dist" / f"lambda-{arch}.zip").write_bytes(b"PK\x05\x06" + b"\0" * 18)

@@ -21,7 +21,7 @@ BUCKET_QUERIES = {"versioning": "s3:GetBucketVersioning", "location": "s3:GetBuc
 
 
 def secrets_key(stack: str) -> str:
-    """The bootstrap's secrets key of a stack, as infra/offline.py's mocks name it."""
+    """The bootstrap's secrets key of a stack, as infra/offline/mocks.py's mocks name it."""
     return f"arn:aws:kms:{REGION}:{ACCOUNT}:key/secrets-{stack}"
 
 

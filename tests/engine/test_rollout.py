@@ -1,4 +1,4 @@
-"""`infra/rollout.py` as the deploy job runs it (`rollout.sh`), through the real engine on the local
+"""`infra/delivery/rollout.py` as the deploy job runs it (`rollout.sh`), through the real engine on the local
 control plane: a first deploy; a canary of a model failing one request in ten, rolled back on its
 error ratio; a healthy canary, promoted; one killed mid-up, aborted. kwok's pods run no containers, so
 real `python -m serving` processes (the main virtualenv's) stand in for the pods the workflow would

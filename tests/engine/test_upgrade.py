@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.engine.conftest import FACTS, IMAGE, REPO, Runner, checkout, engine
+from tests.engine.conftest import FACTS, IMAGE, REPO, Runner, checkout, engine, own_virtualenv
 from tests.engine.control_plane import ControlPlane
 
 UPGRADE_FROM = "3bd3c4367553ad73248be7724c5bea84d566a6fa"
@@ -31,7 +31,7 @@ def tree_of(commit: str, destination: Path) -> Path:
     assert archive.returncode == 0, f"commit {commit} is not in this clone: {archive.stderr.decode()}"
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as files:
         files.extractall(destination, filter="data")
-    (destination / "infra" / ".venv").symlink_to(REPO / "infra" / ".venv")
+    own_virtualenv(destination)
     (destination / "dist").mkdir()
     for arch in ("arm64", "x86_64"):
         (destination / "dist" / f"lambda-{arch}.zip").write_bytes(b"PK\x05\x06" + b"\0" * 18)

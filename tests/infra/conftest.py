@@ -1,20 +1,19 @@
-"""Stacks run in-process under Pulumi's mocks (infra/offline.py), once per environment and shared."""
+"""Stacks run in-process under Pulumi's mocks (infra/offline/mocks.py), once per environment and shared."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+# infra/ and the repository root are on infra's virtualenv's path (make install-infra).
+from offline.mocks import Run, run_program
+from program.settings import PROJECT, SECRET_KEYS, stack_config
+
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
-sys.path.insert(0, str(INFRA))
-
-from offline import Run, run_program  # noqa: E402
-from settings import PROJECT, SECRET_KEYS, stack_config  # noqa: E402
 
 ENVS = ["dev", "staging", "prod"]
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/twinserve@sha256:" + "ab" * 32

@@ -10,21 +10,21 @@ import json
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
-from tests.infra.conftest import INFRA  # also puts infra/ on sys.path, for `offline`
+from tests.infra.conftest import INFRA
 
 if TYPE_CHECKING:
-    from offline import Run
+    from offline.mocks import Run
 
 BOOTSTRAP = INFRA / "bootstrap"
 PROJECT = "twinserve-bootstrap"
-ACCOUNT, REGION = "123456789012", "eu-west-1"  # infra/offline.py's mocked account and region
+ACCOUNT, REGION = "123456789012", "eu-west-1"  # infra/offline/mocks.py's mocked account and region
 STATE_BUCKET = f"arn:aws:s3:::twinserve-pulumi-state-{ACCOUNT}-{REGION}"
 STATE_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/state"
 Call = tuple[str, str, dict[str, str]]  # action, resource, request context
 
 
 def bootstrap(**config: str) -> Run:
-    from offline import run_program
+    from offline.mocks import run_program
 
     values = {"githubRepository": "acme/models"} | config
     return run_program(BOOTSTRAP, PROJECT, "main", {f"{PROJECT}:{k}": v for k, v in values.items()})

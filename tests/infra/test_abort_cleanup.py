@@ -8,8 +8,8 @@ import zipfile
 
 import boto3
 import pytest
+from delivery.rollout_io import remove_canaries
 from moto import mock_aws
-from rollout_io import remove_canaries
 
 REGION = "eu-west-1"
 

@@ -6,7 +6,7 @@ import json
 import sys
 
 import pytest
-from offline import Run
+from offline.mocks import Run
 
 from tests.infra.conftest import INFRA
 from tests.infra.iam import allows, bootstrap, conditions_hold, role

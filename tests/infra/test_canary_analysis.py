@@ -4,9 +4,9 @@ the decision on a scripted series of scrapes."""
 from __future__ import annotations
 
 import pytest
-from analysis import Snapshot, Thresholds, parse, quantile, window
-from canary import INCONCLUSIVE, PROMOTE, ROLL_BACK, analyse
-from settings import Settings
+from delivery.analysis import Snapshot, Thresholds, parse, quantile, window
+from delivery.canary import INCONCLUSIVE, PROMOTE, ROLL_BACK, analyse
+from program.settings import Settings
 
 DEFAULT = Thresholds(Settings.default_slo(), min_requests=50)
 

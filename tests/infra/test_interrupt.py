@@ -34,8 +34,7 @@ while True:
 
 PARENT = r"""
 import subprocess, sys, time
-sys.path.insert(0, {infra!r})
-from interrupt import Cancellation, Interrupted
+from delivery.interrupt import Cancellation, Interrupted
 cancellation = Cancellation(terminate_after_seconds=1.0, kill_after_seconds=2.5).install()
 try:
     subprocess.run([{pulumi!r}, "up", "--stack", "dev", {log!r}])
@@ -93,8 +92,8 @@ def test_the_runners_sigint_to_the_rollout_alone_stops_its_cli_and_the_rollout(
 
 def test_a_cancel_between_updates_stops_the_rollout_at_once(tmp_path: Path) -> None:
     code = (
-        f"import sys, time; sys.path.insert(0, {str(INFRA)!r})\n"
-        "from interrupt import Cancellation, Interrupted\n"
+        "import sys, time\n"
+        "from delivery.interrupt import Cancellation, Interrupted\n"
         "Cancellation().install()\n"
         "try:\n    print('baking', flush=True); time.sleep(30)\n"
         "except Interrupted as stop:\n    print('stopped:', stop); sys.exit(130)\n"
@@ -109,8 +108,7 @@ def test_a_cancel_between_updates_stops_the_rollout_at_once(tmp_path: Path) -> N
 
 
 def test_live_updates_are_the_cli_processes_updating_that_stack(tmp_path: Path) -> None:
-    sys.path.insert(0, str(INFRA))
-    from interrupt import live_updates
+    from delivery.interrupt import live_updates
 
     pulumi = tmp_path / "pulumi"
     pulumi.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(30)\n")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from offline import Run, run_program
-from settings import PROJECT, from_config
+from offline.mocks import Run, run_program
+from program.settings import PROJECT, from_config
 
 from tests.infra.conftest import IMAGE, INFRA
 
@@ -242,7 +242,7 @@ def test_the_prometheus_selectors_labels_go_on_both_monitoring_objects(run_stack
 def test_a_monitoring_label_that_is_not_key_value_is_named(
     config_for: Callable[..., dict[str, str]], label: str
 ) -> None:
-    from settings import SettingsError
+    from program.settings import SettingsError
 
     with pytest.raises(
         SettingsError, match=r"kubernetesMonitoringLabels.*is not a Kubernetes label as key=value"
@@ -304,7 +304,7 @@ def test_behind_a_gateway_without_a_canary_all_weight_is_on_stable(run_stack: Ca
 def test_gateway_settings_that_cannot_work_are_named(
     config_for: Callable[..., dict[str, str]], overrides: dict, message: str
 ) -> None:
-    from settings import SettingsError
+    from program.settings import SettingsError
 
     with pytest.raises(SettingsError, match=message):
         from_config(config_for("prod", **overrides), "prod")
@@ -317,7 +317,7 @@ def test_gateway_settings_that_cannot_work_are_named(
 def test_each_workers_byte_budget_follows_the_pods_memory_limit(
     limit: str, workers: int, budget_mib: int
 ) -> None:
-    from kubernetes_service import buffered_bytes_budget
+    from program.kubernetes_service import buffered_bytes_budget
 
     assert buffered_bytes_budget(limit, workers) // 2**20 == budget_mib
 

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from offline import Run
-from settings import SettingsError, from_config
+from offline.mocks import Run
+from program.settings import SettingsError, from_config
 
 from tests.infra.conftest import ENVS, PLATFORM_IMAGES
 

@@ -7,9 +7,9 @@ import re
 from collections.abc import Callable
 
 import pytest
-from lambda_service import ROLE_NAME_PREFIX_LIMIT, role_name_prefix
-from offline import Run
-from settings import NAME, SettingsError, from_config
+from offline.mocks import Run
+from program.lambda_service import ROLE_NAME_PREFIX_LIMIT, role_name_prefix
+from program.settings import NAME, SettingsError, from_config
 
 from tests.infra.conftest import ENVS
 

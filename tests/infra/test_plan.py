@@ -9,10 +9,10 @@ from pathlib import Path
 
 import kubernetes_validate
 import pytest
-import terraform_plan
 import yaml
-from offline import Declared
-from plan import plain
+from offline import terraform_plan
+from offline.mocks import Declared
+from offline.plan import plain
 
 from tests.checkers import checkov
 from tests.infra.conftest import ENVS, IMAGE, REPO
@@ -145,7 +145,7 @@ def test_a_model_without_a_zip_is_planned_on_the_image_and_says_why(tmp_path: Pa
         json.dumps({"package": "image", "model": "x/1", "reason": reason})
     )
     result = subprocess.run(
-        [sys.executable, "infra/plan.py", "--env", "prod", "--out", str(tmp_path / "plan"),
+        [sys.executable, "infra/offline/plan.py", "--env", "prod", "--out", str(tmp_path / "plan"),
          "--zip-dir", str(dist), "--image", IMAGE],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )  # fmt: skip

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from offline import Run
+from offline.mocks import Run
 from pulumi_policy import EnforcementLevel, ResourceValidationArgs
 
 from tests.infra.conftest import ENVS, INFRA

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import boto3
 import pytest
+from delivery.rollout import DEPLOYED, FAILED, ROLLED_BACK, Rollout
+from delivery.rollout_io import Targets
+from delivery.rollout_plan import Plan, Running, canary_pods, shares
+from delivery.smoke import Example
+from delivery.watch import alarm_breaches
 from moto import mock_aws
-from offline import INFRA, run_program
-from rollout import DEPLOYED, FAILED, ROLLED_BACK, Rollout
-from rollout_io import Targets
-from rollout_plan import Plan, Running, canary_pods, shares
-from settings import PROJECT, from_config
-from smoke import Example
-from watch import alarm_breaches
+from offline.mocks import INFRA, run_program
+from program.settings import PROJECT, from_config
 
 from tests.model_servers import Server, faulty_models, start
 from tests.ports import free_port
@@ -230,7 +230,7 @@ def test_a_port_forward_is_waited_for_and_one_that_exits_is_named() -> None:
     import subprocess
     import sys
 
-    from smoke import SmokeError, listening
+    from delivery.smoke import SmokeError, listening
 
     port = free_port()
     server = f"http.server.HTTPServer(('127.0.0.1', {port}), http.server.BaseHTTPRequestHandler)"
@@ -275,7 +275,7 @@ def test_the_bake_scrapes_one_pod_of_each_track_on_the_metrics_port_no_service_e
     stand-in kubectl relays to the test server's metrics port and records how it was asked)."""
     import urllib.request
 
-    from analysis import scraper
+    from delivery.analysis import scraper
 
     server, _ = scorer
     metrics_port = int(server.metrics_url.rsplit(":", 1)[1].split("/")[0])

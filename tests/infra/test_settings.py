@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from schema import PULUMI_YAML, render
-from settings import FIELDS, PROJECT, Settings, SettingsError, from_config
+from program.schema import PULUMI_YAML, render
+from program.settings import FIELDS, PROJECT, Settings, SettingsError, from_config
 
 from tests.infra.conftest import ENVS, IMAGE, REPO
 
@@ -144,7 +144,7 @@ def test_values_arrive_as_the_cli_passes_them(config_for: Callable[..., dict[str
 
 
 def test_pulumi_yaml_schema_is_generated_from_the_model() -> None:
-    assert PULUMI_YAML.read_text() == render(), "run `infra/.venv/bin/python infra/schema.py`"
+    assert PULUMI_YAML.read_text() == render(), "run `infra/.venv/bin/python infra/program/schema.py`"
 
 
 def test_every_key_is_described_and_typed() -> None:

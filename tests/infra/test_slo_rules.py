@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from offline import Run
+from offline.mocks import Run
 
 from tests.engine.conftest import tool_paths
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from offline import Run
+from offline.mocks import Run
 
 from tests.infra.conftest import ENVS
 from tests.infra.iam import ACCOUNT, REGION, STATE_BUCKET, STATE_KEY, Call, allows, role_policies
@@ -27,7 +27,7 @@ VIA_S3 = {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}
 
 
 def secrets_key(stack: str) -> str:
-    return f"arn:aws:kms:{REGION}:{ACCOUNT}:key/secrets-{stack}"  # infra/offline.py's mocked ARN
+    return f"arn:aws:kms:{REGION}:{ACCOUNT}:key/secrets-{stack}"  # infra/offline/mocks.py's mocked ARN
 
 
 def state_calls(stack: str, *, writes: bool) -> list[Call]:

@@ -87,7 +87,7 @@ def test_the_server_and_the_smoke_test_refuse_it_the_same_way(artifact: Path, tm
     assert expected in str(failed.value)
     (tmp_path / "outputs.json").write_text(json.dumps({"modelName": "iris", "runtimes": []}))
     smoke = subprocess.run(
-        [str(REPO / "infra" / ".venv" / "bin" / "python"), str(REPO / "infra" / "smoke.py"),
+        [str(REPO / "infra" / ".venv" / "bin" / "python"), str(REPO / "infra" / "delivery" / "smoke.py"),
          str(tmp_path / "outputs.json"), "--metadata", str(copy / "metadata.json")],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip

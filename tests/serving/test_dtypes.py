@@ -168,7 +168,7 @@ def test_the_smoke_test_passes_on_every_dtype_with_the_models_own_example(
     stack = {"modelName": "echo", "runtimes": ["kubernetes"], "kubernetesEndpoint": echo_server.url}
     outputs = tmp_path / "outputs.json"
     outputs.write_text(json.dumps(stack | {"kubernetesNamespace": "x"}))
-    smoke = [str(REPO / "infra" / ".venv" / "bin" / "python"), str(REPO / "infra" / "smoke.py")]
+    smoke = [str(REPO / "infra" / ".venv" / "bin" / "python"), str(REPO / "infra" / "delivery" / "smoke.py")]
     # The test's server stands in for the port-forward to the model's Service.
     given = ["--kubernetes-url", echo_server.url]
     result = subprocess.run([*smoke, str(outputs), "--metadata", str(metadata), *given],

@@ -1,4 +1,4 @@
-"""`infra/canary.py` against real servers: a good model is promoted, a model that fails a share of
+"""`infra/delivery/canary.py` against real servers: a good model is promoted, a model that fails a share of
 requests or is slow on some is rolled back with the breached signal named, from the servers' own
 /metrics under real client traffic."""
 
@@ -17,7 +17,7 @@ from tests.workflows import faulty_models
 from tests.workflows.conftest import REPO
 from tests.workflows.faulty_models import FAILING, SLOW
 
-CANARY = [str(REPO / "infra" / ".venv" / "bin" / "python"), str(REPO / "infra" / "canary.py")]
+CANARY = [str(REPO / "infra" / ".venv" / "bin" / "python"), str(REPO / "infra" / "delivery" / "canary.py")]
 
 
 @pytest.fixture(scope="module")

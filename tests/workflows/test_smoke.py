@@ -1,4 +1,4 @@
-"""`infra/smoke.py`, the post-deploy check, against real servers standing in for each deployed runtime:
+"""`infra/delivery/smoke.py`, the post-deploy check, against real servers standing in for each runtime:
 the built model's own example is sent, and its answer checked, for Iris and the three example models."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from tests.serving.conftest import Server, start_server, stop_server
 from tests.stand_ins import port_forwarding_kubectl
 from tests.workflows.conftest import REPO
 
-SMOKE = [str(REPO / "infra" / ".venv" / "bin" / "python"), str(REPO / "infra" / "smoke.py")]
+SMOKE = [str(REPO / "infra" / ".venv" / "bin" / "python"), str(REPO / "infra" / "delivery" / "smoke.py")]
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret", "PATH": "/usr/bin:/bin"}
 
 

@@ -2,7 +2,7 @@
 CLI's config checks and the program's, without a provider."""
 
 import pulumi
-import settings
+from program import settings
 
 try:
     loaded = settings.load()

@@ -20,7 +20,7 @@ from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
-INFRA = Path(__file__).resolve().parent
+INFRA = Path(__file__).resolve().parents[1]  # the program's folder (Pulumi.yaml's main)
 ROOT = INFRA.parent
 ACCOUNT, REGION = "123456789012", "eu-west-1"
 INVOKES = {

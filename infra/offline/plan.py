@@ -18,12 +18,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import terraform_plan
 import yaml
-from offline import ROOT, Declared, Run, run_program
-from settings import ANY_IMAGE, PACKAGE_DECISION, PROJECT, SettingsError, stack_config
+from program.settings import ANY_IMAGE, PACKAGE_DECISION, PROJECT, SettingsError, stack_config
 
-INFRA = Path(__file__).resolve().parent
+from offline import terraform_plan
+from offline.mocks import ROOT, Declared, Run, run_program
+
+INFRA = Path(__file__).resolve().parents[1]  # the program's folder (Pulumi.yaml's main)
 
 
 def plain(value: Any) -> Any:

@@ -19,10 +19,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
-from slo import Slo
+
+from program.slo import Slo
 
 PROJECT = "twinserve"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 DIGEST_REFERENCE = re.compile(r"^[a-z0-9][a-z0-9._\-/:]*@sha256:[0-9a-f]{64}$")
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti)?$"
 NAME = r"^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$"
@@ -80,7 +81,7 @@ class SettingsError(ValueError):
 class Settings(BaseModel):
     """Everything the program deploys from; the config keys are the field names in camelCase.
 
-    Defaults live here; `infra/schema.py` writes them, with each docstring, into Pulumi.yaml.
+    Defaults live here; `infra/program/schema.py` writes them, with each docstring, into Pulumi.yaml.
     """
 
     model_config = ConfigDict(

@@ -1,7 +1,7 @@
 """Canary analysis by hand: watch a new model's servers through their own Prometheus metrics for a
 bake period and decide promote or roll back, with every step's figures against its thresholds.
 
-`python infra/canary.py --metrics-url http://…/metrics --model NAME` scrapes `/metrics` (a canary
+`python infra/delivery/canary.py --metrics-url http://…/metrics --model NAME` scrapes `/metrics` (a canary
 pod's metrics port, 8082, port-forwarded, or any server of the new model) every `--interval` seconds,
 through the deploy's own bake loop (`watch.watch`) and judged by `analysis.judge`. The window is
 everything since the first scrape: inference requests (V2 infer and TF Serving predict) by status,
@@ -23,10 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from analysis import MetricsError, Snapshot, Thresholds, scraper
-from settings import Settings, read_environment
-from slo import Slo
-from watch import Poll, watch
+from program.settings import Settings, read_environment
+from program.slo import Slo
+
+from delivery.analysis import MetricsError, Snapshot, Thresholds, scraper
+from delivery.watch import Poll, watch
 
 PROMOTE, ROLL_BACK, INCONCLUSIVE, UNREADABLE = 0, 1, 2, 3
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from offline import Declared
+from offline.mocks import Declared
 
 # Maps, not blocks: their keys are data (tag names, variable names), kept as written.
 MAPS = {"tags", "variables"}

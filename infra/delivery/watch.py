@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from analysis import Breach, Snapshot, Thresholds, Window, judge, window
+from delivery.analysis import Breach, Snapshot, Thresholds, Window, judge, window
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
-from slo import Slo, alert_rules
 
+from program.slo import Slo, alert_rules
 from serving.contract import HTTP_PORT, LIVE_PATH, METRICS_PORT, READY_PATH
 
 # The server's ports and probes come from serving/contract.py. Its METRICS_PORT is on the pods, for

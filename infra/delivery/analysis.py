@@ -17,9 +17,9 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from program.settings import Settings
+from program.slo import INFERENCE_ROUTES, LATENCY, REQUESTS, Slo
 from prometheus_client.parser import text_string_to_metric_families
-from settings import Settings
-from slo import INFERENCE_ROUTES, LATENCY, REQUESTS, Slo
 
 
 class MetricsError(RuntimeError):

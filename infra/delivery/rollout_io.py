@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import engine
-from interrupt import Cancellation, live_updates
-from smoke import port_forward, reachable
 
+from delivery.interrupt import Cancellation, live_updates
+from delivery.smoke import port_forward, reachable
 from serving.contract import HTTP_PORT, METRICS_PORT
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 LOCK_PATIENCE_SECONDS = 60.0  # how long a cancelled run's CLI may take to release the stack
 CANARY_ALIAS = "canary"  # lambda_service.CANARY_ALIAS
 

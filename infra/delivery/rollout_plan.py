@@ -1,7 +1,7 @@
 """A rollout's plan: the steps a strategy takes, and the inputs of each step's up and of the rollback.
 
 Pure: it reads the environment's settings and what the stack served before (its outputs), and
-decides; `infra/rollout.py` runs it.
+decides; `infra/delivery/rollout.py` runs it.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from settings import Settings
+from program.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""One environment's deploy, step by step: `python infra/rollout.py --stack S --env E --image I`.
+"""One environment's deploy, step by step: `python infra/delivery/rollout.py --stack S --env E --image I`.
 
 The environment's `rollout*` settings choose the steps (the new model's share of traffic):
 
@@ -16,7 +16,7 @@ discarded, `live` pinned to the stable version) and exits 1 with the reason name
 promotes: `image` becomes the new one and `live` follows it. `--summary` appends the timeline.
 Exit 0 deployed, 1 rolled back, 2 failed with nothing to roll back to (or the rollback failed too),
 130 cancelled: a SIGINT or SIGTERM (the runner's cancel) interrupts the running update as Pulumi
-expects and stops the rollout where it stands, within the runner's 10 s (infra/interrupt.py).
+expects and stops the rollout where it stands, within the runner's 10 s (infra/delivery/interrupt.py).
 
 `--strategy all-at-once` skips the canary for one deploy (a by-hand "promote now"); `abort` puts
 the stack back on the stable side its outputs recorded (after a cancelled run), waiting for a
@@ -36,13 +36,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from analysis import MetricsError, Thresholds, scraper
-from interrupt import Cancellation, Interrupted
-from rollout_io import LOCK_PATIENCE_SECONDS, ROOT, Engine, RolloutError, Targets, remove_canaries
-from rollout_plan import Plan, Running
-from settings import Settings, SettingsError, read_environment
-from smoke import Example, SmokeError, check, plain_send, region_of, signed_send, smoke
-from watch import Watch, alarm_breaches, judged, watch
+from program.settings import Settings, SettingsError, read_environment
+
+from delivery.analysis import MetricsError, Thresholds, scraper
+from delivery.interrupt import Cancellation, Interrupted
+from delivery.rollout_io import LOCK_PATIENCE_SECONDS, ROOT, Engine, RolloutError, Targets, remove_canaries
+from delivery.rollout_plan import Plan, Running
+from delivery.smoke import Example, SmokeError, check, plain_send, region_of, signed_send, smoke
+from delivery.watch import Watch, alarm_breaches, judged, watch
 
 DEPLOYED, ROLLED_BACK, FAILED, CANCELLED = 0, 1, 2, 130
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
-from lambda_endpoints import HttpApi, Target, function_url, http_api
-from slo import Slo
+
+from program.lambda_endpoints import HttpApi, Target, function_url, http_api
+from program.slo import Slo
 
 # Every name starts with the function's (twinserve-<model>-<stack>), which the deploy role is scoped to.
 HANDLER = "serving.lambda_handler.handler"

@@ -1,6 +1,6 @@
 """The SLO every runtime is held to, and its Prometheus form for clusters with the Prometheus Operator.
 
-The same three signals as the Lambda alarms and the deploy's canary analysis (`infra/canary.py`):
+The same three signals as the Lambda alarms and the deploy's canary analysis (`infra/delivery/canary.py`):
 the share of inference answers that are 5xx, the share that are 429 (load shed), and p99 latency,
 each over the model's V2 infer and TF Serving predict routes, per track (stable or canary pods).
 An alert fires after 2 minutes in breach, as a Lambda alarm does after 2 breaching minutes of 3.

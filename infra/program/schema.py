@@ -1,6 +1,6 @@
 """Write Pulumi.yaml's config schema from the settings model: keys, types, defaults and descriptions.
 
-`python infra/schema.py` rewrites the block; a test fails when it is stale, so the schema
+`python infra/program/schema.py` rewrites the block; a test fails when it is stale, so the schema
 the CLI checks and the model the program validates never drift apart.
 """
 
@@ -11,11 +11,12 @@ from typing import Any
 
 import yaml
 from pydantic.fields import FieldInfo
-from settings import FIELDS, PROJECT, ROOT, config_type
+
+from program.settings import FIELDS, PROJECT, ROOT, config_type
 
 PULUMI_YAML = ROOT / "Pulumi.yaml"
-GENERATED = "# Generated from infra/settings.py"
-NOTE = f"{GENERATED} by `python infra/schema.py`: the {PROJECT} keys, with defaults.\n"
+GENERATED = "# Generated from "  # the note's start, in every wording it has had
+NOTE = f"{GENERATED}infra/program/settings.py by `python infra/program/schema.py`: the {PROJECT} keys.\n"
 
 
 def declaration(field: FieldInfo, key: str) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""What a deploy job runs after the build: the rollout, its smoke tests and bakes, and the analysis."""

@@ -1,0 +1,1 @@
+"""The plan without the cloud: the program run on Pulumi's mocks, rendered as files and a diff."""

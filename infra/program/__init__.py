@@ -1,0 +1,1 @@
+"""The Pulumi program: what a stack declares, from its typed settings."""
