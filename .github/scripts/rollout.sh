@@ -18,6 +18,7 @@ strategy=${STRATEGY:-settings}
 bake=()
 if [ "${PROMOTE_NOW:-false}" = true ]; then strategy=all-at-once bake=(--bake-seconds 0); fi
 mkdir -p build
-exec infra/.venv/bin/python infra/delivery/rollout.py "$command" --stack "$stack" --env "$ENVIRONMENT" --image "$image" \
+exec infra/.venv/bin/python infra/delivery/rollout.py "$command" --stack "$stack" --env "$ENVIRONMENT" \
+  --image "$image" \
   --strategy "$strategy" "${bake[@]}" ${GITHUB_STEP_SUMMARY:+--summary "$GITHUB_STEP_SUMMARY"} \
   --outputs "build/outputs-$ENVIRONMENT.json" "$@"

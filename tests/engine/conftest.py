@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from tests.engine.control_plane import ControlPlane, control_plane, free_port
+from tests.model_servers import Server, faulty_models, start
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "tests" / "tools" / "build.sh"
@@ -98,6 +99,22 @@ def new_runner(tools: dict[str, str], tmp_path_factory: pytest.TempPathFactory) 
         return Runner(home, runner_env)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def scorer_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A healthy and a failing `scorer` (tests/workflows/faulty_models.py), built once."""
+    return faulty_models(tmp_path_factory.mktemp("models"), "none", "errors")
+
+
+@pytest.fixture(scope="session")
+def scorer_servers(scorer_models: Path) -> Iterator[dict[str, Server]]:
+    """Real `python -m serving` processes standing in for the pods a deploy port-forwards to: kwok's
+    pods run no containers."""
+    running = {fault: start(scorer_models / fault / "models") for fault in ("none", "errors")}
+    yield running
+    for server in running.values():
+        server.stop()
 
 
 @pytest.fixture(scope="session")

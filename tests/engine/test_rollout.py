@@ -21,7 +21,7 @@ import yaml
 
 from tests.engine.conftest import FACTS, IMAGE, Runner, checkout
 from tests.engine.control_plane import ControlPlane
-from tests.model_servers import Server, faulty_models, start, traffic
+from tests.model_servers import Server, traffic
 
 NAMESPACE = "twinserve-rollout"
 DEPLOYMENTS = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments"
@@ -31,26 +31,12 @@ FAILING = 13.0  # tests/workflows/faulty_models.py's failing input
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A healthy and a failing `scorer`."""
-    return faulty_models(tmp_path_factory.mktemp("models"), "none", "errors")
-
-
-@pytest.fixture(scope="module")
-def servers(models: Path) -> Iterator[dict[str, Server]]:
-    running = {fault: start(models / fault / "models") for fault in ("none", "errors")}
-    yield running
-    for server in running.values():
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def deploy(
     new_runner: Callable[..., Runner],
     cluster: ControlPlane,
     tmp_path_factory: pytest.TempPathFactory,
-    servers: dict[str, Server],
-    models: Path,
+    scorer_servers: dict[str, Server],
+    scorer_models: Path,
 ) -> Callable[..., tuple[subprocess.CompletedProcess[str], str]]:
     """The deploy job's rollout step on one runner: a file backend, dev set to a canary of `scorer`."""
     tree = checkout(tmp_path_factory.mktemp("rollout-checkout"), runtimes=["kubernetes"])
@@ -73,7 +59,7 @@ def deploy(
         COMMIT="c0" * 20,
     )
     # The built model's metadata.json, which the job finds beside the Lambda zips.
-    metadata = models / "none" / "models" / "scorer" / "1" / "metadata.json"
+    metadata = scorer_models / "none" / "models" / "scorer" / "1" / "metadata.json"
     summary_dir = tmp_path_factory.mktemp("summaries")
 
     def run(
@@ -88,7 +74,7 @@ def deploy(
         summary = summary_dir / f"{image[-8:]}-{time.monotonic_ns()}.md"
         script = str(tree / ".github" / "scripts" / "rollout.sh")
         command = [script, verb, "dev", image, "--metadata", str(metadata), "--kubernetes-url",
-                   servers["none"].url, "--kubernetes-metrics-url", servers["none"].metrics_url,
+                   scorer_servers["none"].url, "--kubernetes-metrics-url", scorer_servers["none"].metrics_url,
                    "--interval", "0.5", "--wait-seconds", "30", "--bake-seconds", bake_seconds,
                    *extra]  # fmt: skip
         if canary:
@@ -191,10 +177,10 @@ def test_a_first_deploy_goes_all_at_once(deploy: Callable[..., tuple], cluster: 
 
 
 def test_a_canary_failing_one_request_in_ten_is_rolled_back_on_its_error_ratio(
-    deploy: Callable[..., tuple], cluster: ControlPlane, servers: dict[str, Server]
+    deploy: Callable[..., tuple], cluster: ControlPlane, scorer_servers: dict[str, Server]
 ) -> None:
-    with traffic(servers["errors"].url, 10, FAILING) as sent:
-        result, summary = deploy(SECOND, servers["errors"])
+    with traffic(scorer_servers["errors"].url, 10, FAILING) as sent:
+        result, summary = deploy(SECOND, scorer_servers["errors"])
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Steps: 10%, 100%." in summary
     assert "**Step 10%: Kubernetes 1 canary pod(s) beside 1+ stable (at most 50%)**" in summary
@@ -215,10 +201,12 @@ def test_a_canary_failing_one_request_in_ten_is_rolled_back_on_its_error_ratio(
 
 
 def test_a_healthy_canary_is_promoted(
-    deploy: Callable[..., tuple], cluster: ControlPlane, servers: dict[str, Server]
+    deploy: Callable[..., tuple], cluster: ControlPlane, scorer_servers: dict[str, Server]
 ) -> None:
-    with traffic(servers["none"].url, 10, FAILING):  # the healthy model answers the "failing" input too
-        result, summary = deploy(THIRD, servers["none"])
+    with traffic(
+        scorer_servers["none"].url, 10, FAILING
+    ):  # the healthy model answers the "failing" input too
+        result, summary = deploy(THIRD, scorer_servers["none"])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "**Step 10%" in summary
     assert "**Step 100%: the new model everywhere**" in summary
@@ -262,7 +250,7 @@ def pending_operations(deploy: Callable[..., tuple]) -> list:
 
 
 def test_a_deploy_cancelled_as_the_runner_cancels_while_awaiting_its_canary_stops_and_abort_removes_it(
-    deploy: Callable[..., tuple], cluster: ControlPlane, servers: dict[str, Server]
+    deploy: Callable[..., tuple], cluster: ControlPlane, scorer_servers: dict[str, Server]
 ) -> None:
     """The canary's pods are refused (a quota), so the provider awaits its Deployment: the cancel
     arrives mid-create. The step stops its update before the runner would kill it and before the abort
@@ -270,7 +258,7 @@ def test_a_deploy_cancelled_as_the_runner_cancels_while_awaiting_its_canary_stop
     the cluster. The abort step puts the stack back on its stable side, deletes any canary object its
     state does not hold by name and leaves no pending operation: no canary pod behind the Service."""
     locks = deploy.backend / ".pulumi" / "locks"  # type: ignore[attr-defined]
-    with a_canary_awaiting_its_pods(deploy, cluster, servers["none"]) as step:
+    with a_canary_awaiting_its_pods(deploy, cluster, scorer_servers["none"]) as step:
         exited = cancel_as_the_runner(step)
         assert exited < 10, f"the step ran {exited:.1f} s after the cancel: the runner would have killed it"
         assert step.returncode == 130
@@ -299,14 +287,14 @@ def test_a_deploy_cancelled_as_the_runner_cancels_while_awaiting_its_canary_stop
 
 
 def test_a_cli_killed_outright_mid_create_leaves_a_lock_and_an_unrecorded_canary_the_abort_clears(
-    deploy: Callable[..., tuple], cluster: ControlPlane, servers: dict[str, Server]
+    deploy: Callable[..., tuple], cluster: ControlPlane, scorer_servers: dict[str, Server]
 ) -> None:
     """What a cancel cannot prevent: the runner's force-kill five minutes after a cancel, or a lost
     machine. Killed while the provider awaits the canary's pods, the CLI leaves the lock and a pending
     create the engine never deletes. With no live update left, the abort clears the lock, deletes the
     canary by name and clears the pending create."""
     locks = deploy.backend / ".pulumi" / "locks"  # type: ignore[attr-defined]
-    with a_canary_awaiting_its_pods(deploy, cluster, servers["none"]) as step:
+    with a_canary_awaiting_its_pods(deploy, cluster, scorer_servers["none"]) as step:
         os.killpg(step.pid, signal.SIGKILL)  # the step, at once: nothing gets to clean up
         step.wait(timeout=30)
         # The CLI starts its plugins (the provider, the policy pack) in groups of their own: a lost

@@ -1,6 +1,7 @@
 """The workflow's own scripts with the real CLI, as the jobs run them, on an S3 state backend with a KMS
-secrets provider (served on loopback): the first preview of a missing stack, the first deploy, then a
-preview and a deploy from a fresh checkout on a new runner."""
+secrets provider (served on loopback): the first preview of a missing stack, the first deploy (the
+deploy job's `rollout.sh run`, smoke test included), then a preview and a deploy from a fresh checkout
+on a new runner. Real servers of the model stand in for the pods (kwok's pods run no containers)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.engine.conftest import DIGEST, FACTS, IMAGE, REPO, AwsLocal, Runner, checkout
 from tests.engine.control_plane import ControlPlane
 from tests.engine.state_requests import iam_calls
 from tests.infra.iam import STATE_BUCKET, allows
+from tests.model_servers import Server
 
 REGION = "us-east-1"
 COMMIT = "c0" * 20  # the commit of main the deploy is of
@@ -25,7 +28,7 @@ PLATFORM_IMAGES = {
     "LAMBDA_IMAGE_X86_64": "registry.example/twinserve@" + DIGEST.replace("ab", "a2"),
 }
 SECOND_IMAGE = "registry.example/twinserve@" + DIGEST.replace("ab", "cd")
-DEPLOYMENT = "/apis/apps/v1/namespaces/twinserve-dev/deployments/iris"
+DEPLOYMENT = "/apis/apps/v1/namespaces/twinserve-dev/deployments/scorer"
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +49,25 @@ def job_env(aws_local: AwsLocal, cluster: ControlPlane) -> dict[str, str]:
 def runner_with_checkout(
     new_runner: Callable[..., Runner], job_env: dict[str, str], folder: Path
 ) -> tuple[Runner, Path]:
-    """A runner of its own (PULUMI_HOME, no login) and a fresh checkout of its own."""
+    """A runner of its own (PULUMI_HOME, no login) and a fresh checkout of its own, of a fork serving
+    `scorer` on Kubernetes."""
     tree = checkout(folder, runtimes=["kubernetes"])
+    stack_file = tree / "environments" / "Pulumi.dev.yaml"
+    data = yaml.safe_load(stack_file.read_text())
+    data["config"]["twinserve:modelName"] = "scorer"
+    stack_file.write_text(yaml.safe_dump(data, sort_keys=False))
     return new_runner(**job_env, RUNNER_TEMP=str(tree)), tree
+
+
+def deploy(
+    where: tuple[Runner, Path], image: str, server: Server, metadata: Path
+) -> subprocess.CompletedProcess[str]:
+    """The deploy job's step, `rollout.sh run dev IMAGE`: dev's settings (all at once), a smoke test of
+    the model's own example, and a short bake of its metrics, `server` standing in for the pods."""
+    return script(where, "rollout.sh", "run", "dev", image, "--metadata", str(metadata),
+                  "--kubernetes-url", server.url, "--kubernetes-metrics-url", server.metrics_url,
+                  "--interval", "0.5", "--wait-seconds", "30", "--bake-seconds", "1",
+                  ENVIRONMENT="dev", GITHUB_STEP_SUMMARY=str(where[1] / "summary.md"))  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -129,11 +148,18 @@ def test_once_initialised_the_first_preview_needs_only_the_preview_role(
 
 
 def test_the_first_deploy_creates_the_stack_on_s3_with_kms(
-    first: tuple[Runner, Path], aws_local: AwsLocal, cluster: ControlPlane, policies: dict[str, dict]
+    first: tuple[Runner, Path],
+    aws_local: AwsLocal,
+    cluster: ControlPlane,
+    policies: dict[str, dict],
+    scorer_servers: dict[str, Server],
+    scorer_models: Path,
 ) -> None:
+    metadata = scorer_models / "none" / "models" / "scorer" / "1" / "metadata.json"
     with aws_local.recording() as requests:
-        result = script(first, "up-stack.sh", "dev", IMAGE)
+        result = deploy(first, IMAGE, scorer_servers["none"], metadata)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "**Deployed**" in (first[1] / "summary.md").read_text()
     assert denied(requests, aws_local.bucket, policies["deploy-dev"]) == []
     stack_file = (first[1] / "environments" / "Pulumi.dev.yaml").read_text()
     assert f"secretsprovider: awskms://{aws_local.key_alias}" in stack_file  # on this runner only
@@ -146,7 +172,8 @@ def test_the_first_deploy_creates_the_stack_on_s3_with_kms(
     deployment = cluster.api.wait_for(DEPLOYMENT, lambda d: d["status"].get("availableReplicas", 0) >= 1)
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE
     FACTS.append(
-        "workflow: the first deploy (up-stack.sh) created dev on s3:// with an awskms secrets provider"
+        "workflow: the first deploy (rollout.sh run) created dev on s3:// with an awskms secrets provider, "
+        "smoke-tested and baked"
     )
 
 
@@ -164,7 +191,12 @@ def test_a_new_runner_without_the_fallback_cannot_open_the_stack(second: tuple[R
 
 
 def test_a_fresh_checkout_on_a_new_runner_previews_and_deploys(
-    second: tuple[Runner, Path], cluster: ControlPlane, aws_local: AwsLocal, policies: dict[str, dict]
+    second: tuple[Runner, Path],
+    cluster: ControlPlane,
+    aws_local: AwsLocal,
+    policies: dict[str, dict],
+    scorer_servers: dict[str, Server],
+    scorer_models: Path,
 ) -> None:
     kubeconfig = cluster.kubeconfig.read_text()
     with aws_local.recording() as requests:
@@ -185,7 +217,8 @@ def test_a_fresh_checkout_on_a_new_runner_previews_and_deploys(
     assert "without the cluster" not in text
     written = second[1] / "preview-kubeconfig"
     assert stat.S_IMODE(written.stat().st_mode) == 0o600
-    up = script(second, "up-stack.sh", "dev", SECOND_IMAGE)
+    metadata = scorer_models / "none" / "models" / "scorer" / "1" / "metadata.json"
+    up = deploy(second, SECOND_IMAGE, scorer_servers["none"], metadata)
     assert up.returncode == 0, up.stdout + up.stderr
     cluster.api.wait_for(
         DEPLOYMENT, lambda d: d["spec"]["template"]["spec"]["containers"][0]["image"] == SECOND_IMAGE

@@ -158,9 +158,10 @@ def test_every_preview_and_up_runs_through_the_engine_script_with_the_policy_pac
     """No pulumi/actions command: previews and ups are the scripts the real-engine tests run."""
     every = [s for w in all_workflows().values() for s in steps(w)]
     assert not [s for s in every if s.get("uses", "").startswith("pulumi/")]
-    for script in ("preview-stack.sh", "up-stack.sh"):
-        text = (REPO / ".github" / "scripts" / script).read_text()
-        assert "infra/.venv/bin/python infra/engine.py" in text
+    preview = (REPO / ".github" / "scripts" / "preview-stack.sh").read_text()
+    assert "infra/.venv/bin/python infra/engine.py" in preview
+    rollout = (REPO / ".github" / "scripts" / "rollout.sh").read_text()
+    assert "exec infra/.venv/bin/python infra/delivery/rollout.py" in rollout  # the engine in process
     engine = (REPO / "infra" / "engine.py").read_text()
     assert "policy_packs=policy" in engine
 
