@@ -22,17 +22,12 @@ import yaml
 
 from tests.engine.control_plane import ControlPlane, control_plane, free_port
 from tests.model_servers import Server, faulty_models, start
+from tests.tool_paths import tool_paths
 
 REPO = Path(__file__).resolve().parents[2]
-BUILD = REPO / "tests" / "tools" / "build.sh"
 DIGEST = "sha256:" + "ab" * 32
 IMAGE = f"registry.example/twinserve@{DIGEST}"
 FACTS: list[str] = []  # what the engine did, printed at the end of the run
-
-
-def tool_paths() -> dict[str, str]:
-    result = subprocess.run([BUILD, "--paths"], capture_output=True, text=True, check=True)
-    return dict(line.split("=", 1) for line in result.stdout.splitlines())
 
 
 def pulumi_version(tools: dict[str, str]) -> str:

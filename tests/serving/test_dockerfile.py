@@ -25,7 +25,7 @@ from serving.tools.packaging.image import (
 )
 from tests.checkers import checkov
 from tests.serving.conftest import load_event, start_server, stop_server
-from tests.serving.runtime_api import RuntimeAPI
+from tests.serving.emulator import emulated
 
 BIN = Path(sys.executable).parent
 
@@ -95,22 +95,17 @@ def test_http_entrypoint_serves_the_baked_model(image_server: str) -> None:
     assert httpx.get(f"{image_server}/v2/models/iris").json()["platform"] == "tensorflow_savedmodel"
 
 
-def test_lambda_entrypoint_handles_an_event_through_the_runtime_api(image: Image, tmp_path: Path) -> None:
-    api = RuntimeAPI([load_event("http_api_predict"), load_event("function_url_infer")])
-    env = {"PATH": image.path, "AWS_LAMBDA_RUNTIME_API": api.address, "TWINSERVE_RUNTIME": image.runtime,
-           "TF_CPP_MIN_LOG_LEVEL": "3"}  # fmt: skip
+def test_lambda_entrypoint_answers_events_under_awss_runtime_interface_emulator(
+    image: Image, tmp_path: Path
+) -> None:
+    """The image's Lambda command (awslambdaric calling the handler) under the emulator Lambda's own
+    Runtime API behaves as: an HTTP API event and a Function URL event, each answered."""
+    env = {"PATH": image.path, "TWINSERVE_RUNTIME": image.runtime, "TF_CPP_MIN_LOG_LEVEL": "3"}
     log = tmp_path / "lambda.log"
-    with log.open("w") as sink:
-        process = subprocess.Popen(LAMBDA_COMMAND, cwd=image.app, env=env, stdout=sink, stderr=sink)
-    try:
-        results = [api.results.get(timeout=120) for _ in range(2)]
-    finally:
-        process.kill()
-        process.wait()
-        api.close()
-    assert [kind for kind, _ in results] == ["response", "response"], log.read_text()
-    first, second = (body for _, body in results)
-    assert first["statusCode"] == 200
+    with emulated(list(LAMBDA_COMMAND), image.app, env, log) as invoke:
+        first = invoke(load_event("http_api_predict"))
+        second = invoke(load_event("function_url_infer"))
+    assert first["statusCode"] == 200, log.read_text()
     assert len(json.loads(first["body"])["predictions"][0]) == 3
     assert second["statusCode"] == 200
     assert second["isBase64Encoded"] is False

@@ -14,6 +14,7 @@ import pytest
 
 from serving.tools.packaging import lambda_zip
 from tests.serving.conftest import REPO, Server, load_event
+from tests.serving.emulator import emulated
 from tests.serving.events import EQUIVALENCE, event_for, lambda_body
 
 PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -165,6 +166,43 @@ def test_answers_every_case_as_the_http_server_does(unzipped: Path, litert_serve
             assert (result["statusCode"], lambda_body(result)) == (expected.status_code, expected.content), (
                 case.id
             )
+
+
+# Lambda's managed Python runtime: its own runtime interface client on the path after the task root.
+MANAGED_RUNTIME = """
+import sys
+sys.path[:0] = [sys.argv.pop(1), sys.argv.pop(1)]
+from awslambdaric.__main__ import main
+main(sys.argv)
+"""
+
+
+@pytest.fixture(scope="module")
+def managed_runtime(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What Lambda's Python runtime brings besides the interpreter: the runtime interface client alone
+    (the image's hash-locked one), never anything the zip should carry itself."""
+    target = tmp_path_factory.mktemp("var-runtime")
+    lock = REPO / "serving" / "requirements-lambda-ric.txt"
+    command = [sys.executable, "-m", "uv", "pip", "install", "-q", "--target", str(target),
+               "--require-hashes", "--no-deps", "-r", str(lock)]  # fmt: skip
+    subprocess.run(command, check=True, capture_output=True, timeout=300)
+    return target
+
+
+def test_the_zip_answers_events_under_awss_runtime_interface_emulator(
+    unzipped: Path, managed_runtime: Path, tmp_path: Path
+) -> None:
+    """The unzipped package as the task root under the emulator, the runtime interface client as the
+    managed runtime's, an isolated interpreter: the same answers the handler gives in a clean one."""
+    events = [load_event("http_api_predict"), load_event("function_url_infer")]
+    bootstrap = [sys.executable, "-I", "-S", "-c", MANAGED_RUNTIME, str(unzipped), str(managed_runtime),
+                 f"serving.{lambda_zip.HANDLER_MODULE}.handler"]  # fmt: skip
+    log = tmp_path / "lambda.log"
+    with emulated(bootstrap, unzipped, {"PATH": "/usr/bin:/bin"}, log) as call:
+        answers = [call(event) for event in events]
+    expected = invoke(unzipped, events)["results"]
+    assert [a["statusCode"] for a in answers] == [200, 200], log.read_text()
+    assert [lambda_body(a) for a in answers] == [lambda_body(e) for e in expected]
 
 
 def test_a_zip_over_a_lambda_limit_fails_the_build_with_the_limit_named(tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the real engines the tests drive — the Pulumi CLI, pulumi-kubernetes' provider, a local
 # Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok),
-# actionlint and promtool — from the Go module proxy, at the versions in versions.env, into a cache outside the
-# repository keyed by version. A tool already built is reused, so a warm run takes seconds.
+# actionlint, promtool and AWS's Lambda Runtime Interface Emulator — from the Go module proxy, at
+# the versions in versions.env, into a cache outside the repository keyed by version. A tool already
+# built is reused, so a warm run takes seconds.
 # wrk, the load generator the benchmarks drive, is the one on PATH, or else Debian's package
 # unpacked into the cache (no root needed). The Go it builds with is the one in go-version, which the
 # workflows' setup-go reads too: an older local Go hands over to that toolchain (GOTOOLCHAIN).
@@ -28,6 +29,7 @@ etcd_dir=$cache/etcd-v$ETCD_VERSION
 kwok_dir=$cache/kwok-v$KWOK_VERSION-stages-$(printf '%s' "$KWOK_STAGES" | sha256sum | cut -c1-8)
 actionlint_dir=$cache/actionlint-v$ACTIONLINT_VERSION
 promtool_dir=$cache/promtool-$PROMETHEUS_MODULE
+rie_dir=$cache/aws-lambda-rie-$LAMBDA_RIE_MODULE
 wrk_dir=$cache/wrk-debian
 
 # A `pulumi` already on PATH at the pinned version is used as it is, unless TWINSERVE_BUILT_PULUMI
@@ -56,6 +58,7 @@ paths() {
   echo "KWOK_STAGES=$kwok_dir/stages.yaml"
   echo "ACTIONLINT=$actionlint_dir/actionlint"
   echo "PROMTOOL=$promtool_dir/promtool"
+  echo "LAMBDA_RIE=$rie_dir/aws-lambda-rie"
   echo "WRK=$(command -v wrk 2> /dev/null || echo "$wrk_dir/wrk")"
 }
 
@@ -65,7 +68,7 @@ group_dirs() {
     pulumi) echo "$pulumi_dir" ;;
     kubernetes-provider) echo "$provider_dir" ;;
     control-plane) printf '%s\n' "$etcd_dir" "$kube_dir" "$kwok_dir" ;;
-    checkers) printf '%s\n' "$actionlint_dir" "$promtool_dir" "$wrk_dir" ;;
+    checkers) printf '%s\n' "$actionlint_dir" "$promtool_dir" "$rie_dir" "$wrk_dir" ;;
     *)
       echo "unknown group '$1' (pulumi, kubernetes-provider, control-plane, checkers)" >&2
       return 2
@@ -91,6 +94,7 @@ modules() {
   echo "sigs.k8s.io/kwok@v$KWOK_VERSION"
   echo "github.com/rhysd/actionlint@v$ACTIONLINT_VERSION"
   echo "github.com/prometheus/prometheus@$PROMETHEUS_MODULE"
+  echo "github.com/aws/aws-lambda-runtime-interface-emulator@$LAMBDA_RIE_MODULE"
 }
 
 case "${1:-}" in
@@ -218,6 +222,10 @@ build_promtool() {
   GOBIN=$1 go install "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_MODULE"
 }
 
+build_rie() {
+  GOBIN=$1 go install "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$LAMBDA_RIE_MODULE"
+}
+
 # Debian's wrk and its LuaJIT, unpacked, behind a wrapper that finds the library beside it.
 fetch_wrk() {
   (cd "$1" && apt-get download wrk libluajit-5.1-2 > /dev/null)
@@ -266,6 +274,7 @@ fi
 if wanted checkers; then
   tool "actionlint v$ACTIONLINT_VERSION" "$actionlint_dir" build_actionlint
   tool "promtool ($PROMETHEUS_MODULE)" "$promtool_dir" build_promtool
+  tool "aws-lambda-rie ($LAMBDA_RIE_MODULE)" "$rie_dir" build_rie
   if own=$(command -v wrk); then
     echo "tools: using your wrk at $own"
   else

@@ -114,7 +114,7 @@ def test_a_groups_cache_key_names_its_versions_and_the_go_and_lists_every_folder
         "pulumi": ["PULUMI"],
         "kubernetes-provider": ["KUBERNETES_PROVIDER"],
         "control-plane": ["ETCD", "KUBE_APISERVER", "KUBE_CONTROLLER_MANAGER", "KUBE_SCHEDULER", "KWOK"],
-        "checkers": ["ACTIONLINT", "PROMTOOL"],
+        "checkers": ["ACTIONLINT", "PROMTOOL", "LAMBDA_RIE"],
     }[group]
     # Every engine the suite runs is in its group's folders (a pulumi already on PATH aside).
     on_path = shutil.which("pulumi")
