@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -103,6 +104,12 @@ def scorer_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def scorer_metadata(scorer_models: Path) -> Path:
+    """The healthy scorer's metadata.json, which the deploy job finds beside the Lambda zips."""
+    return scorer_models / "none" / "models" / "scorer" / "1" / "metadata.json"
+
+
+@pytest.fixture(scope="session")
 def scorer_servers(scorer_models: Path) -> Iterator[dict[str, Server]]:
     """Real `python -m serving` processes standing in for the pods a deploy port-forwards to: kwok's
     pods run no containers."""
@@ -152,16 +159,28 @@ def checkout(destination: Path, runtimes: list[str] | None = None) -> Path:
         if (REPO / name).is_file():
             (destination / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, destination / name)
-    own_virtualenv(destination)
-    (destination / "dist").mkdir()
+    return as_checkout(destination, runtimes)
+
+
+def as_checkout(tree: Path, runtimes: list[str] | None = None) -> Path:
+    """What a job's checkout has beside the files: infra's virtualenv of its own and the stand-in zips
+    `make package` would leave. `runtimes` edits every stack file, as a fork commits it."""
+    own_virtualenv(tree)
+    (tree / "dist").mkdir()
     for arch in ("arm64", "x86_64"):
-        (destination / "dist" / f"lambda-{arch}.zip").write_bytes(b"PK\x05\x06" + b"\0" * 18)
+        (tree / "dist" / f"lambda-{arch}.zip").write_bytes(b"PK\x05\x06" + b"\0" * 18)
     if runtimes is not None:
-        for stack_file in (destination / "environments").glob("Pulumi.*.yaml"):
-            data = yaml.safe_load(stack_file.read_text())
-            data["config"]["twinserve:runtimes"] = runtimes
-            stack_file.write_text(yaml.safe_dump(data, sort_keys=False))
-    return destination
+        for stack_file in (tree / "environments").glob("Pulumi.*.yaml"):
+            configure(tree, {"twinserve:runtimes": runtimes}, stack_file.name.split(".")[1])
+    return tree
+
+
+def configure(tree: Path, values: dict[str, Any], stack: str = "dev") -> None:
+    """Set `values` in the tree's stack file, as a fork commits them."""
+    stack_file = tree / "environments" / f"Pulumi.{stack}.yaml"
+    data = yaml.safe_load(stack_file.read_text())
+    data["config"] |= values
+    stack_file.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 @dataclass

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.engine.conftest import FACTS, IMAGE, Runner, checkout
+from tests.engine.conftest import FACTS, IMAGE, Runner, checkout, configure
 from tests.engine.control_plane import ControlPlane
 from tests.model_servers import Server, traffic
 
@@ -36,19 +36,16 @@ def deploy(
     cluster: ControlPlane,
     tmp_path_factory: pytest.TempPathFactory,
     scorer_servers: dict[str, Server],
-    scorer_models: Path,
+    scorer_metadata: Path,
 ) -> Callable[..., tuple[subprocess.CompletedProcess[str], str]]:
     """The deploy job's rollout step on one runner: a file backend, dev set to a canary of `scorer`."""
     tree = checkout(tmp_path_factory.mktemp("rollout-checkout"), runtimes=["kubernetes"])
-    stack_file = tree / "environments" / "Pulumi.dev.yaml"
-    data = yaml.safe_load(stack_file.read_text())
-    data["config"] |= {
+    configure(tree, {
         "twinserve:modelName": "scorer",
         "twinserve:kubernetesNamespace": NAMESPACE,
         "twinserve:rolloutStrategy": "canary",
         "twinserve:alarmErrorRatio": 0.005,
-    }
-    stack_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    })  # fmt: skip
     backend = tmp_path_factory.mktemp("state")
     runner = new_runner(
         PULUMI_BACKEND_URL=f"file://{backend}",
@@ -58,8 +55,6 @@ def deploy(
         AWS_REGION="us-east-1",
         COMMIT="c0" * 20,
     )
-    # The built model's metadata.json, which the job finds beside the Lambda zips.
-    metadata = scorer_models / "none" / "models" / "scorer" / "1" / "metadata.json"
     summary_dir = tmp_path_factory.mktemp("summaries")
 
     def run(
@@ -73,7 +68,7 @@ def deploy(
         """The job's step: `rollout.sh run dev IMAGE`, its summary in GITHUB_STEP_SUMMARY."""
         summary = summary_dir / f"{image[-8:]}-{time.monotonic_ns()}.md"
         script = str(tree / ".github" / "scripts" / "rollout.sh")
-        command = [script, verb, "dev", image, "--metadata", str(metadata), "--kubernetes-url",
+        command = [script, verb, "dev", image, "--metadata", str(scorer_metadata), "--kubernetes-url",
                    scorer_servers["none"].url, "--kubernetes-metrics-url", scorer_servers["none"].metrics_url,
                    "--interval", "0.5", "--wait-seconds", "30", "--bake-seconds", bake_seconds,
                    *extra]  # fmt: skip

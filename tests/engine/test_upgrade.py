@@ -15,9 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.engine.conftest import FACTS, IMAGE, REPO, Runner, checkout, engine, own_virtualenv
+from tests.engine.conftest import FACTS, IMAGE, REPO, Runner, as_checkout, checkout, configure, engine
 from tests.engine.control_plane import ControlPlane
 
 UPGRADE_FROM = "3bd3c4367553ad73248be7724c5bea84d566a6fa"
@@ -31,19 +30,12 @@ def tree_of(commit: str, destination: Path) -> Path:
     assert archive.returncode == 0, f"commit {commit} is not in this clone: {archive.stderr.decode()}"
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as files:
         files.extractall(destination, filter="data")
-    own_virtualenv(destination)
-    (destination / "dist").mkdir()
-    for arch in ("arm64", "x86_64"):
-        (destination / "dist" / f"lambda-{arch}.zip").write_bytes(b"PK\x05\x06" + b"\0" * 18)
-    return kubernetes_only(destination)
+    return kubernetes_only(as_checkout(destination))
 
 
 def kubernetes_only(tree: Path) -> Path:
     """Dev on Kubernetes alone (the AWS provider cannot be built here), in a namespace of its own."""
-    stack_file = tree / "environments" / "Pulumi.dev.yaml"
-    data = yaml.safe_load(stack_file.read_text())
-    data["config"] |= {"twinserve:runtimes": ["kubernetes"], "twinserve:kubernetesNamespace": NAMESPACE}
-    stack_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    configure(tree, {"twinserve:runtimes": ["kubernetes"], "twinserve:kubernetesNamespace": NAMESPACE})
     return tree
 
 

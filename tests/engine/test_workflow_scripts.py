@@ -13,9 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.engine.conftest import DIGEST, FACTS, IMAGE, REPO, AwsLocal, Runner, checkout
+from tests.engine.conftest import DIGEST, FACTS, IMAGE, REPO, AwsLocal, Runner, checkout, configure
 from tests.engine.control_plane import ControlPlane
 from tests.engine.state_requests import iam_calls
 from tests.infra.iam import STATE_BUCKET, allows
@@ -52,10 +51,7 @@ def runner_with_checkout(
     """A runner of its own (PULUMI_HOME, no login) and a fresh checkout of its own, of a fork serving
     `scorer` on Kubernetes."""
     tree = checkout(folder, runtimes=["kubernetes"])
-    stack_file = tree / "environments" / "Pulumi.dev.yaml"
-    data = yaml.safe_load(stack_file.read_text())
-    data["config"]["twinserve:modelName"] = "scorer"
-    stack_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    configure(tree, {"twinserve:modelName": "scorer"})
     return new_runner(**job_env, RUNNER_TEMP=str(tree)), tree
 
 
@@ -153,11 +149,10 @@ def test_the_first_deploy_creates_the_stack_on_s3_with_kms(
     cluster: ControlPlane,
     policies: dict[str, dict],
     scorer_servers: dict[str, Server],
-    scorer_models: Path,
+    scorer_metadata: Path,
 ) -> None:
-    metadata = scorer_models / "none" / "models" / "scorer" / "1" / "metadata.json"
     with aws_local.recording() as requests:
-        result = deploy(first, IMAGE, scorer_servers["none"], metadata)
+        result = deploy(first, IMAGE, scorer_servers["none"], scorer_metadata)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "**Deployed**" in (first[1] / "summary.md").read_text()
     assert denied(requests, aws_local.bucket, policies["deploy-dev"]) == []
@@ -196,7 +191,7 @@ def test_a_fresh_checkout_on_a_new_runner_previews_and_deploys(
     aws_local: AwsLocal,
     policies: dict[str, dict],
     scorer_servers: dict[str, Server],
-    scorer_models: Path,
+    scorer_metadata: Path,
 ) -> None:
     kubeconfig = cluster.kubeconfig.read_text()
     with aws_local.recording() as requests:
@@ -217,8 +212,7 @@ def test_a_fresh_checkout_on_a_new_runner_previews_and_deploys(
     assert "without the cluster" not in text
     written = second[1] / "preview-kubeconfig"
     assert stat.S_IMODE(written.stat().st_mode) == 0o600
-    metadata = scorer_models / "none" / "models" / "scorer" / "1" / "metadata.json"
-    up = deploy(second, SECOND_IMAGE, scorer_servers["none"], metadata)
+    up = deploy(second, SECOND_IMAGE, scorer_servers["none"], scorer_metadata)
     assert up.returncode == 0, up.stdout + up.stderr
     cluster.api.wait_for(
         DEPLOYMENT, lambda d: d["spec"]["template"]["spec"]["containers"][0]["image"] == SECOND_IMAGE

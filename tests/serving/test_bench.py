@@ -18,16 +18,13 @@ from serving.tools.bench.workload import Workload
 from serving.tools.bench.wrk import lua, run_wrk
 from tests.conftest import make
 from tests.serving.conftest import REPO, Server
-
-BUILD = REPO / "tests" / "tools" / "build.sh"
+from tests.tool_paths import tool
 
 
 @pytest.fixture(scope="module")
 def wrk_on_path() -> Iterator[None]:
     """wrk as `make tools` provides it (the machine's, or Debian's package in the tools cache)."""
-    paths = subprocess.run([BUILD, "--paths"], capture_output=True, text=True, check=True).stdout
-    wrk = Path(next(line.split("=", 1)[1] for line in paths.splitlines() if line.startswith("WRK=")))
-    assert wrk.is_file(), f"{wrk} missing: run `make tools`"
+    wrk = tool("WRK")
     previous = os.environ["PATH"]
     os.environ["PATH"] = f"{wrk.parent}{os.pathsep}{previous}"
     yield

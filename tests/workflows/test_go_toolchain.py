@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.tool_paths import BUILD, tool_paths
 from tests.workflows.conftest import REPO, load
 
-BUILD = REPO / "tests" / "tools" / "build.sh"
 GO_VERSION_FILE = "tests/tools/go-version"
 GROUPS = ["pulumi", "kubernetes-provider", "control-plane", "checkers"]
 
@@ -106,10 +106,7 @@ def test_a_groups_cache_key_names_its_versions_and_the_go_and_lists_every_folder
     assert lines[1] == "path<<EOF"
     assert lines[-1] == "EOF"
     folders = lines[2:-1]
-    paths = dict(
-        line.split("=", 1)
-        for line in subprocess.run([BUILD, "--paths"], capture_output=True, text=True).stdout.splitlines()
-    )
+    paths = tool_paths()
     tools = {
         "pulumi": ["PULUMI"],
         "kubernetes-provider": ["KUBERNETES_PROVIDER"],

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.tool_paths import tool
 from tests.workflows.conftest import REPO, SCRIPTS
 
 DIGEST = "sha256:" + "ab" * 32
@@ -217,12 +218,9 @@ def test_the_jobs_cli_is_the_one_built_from_checked_modules_never_one_already_on
     result = run("pulumi-cli.sh", env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"v{tested}\n"
-    built = subprocess.run(
-        [REPO / "tests" / "tools" / "build.sh", "--paths"], capture_output=True, text=True, check=True
-    ).stdout
-    cli = next(line.split("=", 1)[1] for line in built.splitlines() if line.startswith("PULUMI="))
-    assert Path(cli).parent != tmp_path
-    assert github_path.read_text() == f"{Path(cli).parent}\n"
+    cli = tool("PULUMI")
+    assert cli.parent != tmp_path
+    assert github_path.read_text() == f"{cli.parent}\n"
 
 
 @pytest.mark.parametrize(
