@@ -15,6 +15,7 @@ from program.settings import (
     IMAGE_MIN_MEMORY_MB,
     PROJECT,
     ROOT,
+    LambdaSettings,
     Settings,
     SettingsError,
     read_environment,
@@ -87,7 +88,7 @@ def environment_settings(name: str, measured: dict) -> tuple[Settings, list[str]
         )
     package = "image" if stated.get(f"{PROJECT}:lambdaPackage") == "image" else measured_package
     overrides: dict[str, object] = {"lambdaPackage": package}
-    memory = stated.get(f"{PROJECT}:lambdaMemoryMb", str(Settings.model_fields["lambda_memory_mb"].default))
+    memory = stated.get(f"{PROJECT}:lambdaMemoryMb", str(LambdaSettings().memory_mb))
     raised = package == "image" and memory.isdigit() and int(memory) < IMAGE_MIN_MEMORY_MB
     if raised:
         overrides["lambdaMemoryMb"] = IMAGE_MIN_MEMORY_MB
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         envs = []
         for name in args.env or environments():
             settings, notes = environment_settings(name, measured)
-            traffic = Traffic(settings.traffic_requests_per_month, settings.traffic_peak_rps)
+            traffic = Traffic(settings.traffic.requests_per_month, settings.traffic.peak_rps)
             envs.append(
                 evaluate(
                     name,
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                     traffic,
                     lambda_profile(settings, measured),
                     kubernetes_profile(settings, measured),
-                    settings.lambda_package,
+                    settings.function.package,
                     notes,
                 )
             )

@@ -30,28 +30,28 @@ class Traffic:
 def lambda_profile(settings: Settings, measured: dict[str, Any]) -> LambdaProfile:
     """The measured warm handler time, slowed in proportion to the CPU share Lambda gives this memory size."""
     handler = measured["warm"][
-        "lambda_zip_handler" if settings.lambda_package == "zip" else "lambda_image_handler"
+        "lambda_zip_handler" if settings.function.package == "zip" else "lambda_image_handler"
     ]
-    slowdown = max(1.0, FULL_VCPU_MB / settings.lambda_memory_mb)
+    slowdown = max(1.0, FULL_VCPU_MB / settings.function.memory_mb)
     return LambdaProfile(
-        settings.lambda_memory_mb,
-        settings.lambda_architecture,
-        settings.lambda_provisioned_concurrency,
-        settings.lambda_endpoint == "http-api",
+        settings.function.memory_mb,
+        settings.function.architecture,
+        settings.function.provisioned_concurrency,
+        settings.function.endpoint == "http-api",
         handler["p50_ms"] * slowdown,
     )
 
 
 def kubernetes_profile(settings: Settings, measured: dict[str, Any]) -> KubernetesProfile:
     """A pod's throughput at its CPU request: the one-worker rate times the cores its workers can use."""
-    cpu = quantity(settings.kubernetes_cpu_request)
+    cpu = quantity(settings.kubernetes.cpu_request)
     per_core = measured["warm"]["kubernetes_pod"]["requests_per_second"]
     return KubernetesProfile(
         cpu,
-        quantity(settings.kubernetes_memory_request),
-        settings.kubernetes_min_replicas,
-        settings.kubernetes_max_replicas,
-        settings.kubernetes_target_cpu_percent,
-        per_core * min(cpu, settings.kubernetes_workers),
-        settings.kubernetes_service_type == "LoadBalancer",
+        quantity(settings.kubernetes.memory_request),
+        settings.kubernetes.min_replicas,
+        settings.kubernetes.max_replicas,
+        settings.kubernetes.target_cpu_percent,
+        per_core * min(cpu, settings.kubernetes.workers),
+        settings.kubernetes.service_type == "LoadBalancer",
     )

@@ -17,8 +17,8 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from program.settings import Settings
-from program.slo import INFERENCE_ROUTES, LATENCY, REQUESTS, Slo
+from program.settings import Settings, Slo
+from program.slo import INFERENCE_ROUTES, LATENCY, REQUESTS
 from prometheus_client.parser import text_string_to_metric_families
 
 

@@ -23,8 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from program.settings import Settings, read_environment
-from program.slo import Slo
+from program.settings import Slo, read_environment
 
 from delivery.analysis import MetricsError, Snapshot, Thresholds, scraper
 from delivery.watch import Poll, watch
@@ -92,11 +91,12 @@ def markdown(model: str, analysis: Analysis, thresholds: Thresholds) -> str:
 
 def thresholds_for(args: argparse.Namespace) -> Thresholds:
     """The environment's SLO settings (or their defaults), each overridden by its flag when given."""
-    base = read_environment(args.env).slo if args.env else Settings.default_slo()
-    chosen = Slo(
-        base.error_ratio if args.max_error_ratio is None else args.max_error_ratio,
-        base.throttle_ratio if args.max_throttle_ratio is None else args.max_throttle_ratio,
-        base.p99_ms if args.max_p99_ms is None else args.max_p99_ms,
+    base = read_environment(args.env).slo if args.env else Slo()
+    # Flags are checked below, as flags, so they are not validated as settings are.
+    chosen = Slo.model_construct(
+        error_ratio=base.error_ratio if args.max_error_ratio is None else args.max_error_ratio,
+        throttle_ratio=base.throttle_ratio if args.max_throttle_ratio is None else args.max_throttle_ratio,
+        p99_ms=base.p99_ms if args.max_p99_ms is None else args.max_p99_ms,
     )
     flags = {"--max-error-ratio": chosen.error_ratio, "--max-throttle-ratio": chosen.throttle_ratio,
              "--max-p99-ms": chosen.p99_ms}  # fmt: skip
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bake-seconds", type=float, default=300)
     parser.add_argument("--interval", type=float, default=15)
     parser.add_argument("--env", help="take the thresholds from this environment's alarm* settings")
-    default = Settings.default_slo()
+    default = Slo()
     parser.add_argument("--max-error-ratio", type=float, help=f"default {default.error_ratio}")
     parser.add_argument("--max-throttle-ratio", type=float, help=f"default {default.throttle_ratio}")
     parser.add_argument("--max-p99-ms", type=float, help=f"default {default.p99_ms:g}")

@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         engine = Engine.from_env(args.stack, cancellation, args.lock_patience_seconds)
         if args.command == "abort":
             return abort(engine, settings, args.image, timeline)
-        strategy = settings.rollout_strategy if args.strategy == "settings" else args.strategy
+        strategy = settings.rollout.strategy if args.strategy == "settings" else args.strategy
         rollout = Rollout(
             Plan(settings, Running.of(engine.outputs()), args.image, strategy),
             engine,
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.kubernetes_metrics_url,
                 args.kubernetes_canary_metrics_url,
             ),
-            settings.rollout_bake_minutes * 60 if args.bake_seconds is None else args.bake_seconds,
+            settings.rollout.bake_minutes * 60 if args.bake_seconds is None else args.bake_seconds,
             args.interval,
             args.wait_seconds,
             timeline,

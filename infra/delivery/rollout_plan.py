@@ -71,12 +71,12 @@ class Plan:
     def steps(self) -> list[int]:
         if self.running.nothing:
             return [100]  # a first deploy
-        return shares(self.strategy, self.settings.rollout_step_percent)
+        return shares(self.strategy, self.settings.rollout.step_percent)
 
     @property
     def _no_canary(self) -> dict[str, str]:
         """What empties every canary input this stack has."""
-        gateway = {"kubernetesCanaryPercent": "0"} if self.settings.kubernetes_gateway else {}
+        gateway = {"kubernetesCanaryPercent": "0"} if self.settings.kubernetes.gateway else {}
         return {"canaryImage": "", **gateway, "lambdaCanaryPercent": "0"}
 
     def inputs(self, percent: int) -> dict[str, str]:
@@ -84,9 +84,9 @@ class Plan:
             return {"image": self.image, **self._no_canary, "lambdaStableVersion": ""}
         values = {"image": self.running.image or self.image, "canaryImage": "", "lambdaStableVersion": ""}
         if self.kubernetes and self.running.image and self.running.image != self.image:
-            pods = canary_pods(self.settings.kubernetes_min_replicas, percent)
+            pods = canary_pods(self.settings.kubernetes.min_replicas, percent)
             values |= {"canaryImage": self.image, "kubernetesCanaryReplicas": str(pods)}
-            if self.settings.kubernetes_gateway:
+            if self.settings.kubernetes.gateway:
                 values["kubernetesCanaryPercent"] = str(percent)
         if self.lambda_ and self.running.lambda_version:
             values |= {
@@ -124,11 +124,11 @@ class Plan:
             parts.append("Kubernetes unchanged (the same image)")
         elif self.kubernetes:
             pods, stable = (
-                canary_pods(self.settings.kubernetes_min_replicas, percent),
-                self.settings.kubernetes_min_replicas,
+                canary_pods(self.settings.kubernetes.min_replicas, percent),
+                self.settings.kubernetes.min_replicas,
             )
             share = 100 * pods / (pods + stable)
-            if self.settings.kubernetes_gateway:
+            if self.settings.kubernetes.gateway:
                 parts.append(f"Kubernetes {percent}% of the Gateway route to {pods} canary pod(s)")
             else:
                 parts.append(

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from program.slo import Slo, alert_rules
+from program.settings import KubernetesSettings, Slo
+from program.slo import alert_rules
 from serving.contract import HTTP_PORT, LIVE_PATH, METRICS_PORT, READY_PATH
 
 # The server's ports and probes come from serving/contract.py. Its METRICS_PORT is on the pods, for
@@ -21,30 +22,14 @@ SHUTDOWN_GRACE_SECONDS = 25
 
 @dataclass(frozen=True)
 class KubernetesServiceArgs:
-    namespace: str
+    """The model the pods serve, and the environment's `kubernetes*` settings taken whole."""
+
     model_name: str
     model_version: int
     image: str
-    min_replicas: int
-    max_replicas: int
-    target_cpu_percent: int
-    cpu_request: str
-    cpu_limit: str
-    memory_request: str
-    memory_limit: str
-    workers: int
-    drain_seconds: int
-    service_type: str
-    pdb_max_unavailable: int
     slo: Slo
-    canary_image: str = ""
-    canary_replicas: int = 1
-    prometheus_rule: bool = False
-    monitoring_labels: tuple[str, ...] = ()  # key=value, for the Prometheus' selectors
-    gateway: str = ""  # namespace/name of a Gateway API Gateway; empty for none
-    canary_percent: int = 0  # the route's weight on the canary, with a gateway
-    load_balancer_scheme: str = "internal"  # "internal" or "internet-facing"
-    load_balancer_source_ranges: tuple[str, ...] = ()
+    settings: KubernetesSettings
+    canary_image: str = ""  # a new model's image run beside the stable pods; empty for none
 
 
 # What a worker holds before any request (TensorFlow and the model: ~550 MiB, `make bench`), what a
@@ -148,7 +133,7 @@ class KubernetesService(pulumi.ComponentResource):
         self.namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata={
-                "name": args.namespace,
+                "name": args.settings.namespace,
                 "labels": {
                     **self.labels,
                     **{
@@ -160,7 +145,7 @@ class KubernetesService(pulumi.ComponentResource):
             opts=child,
         )
         scoped = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
-        meta = {"name": args.model_name, "namespace": args.namespace, "labels": self.labels}
+        meta = {"name": args.model_name, "namespace": args.settings.namespace, "labels": self.labels}
 
         # An identity with no API token mounted: the server never talks to the API server.
         self.service_account = k8s.core.v1.ServiceAccount(
@@ -180,26 +165,26 @@ class KubernetesService(pulumi.ComponentResource):
                     "name": f"{args.model_name}-canary",
                     "labels": {**self.labels, TRACK: "canary"},
                 },
-                spec=self._deployment_spec(args.canary_image, canary_replicas=args.canary_replicas),
+                spec=self._deployment_spec(args.canary_image, canary_replicas=args.settings.canary_replicas),
                 opts=scoped,
             )
             if args.canary_image
             else None
         )
         # A stable virtual IP (or load balancer) in front of the ready pods.
-        balanced = args.service_type == "LoadBalancer"
+        balanced = args.settings.service_type == "LoadBalancer"
         self.service = k8s.core.v1.Service(
             f"{name}-service",
-            metadata={**meta, "annotations": load_balancer_annotations(args.load_balancer_scheme)}
+            metadata={**meta, "annotations": load_balancer_annotations(args.settings.load_balancer_scheme)}
             if balanced
             else meta,
             spec={
-                "type": args.service_type,
+                "type": args.settings.service_type,
                 "selector": self.selector,
                 "ports": [{"name": "http", "port": 80, "target_port": "http", "protocol": "TCP"}],
                 **(
-                    {"load_balancer_source_ranges": list(args.load_balancer_source_ranges)}
-                    if balanced and args.load_balancer_source_ranges
+                    {"load_balancer_source_ranges": list(args.settings.load_balancer_source_ranges)}
+                    if balanced and args.settings.load_balancer_source_ranges
                     else {}
                 ),
             },
@@ -211,14 +196,17 @@ class KubernetesService(pulumi.ComponentResource):
             metadata=meta,
             spec={
                 "scale_target_ref": {"api_version": "apps/v1", "kind": "Deployment", "name": args.model_name},
-                "min_replicas": args.min_replicas,
-                "max_replicas": args.max_replicas,
+                "min_replicas": args.settings.min_replicas,
+                "max_replicas": args.settings.max_replicas,
                 "metrics": [
                     {
                         "type": "Resource",
                         "resource": {
                             "name": "cpu",
-                            "target": {"type": "Utilization", "average_utilization": args.target_cpu_percent},
+                            "target": {
+                                "type": "Utilization",
+                                "average_utilization": args.settings.target_cpu_percent,
+                            },
                         },
                     }
                 ],
@@ -230,7 +218,7 @@ class KubernetesService(pulumi.ComponentResource):
             f"{name}-disruption-budget",
             metadata=meta,
             spec={
-                "max_unavailable": args.pdb_max_unavailable,
+                "max_unavailable": args.settings.pdb_max_unavailable,
                 "selector": {"match_labels": self.selector},
             },
             opts=scoped,
@@ -254,11 +242,15 @@ class KubernetesService(pulumi.ComponentResource):
             opts=scoped,
         )
 
-        self.route = self._route(name, meta, scoped) if args.gateway else None
-        self.monitoring = self._monitoring(name, meta, scoped) if args.prometheus_rule else []
+        self.route = self._route(name, meta, scoped) if args.settings.gateway else None
+        self.monitoring = self._monitoring(name, meta, scoped) if args.settings.prometheus_rule else []
         self.endpoint = self._endpoint()
         self.register_outputs(
-            {"namespace": args.namespace, "endpoint": self.endpoint, "canary": self.canary is not None}
+            {
+                "namespace": args.settings.namespace,
+                "endpoint": self.endpoint,
+                "canary": self.canary is not None,
+            }
         )
 
     def _route(self, name: str, meta: dict, opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
@@ -281,8 +273,8 @@ class KubernetesService(pulumi.ComponentResource):
                 },
                 opts=opts,
             )
-        weights = {"stable": 100 - args.canary_percent, "canary": args.canary_percent}
-        namespace, gateway = args.gateway.split("/", 1)
+        weights = {"stable": 100 - args.settings.canary_percent, "canary": args.settings.canary_percent}
+        namespace, gateway = args.settings.gateway.split("/", 1)
         return k8s.apiextensions.CustomResource(
             f"{name}-route",
             api_version="gateway.networking.k8s.io/v1",
@@ -314,7 +306,7 @@ class KubernetesService(pulumi.ComponentResource):
     ) -> list[k8s.apiextensions.CustomResource]:
         """For the Prometheus Operator: a PodMonitor scraping every pod of both tracks (the track label
         kept), and the SLO's alerts as a PrometheusRule."""
-        extra = dict(label.split("=", 1) for label in self.args.monitoring_labels)
+        extra = dict(label.split("=", 1) for label in self.args.settings.monitoring_labels)
         meta = {**meta, "labels": {**meta["labels"], **extra}}
         monitor = k8s.apiextensions.CustomResource(
             f"{name}-pod-monitor",
@@ -333,7 +325,7 @@ class KubernetesService(pulumi.ComponentResource):
             api_version="monitoring.coreos.com/v1",
             kind="PrometheusRule",
             metadata=meta,
-            spec={"groups": alert_rules(self.args.model_name, self.args.namespace, self.args.slo)},
+            spec={"groups": alert_rules(self.args.model_name, self.args.settings.namespace, self.args.slo)},
             opts=opts,
         )
         return [monitor, rule]
@@ -344,7 +336,7 @@ class KubernetesService(pulumi.ComponentResource):
         track = {TRACK: "canary"} if canary_replicas else {}
         # Behind a Gateway the stable pods carry their track too, for the stable Service to select; the
         # stable selector itself is immutable and never changes.
-        pod_track = track or ({TRACK: "stable"} if args.gateway else {})
+        pod_track = track or ({TRACK: "stable"} if args.settings.gateway else {})
         pod_security, container_security = restricted_pod_security()
         spread = [
             {
@@ -358,9 +350,11 @@ class KubernetesService(pulumi.ComponentResource):
         env = {
             "PORT": str(HTTP_PORT),
             "TWINSERVE_METRICS_PORT": str(METRICS_PORT),
-            "TWINSERVE_WORKERS": str(args.workers),
-            "TWINSERVE_DRAIN_SECONDS": str(args.drain_seconds),
-            "TWINSERVE_MAX_BUFFERED_BYTES": str(buffered_bytes_budget(args.memory_limit, args.workers)),
+            "TWINSERVE_WORKERS": str(args.settings.workers),
+            "TWINSERVE_DRAIN_SECONDS": str(args.settings.drain_seconds),
+            "TWINSERVE_MAX_BUFFERED_BYTES": str(
+                buffered_bytes_budget(args.settings.memory_limit, args.settings.workers)
+            ),
         }
         container = {
             "name": "server",
@@ -372,8 +366,8 @@ class KubernetesService(pulumi.ComponentResource):
             ],
             "env": [{"name": k, "value": v} for k, v in env.items()],
             "resources": {
-                "requests": {"cpu": args.cpu_request, "memory": args.memory_request},
-                "limits": {"cpu": args.cpu_limit, "memory": args.memory_limit},
+                "requests": {"cpu": args.settings.cpu_request, "memory": args.settings.memory_request},
+                "limits": {"cpu": args.settings.cpu_limit, "memory": args.settings.memory_limit},
             },
             "security_context": container_security,
             "startup_probe": _probe(READY_PATH, 2, 60),
@@ -399,7 +393,7 @@ class KubernetesService(pulumi.ComponentResource):
                     "service_account_name": args.model_name,
                     "automount_service_account_token": False,
                     "security_context": pod_security,
-                    "termination_grace_period_seconds": args.drain_seconds + SHUTDOWN_GRACE_SECONDS,
+                    "termination_grace_period_seconds": args.settings.drain_seconds + SHUTDOWN_GRACE_SECONDS,
                     "topology_spread_constraints": spread,
                     "containers": [container],
                     "volumes": [{"name": "tmp", "empty_dir": {"size_limit": "64Mi"}}],
@@ -409,8 +403,8 @@ class KubernetesService(pulumi.ComponentResource):
 
     def _endpoint(self) -> pulumi.Output[str]:
         """The load balancer's address when there is one, else the in-cluster DNS name."""
-        in_cluster = f"http://{self.args.model_name}.{self.args.namespace}.svc.cluster.local"
-        if self.args.service_type != "LoadBalancer":
+        in_cluster = f"http://{self.args.model_name}.{self.args.settings.namespace}.svc.cluster.local"
+        if self.args.settings.service_type != "LoadBalancer":
             return pulumi.Output.from_input(in_cluster)
 
         def address(status: k8s.core.v1.outputs.ServiceStatus | None) -> str:

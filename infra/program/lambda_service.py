@@ -5,13 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
 
 from program.lambda_endpoints import HttpApi, Target, function_url, http_api
-from program.slo import Slo
+from program.settings import LambdaSettings, Slo
 
 # Every name starts with the function's (twinserve-<model>-<stack>), which the deploy role is scoped to.
 HANDLER = "serving.lambda_handler.handler"
@@ -45,30 +44,13 @@ PERIOD_SECONDS = 60  # Lambda's metrics are per minute; an alarm fires on 2 brea
 
 @dataclass(frozen=True)
 class LambdaServiceArgs:
+    """The function's name and model, and the environment's `lambda*` settings taken whole."""
+
     function_name: str
     model_name: str
     model_version: int
-    package: str  # "zip" or "image"
-    zip_path: Path | None
-    image: str | None
-    python_version: str
-    architecture: str
-    memory_mb: int
-    timeout_seconds: int
-    reserved_concurrency: int
-    provisioned_concurrency: int
-    endpoint: str  # "function-url" or "http-api"
-    function_url_auth: str
-    cors_allow_origins: tuple[str, ...]
-    http_api_rate_limit: int
-    http_api_burst_limit: int
-    log_retention_days: int
-    tracing: bool
-    async_dead_letter: bool
     slo: Slo
-    stable_version: str = ""  # the version `live` keeps during a rollout; empty: the newest
-    canary_percent: int = 0  # the share `live` routes to the newest version beside stable_version
-    http_api_auth: str = "AWS_IAM"
+    settings: LambdaSettings
     environment: str = "dev"  # the stack: the role's IAM path and every resource's tag scope the deploy role
     account: str = ""  # the account whose boundary policy the role attaches; empty: none (tests only)
 
@@ -121,7 +103,7 @@ class LambdaService(pulumi.ComponentResource):
         self.log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
             name=f"/aws/lambda/{args.function_name}",
-            retention_in_days=args.log_retention_days,
+            retention_in_days=args.settings.log_retention_days,
             tags=tags,
             opts=child,
         )
@@ -135,7 +117,7 @@ class LambdaService(pulumi.ComponentResource):
                 tags=tags,
                 opts=child,
             )
-            if args.async_dead_letter
+            if args.settings.async_dead_letter
             else None
         )
         # The function's identity: nothing beyond its own logs (and traces, and its queue).
@@ -155,7 +137,7 @@ class LambdaService(pulumi.ComponentResource):
             f"{name}-role-policy",
             role=self.role.id,
             policy=pulumi.Output.all(self.log_group.arn, dead_letter_arn).apply(
-                lambda a: execution_policy(a[0], args.tracing, a[1])
+                lambda a: execution_policy(a[0], args.settings.tracing, a[1])
             ),
             opts=child,
         )
@@ -170,17 +152,17 @@ class LambdaService(pulumi.ComponentResource):
             f"{name}-alias",
             name=ALIAS,
             function_name=self.function.name,
-            function_version=args.stable_version or self.function.version,
+            function_version=args.settings.stable_version or self.function.version,
             routing_config=self.function.version.apply(self._routing),
             opts=child,
         )
-        if args.provisioned_concurrency:
+        if args.settings.provisioned_concurrency:
             # Pre-initialised environments on the alias: no cold start up to this many concurrent requests.
             aws.lambda_.ProvisionedConcurrencyConfig(
                 f"{name}-provisioned-concurrency",
                 function_name=self.function.name,
                 qualifier=self.alias.name,
-                provisioned_concurrent_executions=args.provisioned_concurrency,
+                provisioned_concurrent_executions=args.settings.provisioned_concurrency,
                 opts=child,
             )
         if self.dead_letter:
@@ -194,20 +176,22 @@ class LambdaService(pulumi.ComponentResource):
             )
         target = Target(self.function.name, self.alias.name, self.alias.invoke_arn)
         self.api_id: pulumi.Output[str] | None = None
-        if args.endpoint == "function-url":
-            self.endpoint = function_url(name, target, args.function_url_auth, args.cors_allow_origins, child)
+        if args.settings.endpoint == "function-url":
+            self.endpoint = function_url(
+                name, target, args.settings.function_url_auth, args.settings.cors_allow_origins, child
+            )
         else:
             self.endpoint, self.api_id = http_api(
                 name,
                 target,
                 HttpApi(
                     args.function_name,
-                    args.timeout_seconds,
-                    args.http_api_rate_limit,
-                    args.http_api_burst_limit,
-                    args.log_retention_days,
-                    args.cors_allow_origins,
-                    args.http_api_auth,
+                    args.settings.timeout_seconds,
+                    args.settings.http_api_rate_limit,
+                    args.settings.http_api_burst_limit,
+                    args.settings.log_retention_days,
+                    args.settings.cors_allow_origins,
+                    args.settings.http_api_auth,
                 ),
                 tags,
                 child,
@@ -215,7 +199,9 @@ class LambdaService(pulumi.ComponentResource):
         self.alarms = self._alarms(name, tags, child)
         self.canary_endpoint: pulumi.Output[str] | None = None
         self.canary_alarms: list[aws.cloudwatch.MetricAlarm] = []
-        if args.stable_version and args.canary_percent:  # gone again on promotion or rollback
+        if (
+            args.settings.stable_version and args.settings.canary_percent
+        ):  # gone again on promotion or rollback
             canary = aws.lambda_.Alias(
                 f"{name}-canary-alias",
                 name=CANARY_ALIAS,
@@ -245,9 +231,13 @@ class LambdaService(pulumi.ComponentResource):
         """`live`'s weights: a share to the newest version, only while it differs from the stable one
         (Lambda refuses the alias's own version among its weights)."""
         args = self.args
-        if not args.stable_version or not args.canary_percent or newest == args.stable_version:
+        if (
+            not args.settings.stable_version
+            or not args.settings.canary_percent
+            or newest == args.settings.stable_version
+        ):
             return None
-        return {"additional_version_weights": {newest: args.canary_percent / 100}}
+        return {"additional_version_weights": {newest: args.settings.canary_percent / 100}}
 
     def _alarms(
         self,
@@ -354,14 +344,14 @@ class LambdaService(pulumi.ComponentResource):
         package = (
             {
                 "package_type": "Zip",
-                "code": pulumi.FileArchive(str(args.zip_path)),
+                "code": pulumi.FileArchive(str(args.settings.zip)),
                 "handler": HANDLER,
-                "runtime": f"python{args.python_version}",
+                "runtime": f"python{args.settings.python_version}",
             }
-            if args.package == "zip"
+            if args.settings.package == "zip"
             else {
                 "package_type": "Image",
-                "image_uri": args.image,
+                "image_uri": args.settings.image,
                 "image_config": {"entry_points": IMAGE_ENTRYPOINT, "commands": [HANDLER]},
             }
         )
@@ -369,13 +359,13 @@ class LambdaService(pulumi.ComponentResource):
             **package,
             "name": args.function_name,
             "role": self.role.arn,
-            "architectures": [args.architecture],
-            "memory_size": args.memory_mb,
-            "timeout": args.timeout_seconds,
-            "reserved_concurrent_executions": args.reserved_concurrency,
+            "architectures": [args.settings.architecture],
+            "memory_size": args.settings.memory_mb,
+            "timeout": args.settings.timeout_seconds,
+            "reserved_concurrent_executions": args.settings.reserved_concurrency,
             "publish": True,
             "environment": {"variables": {"TWINSERVE_LOG_LEVEL": "info"}},
-            "tracing_config": {"mode": "Active" if args.tracing else "PassThrough"},
+            "tracing_config": {"mode": "Active" if args.settings.tracing else "PassThrough"},
             "logging_config": {"log_format": "Text", "log_group": self.log_group.name},
             "tags": tags,
         }

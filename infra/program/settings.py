@@ -19,8 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
-
-from program.slo import Slo
+from pydantic.fields import FieldInfo
 
 PROJECT = "twinserve"
 ROOT = Path(__file__).resolve().parents[2]  # the repository
@@ -78,11 +77,10 @@ class SettingsError(ValueError):
     """A stack setting is wrong; the message names the key and what it accepts."""
 
 
-class Settings(BaseModel):
-    """Everything the program deploys from; the config keys are the field names in camelCase.
-
-    Defaults live here; `infra/program/schema.py` writes them, with each docstring, into Pulumi.yaml.
-    """
+class Group(BaseModel):
+    """A set of settings one part of the program takes whole. Its config keys stay flat, the group's
+    prefix then the field in camelCase (`kubernetesMinReplicas`), so stack files and Pulumi.yaml
+    read as the CLI wants them."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -91,6 +89,214 @@ class Settings(BaseModel):
         populate_by_name=True,
         use_attribute_docstrings=True,
     )
+
+
+def _check_digest(value: str | None) -> str | None:
+    if value and not DIGEST_REFERENCE.match(value):
+        raise ValueError("must be an image reference by digest: <registry>/<repository>@sha256:<64 hex>")
+    return value or None
+
+
+class KubernetesSettings(Group):
+    """The `kubernetes*` keys: what the KubernetesService component deploys."""
+
+    namespace: str = Field(default="", pattern=NAME + "|^$")
+    """Namespace for the serving workload; empty means twinserve-<stack>."""
+    min_replicas: int = Field(default=1, ge=1, le=100)
+    """Fewest pods the autoscaler keeps."""
+    max_replicas: int = Field(default=2, ge=1, le=1000)
+    """Most pods the autoscaler may run."""
+    target_cpu_percent: int = Field(default=70, ge=10, le=95)
+    """Average CPU utilisation the autoscaler aims for."""
+    cpu_request: str = Field(default="250m", pattern=QUANTITY)
+    """CPU requested per pod (a Kubernetes quantity)."""
+    cpu_limit: str = Field(default="1", pattern=QUANTITY)
+    """CPU limit per pod."""
+    memory_request: str = Field(default="768Mi", pattern=QUANTITY)
+    """Memory requested per pod."""
+    memory_limit: str = Field(default="1Gi", pattern=QUANTITY)
+    """Memory limit per pod (the TensorFlow runtime needs ~600Mi)."""
+    workers: int = Field(default=1, ge=1, le=16)
+    """Server worker processes per pod (TWINSERVE_WORKERS)."""
+    drain_seconds: int = Field(default=5, ge=0, le=120)
+    """Seconds a terminating pod stays not-ready but serving, so endpoints drop it first."""
+    service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    """How the Service is exposed."""
+    load_balancer_scheme: Literal["internal", "internet-facing"] = "internal"
+    """A LoadBalancer's reach: internal to the network by default (the model answers plain HTTP
+    without authentication); internet-facing is an explicit choice, refused in prod without
+    kubernetesLoadBalancerSourceRanges."""
+    load_balancer_source_ranges: tuple[str, ...] = ()
+    """CIDRs a LoadBalancer accepts clients from; empty: any."""
+    pdb_max_unavailable: int = Field(default=1, ge=1, le=100)
+    """Pods a voluntary disruption (a node drain) may take down at once."""
+    canary_replicas: int = Field(default=1, ge=1, le=100)
+    """Canary pods beside the stable ones while canaryImage is set: its share of traffic is about
+    canary / (stable + canary) pods."""
+    gateway: str = Field(
+        default="", pattern=r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?/[a-z0-9]([a-z0-9-]*[a-z0-9])?)?$"
+    )
+    """A Gateway API Gateway (namespace/name) to route clients through: an HTTPRoute weighting the stable
+    and canary pods by share rather than by pod count; empty for none."""
+    canary_percent: int = Field(default=0, ge=0, le=99)
+    """With kubernetesGateway, the HTTPRoute's weight on the canary's pods while canaryImage is set (set
+    by the deploy's rollout)."""
+    prometheus_rule: bool = False
+    """Where the cluster runs the Prometheus Operator: a PodMonitor scraping the model's pods and a
+    PrometheusRule alerting on the SLO (alarm* settings) per track, stable and canary."""
+    monitoring_labels: tuple[str, ...] = ()
+    """key=value labels on the PodMonitor and PrometheusRule, for a Prometheus whose selectors require
+    them (kube-prometheus-stack selects release=<its Helm release> by default)."""
+
+    @field_validator("monitoring_labels")
+    @classmethod
+    def _labels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for label in value:
+            key, sep, text = label.partition("=")
+            if not sep or not LABEL_KEY.match(key) or not LABEL_VALUE.match(text):
+                raise ValueError(f"{label!r} is not a Kubernetes label as key=value")
+        return value
+
+    @field_validator("load_balancer_source_ranges")
+    @classmethod
+    def _cidrs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not a CIDR block (e.g. 203.0.113.0/24)") from None
+        return value
+
+
+class LambdaSettings(Group):
+    """The `lambda*` keys: what the LambdaService component deploys."""
+
+    image_arm64: str | None = Field(default="", validate_default=True)
+    """The image's linux/arm64 manifest by digest, run by an arm64 Lambda image function; set on deploy."""
+    image_x86_64: str | None = Field(default="", validate_default=True)
+    """The image's linux/amd64 manifest by digest, run by an x86_64 Lambda image function; set on deploy."""
+    zip_dir: Path = Path("dist")
+    """Directory holding lambda-<architecture>.zip from `make package`, relative to the repository."""
+    python_version: Literal["3.12", "3.13"] = "3.12"
+    """Lambda's Python for the zip (Amazon Linux 2023 runtimes)."""
+    package: Literal["auto", "zip", "image"] = "auto"
+    """The function's package: auto (the zip, or the image when `make package` built none), zip or image."""
+    package_reason: str = Field(default="", exclude=True)
+    """Why `make package` built no zip, when auto chose the image; not a config key."""
+    architecture: Literal["arm64", "x86_64"] = "arm64"
+    """The function's CPU architecture (arm64 costs 20% less per GB-second)."""
+    memory_mb: int = Field(default=512, ge=128, le=10240)
+    """Function memory; CPU scales with it."""
+    timeout_seconds: int = Field(default=10, ge=1, le=900)
+    """Function timeout; below 30 s behind an HTTP API."""
+    reserved_concurrency: int = Field(default=10, ge=1, le=1000)
+    """Most concurrent executions: a cost and blast-radius cap."""
+    provisioned_concurrency: int = Field(default=0, ge=0, le=1000)
+    """Pre-initialised executions on the live alias (no cold starts up to this many); 0 for none."""
+    endpoint: Literal["function-url", "http-api"] = "function-url"
+    """How clients reach the function."""
+    function_url_auth: Literal["AWS_IAM", "NONE"] = "AWS_IAM"
+    """Function URL authorization; NONE makes it public and must be chosen explicitly."""
+    cors_allow_origins: tuple[str, ...] = ()
+    """Origins browsers may call the endpoint from."""
+    http_api_auth: Literal["AWS_IAM", "NONE"] = "AWS_IAM"
+    """Who may call the HTTP API: AWS_IAM (SigV4-signed, as `execute-api`), or NONE (anyone; refused
+    in prod by the policy pack)."""
+    http_api_rate_limit: int = Field(default=50, ge=1, le=10_000)
+    """HTTP API steady-state requests per second."""
+    http_api_burst_limit: int = Field(default=100, ge=1, le=5_000)
+    """HTTP API burst."""
+    log_retention_days: int = 14
+    """How long CloudWatch keeps the function's logs."""
+    tracing: bool = True
+    """X-Ray active tracing."""
+    async_dead_letter: bool = False
+    """Send failed asynchronous invocations to an SQS queue."""
+    stable_version: str = Field(default="", pattern=r"^([1-9][0-9]*)?$")
+    """The published version the live alias keeps while a rollout runs (set by the deploy); empty:
+    the alias follows each newly published version."""
+    canary_percent: int = Field(default=0, ge=0, le=99)
+    """Share of the live alias routed to the newly published version beside lambdaStableVersion (set by
+    the deploy); 0 keeps every request on lambdaStableVersion."""
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in RETENTION_DAYS:
+            raise ValueError(f"must be one of {list(RETENTION_DAYS)}")
+        return value
+
+    @field_validator("image_arm64", "image_x86_64")
+    @classmethod
+    def _by_digest(cls, value: str | None) -> str | None:
+        return _check_digest(value)
+
+    @property
+    def image(self) -> str | None:
+        """The manifest for the function's architecture: Lambda refuses a multi-platform index."""
+        return self.image_arm64 if self.architecture == "arm64" else self.image_x86_64
+
+    @property
+    def zip(self) -> Path:
+        """The zip for this environment's architecture; it must exist when the function uses it."""
+        directory = self.zip_dir if self.zip_dir.is_absolute() else ROOT / self.zip_dir
+        return directory / f"lambda-{self.architecture}.zip"
+
+
+class RolloutSettings(Group):
+    """The `rollout*` keys: how the deploy moves traffic to a new model (infra/delivery/)."""
+
+    strategy: Literal["all-at-once", "canary", "linear"] = "all-at-once"
+    """How a deploy moves traffic to the new model: all-at-once (then a bake watched by the alarms),
+    canary (rolloutStepPercent for a bake, then all) or linear (steps of rolloutStepPercent, each baked)."""
+    step_percent: int = Field(default=10, ge=1, le=50)
+    """The new model's share of traffic in a canary, and each step's increase in a linear rollout."""
+    bake_minutes: int = Field(default=5, ge=0, le=180)
+    """How long each step is watched before the next; a breached SLO rolls both runtimes back."""
+
+
+class Slo(Group):
+    """The `alarm*` keys: the thresholds every runtime's alarms and the canary analysis hold the new
+    model to (`infra/program/slo.py` renders them for Prometheus)."""
+
+    error_ratio: float = Field(default=0.01, gt=0, le=1)
+    """SLO: 5xx answers (Lambda: errors) over all answers above which the new model is unhealthy."""
+    throttle_ratio: float = Field(default=0.05, gt=0, le=1)
+    """SLO: throttled requests (429, Lambda throttles) over all requests above which it is unhealthy."""
+    p99_ms: int = Field(default=1000, ge=1, le=900_000)
+    """SLO: p99 latency (Lambda: p99 duration) in milliseconds above which it is unhealthy."""
+
+
+class TrafficSettings(Group):
+    """The `traffic*` keys: the load the cost comparison (infra/compare/) prices."""
+
+    requests_per_month: int = Field(default=1_000_000, ge=0, le=10**12)
+    """Expected requests per month, for the cost comparison."""
+    peak_rps: int = Field(default=5, ge=0, le=10**6)
+    """Expected peak requests per second, for the cost comparison and scaling bounds."""
+
+
+# Each group's field in Settings and the prefix of its keys.
+GROUP_PREFIXES = {
+    "kubernetes": "kubernetes",
+    "function": "lambda",
+    "rollout": "rollout",
+    "slo": "alarm",
+    "traffic": "traffic",
+}
+
+
+def key_of(prefix: str, field: str) -> str:
+    """A group's field as its config key: `kubernetes` + `min_replicas` → `kubernetesMinReplicas`."""
+    camel = to_camel(field)
+    return prefix + camel[0].upper() + camel[1:]
+
+
+class Settings(Group):
+    """Everything the program deploys from: the keys every part shares, then one group per part.
+
+    Defaults live here; `infra/program/schema.py` writes them, with each docstring, into Pulumi.yaml.
+    """
 
     stack: str = Field(pattern=NAME, exclude=True)
     """The Pulumi stack, i.e. the environment (dev, staging, prod); not a config key."""
@@ -105,149 +311,21 @@ class Settings(BaseModel):
     canary_image: str | None = Field(default="", validate_default=True)
     """A new model image (by digest) run as a canary beside the stable pods, behind the same Service;
     empty for none. Promote by making it `image` and emptying this; discard by emptying this."""
-    lambda_image_arm64: str | None = Field(default="", validate_default=True)
-    """The image's linux/arm64 manifest by digest, run by an arm64 Lambda image function; set on deploy."""
-    lambda_image_x86_64: str | None = Field(default="", validate_default=True)
-    """The image's linux/amd64 manifest by digest, run by an x86_64 Lambda image function; set on deploy."""
     commit: str = Field(default="", pattern=r"^([0-9a-f]{40})?$")
     """The commit of main deployed; set by the deploy workflow, which never deploys an older one over it."""
-    lambda_zip_dir: Path = Path("dist")
-    """Directory holding lambda-<architecture>.zip from `make package`, relative to the repository."""
-    lambda_python_version: Literal["3.12", "3.13"] = "3.12"
-    """Lambda's Python for the zip (Amazon Linux 2023 runtimes)."""
-
-    kubernetes_namespace: str = Field(default="", pattern=NAME + "|^$")
-    """Namespace for the serving workload; empty means twinserve-<stack>."""
-    kubernetes_min_replicas: int = Field(default=1, ge=1, le=100)
-    """Fewest pods the autoscaler keeps."""
-    kubernetes_max_replicas: int = Field(default=2, ge=1, le=1000)
-    """Most pods the autoscaler may run."""
-    kubernetes_target_cpu_percent: int = Field(default=70, ge=10, le=95)
-    """Average CPU utilisation the autoscaler aims for."""
-    kubernetes_cpu_request: str = Field(default="250m", pattern=QUANTITY)
-    """CPU requested per pod (a Kubernetes quantity)."""
-    kubernetes_cpu_limit: str = Field(default="1", pattern=QUANTITY)
-    """CPU limit per pod."""
-    kubernetes_memory_request: str = Field(default="768Mi", pattern=QUANTITY)
-    """Memory requested per pod."""
-    kubernetes_memory_limit: str = Field(default="1Gi", pattern=QUANTITY)
-    """Memory limit per pod (the TensorFlow runtime needs ~600Mi)."""
-    kubernetes_workers: int = Field(default=1, ge=1, le=16)
-    """Server worker processes per pod (TWINSERVE_WORKERS)."""
-    kubernetes_drain_seconds: int = Field(default=5, ge=0, le=120)
-    """Seconds a terminating pod stays not-ready but serving, so endpoints drop it first."""
-    kubernetes_service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
-    """How the Service is exposed."""
-    kubernetes_load_balancer_scheme: Literal["internal", "internet-facing"] = "internal"
-    """A LoadBalancer's reach: internal to the network by default (the model answers plain HTTP
-    without authentication); internet-facing is an explicit choice, refused in prod without
-    kubernetesLoadBalancerSourceRanges."""
-    kubernetes_load_balancer_source_ranges: list[str] = []
-    """CIDRs a LoadBalancer accepts clients from; empty: any."""
-    kubernetes_pdb_max_unavailable: int = Field(default=1, ge=1, le=100)
-    """Pods a voluntary disruption (a node drain) may take down at once."""
-    kubernetes_canary_replicas: int = Field(default=1, ge=1, le=100)
-    """Canary pods beside the stable ones while canaryImage is set: its share of traffic is about
-    canary / (stable + canary) pods."""
-    kubernetes_gateway: str = Field(
-        default="", pattern=r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?/[a-z0-9]([a-z0-9-]*[a-z0-9])?)?$"
-    )
-    """A Gateway API Gateway (namespace/name) to route clients through: an HTTPRoute weighting the stable
-    and canary pods by share rather than by pod count; empty for none."""
-    kubernetes_canary_percent: int = Field(default=0, ge=0, le=99)
-    """With kubernetesGateway, the HTTPRoute's weight on the canary's pods while canaryImage is set (set
-    by the deploy's rollout)."""
-    kubernetes_prometheus_rule: bool = False
-    """Where the cluster runs the Prometheus Operator: a PodMonitor scraping the model's pods and a
-    PrometheusRule alerting on the SLO (alarm* settings) per track, stable and canary."""
-    kubernetes_monitoring_labels: list[str] = []
-    """key=value labels on the PodMonitor and PrometheusRule, for a Prometheus whose selectors require
-    them (kube-prometheus-stack selects release=<its Helm release> by default)."""
     kubeconfig: str = ""
     """A kubeconfig for the target cluster, set with --secret; empty means the ambient context."""
 
-    lambda_package: Literal["auto", "zip", "image"] = "auto"
-    """The function's package: auto (the zip, or the image when `make package` built none), zip or image."""
-    lambda_package_reason: str = Field(default="", exclude=True)
-    """Why `make package` built no zip, when auto chose the image; not a config key."""
-    lambda_architecture: Literal["arm64", "x86_64"] = "arm64"
-    """The function's CPU architecture (arm64 costs 20% less per GB-second)."""
-    lambda_memory_mb: int = Field(default=512, ge=128, le=10240)
-    """Function memory; CPU scales with it."""
-    lambda_timeout_seconds: int = Field(default=10, ge=1, le=900)
-    """Function timeout; below 30 s behind an HTTP API."""
-    lambda_reserved_concurrency: int = Field(default=10, ge=1, le=1000)
-    """Most concurrent executions: a cost and blast-radius cap."""
-    lambda_provisioned_concurrency: int = Field(default=0, ge=0, le=1000)
-    """Pre-initialised executions on the live alias (no cold starts up to this many); 0 for none."""
-    lambda_endpoint: Literal["function-url", "http-api"] = "function-url"
-    """How clients reach the function."""
-    lambda_function_url_auth: Literal["AWS_IAM", "NONE"] = "AWS_IAM"
-    """Function URL authorization; NONE makes it public and must be chosen explicitly."""
-    lambda_cors_allow_origins: list[str] = []
-    """Origins browsers may call the endpoint from."""
-    lambda_http_api_auth: Literal["AWS_IAM", "NONE"] = "AWS_IAM"
-    """Who may call the HTTP API: AWS_IAM (SigV4-signed, as `execute-api`), or NONE (anyone; refused
-    in prod by the policy pack)."""
-    lambda_http_api_rate_limit: int = Field(default=50, ge=1, le=10_000)
-    """HTTP API steady-state requests per second."""
-    lambda_http_api_burst_limit: int = Field(default=100, ge=1, le=5_000)
-    """HTTP API burst."""
-    lambda_log_retention_days: int = 14
-    """How long CloudWatch keeps the function's logs."""
-    lambda_tracing: bool = True
-    """X-Ray active tracing."""
-    lambda_async_dead_letter: bool = False
-    """Send failed asynchronous invocations to an SQS queue."""
+    kubernetes: KubernetesSettings = KubernetesSettings()
+    function: LambdaSettings = LambdaSettings()
+    rollout: RolloutSettings = RolloutSettings()
+    slo: Slo = Slo()
+    traffic: TrafficSettings = TrafficSettings()
 
-    rollout_strategy: Literal["all-at-once", "canary", "linear"] = "all-at-once"
-    """How a deploy moves traffic to the new model: all-at-once (then a bake watched by the alarms),
-    canary (rolloutStepPercent for a bake, then all) or linear (steps of rolloutStepPercent, each baked)."""
-    rollout_step_percent: int = Field(default=10, ge=1, le=50)
-    """The new model's share of traffic in a canary, and each step's increase in a linear rollout."""
-    rollout_bake_minutes: int = Field(default=5, ge=0, le=180)
-    """How long each step is watched before the next; a breached SLO rolls both runtimes back."""
-    lambda_stable_version: str = Field(default="", pattern=r"^([1-9][0-9]*)?$")
-    """The published version the live alias keeps while a rollout runs (set by the deploy); empty:
-    the alias follows each newly published version."""
-    lambda_canary_percent: int = Field(default=0, ge=0, le=99)
-    """Share of the live alias routed to the newly published version beside lambdaStableVersion (set by
-    the deploy); 0 keeps every request on lambdaStableVersion."""
-
-    alarm_error_ratio: float = Field(default=0.01, gt=0, le=1)
-    """SLO: 5xx answers (Lambda: errors) over all answers above which the new model is unhealthy."""
-    alarm_throttle_ratio: float = Field(default=0.05, gt=0, le=1)
-    """SLO: throttled requests (429, Lambda throttles) over all requests above which it is unhealthy."""
-    alarm_p99_ms: int = Field(default=1000, ge=1, le=900_000)
-    """SLO: p99 latency (Lambda: p99 duration) in milliseconds above which it is unhealthy."""
-
-    traffic_requests_per_month: int = Field(default=1_000_000, ge=0, le=10**12)
-    """Expected requests per month, for the cost comparison."""
-    traffic_peak_rps: int = Field(default=5, ge=0, le=10**6)
-    """Expected peak requests per second, for the cost comparison and scaling bounds."""
-
-    @field_validator("lambda_log_retention_days")
-    @classmethod
-    def _retention(cls, value: int) -> int:
-        if value not in RETENTION_DAYS:
-            raise ValueError(f"must be one of {list(RETENTION_DAYS)}")
-        return value
-
-    @field_validator("image", "canary_image", "lambda_image_arm64", "lambda_image_x86_64")
+    @field_validator("image", "canary_image")
     @classmethod
     def _by_digest(cls, value: str | None) -> str | None:
-        if value and not DIGEST_REFERENCE.match(value):
-            raise ValueError("must be an image reference by digest: <registry>/<repository>@sha256:<64 hex>")
-        return value or None
-
-    @field_validator("kubernetes_monitoring_labels")
-    @classmethod
-    def _labels(cls, value: list[str]) -> list[str]:
-        for label in value:
-            key, sep, text = label.partition("=")
-            if not sep or not LABEL_KEY.match(key) or not LABEL_VALUE.match(text):
-                raise ValueError(f"{label!r} is not a Kubernetes label as key=value")
-        return value
+        return _check_digest(value)
 
     @field_validator("runtimes")
     @classmethod
@@ -256,15 +334,15 @@ class Settings(BaseModel):
             raise ValueError("lists a runtime twice")
         return value
 
-    @field_validator("kubernetes_load_balancer_source_ranges")
+    @model_validator(mode="before")
     @classmethod
-    def _cidrs(cls, value: list[str]) -> list[str]:
-        for cidr in value:
-            try:
-                ipaddress.ip_network(cidr)
-            except ValueError:
-                raise ValueError(f"{cidr!r} is not a CIDR block (e.g. 203.0.113.0/24)") from None
-        return value
+    def _default_namespace(cls, data: Any) -> Any:
+        """An empty kubernetesNamespace is twinserve-<stack>, so every check below sees the name used."""
+        if isinstance(data, dict) and isinstance(data.get("stack"), str):
+            group = dict(data.get("kubernetes") or {})
+            if not group.get("namespace"):
+                data = {**data, "kubernetes": {**group, "namespace": f"{PROJECT}-{data['stack']}"}}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -273,24 +351,22 @@ class Settings(BaseModel):
         return self
 
     @property
-    def slo(self) -> Slo:
-        """What every runtime's alarms and the canary analysis hold the new model to."""
-        return Slo(self.alarm_error_ratio, self.alarm_throttle_ratio, self.alarm_p99_ms)
-
-    @classmethod
-    def default_slo(cls) -> Slo:
-        """The SLO of a stack that sets no alarm* key: the one place its defaults are written."""
-        field = cls.model_fields
-        return Slo(
-            field["alarm_error_ratio"].default,
-            field["alarm_throttle_ratio"].default,
-            field["alarm_p99_ms"].default,
-        )
-
-    @property
     def function_name(self) -> str:
         """The Lambda function (and the prefix of its log group, queue, alarms and role)."""
         return f"{PROJECT}-{self.model_name}-{self.stack}"
+
+    @property
+    def uses_lambda_image(self) -> bool:
+        return "lambda" in self.runtimes and self.function.package == "image"
+
+    def config(self) -> dict[str, Any]:
+        """The settings as flat config keys (`kubernetesMinReplicas`), the inverse of `from_config`."""
+        dumped = self.model_dump(mode="json", by_alias=True)
+        flat = {key: dumped[key] for key in dumped if key not in GROUP_ALIASES}
+        for field, prefix in GROUP_PREFIXES.items():
+            for name, value in getattr(self, field).model_dump(mode="json").items():
+                flat[key_of(prefix, name)] = value
+        return flat
 
     def _name_problems(self) -> list[str]:
         """Names derived from modelName (and the stack) that would pass a limit where they are used:
@@ -299,7 +375,7 @@ class Settings(BaseModel):
         if "kubernetes" in self.runtimes:
             for track in ("canary", "stable"):
                 limits.append((f"{self.model_name}-{track}", DNS_LABEL_LIMIT, f"the {track} Service name"))
-            limits.append((self.kubernetes_namespace, DNS_LABEL_LIMIT, "kubernetesNamespace"))
+            limits.append((self.kubernetes.namespace, DNS_LABEL_LIMIT, "kubernetesNamespace"))
         return [
             f"modelName {self.model_name!r} makes {what} {name!r} {len(name)} characters long, more than "
             f"the {limit} allowed: choose a shorter modelName"
@@ -309,18 +385,19 @@ class Settings(BaseModel):
 
     def _problems(self) -> list[str]:
         problems = self._name_problems()
-        if self.kubernetes_min_replicas > self.kubernetes_max_replicas:
+        kubernetes, function = self.kubernetes, self.function
+        if kubernetes.min_replicas > kubernetes.max_replicas:
             problems.append("kubernetesMinReplicas must not exceed kubernetesMaxReplicas")
-        if self.lambda_provisioned_concurrency > self.lambda_reserved_concurrency:
+        if function.provisioned_concurrency > function.reserved_concurrency:
             problems.append("lambdaProvisionedConcurrency must not exceed lambdaReservedConcurrency")
-        if self.lambda_endpoint == "http-api" and self.lambda_timeout_seconds > HTTP_API_TIMEOUT_SECONDS:
+        if function.endpoint == "http-api" and function.timeout_seconds > HTTP_API_TIMEOUT_SECONDS:
             problems.append(
                 f"lambdaTimeoutSeconds must be at most {HTTP_API_TIMEOUT_SECONDS} behind an HTTP API"
             )
         if self.image is None and ("kubernetes" in self.runtimes or self.uses_lambda_image):
             problems.append("image is not set: the deploy workflow sets it to the pushed image's digest")
-        if self.uses_lambda_image and self.lambda_image is None:
-            key = to_camel(f"lambda_image_{self.lambda_architecture}")
+        if self.uses_lambda_image and function.image is None:
+            key = key_of("lambda", f"image_{function.architecture}")
             problems.append(
                 f"{key} is not set: a Lambda image function runs one platform's manifest, not the "
                 f"multi-platform image; the deploy workflow sets it from the pushed image"
@@ -333,22 +410,22 @@ class Settings(BaseModel):
         problems = []
         if self.canary_image and "kubernetes" not in self.runtimes:
             problems.append("canaryImage is set, but this environment does not deploy the kubernetes runtime")
-        if self.kubernetes_canary_percent and not (self.canary_image and self.kubernetes_gateway):
+        if self.kubernetes.canary_percent and not (self.canary_image and self.kubernetes.gateway):
             problems.append(
                 "kubernetesCanaryPercent weights a Gateway route: it needs canaryImage and kubernetesGateway"
             )
-        if self.kubernetes_gateway and "kubernetes" not in self.runtimes:
+        if self.kubernetes.gateway and "kubernetes" not in self.runtimes:
             problems.append(
                 "kubernetesGateway is set, but this environment does not deploy the kubernetes runtime"
             )
         if self.canary_image and self.canary_image == self.image:
             problems.append("canaryImage is the stable image: empty it (promoted) or give a new one")
         problems += self._rollout_time_problems()
-        if self.lambda_canary_percent and not self.lambda_stable_version:
+        if self.function.canary_percent and not self.function.stable_version:
             problems.append(
                 "lambdaCanaryPercent is set, but lambdaStableVersion (the version beside it) is not"
             )
-        if self.lambda_stable_version and "lambda" not in self.runtimes:
+        if self.function.stable_version and "lambda" not in self.runtimes:
             problems.append(
                 "lambdaStableVersion is set, but this environment does not deploy the lambda runtime"
             )
@@ -356,38 +433,27 @@ class Settings(BaseModel):
 
     def _rollout_time_problems(self) -> list[str]:
         """The rollout must finish inside the deploy job (and the deploy role's one-hour session)."""
-        bakes = {"canary": 1, "linear": len(range(self.rollout_step_percent, 100, self.rollout_step_percent))}
-        baking = bakes.get(self.rollout_strategy, 1) * self.rollout_bake_minutes
-        steps = bakes.get(self.rollout_strategy, 0) + 1
+        rollout = self.rollout
+        bakes = {"canary": 1, "linear": len(range(rollout.step_percent, 100, rollout.step_percent))}
+        baking = bakes.get(rollout.strategy, 1) * rollout.bake_minutes
+        steps = bakes.get(rollout.strategy, 0) + 1
         needed = SETUP_MINUTES + steps * STEP_MINUTES + baking + ROLLBACK_MINUTES
-        rollout = f"a {self.rollout_strategy} rollout of rolloutStepPercent {self.rollout_step_percent}"
+        named = f"a {rollout.strategy} rollout of rolloutStepPercent {rollout.step_percent}"
         if baking > MAX_BAKE_MINUTES:
             return [
-                f"{rollout} baked rolloutBakeMinutes {self.rollout_bake_minutes} bakes {baking} minutes, "
+                f"{named} baked rolloutBakeMinutes {rollout.bake_minutes} bakes {baking} minutes, "
                 f"more than the {MAX_BAKE_MINUTES} the deploy job allows: bake less or take larger steps"
             ]
         if needed > JOB_MINUTES:
             return [
-                f"{rollout} takes about {needed} minutes ({steps} ups and smoke tests of ~{STEP_MINUTES}, "
+                f"{named} takes about {needed} minutes ({steps} ups and smoke tests of ~{STEP_MINUTES}, "
                 f"{baking} baking, {SETUP_MINUTES} setup, {ROLLBACK_MINUTES} for a rollback), more than the "
                 f"deploy job's {JOB_MINUTES}: bake less or take larger steps"
             ]
         return []
 
-    @property
-    def lambda_image(self) -> str | None:
-        """The manifest for the function's architecture: Lambda refuses a multi-platform index."""
-        return self.lambda_image_arm64 if self.lambda_architecture == "arm64" else self.lambda_image_x86_64
 
-    @property
-    def uses_lambda_image(self) -> bool:
-        return "lambda" in self.runtimes and self.lambda_package == "image"
-
-    @property
-    def lambda_zip(self) -> Path:
-        """The zip for this environment's architecture; it must exist when the function uses it."""
-        directory = self.lambda_zip_dir if self.lambda_zip_dir.is_absolute() else ROOT / self.lambda_zip_dir
-        return directory / f"lambda-{self.lambda_architecture}.zip"
+GROUP_ALIASES = {to_camel(field) for field in GROUP_PREFIXES}
 
 
 def config_type(annotation: Any) -> str:
@@ -395,15 +461,34 @@ def config_type(annotation: Any) -> str:
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         return config_type(next(a for a in typing.get_args(annotation) if a is not type(None)))
-    if origin is list:
+    if origin in (list, tuple):
         return "array"
     if origin is Literal:
         return config_type(type(typing.get_args(annotation)[0]))
     return {bool: "boolean", int: "integer"}.get(annotation, "string")
 
 
-FIELDS = {
-    f.alias: f for name, f in Settings.model_fields.items() if name not in ("stack", "lambda_package_reason")
+def _keys() -> dict[str, tuple[str | None, str, FieldInfo]]:
+    """Every config key → (its group's field in Settings, or None for a shared key; its field; the field)."""
+    keys: dict[str, tuple[str | None, str, FieldInfo]] = {}
+    for name, field in Settings.model_fields.items():
+        if name in GROUP_PREFIXES:
+            group = typing.cast(type[Group], field.annotation)
+            for inner, info in group.model_fields.items():
+                if not info.exclude:
+                    keys[key_of(GROUP_PREFIXES[name], inner)] = (name, inner, info)
+        elif not field.exclude:
+            keys[typing.cast(str, field.alias)] = (None, name, field)
+    return dict(sorted(keys.items(), key=lambda item: _ORDER.index(item[1][0])))
+
+
+_ORDER = [None, *GROUP_PREFIXES]  # the schema lists the shared keys, then each group's
+KEYS = _keys()
+FIELDS = {key: info for key, (_, _, info) in KEYS.items()}
+# A validation error's location (aliases) → the key it is about.
+LOCATIONS = {
+    (to_camel(group), to_camel(name)) if group else (to_camel(name),): key
+    for key, (group, name, _) in KEYS.items()
 }
 PACKAGE_DECISION = "lambda-package.json"  # written by `make package` (serving/tools/packaging/decision.py)
 
@@ -416,6 +501,18 @@ def _value(key: str, raw: str) -> Any:
         return json.loads(raw)
     except json.JSONDecodeError:
         return raw
+
+
+def _nested(flat: dict[str, Any]) -> dict[str, Any]:
+    """Flat keys (`kubernetesMinReplicas`) into the groups' shape (`kubernetes.minReplicas`)."""
+    data: dict[str, Any] = {}
+    for key, value in flat.items():
+        group, name, _ = KEYS[key]
+        if group is None:
+            data[to_camel(name)] = value
+        else:
+            data.setdefault(to_camel(group), {})[to_camel(name)] = value
+    return data
 
 
 def stack_config(stack_file: Path, project: str, overrides: dict[str, Any] | None = None) -> dict[str, str]:
@@ -437,24 +534,23 @@ def from_config(values: dict[str, str], stack: str, *, check_files: bool = True)
         raise SettingsError(
             f"unknown setting(s) {[f'{PROJECT}:{k}' for k in unknown]}; known: {sorted(known)}"
         )
-    data = {key: _value(key, raw) for key, raw in ours.items()}
+    data = _nested({key: _value(key, raw) for key, raw in ours.items()})
     try:
         settings = Settings.model_validate({**data, "stack": stack})
     except ValidationError as error:
         raise SettingsError(_describe(error)) from None
-    if not settings.kubernetes_namespace:
-        settings = settings.model_copy(update={"kubernetes_namespace": f"{PROJECT}-{stack}"})
     settings = _resolve_package(settings, check_files)
-    if settings.uses_lambda_image and settings.lambda_memory_mb < IMAGE_MIN_MEMORY_MB:
-        why = f" ({settings.lambda_package_reason})" if settings.lambda_package_reason else ""
+    function = settings.function
+    if settings.uses_lambda_image and function.memory_mb < IMAGE_MIN_MEMORY_MB:
+        why = f" ({function.package_reason})" if function.package_reason else ""
         raise SettingsError(
-            f"{PROJECT}:lambdaMemoryMb: {settings.lambda_memory_mb} is too little for the model image{why}: "
+            f"{PROJECT}:lambdaMemoryMb: {function.memory_mb} is too little for the model image{why}: "
             f"TensorFlow needs about 550 MiB; set at least {IMAGE_MIN_MEMORY_MB}"
         )
-    zip_needed = check_files and "lambda" in settings.runtimes and settings.lambda_package == "zip"
-    if zip_needed and not settings.lambda_zip.is_file():
+    zip_needed = check_files and "lambda" in settings.runtimes and settings.function.package == "zip"
+    if zip_needed and not settings.function.zip.is_file():
         raise SettingsError(
-            f"{PROJECT}:lambdaZipDir: {settings.lambda_zip} does not exist (run `make package`)"
+            f"{PROJECT}:lambdaZipDir: {settings.function.zip} does not exist (run `make package`)"
         )
     return settings
 
@@ -475,7 +571,7 @@ def read_environment(name: str, overrides: dict[str, Any] | None = None) -> Sett
 
 def _package_decision(settings: Settings) -> dict[str, str] | None:
     """What `make package` decided (lambda-package.json beside the zips), if it has run."""
-    path = settings.lambda_zip.with_name(PACKAGE_DECISION)
+    path = settings.function.zip.with_name(PACKAGE_DECISION)
     try:
         decision = json.loads(path.read_text())
     except FileNotFoundError:
@@ -491,23 +587,28 @@ def _package_decision(settings: Settings) -> dict[str, str] | None:
 
 def _resolve_package(settings: Settings, check_files: bool) -> Settings:
     """`auto` becomes what `make package` decided; `zip` is refused when it built none, with its reason."""
-    if "lambda" not in settings.runtimes or settings.lambda_package == "image":
+    function = settings.function
+    if "lambda" not in settings.runtimes or function.package == "image":
         return settings
     decision = _package_decision(settings)
     if decision is None:  # the zip check below names what is missing
-        return settings.model_copy(update={"lambda_package": "zip"})
-    reason = decision.get("reason", "")
-    if settings.lambda_package == "zip" and decision["package"] == "image":
+        chosen = function.model_copy(update={"package": "zip"})
+    elif function.package == "zip" and decision["package"] == "image":
+        reason = decision.get("reason", "")
         raise SettingsError(f"{PROJECT}:lambdaPackage is zip, but `make package` built none: {reason}")
-    return settings.model_copy(
-        update={"lambda_package": decision["package"], "lambda_package_reason": reason}
-    )
+    else:
+        update = {"package": decision["package"], "package_reason": decision.get("reason", "")}
+        chosen = function.model_copy(update=update)
+    return settings.model_copy(update={"function": chosen})
 
 
 def _describe(error: ValidationError) -> str:
     lines = []
     for problem in error.errors():
-        key = ".".join(str(p) for p in problem["loc"])
+        loc = problem["loc"]
+        # The key the location is in, then any item within it (`runtimes.1`).
+        n = next((n for n in range(len(loc), 0, -1) if loc[:n] in LOCATIONS), 0)
+        key = ".".join(([LOCATIONS[loc[:n]]] if n else []) + [str(part) for part in loc[n:]])
         where = f"{PROJECT}:{key}" if key else "settings"
         given = f" (got {problem['input']!r})" if key and problem["type"] != "missing" else ""
         message = "is required" if problem["type"] == "missing" else problem["msg"]

@@ -8,8 +8,7 @@ An alert fires after 2 minutes in breach, as a Lambda alarm does after 2 breachi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from program.settings import Slo
 from serving.contract import INFERENCE_ROUTES
 from serving.contract import LATENCY_METRIC as LATENCY
 from serving.contract import REQUESTS_METRIC as REQUESTS
@@ -18,15 +17,6 @@ from serving.contract import REQUESTS_METRIC as REQUESTS
 TRACK_LABEL = "twinserve_dev_track"
 WINDOW = "5m"
 FOR = "2m"
-
-
-@dataclass(frozen=True)
-class Slo:
-    """The thresholds the alarms (and the canary analysis) hold the new model to."""
-
-    error_ratio: float
-    throttle_ratio: float
-    p99_ms: int
 
 
 def _ratio(selector: str, status: str) -> str:

@@ -8,4 +8,4 @@ try:
     loaded = settings.load()
 except settings.SettingsError as error:
     raise pulumi.RunError(str(error)) from None
-pulumi.export("settings", loaded.model_dump(mode="json", by_alias=True))
+pulumi.export("settings", loaded.config())

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from delivery.analysis import Snapshot, Thresholds, parse, quantile, window
 from delivery.canary import INCONCLUSIVE, PROMOTE, ROLL_BACK, analyse
-from program.settings import Settings
+from program.settings import Slo
 
-DEFAULT = Thresholds(Settings.default_slo(), min_requests=50)
+DEFAULT = Thresholds(Slo(), min_requests=50)
 
 INF = float("inf")
 
@@ -75,7 +75,7 @@ def test_the_first_breach_rolls_back_and_the_timeline_shows_each_step() -> None:
     )
     analysis = analyse(
         scrape,
-        Thresholds(Settings.default_slo(), min_requests=50),
+        Thresholds(Slo(), min_requests=50),
         bake_seconds=60,
         interval=10,
         clock=clock,

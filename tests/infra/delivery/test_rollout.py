@@ -53,7 +53,7 @@ def test_canary_pods_follow_the_share_with_at_least_one_and_at_most_the_stable_c
 
 def plan(config_for: Callable[..., dict[str, str]], running: Running, **overrides: object) -> Plan:
     settings = from_config(config_for("prod", **overrides), "prod")
-    return Plan(settings, running, NEW, settings.rollout_strategy)
+    return Plan(settings, running, NEW, settings.rollout.strategy)
 
 
 def test_a_canary_step_pins_the_stable_side_of_both_runtimes(

@@ -70,8 +70,8 @@ def test_container_runs_the_image_by_digest_with_limits_and_probes(
     (container,) = pod(stack)["containers"]
     assert container["image"] == IMAGE
     assert container["resources"] == {
-        "requests": {"cpu": settings.kubernetes_cpu_request, "memory": settings.kubernetes_memory_request},
-        "limits": {"cpu": settings.kubernetes_cpu_limit, "memory": settings.kubernetes_memory_limit},
+        "requests": {"cpu": settings.kubernetes.cpu_request, "memory": settings.kubernetes.memory_request},
+        "limits": {"cpu": settings.kubernetes.cpu_limit, "memory": settings.kubernetes.memory_limit},
     }
     probes = {
         k: (v["httpGet"]["path"], v["httpGet"]["port"]) for k, v in container.items() if k.endswith("Probe")
@@ -82,8 +82,8 @@ def test_container_runs_the_image_by_digest_with_limits_and_probes(
         "livenessProbe": ("/v2/health/live", "http"),
     }
     env_vars = {e["name"]: e["value"] for e in container["env"]}
-    assert env_vars["TWINSERVE_WORKERS"] == str(settings.kubernetes_workers)
-    assert pod(stack)["terminationGracePeriodSeconds"] > settings.kubernetes_drain_seconds
+    assert env_vars["TWINSERVE_WORKERS"] == str(settings.kubernetes.workers)
+    assert pod(stack)["terminationGracePeriodSeconds"] > settings.kubernetes.drain_seconds
 
 
 def test_rollout_and_spread(stack: Run) -> None:
@@ -101,12 +101,12 @@ def test_autoscaler_and_disruption_budget_follow_the_environment(
     hpa = kind(stack, "HorizontalPodAutoscaler")
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (
-        settings.kubernetes_min_replicas,
-        settings.kubernetes_max_replicas,
+        settings.kubernetes.min_replicas,
+        settings.kubernetes.max_replicas,
     )
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "iris"}
     pdb = kind(stack, "PodDisruptionBudget")["spec"]
-    assert pdb["maxUnavailable"] == settings.kubernetes_pdb_max_unavailable
+    assert pdb["maxUnavailable"] == settings.kubernetes.pdb_max_unavailable
     assert pdb["selector"]["matchLabels"] == kind(stack, "Deployment")["spec"]["selector"]["matchLabels"]
 
 

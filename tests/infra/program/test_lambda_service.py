@@ -23,13 +23,13 @@ def test_function_follows_the_environment(
     assert function["packageType"] == "Zip"
     assert function["runtime"] == "python3.12"
     assert function["handler"] == "serving.lambda_handler.handler"
-    assert function["architectures"] == [settings.lambda_architecture]
-    assert function["memorySize"] == settings.lambda_memory_mb
-    assert function["timeout"] == settings.lambda_timeout_seconds
-    assert function["reservedConcurrentExecutions"] == settings.lambda_reserved_concurrency
+    assert function["architectures"] == [settings.function.architecture]
+    assert function["memorySize"] == settings.function.memory_mb
+    assert function["timeout"] == settings.function.timeout_seconds
+    assert function["reservedConcurrentExecutions"] == settings.function.reserved_concurrency
     assert function["publish"] is True
-    assert function["tracingConfig"] == {"mode": "Active" if settings.lambda_tracing else "PassThrough"}
-    assert function["code"].path.endswith(f"lambda-{settings.lambda_architecture}.zip")
+    assert function["tracingConfig"] == {"mode": "Active" if settings.function.tracing else "PassThrough"}
+    assert function["code"].path.endswith(f"lambda-{settings.function.architecture}.zip")
 
 
 def test_log_group_with_retention_is_the_functions_own(stack: Run, env: str) -> None:
@@ -202,7 +202,7 @@ def test_auto_with_a_zip_decision_uses_the_zip(
     decided = zip_dir.parent / "decided"
     shutil.copytree(zip_dir, decided, dirs_exist_ok=True)
     (decided / "lambda-package.json").write_text(json.dumps({"package": "zip", "model": "iris/1"}))
-    assert from_config(config_for("dev", lambdaZipDir=str(decided)), "dev").lambda_package == "zip"
+    assert from_config(config_for("dev", lambdaZipDir=str(decided)), "dev").function.package == "zip"
 
 
 def test_the_image_with_too_little_memory_names_the_key_and_why(
