@@ -21,9 +21,7 @@ from program.settings import Settings, Slo
 from program.slo import INFERENCE_ROUTES, LATENCY, REQUESTS
 from prometheus_client.parser import text_string_to_metric_families
 
-
-class MetricsError(RuntimeError):
-    """The metrics endpoint did not answer, or answered something that is not Prometheus text."""
+from delivery.errors import MetricsError
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ from pathlib import Path
 
 from program.settings import Slo, read_environment
 
-from delivery.analysis import MetricsError, Snapshot, Thresholds, scraper
+from delivery.analysis import Snapshot, Thresholds, scraper
+from delivery.errors import MetricsError
 from delivery.watch import Poll, watch
 
 PROMOTE, ROLL_BACK, INCONCLUSIVE, UNREADABLE = 0, 1, 2, 3

@@ -38,12 +38,17 @@ from typing import Any
 
 from program.settings import Settings, SettingsError, read_environment
 
-from delivery.analysis import MetricsError, Thresholds, scraper
+from delivery.analysis import Thresholds, scraper
+from delivery.canary_cleanup import remove_canaries
+from delivery.errors import DeliveryError, RolloutError
 from delivery.interrupt import Cancellation, Interrupted
-from delivery.rollout_io import LOCK_PATIENCE_SECONDS, ROOT, Engine, RolloutError, Targets, remove_canaries
 from delivery.rollout_plan import Plan, Running
-from delivery.smoke import Example, SmokeError, check, plain_send, region_of, signed_send, smoke
+from delivery.smoke import Example, check, smoke
+from delivery.stack_updates import LOCK_PATIENCE_SECONDS, StackUpdates
+from delivery.targets import Send, Targets, plain_send, region_of
 from delivery.watch import Watch, alarm_breaches, judged, watch
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 
 DEPLOYED, ROLLED_BACK, FAILED, CANCELLED = 0, 1, 2, 130
 
@@ -69,7 +74,7 @@ class Timeline:
 @dataclass
 class Rollout:
     plan: Plan
-    engine: Engine
+    updates: StackUpdates
     example: Example
     targets: Targets
     bake_seconds: float
@@ -91,11 +96,11 @@ class Rollout:
             for percent in plan.steps:
                 self.timeline.add("")
                 self.timeline.add(f"**Step {plan.describe(percent)}**")
-                outputs = self.engine.up(plan.inputs(percent))
+                outputs = self.updates.up(plan.inputs(percent))
                 self._smoke(outputs, canary=percent < 100)
                 if percent < 100 or plan.strategy == "all-at-once":
                     self._bake(outputs, canary=percent < 100)
-        except (RolloutError, SmokeError, MetricsError, OSError) as error:
+        except (DeliveryError, OSError) as error:
             return self._roll_back(str(error))
         self.timeline.add("")
         self.timeline.add(f"**Deployed**: {model} serves all traffic from {plan.image}.")
@@ -108,7 +113,7 @@ class Rollout:
             f"p99 ≤ {t.slo.p99_ms:g} ms; each step baked {self.bake_seconds:.0f} s."
         )
 
-    def _check(self, runtime: str, base: str, send: Any = plain_send) -> None:
+    def _check(self, runtime: str, base: str, send: Send = plain_send) -> None:
         self.timeline.add(f"- smoke: {check(runtime, base, self.example, send, self.wait_seconds)}")
 
     def _smoke(self, outputs: dict[str, Any], canary: bool) -> None:
@@ -118,9 +123,9 @@ class Rollout:
                 with self.targets.kubernetes(outputs, canary=True) as base:
                     self._check("kubernetes canary", base)
             if outputs.get("lambdaCanaryEndpoint"):
-                self._check("lambda canary", outputs["lambdaCanaryEndpoint"], signed_send(region_of(outputs)))
+                self._check("lambda canary", *self.targets.function(outputs, canary=True))
             return
-        for line in smoke(outputs, self.example, self.wait_seconds, self.targets.kubernetes_url):
+        for line in smoke(outputs, self.example, self.wait_seconds, self.targets):
             self.timeline.add(f"- smoke: {line}")
 
     def _bake(self, outputs: dict[str, Any], canary: bool) -> None:
@@ -157,7 +162,7 @@ class Rollout:
             self.timeline.add("Nothing to roll back to: this stack ran no earlier model.")
             return FAILED
         try:
-            self.engine.up(self.plan.rollback_inputs())
+            self.updates.up(self.plan.rollback_inputs())
         except RolloutError as error:
             self.timeline.add(
                 f"**The rollback failed too**: {error}. Run the deploy workflow with an earlier ref."
@@ -171,25 +176,25 @@ class Rollout:
         return ROLLED_BACK
 
 
-def abort(engine: Engine, settings: Settings, image: str, timeline: Timeline) -> int:
+def abort(updates: StackUpdates, settings: Settings, image: str, timeline: Timeline) -> int:
     """Put the stack back on the stable side its outputs recorded, whatever a cancelled run left: its
     outputs are written when an up completes, so an up interrupted midway may have created a canary
     they do not mention, and one terminated mid-create a canary its state does not hold (a pending
     create, which the engine never deletes). One up, then those deleted by name and the pending
     creates cleared; a no-op when nothing was left running."""
-    outputs = engine.outputs()
+    outputs = updates.outputs()
     running = Running.of(outputs)
     if running.nothing:
         timeline.add(f"{settings.stack}: no model was deployed before; nothing to go back to.")
         return DEPLOYED
     plan = Plan(settings, running, running.image or image, "canary")
-    pending = engine.pending_creates()  # read before the up, which may drop them from the state
-    outputs = engine.up_after_cancel(plan.rollback_inputs())
+    pending = updates.pending_creates()  # read before the up, which may drop them from the state
+    outputs = updates.up_after_cancel(plan.rollback_inputs())
     for line in remove_canaries(outputs, pending):
         timeline.add(f"- deleted {line}, left by the interrupted update")
-    left = engine.pending_creates()
+    left = updates.pending_creates()
     if left:
-        engine.clear_pending_creates()
+        updates.clear_pending_creates()
         timeline.add(f"- cleared {len(left)} pending create(s) from the state")
     timeline.add(
         f"{settings.stack}: aborted; no canary runs, all traffic on the stable model: {plan.stable_side()}."
@@ -234,16 +239,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     timeline = Timeline()
     cancellation = Cancellation().install()
-    engine = None
+    updates = None
     try:
         settings = read_environment(args.env)
-        engine = Engine.from_env(args.stack, cancellation, args.lock_patience_seconds)
+        updates = StackUpdates.from_env(args.stack, cancellation, args.lock_patience_seconds)
         if args.command == "abort":
-            return abort(engine, settings, args.image, timeline)
+            return abort(updates, settings, args.image, timeline)
         strategy = settings.rollout.strategy if args.strategy == "settings" else args.strategy
         rollout = Rollout(
-            Plan(settings, Running.of(engine.outputs()), args.image, strategy),
-            engine,
+            Plan(settings, Running.of(updates.outputs()), args.image, strategy),
+            updates,
             Example.read(args.metadata),
             Targets(
                 args.kubernetes_url,
@@ -261,14 +266,14 @@ def main(argv: list[str] | None = None) -> int:
         timeline.add("")
         timeline.add(f"**Stopped**: {stop}. The abort step returns the stack to its stable side.")
         return CANCELLED
-    except (SettingsError, RolloutError, SmokeError, OSError, ValueError) as error:
+    except (SettingsError, DeliveryError, OSError, ValueError) as error:
         timeline.add(f"error: {error}")
         return FAILED
     finally:
-        if args.outputs and engine is not None and not cancellation.received:
+        if args.outputs and updates is not None and not cancellation.received:
             with contextlib.suppress(RolloutError):
                 args.outputs.parent.mkdir(parents=True, exist_ok=True)
-                args.outputs.write_text(json.dumps(engine.outputs()))
+                args.outputs.write_text(json.dumps(updates.outputs()))
         if args.summary and timeline.lines:
             with args.summary.open("a") as summary:
                 summary.write("\n".join(timeline.lines) + "\n")

@@ -8,7 +8,7 @@ import zipfile
 
 import boto3
 import pytest
-from delivery.rollout_io import remove_canaries
+from delivery.canary_cleanup import CANARY_ALIAS, remove_canaries
 from moto import mock_aws
 
 REGION = "eu-west-1"
@@ -54,3 +54,9 @@ def test_a_left_canary_alias_and_url_are_deleted_and_a_new_canary_can_be_made(aw
     aws.create_alias(FunctionName=name, Name="canary", FunctionVersion="1")  # type: ignore[attr-defined]
     assert "the canary alias of twinserve-iris-prod" in remove_canaries(outputs, pending=[])
     assert aws.list_aliases(FunctionName=name)["Aliases"] == []  # type: ignore[attr-defined]
+
+
+def test_the_alias_deleted_is_the_one_the_program_declares() -> None:
+    from program.lambda_service import CANARY_ALIAS as DECLARED
+
+    assert CANARY_ALIAS == DECLARED

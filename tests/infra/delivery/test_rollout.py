@@ -10,9 +10,9 @@ from pathlib import Path
 import boto3
 import pytest
 from delivery.rollout import DEPLOYED, FAILED, ROLLED_BACK, Rollout
-from delivery.rollout_io import Targets
 from delivery.rollout_plan import Plan, Running, canary_pods, shares
 from delivery.smoke import Example
+from delivery.targets import Targets
 from delivery.watch import alarm_breaches
 from moto import mock_aws
 from offline.mocks import INFRA, run_program
@@ -230,7 +230,8 @@ def test_a_port_forward_is_waited_for_and_one_that_exits_is_named() -> None:
     import subprocess
     import sys
 
-    from delivery.smoke import SmokeError, listening
+    from delivery.errors import Unreachable
+    from delivery.targets import listening
 
     port = free_port()
     server = f"http.server.HTTPServer(('127.0.0.1', {port}), http.server.BaseHTTPRequestHandler)"
@@ -244,7 +245,7 @@ def test_a_port_forward_is_waited_for_and_one_that_exits_is_named() -> None:
     failing = [sys.executable, "-c", f"import sys; sys.exit({missing!r})"]
     with (
         subprocess.Popen(failing, stderr=subprocess.PIPE, text=True) as forward,
-        pytest.raises(SmokeError) as raised,
+        pytest.raises(Unreachable) as raised,
     ):
         listening(free_port(), forward, FORWARD)
     assert str(raised.value) == f"`{FORWARD}` exited: {missing}"

@@ -1,0 +1,78 @@
+"""After a cancelled rollout: delete, by name, the canary objects an interrupted update created but its
+state may not hold (the abort's up declares no canary, so each is an orphan)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+from delivery.errors import RolloutError
+
+CANARY_ALIAS = "canary"  # program/lambda_service.py's CANARY_ALIAS (importing it would load the AWS SDK)
+
+
+def remove_canaries(outputs: dict[str, Any], pending: list[dict[str, Any]]) -> list[str]:
+    """Delete, by name, every canary object an abort's up may not know of: the Kubernetes objects of
+    the update's pending creates, the model's canary Deployment, and the function's `canary` alias
+    with its URL. The abort's up declares no canary, so each of these is an orphan. Returns what was
+    deleted."""
+    removed = []
+    manifests = [
+        _manifest(op["resource"]) for op in pending if op["resource"]["type"].startswith("kubernetes:")
+    ]
+    if "kubernetes" in outputs.get("runtimes", []) and outputs.get("kubernetesNamespace"):
+        canary = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": f"{outputs['modelName']}-canary",
+                "namespace": outputs["kubernetesNamespace"],
+            },
+        }
+        manifests.append(canary)
+    for manifest in [m for m in manifests if m]:
+        result = subprocess.run(
+            ["kubectl", "delete", "-f", "-", "--ignore-not-found", "--wait=false"],
+            input=json.dumps(manifest),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        named = (
+            f"{manifest['kind']} {manifest['metadata'].get('namespace', '')}/{manifest['metadata']['name']}"
+        )
+        if result.returncode != 0:
+            raise RolloutError(f"could not delete the {named}: {result.stderr.strip()}")
+        if result.stdout.strip():
+            removed.append(f"the {named}")
+    if "lambda" in outputs.get("runtimes", []) and outputs.get("functionName"):
+        removed += _remove_canary_alias(outputs["functionName"], outputs["functionArn"].split(":")[3])
+    return removed
+
+
+def _manifest(resource: dict[str, Any]) -> dict[str, Any] | None:
+    """apiVersion, kind and metadata of a pending Kubernetes create, from its checked inputs."""
+    inputs = resource.get("inputs") or {}
+    meta = inputs.get("metadata") or {}
+    if not (inputs.get("apiVersion") and inputs.get("kind") and meta.get("name")):
+        return None
+    return {"apiVersion": inputs["apiVersion"], "kind": inputs["kind"], "metadata": meta}
+
+
+def _remove_canary_alias(function: str, region: str) -> list[str]:
+    import boto3
+
+    client = boto3.client("lambda", region_name=region)
+    removed = []
+    for call, what in (
+        (lambda: client.delete_function_url_config(FunctionName=function, Qualifier=CANARY_ALIAS), "URL"),
+        (lambda: client.delete_alias(FunctionName=function, Name=CANARY_ALIAS), "alias"),
+    ):
+        try:
+            call()
+            removed.append(f"the {CANARY_ALIAS} {what} of {function}")
+        except client.exceptions.ResourceNotFoundException:
+            pass
+    return removed
