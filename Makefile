@@ -30,7 +30,7 @@ PYTHON_VERSION ?= $(shell sed -n "/^  lambdaPythonVersion:/,/default:/s/^ *defau
 ARCHES ?= x86_64 arm64
 DIST ?= dist
 
-.PHONY: help install install-infra tools model examples model-ref serve quickstart package plan plan-diff bootstrap smoke compare bench lint test lock clean
+.PHONY: help install install-infra tools model examples model-ref serve quickstart package plan plan-diff bootstrap smoke compare bench bench-image lint test lock clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -129,6 +129,14 @@ bench: $(VENV)/.installed model ## the model (SOURCE=… for yours) on its own e
 	$(PY) -m serving.tools.bench $(MODEL_ARGS)
 	$(PY) -m serving.tools.bench.cold_start $(MODEL_ARGS) --json build/bench/cold-start.json
 	$(PY) -m serving.tools.bench.faults $(MODEL_ARGS)
+	$(PY) -m serving.tools.bench.json_paths $(MODEL_ARGS) --rows 1 32
+	$(MAKE) --no-print-directory bench-image
+
+IMAGE_MODEL_ROOT ?= build/bench/image-model
+bench-image: $(VENV)/.installed ## an image model (MobileNetV2, random weights, no download): JSON against binary tensors and the runtime's limit
+	$(PY) -m model.examples --out $(EXAMPLES_DIR) --image
+	$(PY) -m model --output $(IMAGE_MODEL_ROOT) --source $(EXAMPLES_DIR)/mobilenet.keras --name mobilenet
+	$(PY) -m serving.tools.bench.json_paths --model-root $(IMAGE_MODEL_ROOT)
 
 lock: ## re-resolve every lock from its .in file, with hashes (installs verify every download)
 	cd tests && ../$(VENV)/bin/uv pip compile requirements.in --python-version 3.11 --generate-hashes -o requirements.txt --no-header -q

@@ -7,6 +7,9 @@ generated here (no downloads), each with an evaluation file for `EVAL=`:
   a string in, class probabilities and the label (`label_bytes`) out.
 - `shop.h5`: two inputs (float features, int64 category ids), two outputs
   (class probabilities and a regression value).
+`--image` writes `mobilenet.keras` instead: Keras' MobileNetV2 with random weights (no download),
+`float32 [-1, 224, 224, 3]` in, 1,000 class probabilities out — an image model's size and compute,
+for `make bench-image`.
 Then `make model SOURCE=DIR/digits.keras` imports one like any team's file.
 """
 
@@ -130,12 +133,23 @@ def write_all(out: Path) -> list[Path]:
     return [out / "digits.keras", out / "reviews", out / "shop.h5"]
 
 
+def save_image_model(out: Path) -> Path:
+    """MobileNetV2 as a team's image classifier would be, with random weights: its answers mean nothing,
+    its size, compute and 3 MB JSON requests are what an image model's serving costs."""
+    keras.utils.set_random_seed(SEED)
+    model = keras.applications.MobileNetV2(weights=None, input_shape=(224, 224, 3), classes=1000)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / "mobilenet.keras")
+    return out / "mobilenet.keras"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m model.examples", description=__doc__)
     parser.add_argument("--out", type=Path, required=True, help="directory for the example model files")
+    parser.add_argument("--image", action="store_true", help="write only mobilenet.keras, an image model")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    for path in write_all(args.out):
+    for path in [save_image_model(args.out)] if args.image else write_all(args.out):
         print(f"wrote {path}")
     return 0
 

@@ -12,12 +12,13 @@ and a refusal (503, then close) when the worker already holds `max_connections`.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from serving.jsonio import dumps
 
 SHUTDOWN_GRACE_SECONDS = 0.5
 BODY_TIMED_OUT = "twinserve.body_timed_out"  # scope extension: the body stopped arriving after this many s
@@ -33,7 +34,7 @@ class ConnectionLimits:
 
 def refusal(status: int, message: str) -> bytes:
     """A complete HTTP/1.1 response that closes the connection, with the same JSON error as the routes."""
-    body = json.dumps({"error": message}, separators=(",", ":")).encode()
+    body = dumps({"error": message})
     head = (
         f"HTTP/1.1 {status} {REASONS[status]}\r\ncontent-type: application/json\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"

@@ -8,7 +8,6 @@ limits and a graceful drain.
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +20,7 @@ from serving.connection import BODY_TIMED_OUT
 from serving.contract import LIVE_PATH, READY_PATH
 from serving.dataplane import DataPlane
 from serving.errors import PayloadTooLarge, RequestTimeout, Timeout, TooManyRequests, Unavailable
+from serving.jsonio import dumps
 from serving.metrics import observe
 from serving.routes import Request, Response, body_too_large, error_response, handle
 from serving.settings import Settings
@@ -217,7 +217,7 @@ class ServingApp:
                 "bytes": len(response.body),
                 "client": client[0],
             }
-            sys.stdout.write(json.dumps(line, separators=(",", ":")) + "\n")
+            sys.stdout.write(dumps(line).decode() + "\n")
 
 
 def _closing(response: Response) -> Response:

@@ -6,7 +6,6 @@ handler answer the same request with the same bytes by construction.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -16,7 +15,8 @@ from typing import Any
 from serving import contract, tfserving, v2
 from serving.dataplane import DataPlane
 from serving.errors import MethodNotAllowed, NotFound, PayloadTooLarge, ServingError, UnsupportedMediaType
-from serving.tensors import parse_json, rows_of
+from serving.jsonio import dumps, parse_json
+from serving.tensors import rows_of
 
 logger = logging.getLogger("twinserve")
 SERVER_NAME = "twinserve"
@@ -44,7 +44,7 @@ class Response:
 
 
 def json_response(status: int, payload: Any, rows: int = 0) -> Response:
-    return Response(status, json.dumps(payload, separators=(",", ":")).encode(), rows=rows)
+    return Response(status, dumps(payload), rows=rows)
 
 
 def error_response(error: ServingError) -> Response:

@@ -9,69 +9,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import math
-import re
-import sys
 from typing import Any
 
 import numpy as np
 
 from serving.artifact import TensorSpec
 from serving.contract import DATATYPES
-from serving.errors import BadRequest, PayloadTooLarge
+from serving.errors import BadRequest
 
 NUMPY_TYPES: dict[str, type] = {d.v2: np.dtype(d.numpy).type for d in DATATYPES}  # BYTES: np.object_
 Inputs = dict[str, np.ndarray]
-
-
-def _reject_constant(name: str) -> float:
-    raise BadRequest(f"{name} is not allowed in JSON; send finite numbers")
-
-
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
-
-
-def json_items(body: bytes) -> int:
-    """How many arrays, objects and values the JSON text holds, counted without parsing it: a parse
-    costs ~60 bytes of Python objects per item (`[[],[],…]` grows a worker ~40x its size). Two
-    byte counts bound it from above; only a body over a budget is counted exactly (strings removed,
-    since brackets and commas inside them are not structure)."""
-    return body.count(b"[") + body.count(b"{") + body.count(b",") + 1
-
-
-def exact_json_items(body: bytes) -> int:
-    structure = _STRING.sub(b'""', body)
-    return structure.count(b"[") + structure.count(b"{") + structure.count(b",") + 1
-
-
-def parse_json(body: bytes, what: str = "request body", max_items: int | None = None) -> Any:
-    """Strict JSON: no NaN/Infinity literals, bounded nesting, UTF-8 only, and (with `max_items`) no
-    more arrays, objects and values than the model can take, refused before any is built."""
-    if not body:
-        raise BadRequest(f"{what} is empty; expected a JSON object")
-    if (
-        max_items is not None
-        and json_items(body) > max_items
-        and (items := exact_json_items(body)) > max_items
-    ):
-        raise PayloadTooLarge(
-            f"{what} holds {items} JSON arrays, objects and values; the model takes at most {max_items} "
-            "in one request (TWINSERVE_MAX_BATCH_ROWS rows of its inputs)"
-        )
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadRequest(f"{what} is not valid UTF-8") from None
-    try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except RecursionError:
-        raise BadRequest(f"{what} is nested too deeply") from None
-    except json.JSONDecodeError as exc:
-        raise BadRequest(f"{what} is not valid JSON: {exc}") from None
-    except ValueError:  # Python's guard against quadratic int parsing (CVE-2020-10735)
-        limit = sys.get_int_max_str_digits()
-        raise BadRequest(f"{what} holds an integer longer than {limit} digits") from None
 
 
 def _describe_kind(array: np.ndarray) -> str:
@@ -100,24 +48,40 @@ def _floats(raw: np.ndarray, spec: TensorSpec, where: str) -> np.ndarray:
         raise BadRequest(f"{where}: expected numbers for {spec.datatype}, got {_describe_kind(raw)}")
     with np.errstate(over="ignore", invalid="ignore"):
         array = np.ascontiguousarray(raw, dtype=NUMPY_TYPES[spec.datatype])
-    return finite(array, where)
+    if not np.isfinite(array).all():  # JSON has no NaN or Infinity: a number too large for the dtype
+        largest = np.finfo(array.dtype).max
+        raise BadRequest(
+            f"{where}: values must be finite {array.dtype.name} numbers: out-of-range for {spec.datatype}, "
+            f"whose largest is ±{largest:g}"
+        )
+    return array
 
 
 def _integers(value: Any, raw: np.ndarray, spec: TensorSpec, where: str) -> np.ndarray:
     """numpy turns ints beyond int64 (or a mix of signs past it) into floats or objects: such values are
     taken again as exact Python ints, and anything else is refused."""
+    limits = np.iinfo(NUMPY_TYPES[spec.datatype])
+    out_of_range = BadRequest(
+        f"{where}: values must be within {spec.datatype}'s range [{limits.min}, {limits.max}]"
+    )
     if raw.dtype.kind in "fO":
         exact = np.asarray(value, dtype=object)
-        if not exact.size or not all(type(item) is int for item in exact.flat):
+        others = [item for item in exact.flat if type(item) is not int]
+        if others and all(_beyond_64_bits(item) for item in others):
+            raise out_of_range
+        if not exact.size or others:
             raise BadRequest(f"{where}: expected integers for {spec.datatype}, got {_describe_kind(raw)}")
         raw = exact
     elif raw.dtype.kind not in "iu":
         raise BadRequest(f"{where}: expected integers for {spec.datatype}, got {_describe_kind(raw)}")
-    limits = np.iinfo(NUMPY_TYPES[spec.datatype])
     if raw.size and (int(raw.min()) < limits.min or int(raw.max()) > limits.max):
-        bounds = f"[{limits.min}, {limits.max}]"
-        raise BadRequest(f"{where}: values must be within {spec.datatype}'s range {bounds}")
+        raise out_of_range
     return np.ascontiguousarray(raw, dtype=NUMPY_TYPES[spec.datatype])
+
+
+def _beyond_64_bits(item: Any) -> bool:
+    """An integer past uint64 or below int64, as the JSON parser hands it over (a whole float)."""
+    return type(item) is float and item.is_integer() and not -(2**63) < item < 2**64
 
 
 def _booleans(raw: np.ndarray, where: str) -> np.ndarray:

@@ -15,6 +15,7 @@ import numpy as np
 from serving.artifact import ModelSpec, TensorSpec
 from serving.contract import DATATYPES
 from serving.errors import BadRequest
+from serving.jsonio import json_floats
 from serving.tensors import Inputs, output_strings, same_rows, tensor_from_json
 
 DTYPES = {d.v2: d.tf_serving for d in DATATYPES}
@@ -81,10 +82,10 @@ def decode_predict(payload: Any, model: ModelSpec) -> tuple[Inputs, bool]:
     return same_rows(_columns(payload["inputs"], model)), False
 
 
-def _json_values(name: str, array: np.ndarray) -> list[Any]:
+def _json_values(name: str, array: np.ndarray) -> np.ndarray | list[Any]:
     if array.dtype == np.object_:
         return output_strings(array, base64_all=name.endswith("_bytes"))
-    return array.tolist()
+    return json_floats(array)
 
 
 def encode_predict(outputs: dict[str, np.ndarray], rows: bool) -> dict[str, Any]:

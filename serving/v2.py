@@ -8,7 +8,6 @@ are each prefixed by their length as 4 little-endian bytes.
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import numpy as np
 
 from serving.artifact import ModelSpec, TensorSpec
 from serving.errors import BadRequest
+from serving.jsonio import dumps, json_floats, parse_json
 from serving.tensors import (
     NUMPY_TYPES,
     Inputs,
@@ -25,7 +25,6 @@ from serving.tensors import (
     finite,
     from_json,
     output_strings,
-    parse_json,
     rows_of,
     same_rows,
 )
@@ -222,10 +221,10 @@ def _blob(array: np.ndarray) -> bytes:
     return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
 
 
-def _json_data(array: np.ndarray) -> list[Any]:
+def _json_data(array: np.ndarray) -> np.ndarray | list[Any]:
     """BYTES as text, the form JSON clients read; bytes that are not UTF-8 have no JSON form but base64."""
     if array.dtype != np.object_:
-        return array.reshape(-1).tolist()
+        return json_floats(array.reshape(-1))
     return output_strings(array.reshape(-1), base64_all=False)
 
 
@@ -249,7 +248,7 @@ def encode_infer(
     if request.request_id is not None:
         response["id"] = request.request_id
     response["outputs"] = tensors
-    header = json.dumps(response, separators=(",", ":")).encode()
+    header = dumps(response)
     if not blobs:
         return header, None
     return header + b"".join(blobs), len(header)

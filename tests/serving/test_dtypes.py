@@ -100,6 +100,12 @@ OUT_OF_RANGE = [
     ("int16", -32769, "within INT16's range"),
     ("int32", 2**31, "within INT32's range"),
     ("int64", 2**63, "within INT64's range"),
+    # Integers past 64 bits, which the JSON parser reads as floats: still refused as out of range.
+    ("uint64", 2**64, "within UINT64's range"),
+    ("int64", -(2**63) - 1, "within INT64's range"),
+    ("int16", 10**30, "within INT16's range"),
+    ("fp32", 10**39, "out-of-range for FP32"),
+    ("fp64", 10**400, "out-of-range"),
     ("int32", 1.5, "expected integers for INT32"),
     ("int64", True, "expected integers for INT64, got booleans"),
     ("fp16", 70000.0, "finite float16"),

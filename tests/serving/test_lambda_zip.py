@@ -80,7 +80,7 @@ def test_native_code_is_for_the_target_architecture(dist: Path, arch: str, machi
 def test_holds_the_handler_litert_and_the_model_and_no_tensorflow(dist: Path) -> None:
     names = zipfile.ZipFile(dist / "lambda-x86_64.zip").namelist()
     tops = {n.split("/")[0] for n in names}
-    assert {"serving", "ai_edge_litert", "numpy"} <= tops
+    assert {"serving", "ai_edge_litert", "numpy", "orjson"} <= tops
     assert not {t for t in tops if t.startswith(("tensorflow", "keras", "uvicorn", "awslambdaric"))}
     assert sorted(n for n in names if n.startswith("serving/models/")) == [
         "serving/models/iris/1/metadata.json",
@@ -93,8 +93,8 @@ def test_holds_the_handler_litert_and_the_model_and_no_tensorflow(dist: Path) ->
     )
     # The handler's import closure, derived from the imports: the route table, codecs, runtime, no server.
     assert code == [
-        "__init__", "app", "artifact", "contract", "dataplane", "errors", "lambda_handler", "routes",
-        "runtime", "settings", "tensors", "tfserving", "v2",
+        "__init__", "app", "artifact", "contract", "dataplane", "errors", "jsonio", "lambda_handler",
+        "routes", "runtime", "settings", "tensors", "tfserving", "v2",
     ]  # fmt: skip
     assert not [n for n in names if n.startswith("serving/tools/")]
 

@@ -49,6 +49,20 @@ def lua(body: str) -> str:
     return f'wrk.method = "POST"\nwrk.body = [====[{body}]====]\n{content_type}\n{DONE}'
 
 
+def lua_file(body: Path, headers: dict[str, str]) -> str:
+    """A wrk script that POSTs the bytes of `body` (binary too: read from the file, never quoted) with
+    these headers besides JSON's content type, and reports as `lua` does."""
+    lines = [
+        'wrk.method = "POST"',
+        f'local file = assert(io.open("{body}", "rb"))',
+        'wrk.body = file:read("*a")',
+        "file:close()",
+        'wrk.headers["Content-Type"] = "application/json"',
+    ]
+    lines += [f'wrk.headers["{name}"] = "{value}"' for name, value in headers.items()]
+    return "\n".join(lines) + "\n" + DONE
+
+
 def read_report(stdout: str) -> WrkFigures:
     """The figures from the done() hook's JSON line."""
     for line in reversed(stdout.splitlines()):
