@@ -15,7 +15,7 @@ from typing import Any
 from serving import contract, tfserving, v2
 from serving.dataplane import DataPlane
 from serving.errors import MethodNotAllowed, NotFound, PayloadTooLarge, ServingError, UnsupportedMediaType
-from serving.jsonio import dumps, parse_json
+from serving.jsonio import collector_paused, dumps, parse_json
 from serving.tensors import rows_of
 
 logger = logging.getLogger("twinserve")
@@ -82,9 +82,10 @@ def _v2_model_ready(plane: DataPlane, request: Request, params: dict[str, str]) 
 
 def _v2_infer(plane: DataPlane, request: Request, params: dict[str, str]) -> Response:
     spec = plane.check_model(params["name"], params["version"])
-    decoded = v2.decode_infer(
-        request.body, request.headers.get(v2.BINARY_HEADER), spec, plane.json_items_budget
-    )
+    with collector_paused():
+        decoded = v2.decode_infer(
+            request.body, request.headers.get(v2.BINARY_HEADER), spec, plane.json_items_budget
+        )
     outputs = plane.predict(decoded.inputs)
     body, header_length = v2.encode_infer(spec, decoded, outputs)
     if header_length is None:
@@ -108,9 +109,10 @@ def _tf_metadata(plane: DataPlane, request: Request, params: dict[str, str]) -> 
 
 def _tf_predict(plane: DataPlane, request: Request, params: dict[str, str]) -> Response:
     spec = plane.check_model(params["name"], params["version"])
-    inputs, row_format = tfserving.decode_predict(
-        parse_json(request.body, max_items=plane.json_items_budget), spec
-    )
+    with collector_paused():  # the parsed lists are freed as soon as the arrays are built
+        inputs, row_format = tfserving.decode_predict(
+            parse_json(request.body, max_items=plane.json_items_budget), spec
+        )
     outputs = plane.predict(inputs)
     return json_response(200, tfserving.encode_predict(outputs, row_format), rows_of(inputs))
 

@@ -17,6 +17,7 @@ import numpy as np
 from serving.artifact import TensorSpec
 from serving.contract import DATATYPES
 from serving.errors import BadRequest
+from serving.jsonio import NumericData
 
 NUMPY_TYPES: dict[str, type] = {d.v2: np.dtype(d.numpy).type for d in DATATYPES}  # BYTES: np.object_
 Inputs = dict[str, np.ndarray]
@@ -64,12 +65,14 @@ def _integers(value: Any, raw: np.ndarray, spec: TensorSpec, where: str) -> np.n
     out_of_range = BadRequest(
         f"{where}: values must be within {spec.datatype}'s range [{limits.min}, {limits.max}]"
     )
+    if not raw.size:  # no values (numpy types an empty list float64): the shape check names it
+        return np.empty(raw.shape, dtype=NUMPY_TYPES[spec.datatype])
     if raw.dtype.kind in "fO":
         exact = np.asarray(value, dtype=object)
         others = [item for item in exact.flat if type(item) is not int]
         if others and all(_beyond_64_bits(item) for item in others):
             raise out_of_range
-        if not exact.size or others:
+        if others:
             raise BadRequest(f"{where}: expected integers for {spec.datatype}, got {_describe_kind(raw)}")
         raw = exact
     elif raw.dtype.kind not in "iu":
@@ -124,8 +127,22 @@ def _shape_probe(value: Any) -> Any:
     return [_shape_probe(v) for v in value] if isinstance(value, list) else 0
 
 
+# How simdjson reads each dtype's V2 data without Python numbers (BOOL and BYTES: as values).
+_BUFFER_KINDS = {"FP16": "d", "FP32": "d", "FP64": "d", "INT8": "i", "INT16": "i", "INT32": "i", "INT64": "i",
+                 "UINT8": "u", "UINT16": "u", "UINT32": "u", "UINT64": "u"}  # fmt: skip
+
+
 def from_json(value: Any, spec: TensorSpec, where: str) -> np.ndarray:
-    """Any nesting of JSON values to an array of the input's dtype (shape is checked separately)."""
+    """Any nesting of JSON values to an array of the input's dtype (shape is checked separately);
+    V2 data simdjson holds is read straight into an array when its values allow."""
+    if isinstance(value, NumericData):
+        kind = _BUFFER_KINDS.get(spec.datatype)
+        numbers = value.numbers(kind) if kind else None
+        if numbers is not None:
+            if kind == "d":
+                return _floats(numbers, spec, where)
+            return _integers(None, numbers, spec, where)
+        value = value.values()
     if spec.datatype == "BYTES":
         return _strings(value, where)
     raw = _nested(value, where)

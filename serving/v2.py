@@ -17,7 +17,7 @@ import numpy as np
 
 from serving.artifact import ModelSpec, TensorSpec
 from serving.errors import BadRequest
-from serving.jsonio import dumps, json_floats, parse_json
+from serving.jsonio import dumps, json_floats, parse_v2
 from serving.tensors import (
     NUMPY_TYPES,
     Inputs,
@@ -56,11 +56,11 @@ def decimal(text: str) -> int | None:
 def split_binary(body: bytes, header_length: str | None, max_items: int | None = None) -> tuple[Any, bytes]:
     """The JSON part and the binary tail (empty without the extension header)."""
     if header_length is None:
-        return parse_json(body, max_items=max_items), b""
+        return parse_v2(body, max_items=max_items), b""
     size = decimal(header_length)
     if size is None or size > len(body):
         raise BadRequest(f"Inference-Header-Content-Length {header_length!r} is not a length within the body")
-    return parse_json(body[:size], "inference header", max_items), body[size:]
+    return parse_v2(body[:size], "inference header", max_items), body[size:]
 
 
 def _split_strings(blob: bytes, count: int, where: str) -> np.ndarray:

@@ -90,6 +90,8 @@ BAD = [
         "wrong-width", "POST", PREDICT, body({"instances": [[1, 2, 3]]}), 400, "shape [1, 3] does not match"
     ),
     Case("ragged", "POST", PREDICT, body({"instances": [ROW, [1, 2]]}), 400, "ragged"),
+    # V2 data nested unevenly, with as many values as the shape needs: refused, not flattened.
+    Case("v2-ragged-data", "POST", INFER, v2_input([[5.1], 3.5, 1.4, 0.2]), 400, "ragged"),
     Case("strings", "POST", PREDICT, body({"instances": [["a", "b", "c", "d"]]}), 400, "got strings"),
     Case("booleans", "POST", PREDICT, body({"instances": [[True, False, True, True]]}), 400, "got booleans"),
     Case("nan", "POST", PREDICT, b'{"instances": [[NaN, 1, 2, 3]]}', 400, "NaN is not allowed"),

@@ -80,7 +80,7 @@ def test_native_code_is_for_the_target_architecture(dist: Path, arch: str, machi
 def test_holds_the_handler_litert_and_the_model_and_no_tensorflow(dist: Path) -> None:
     names = zipfile.ZipFile(dist / "lambda-x86_64.zip").namelist()
     tops = {n.split("/")[0] for n in names}
-    assert {"serving", "ai_edge_litert", "numpy", "orjson"} <= tops
+    assert {"serving", "ai_edge_litert", "numpy", "orjson", "simdjson"} <= tops
     assert not {t for t in tops if t.startswith(("tensorflow", "keras", "uvicorn", "awslambdaric"))}
     assert sorted(n for n in names if n.startswith("serving/models/")) == [
         "serving/models/iris/1/metadata.json",
@@ -97,6 +97,7 @@ def test_holds_the_handler_litert_and_the_model_and_no_tensorflow(dist: Path) ->
         "routes", "runtime", "settings", "tensors", "tfserving", "v2",
     ]  # fmt: skip
     assert not [n for n in names if n.startswith("serving/tools/")]
+    assert not [n for n in names if n.startswith("simdjson/") and n.endswith((".cpp", ".h", ".pyx"))]
 
 
 def test_a_handler_module_that_imports_what_does_not_ship_is_refused(tmp_path: Path) -> None:

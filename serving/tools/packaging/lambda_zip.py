@@ -27,7 +27,11 @@ HANDLER_MODULE = "lambda_handler"  # the Lambda handler string's module: serving
 MODEL_FILES = ("model.tflite", "metadata.json")
 # Never loaded by the handler: uv's lock file, console scripts, test suites,
 # and LiteRT's WebGPU accelerator (Lambda has no GPU).
-PRUNE = (".lock", "bin", "numpy/**/tests", "ml_dtypes/tests", "ai_edge_litert/libLiteRtWebGpuAccelerator.so")
+# Never imported at run time: tests, tools, a GPU accelerator, and simdjson's C++ sources (7.6 MB).
+PRUNE = (
+    ".lock", "bin", "numpy/**/tests", "ml_dtypes/tests", "ai_edge_litert/libLiteRtWebGpuAccelerator.so",
+    "simdjson/*.cpp", "simdjson/*.h", "simdjson/*.pyx", "simdjson/*.pxd",
+)  # fmt: skip
 ZIP_LIMIT = 50 * 1024 * 1024  # the largest zip Lambda takes by direct upload
 UNZIPPED_LIMIT = 250 * 1024 * 1024  # Lambda's limit for the function and its layers, unzipped
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
