@@ -95,6 +95,7 @@ def _admit(body: bytes, what: str, max_items: int | None) -> None:
         raise BadRequest(f"{what} is empty; expected a JSON object")
     if (
         max_items is not None
+        and len(body) >= max_items  # json_items is at most len + 1: no count needed below that
         and json_items(body) > max_items
         and (items := exact_json_items(body)) > max_items
     ):
@@ -125,7 +126,7 @@ class NumericData:
 
     def numbers(self, kind: str) -> np.ndarray | None:
         """The values as one flat float64 ('d'), int64 ('i') or uint64 ('u') array; None unless every
-        value is such a number (in range) and none is nested."""
+        value is such a number (in range)."""
         try:
             buffer = self._array.as_buffer(of_type=kind)
         except (TypeError, ValueError, RuntimeError):
@@ -139,27 +140,29 @@ class NumericData:
 
 
 def parse_v2(body: bytes, what: str = "request body", max_items: int | None = None) -> Any:
-    """A V2 request's JSON, as `parse_json` reads it, but each input's `data` left as NumericData. Any
-    text simdjson refuses, and an object with a key given twice (simdjson keeps the first value, JSON
-    parsers the last), is read by `parse_json`'s parsers instead, so every refusal keeps its message."""
+    """A V2 request's JSON, as `parse_json` reads it, but each input's `data` left as NumericData.
+
+    A body that is not an object with an `inputs` list, text simdjson refuses, and an object with a key
+    given twice (simdjson keeps the first value, JSON parsers the last) are read by `parse_json`'s
+    parsers instead, so every refusal keeps its message."""
     _admit(body, what, max_items)
     try:
         document = simdjson.Parser().parse(body)
     except (ValueError, RuntimeError):  # simdjson's refusals (a big integer is a RuntimeError)
         return _parse(body, what)
     keys = _keys(document) if isinstance(document, simdjson.Object) else None
-    if keys is None:
+    inputs = document.get("inputs") if keys else None
+    items = list(inputs) if isinstance(inputs, simdjson.Array) else None
+    if (
+        keys is None
+        or items is None
+        or any(isinstance(i, simdjson.Object) and _keys(i) is None for i in items)
+    ):
         return _parse(body, what)
-    inputs = document.get("inputs")
-    items = list(inputs) if isinstance(inputs, simdjson.Array) else []
-    fields = [_keys(item) if isinstance(item, simdjson.Object) else [] for item in items]
-    if any(names is None for names in fields):
-        return _parse(body, what)
-    payload = {key: _plain(document[key]) for key in keys}
-    if items or isinstance(inputs, simdjson.Array):
-        payload["inputs"] = [_input(item) for item in items]
-        if _brackets(payload) != body.count(b"["):  # a data array holds arrays: checked as values
-            payload["inputs"] = [_as_values(item) for item in payload["inputs"]]
+    payload = {key: _plain(document[key]) for key in keys if key != "inputs"}
+    payload["inputs"] = [_input(item) for item in items]
+    if _brackets(payload) != body.count(b"["):  # a data array holds arrays: checked as values
+        payload["inputs"] = [_as_values(item) for item in payload["inputs"]]
     return payload
 
 

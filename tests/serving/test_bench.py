@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from serving.tools.bench.json_paths import bodies, check_answers
 from serving.tools.bench.workload import Workload
-from serving.tools.bench.wrk import lua, run_wrk
+from serving.tools.bench.wrk import lua, lua_file, run_wrk
 from tests.conftest import make
 from tests.serving.conftest import REPO, Server
 from tests.tool_paths import tool
@@ -44,6 +45,23 @@ def test_wrk_reports_through_its_done_hook(
     wrong = run_wrk(litert_server.url, 2, 1, script, "/v2/models/absent/infer")
     assert wrong.requests > 0
     assert wrong.errors == wrong.requests  # every answer a 404
+
+
+def test_every_json_path_is_timed_on_the_same_tensors_and_binary_bodies_reach_the_server_whole(
+    wrk_on_path: None, litert_server: Server, model_root: Path, tmp_path: Path
+) -> None:
+    """bench-image's paths at 32 rows: each answers as V2 JSON does before it is timed, and wrk sends the
+    binary body from its file byte for byte (every answer a 200, none an error)."""
+    workload = Workload.from_root(model_root)
+    paths = bodies(workload, 32)
+    check_answers(litert_server.url, workload, paths, 32)
+    binary = paths["V2 binary"]
+    (tmp_path / "body").write_bytes(binary.data)
+    script = tmp_path / "post.lua"
+    script.write_text(lua_file(tmp_path / "body", binary.headers))
+    figures = run_wrk(litert_server.url, 2, 1, script, binary.path)
+    assert figures.requests > 0
+    assert figures.errors == 0
 
 
 def test_a_runtime_that_answers_wrong_gets_no_figures(artifact: Path, tmp_path: Path) -> None:
