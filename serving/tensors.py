@@ -62,24 +62,25 @@ def _integers(value: Any, raw: np.ndarray, spec: TensorSpec, where: str) -> np.n
     """numpy turns ints beyond int64 (or a mix of signs past it) into floats or objects: such values are
     taken again as exact Python ints, and anything else is refused."""
     limits = np.iinfo(NUMPY_TYPES[spec.datatype])
-    out_of_range = BadRequest(
-        f"{where}: values must be within {spec.datatype}'s range [{limits.min}, {limits.max}]"
-    )
     if not raw.size:  # no values (numpy types an empty list float64): the shape check names it
         return np.empty(raw.shape, dtype=NUMPY_TYPES[spec.datatype])
     if raw.dtype.kind in "fO":
         exact = np.asarray(value, dtype=object)
         others = [item for item in exact.flat if type(item) is not int]
         if others and all(_beyond_64_bits(item) for item in others):
-            raise out_of_range
+            raise _out_of_range(spec, limits, where)
         if others:
             raise BadRequest(f"{where}: expected integers for {spec.datatype}, got {_describe_kind(raw)}")
         raw = exact
     elif raw.dtype.kind not in "iu":
         raise BadRequest(f"{where}: expected integers for {spec.datatype}, got {_describe_kind(raw)}")
     if raw.size and (int(raw.min()) < limits.min or int(raw.max()) > limits.max):
-        raise out_of_range
+        raise _out_of_range(spec, limits, where)
     return np.ascontiguousarray(raw, dtype=NUMPY_TYPES[spec.datatype])
+
+
+def _out_of_range(spec: TensorSpec, limits: np.iinfo, where: str) -> BadRequest:
+    return BadRequest(f"{where}: values must be within {spec.datatype}'s range [{limits.min}, {limits.max}]")
 
 
 def _beyond_64_bits(item: Any) -> bool:

@@ -361,12 +361,11 @@ class Settings(Group):
 
     def config(self) -> dict[str, Any]:
         """The settings as flat config keys (`kubernetesMinReplicas`), the inverse of `from_config`."""
-        dumped = self.model_dump(mode="json", by_alias=True)
-        flat = {key: dumped[key] for key in dumped if key not in GROUP_ALIASES}
-        for field, prefix in GROUP_PREFIXES.items():
-            for name, value in getattr(self, field).model_dump(mode="json").items():
-                flat[key_of(prefix, name)] = value
-        return flat
+        dumped = self.model_dump(mode="json")
+        return {
+            key: dumped[name] if group is None else dumped[group][name]
+            for key, (group, name, _) in KEYS.items()
+        }
 
     def _name_problems(self) -> list[str]:
         """Names derived from modelName (and the stack) that would pass a limit where they are used:
@@ -451,9 +450,6 @@ class Settings(Group):
                 f"deploy job's {JOB_MINUTES}: bake less or take larger steps"
             ]
         return []
-
-
-GROUP_ALIASES = {to_camel(field) for field in GROUP_PREFIXES}
 
 
 def config_type(annotation: Any) -> str:

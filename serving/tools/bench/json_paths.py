@@ -28,11 +28,13 @@ import numpy as np
 
 from serving.artifact import read_spec
 from serving.runtime import example_inputs, load_runtime, resolve
+from serving.tools.bench.__main__ import _require_free, _wait
 from serving.tools.bench.workload import Workload, WrongAnswer, add_model_arguments, from_arguments
 from serving.tools.bench.wrk import lua_file, run_wrk, wrk_missing
 
 PORT = 18090
 PROCESSES = 2  # as many as the server's workers on this 2-core machine
+LIMIT = "the runtime alone"
 
 
 @dataclass(frozen=True)
@@ -172,19 +174,6 @@ def _serve(workload: Workload, runtime: str, sink: Any) -> subprocess.Popen[byte
     return subprocess.Popen([sys.executable, "-m", "serving"], env=env, stdout=sink, stderr=sink)
 
 
-def _ready(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"error: the server exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/v2/health/ready", timeout=2):  # noqa: S310 - local
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise SystemExit("error: the server was not ready within 180 s")
-
-
 @dataclass(frozen=True)
 class Row:
     runtime: str
@@ -199,12 +188,13 @@ def measure(workload: Workload, runtime: str, args: argparse.Namespace, scratch:
     results = []
     for rows in args.rows:
         limit = raw_rate(workload, runtime, rows, args.seconds)
-        results.append(Row(runtime, rows, "the runtime alone", limit, None, 0))
+        results.append(Row(runtime, rows, LIMIT, limit, None, 0))
     url = f"http://127.0.0.1:{PORT}"
+    _require_free(PORT)
     with tempfile.TemporaryFile() as sink:
         process = _serve(workload, runtime, sink)
         try:
-            _ready(url, process)
+            _wait(url, process, workload, f"twinserve, {runtime}", checked=True)
             for rows in args.rows:
                 paths = bodies(workload, rows)
                 check_answers(url, workload, paths, rows)
@@ -233,7 +223,7 @@ def table(results: list[Row]) -> str:
         "|---|---:|---|---:|---:|---:|---:|",
     ]
     for r in results:
-        limit = next(x for x in results if (x.runtime, x.rows, x.p99_ms) == (r.runtime, r.rows, None))
+        limit = next(x for x in results if (x.runtime, x.rows, x.path) == (r.runtime, r.rows, LIMIT))
         size = f"{r.bytes / 1e6:.2f} MB" if r.bytes >= 100_000 else (f"{r.bytes:,} B" if r.bytes else "-")
         p99 = f"{r.p99_ms:.1f}" if r.p99_ms is not None else "-"
         share = r.requests_per_second / limit.requests_per_second
@@ -245,7 +235,7 @@ def table(results: list[Row]) -> str:
 def ratios(results: list[Row]) -> str:
     lines = []
     for r in results:
-        if r.p99_ms is None or r.path == "V2 binary":
+        if r.path in (LIMIT, "V2 binary"):
             continue
         binary = next(x for x in results if (x.runtime, x.rows, x.path) == (r.runtime, r.rows, "V2 binary"))
         assert binary.p99_ms is not None
