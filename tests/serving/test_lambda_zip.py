@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import shutil
@@ -232,3 +233,14 @@ def test_bad_arguments_are_named(args: list[str], message: str, tmp_path: Path) 
     assert result.returncode != 0
     assert message in result.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_every_wheel_record_lists_only_files_that_ship(dist: Path) -> None:
+    """A pruned console script's RECORD line would carry a hash of the building interpreter's path."""
+    archive = zipfile.ZipFile(dist / "lambda-x86_64.zip")
+    names = set(archive.namelist())
+    records = [n for n in names if n.endswith(".dist-info/RECORD")]
+    assert records
+    for record in records:
+        listed = [row[0] for row in csv.reader(archive.read(record).decode().splitlines())]
+        assert set(listed) <= names, f"{record} lists {sorted(set(listed) - names)[:5]}"

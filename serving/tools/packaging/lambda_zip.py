@@ -8,6 +8,7 @@ hand) is compiled with hash-based invalidation and `/var/task` paths.
 from __future__ import annotations
 
 import ast
+import csv
 import hashlib
 import json
 import shutil
@@ -72,6 +73,19 @@ def install_dependencies(target: Path, arch: str, python_version: str) -> None:
     for pattern in PRUNE:
         for path in target.glob(pattern):
             shutil.rmtree(path) if path.is_dir() else path.unlink()
+    _forget_pruned(target)
+
+
+def _forget_pruned(target: Path) -> None:
+    """Each wheel's RECORD lists only what ships. A console script's line carries the hash of a file that
+    starts with the building interpreter's path, so keeping it would make the zip depend on where the
+    virtualenv lives (a fork's laptop and its runner would build different bytes)."""
+    for record in target.glob("*.dist-info/RECORD"):
+        lines = record.read_text().splitlines(keepends=True)
+        rows = csv.reader(lines)
+        kept = [line for line, row in zip(lines, rows, strict=True) if (target / row[0]).is_file()]
+        if kept != lines:
+            record.write_text("".join(kept))
 
 
 def handler_modules(serving: Path = SERVING) -> tuple[str, ...]:
