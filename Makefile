@@ -74,9 +74,12 @@ lint: install tools ## ruff over the whole tree, actionlint over the workflows
 	$(VENV)/bin/ruff format --check .
 	"$$(tests/tools/build.sh --paths | sed -n 's/^ACTIONLINT=//p')" -no-color -shellcheck "$(abspath $(VENV))/bin/shellcheck"
 
+# One test file per worker process, one worker per core: a file's tests share its module fixtures.
+PARALLEL := -n auto --dist loadfile
+
 test: lint ## lint, then the whole test suite: the main venv's, infra's, then the real engines'
-	$(PY) -m pytest tests --ignore=tests/infra --ignore=tests/engine
-	$(INFRA_PY) -m pytest tests/infra
+	$(PY) -m pytest tests --ignore=tests/infra --ignore=tests/engine $(PARALLEL)
+	$(INFRA_PY) -m pytest tests/infra $(PARALLEL)
 	$(INFRA_PY) -m pytest tests/engine -v
 
 serve: $(VENV)/.installed ## serve the exported model on :$(PORT) (RUNTIME=litert|tensorflow)

@@ -30,6 +30,9 @@ LATENCY_METRIC = "rest_server_request_duration_seconds"  # a histogram, same lab
 BATCH_METRIC = "model_infer_batch_size"  # a histogram of rows per inference call, by model
 V2_INFER_ROUTE, TF_PREDICT_ROUTE = "v2_infer", "tf_predict"  # the `route` labels of inference
 INFERENCE_ROUTES = (V2_INFER_ROUTE, TF_PREDICT_ROUTE)
+CAPTURE_METRIC = "twinserve_capture_records"  # a counter by model and outcome (written, dropped, failed)
+CAPTURE_SCHEMA = "twinserve.capture/1"  # the `schema` of every payload capture record (serving/capture.py)
+TRACKS = ("stable", "canary", "shadow")  # TWINSERVE_TRACK: which side of a rollout a server is on
 
 
 class ContractError(ValueError):

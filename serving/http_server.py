@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
+from serving import capture
 from serving.app import build_dataplane
 from serving.batching import MicroBatcher
 from serving.connection import BODY_TIMED_OUT
@@ -21,8 +22,8 @@ from serving.contract import LIVE_PATH, READY_PATH
 from serving.dataplane import DataPlane
 from serving.errors import PayloadTooLarge, RequestTimeout, Timeout, TooManyRequests, Unavailable
 from serving.jsonio import dumps
-from serving.metrics import observe
-from serving.routes import Request, Response, body_too_large, error_response, handle
+from serving.metrics import count_capture, observe
+from serving.routes import Request, Response, body_too_large, error_response, handle, route_label
 from serving.settings import Settings
 from serving.v2 import decimal
 
@@ -56,6 +57,7 @@ class ServingApp:
         self.inflight = 0  # requests between headers and answer, for the concurrency limit
         self.buffered = 0  # body bytes held by requests in flight, for the memory budget
         self.inferring = 0  # requests on the inference threads, for the micro-batcher
+        self.capture: capture.BackgroundWriter | None = None
         # Several threads, so concurrent TensorFlow requests can meet in the micro-batcher.
         self.executor = ThreadPoolExecutor(max_workers=INFERENCE_THREADS, thread_name_prefix="inference")
 
@@ -71,14 +73,26 @@ class ServingApp:
             if message["type"] == "lifespan.startup":
                 try:
                     self.plane = self._batched(build_dataplane(self.settings))
+                    self.capture = self._capture(self.plane)
                 except Exception as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.executor.shutdown(wait=True)
+                if self.capture is not None:
+                    self.capture.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def _capture(self, plane: DataPlane) -> capture.BackgroundWriter | None:
+        """Payload capture on its own thread, or None when the environment leaves it off."""
+        policy = self.settings.capture
+        if policy.sample_rate == 0:
+            return None
+        recorder = capture.Recorder(policy, plane.spec, "kubernetes", self.settings.track, capture.write_line)
+        model = plane.spec.name
+        return capture.BackgroundWriter(recorder, lambda outcome: count_capture(model, outcome))
 
     def _batched(self, plane: DataPlane) -> DataPlane:
         """A TensorFlow call costs about the same for one row or many: concurrent requests share calls."""
@@ -191,13 +205,19 @@ class ServingApp:
             response = handle(self.plane, Request(method, path, headers), self.settings.max_body_bytes)
         else:
             response = await self._limited(scope, headers, receive)
+            if response.route == "unmatched":  # refused before the route table: shed, too large, too slow
+                response = replace(response, route=route_label(method, path))
         if DRAINING.is_set():
             response = _closing(response)  # clients reconnect elsewhere instead of reusing this connection
         raw_headers = [(k.encode(), v.encode()) for k, v in response.headers]
         raw_headers.append((b"content-length", str(len(response.body)).encode()))
         await send({"type": "http.response.start", "status": response.status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": response.body})
-        self._record(scope, method, path, response, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self._record(scope, method, path, response, seconds)
+        if self.capture is not None and self.capture.recorder.sampled(response.route):
+            request_id = headers.get("x-request-id") or capture.new_request_id()
+            self.capture.offer(capture.exchange(response, request_id, seconds))
 
     def _record(
         self, scope: dict[str, Any], method: str, path: str, response: Response, seconds: float

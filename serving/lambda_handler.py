@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
+import time
 from typing import Any
 
+from serving import capture
 from serving.app import build_dataplane
 from serving.errors import BadRequest
 from serving.routes import Request, Response, error_response, handle
 from serving.settings import Settings
 
 TEXT_TYPES = ("application/json",)
+logger = logging.getLogger("twinserve")
 
 
 def request_from_event(event: dict[str, Any]) -> Request:
@@ -48,13 +52,41 @@ def response_to_lambda(response: Response) -> dict[str, Any]:
     return {"statusCode": response.status, "headers": headers, "body": encoded, "isBase64Encoded": True}
 
 
+def _recorder() -> capture.Recorder | None:
+    policy = SETTINGS.capture
+    if policy.sample_rate == 0:
+        return None
+    return capture.Recorder(policy, PLANE.spec, "lambda", SETTINGS.track, capture.write_line)
+
+
 SETTINGS = Settings.from_env()
 PLANE = build_dataplane(SETTINGS)
+RECORDER = _recorder()
 
 
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    started = time.perf_counter()
     try:
         request = request_from_event(event)
     except BadRequest as error:
         return response_to_lambda(error_response(error))
-    return response_to_lambda(handle(PLANE, request, SETTINGS.max_body_bytes))
+    response = handle(PLANE, request, SETTINGS.max_body_bytes)
+    if RECORDER is not None and RECORDER.sampled(response.route):
+        _capture(RECORDER, response, request, context, time.perf_counter() - started)
+    return response_to_lambda(response)
+
+
+def _capture(
+    recorder: capture.Recorder, response: Response, request: Request, context: object, seconds: float
+) -> None:
+    """Written before returning, since Lambda may freeze the environment once the handler returns;
+    a record that cannot be written is logged, and the client still gets its answer."""
+    request_id = (
+        request.headers.get("x-request-id")
+        or getattr(context, "aws_request_id", None)
+        or capture.new_request_id()
+    )
+    try:
+        recorder.emit(recorder.record(capture.exchange(response, request_id, seconds)))
+    except Exception:
+        logger.exception("payload capture failed for request %s", request_id)

@@ -12,11 +12,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
+
 from serving import contract, tfserving, v2
 from serving.dataplane import DataPlane
 from serving.errors import MethodNotAllowed, NotFound, PayloadTooLarge, ServingError, UnsupportedMediaType
 from serving.jsonio import collector_paused, dumps, parse_json
-from serving.tensors import rows_of
+from serving.tensors import Inputs, rows_of
 
 logger = logging.getLogger("twinserve")
 SERVER_NAME = "twinserve"
@@ -41,6 +43,11 @@ class Response:
     headers: tuple[tuple[str, str], ...] = (("content-type", JSON),)
     route: str = "unmatched"  # a label for metrics and logs, never sent
     rows: int = field(default=0, compare=False)
+    # What payload capture records (serving/capture.py), never sent: the decoded inputs and the model's
+    # outputs of an answered inference, the message of a refused request.
+    inputs: Inputs | None = field(default=None, compare=False, repr=False)
+    outputs: Mapping[str, np.ndarray] | None = field(default=None, compare=False, repr=False)
+    error: str | None = field(default=None, compare=False)
 
 
 def json_response(status: int, payload: Any, rows: int = 0) -> Response:
@@ -48,7 +55,7 @@ def json_response(status: int, payload: Any, rows: int = 0) -> Response:
 
 
 def error_response(error: ServingError) -> Response:
-    response = json_response(error.status, {"error": str(error)})
+    response = replace(json_response(error.status, {"error": str(error)}), error=str(error))
     if isinstance(error, MethodNotAllowed) and len(error.args) > 1:
         return replace(response, headers=(*response.headers, ("allow", error.args[1])))
     return response
@@ -89,12 +96,12 @@ def _v2_infer(plane: DataPlane, request: Request, params: dict[str, str]) -> Res
     outputs = plane.predict(decoded.inputs)
     body, header_length = v2.encode_infer(spec, decoded, outputs)
     if header_length is None:
-        return Response(200, body, rows=decoded.rows)
+        return Response(200, body, rows=decoded.rows, inputs=decoded.inputs, outputs=outputs)
     headers = (
         ("content-type", "application/octet-stream"),
         ("inference-header-content-length", str(header_length)),
     )
-    return Response(200, body, headers, rows=decoded.rows)
+    return Response(200, body, headers, rows=decoded.rows, inputs=decoded.inputs, outputs=outputs)
 
 
 def _tf_status(plane: DataPlane, request: Request, params: dict[str, str]) -> Response:
@@ -114,7 +121,8 @@ def _tf_predict(plane: DataPlane, request: Request, params: dict[str, str]) -> R
             parse_json(request.body, max_items=plane.json_items_budget), spec
         )
     outputs = plane.predict(inputs)
-    return json_response(200, tfserving.encode_predict(outputs, row_format), rows_of(inputs))
+    answer = json_response(200, tfserving.encode_predict(outputs, row_format), rows_of(inputs))
+    return replace(answer, inputs=inputs, outputs=outputs)
 
 
 # (method, path pattern, handler, the route's label in metrics and logs)
@@ -148,6 +156,15 @@ def _match(method: str, path: str) -> tuple[Handler, str, dict[str, str]]:
             f"method {method} not allowed on {path}; use {', '.join(allowed)}", ", ".join(allowed)
         )
     raise NotFound(f"no route for {method} {path}")
+
+
+def route_label(method: str, path: str) -> str:
+    """The route a request was for, as metrics and captured records name it, when it was refused
+    before the route table saw it (shed, too large, too slow): "unmatched" when no route matches."""
+    for route_method, pattern, _, label in ROUTES:
+        if route_method == method and pattern.match(path):
+            return label
+    return "unmatched"
 
 
 def body_too_large(max_body_bytes: int) -> PayloadTooLarge:

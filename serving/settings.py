@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from serving.contract import HTTP_PORT, METRICS_PORT
+from serving.capture import Policy
+from serving.contract import HTTP_PORT, METRICS_PORT, TRACKS
 from serving.runtime import RUNTIMES
 
 BUNDLED_MODELS = Path(__file__).resolve().parent / "models"
@@ -160,6 +161,32 @@ class Settings:
     log_level: str = _setting(
         "TWINSERVE_LOG_LEVEL", "Log level.", _choice("debug", "info", "warning", "error"), "info"
     )
+    track: str = _setting(
+        "TWINSERVE_TRACK", "Which side of a rollout this server is on, as captured records say.",
+        _choice(*TRACKS), "stable",
+    )  # fmt: skip
+    capture_sample_rate: float = _setting(
+        "TWINSERVE_CAPTURE_SAMPLE_RATE",
+        "Share of inference requests captured as JSON records on stdout (0: capture off).",
+        _float_range(0, 1),
+        0.0,
+    )
+    capture_fields: frozenset[str] = _setting(
+        "TWINSERVE_CAPTURE_FIELDS",
+        "What a record holds: inputs, outputs, or single tensors as inputs.<name> and outputs.<name>.",
+        Policy.parse_fields,
+        frozenset({"inputs", "outputs"}),
+    )
+    capture_max_record_bytes: int = _setting(
+        "TWINSERVE_CAPTURE_MAX_RECORD_BYTES",
+        "A record larger than this keeps its tensors' names and shapes but not their values.",
+        _int_range(1024, 256 * 1024),
+        16 * 1024,
+    )
+
+    @property
+    def capture(self) -> Policy:
+        return Policy(self.capture_sample_rate, self.capture_fields, self.capture_max_record_bytes)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

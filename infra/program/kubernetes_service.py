@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from program.settings import KubernetesSettings, Slo
+from program.settings import CaptureSettings, KubernetesSettings, Slo
 from program.slo import alert_rules
 from serving.contract import HTTP_PORT, LIVE_PATH, METRICS_PORT, READY_PATH
 
@@ -30,6 +30,7 @@ class KubernetesServiceArgs:
     slo: Slo
     settings: KubernetesSettings
     canary_image: str = ""  # a new model's image run beside the stable pods; empty for none
+    capture: CaptureSettings = CaptureSettings()  # payload capture, the same on every pod
 
 
 # What a worker holds before any request (TensorFlow and the model: ~550 MiB, `make bench`), what a
@@ -355,6 +356,9 @@ class KubernetesService(pulumi.ComponentResource):
             "TWINSERVE_MAX_BUFFERED_BYTES": str(
                 buffered_bytes_budget(args.settings.memory_limit, args.settings.workers)
             ),
+            **args.capture.environment(),
+            # A canary's captured records say so; stable pods keep the server's default, "stable".
+            **({"TWINSERVE_TRACK": "canary"} if canary_replicas else {}),
         }
         container = {
             "name": "server",

@@ -10,7 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from program.lambda_endpoints import HttpApi, Target, function_url, http_api
-from program.settings import LambdaSettings, Slo
+from program.settings import CaptureSettings, LambdaSettings, Slo
 
 # Every name starts with the function's (twinserve-<model>-<stack>), which the deploy role is scoped to.
 HANDLER = "serving.lambda_handler.handler"
@@ -53,6 +53,7 @@ class LambdaServiceArgs:
     settings: LambdaSettings
     environment: str = "dev"  # the stack: the role's IAM path and every resource's tag scope the deploy role
     account: str = ""  # the account whose boundary policy the role attaches; empty: none (tests only)
+    capture: CaptureSettings = CaptureSettings()  # payload capture, into the function's log group
 
 
 def role_path(environment: str) -> str:
@@ -364,7 +365,7 @@ class LambdaService(pulumi.ComponentResource):
             "timeout": args.settings.timeout_seconds,
             "reserved_concurrent_executions": args.settings.reserved_concurrency,
             "publish": True,
-            "environment": {"variables": {"TWINSERVE_LOG_LEVEL": "info"}},
+            "environment": {"variables": {"TWINSERVE_LOG_LEVEL": "info", **args.capture.environment()}},
             "tracing_config": {"mode": "Active" if args.settings.tracing else "PassThrough"},
             "logging_config": {"log_format": "Text", "log_group": self.log_group.name},
             "tags": tags,

@@ -276,6 +276,42 @@ class TrafficSettings(Group):
     """Expected peak requests per second, for the cost comparison and scaling bounds."""
 
 
+CAPTURE_FIELD = re.compile(r"^(inputs|outputs)(\.[^,\s]+)?$")
+
+
+class CaptureSettings(Group):
+    """The `capture*` keys: payload capture on both runtimes (serving/capture.py), off unless set.
+    Records go to each runtime's log stream: the function's log group (its retention, lambdaLogRetentionDays)
+    and the pods' stdout (the cluster's log pipeline)."""
+
+    sample_rate: float = Field(default=0.0, ge=0, le=1)
+    """Share of inference requests recorded with their inputs and outputs (0: capture off)."""
+    fields: list[str] = Field(default=["inputs", "outputs"])
+    """What a record holds: inputs, outputs, or single tensors as inputs.<name> and outputs.<name>."""
+    max_record_bytes: int = Field(default=16384, ge=1024, le=262144)
+    """A record larger than this keeps its tensors' names and shapes, not their values (16 KiB: one
+    line of the container log, whole)."""
+
+    @field_validator("fields")
+    @classmethod
+    def _known_fields(cls, value: list[str]) -> list[str]:
+        wrong = [item for item in value if not CAPTURE_FIELD.match(item)]
+        if wrong:
+            raise ValueError(f"{wrong} are not inputs, outputs, inputs.<name> or outputs.<name>")
+        return value
+
+    def environment(self) -> dict[str, str]:
+        """The servers' TWINSERVE_CAPTURE_* variables; none while capture is off, so turning it on
+        or off is the only change it makes to a pod or a function."""
+        if self.sample_rate == 0:
+            return {}
+        return {
+            "TWINSERVE_CAPTURE_SAMPLE_RATE": f"{self.sample_rate:g}",
+            "TWINSERVE_CAPTURE_FIELDS": ",".join(self.fields),
+            "TWINSERVE_CAPTURE_MAX_RECORD_BYTES": str(self.max_record_bytes),
+        }
+
+
 # Each group's field in Settings and the prefix of its keys.
 GROUP_PREFIXES = {
     "kubernetes": "kubernetes",
@@ -283,6 +319,7 @@ GROUP_PREFIXES = {
     "rollout": "rollout",
     "slo": "alarm",
     "traffic": "traffic",
+    "capture": "capture",
 }
 
 
@@ -321,6 +358,7 @@ class Settings(Group):
     rollout: RolloutSettings = RolloutSettings()
     slo: Slo = Slo()
     traffic: TrafficSettings = TrafficSettings()
+    capture: CaptureSettings = CaptureSettings()
 
     @field_validator("image", "canary_image")
     @classmethod

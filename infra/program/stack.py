@@ -34,7 +34,7 @@ def main() -> None:
             k8s.Provider("cluster", kubeconfig=pulumi.Output.secret(s.kubeconfig)) if s.kubeconfig else None
         )
         args = KubernetesServiceArgs(
-            s.model_name, s.model_version, s.image or "", s.slo, s.kubernetes, s.canary_image or ""
+            s.model_name, s.model_version, s.image or "", s.slo, s.kubernetes, s.canary_image or "", s.capture
         )
         service = KubernetesService("serving", args, pulumi.ResourceOptions(provider=provider))
         pulumi.export("kubernetesNamespace", s.kubernetes.namespace)
@@ -48,7 +48,7 @@ def main() -> None:
         function = LambdaService(
             "serving",
             LambdaServiceArgs(
-                s.function_name, s.model_name, s.model_version, s.slo, s.function, s.stack, account
+                s.function_name, s.model_name, s.model_version, s.slo, s.function, s.stack, account, s.capture
             ),
         )
         pulumi.export("lambdaEndpoint", function.endpoint)

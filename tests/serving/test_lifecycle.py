@@ -34,6 +34,9 @@ from tests.serving.conftest import REPO, start_server
             {"TWINSERVE_METRICS_PORT": "-1"},
             "TWINSERVE_METRICS_PORT='-1' is invalid: must be between 0 and 65535",
         ),
+        ({"TWINSERVE_CAPTURE_SAMPLE_RATE": "2"}, "TWINSERVE_CAPTURE_SAMPLE_RATE='2' is invalid: must be"),
+        ({"TWINSERVE_CAPTURE_FIELDS": "inputs,body"}, "'body' is not inputs, outputs, inputs.<name> or"),
+        ({"TWINSERVE_TRACK": "blue"}, "TWINSERVE_TRACK='blue' is invalid: must be one of ['stable',"),
     ],
 )
 def test_bad_settings_fail_at_start_naming_the_variable(env: dict[str, str], message: str) -> None:

@@ -327,3 +327,42 @@ def test_the_server_gets_its_byte_budget_from_the_stack(run_stack: Callable[...,
     (container,) = deployment.inputs["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e["value"] for e in container["env"]}
     assert int(env["TWINSERVE_MAX_BUFFERED_BYTES"]) == 53 * 2**20  # 1Gi, one worker
+
+
+def server_env(deployment: dict) -> dict[str, str]:
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e["value"] for e in container["env"]}
+
+
+def test_capture_is_off_unless_set_and_then_every_pod_captures_alike(run_stack: Callable[..., Run]) -> None:
+    (deployment,) = run_stack("dev").of_type("kubernetes:apps/v1:Deployment")
+    assert not [name for name in server_env(deployment.inputs) if name.startswith("TWINSERVE_CAPTURE")]
+    fields = '["inputs", "outputs.probabilities"]'
+    run = run_stack("prod", canaryImage=CANARY, captureSampleRate="0.1", captureFields=fields)
+    deployments = run.of_type("kubernetes:apps/v1:Deployment")
+    envs = {r.inputs["metadata"]["name"]: server_env(r.inputs) for r in deployments}
+    capture = {
+        "TWINSERVE_CAPTURE_SAMPLE_RATE": "0.1",
+        "TWINSERVE_CAPTURE_FIELDS": "inputs,outputs.probabilities",
+        "TWINSERVE_CAPTURE_MAX_RECORD_BYTES": "16384",
+    }
+    assert capture.items() <= envs["iris"].items()
+    assert {**capture, "TWINSERVE_TRACK": "canary"}.items() <= envs["iris-canary"].items()
+    assert "TWINSERVE_TRACK" not in envs["iris"]  # the server's default: stable
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"captureSampleRate": "1.5"}, "twinserve:captureSampleRate"),
+        ({"captureFields": '["payload"]'}, r"twinserve:captureFields: .*\['payload'\] are not inputs"),
+        ({"captureMaxRecordBytes": "100"}, "twinserve:captureMaxRecordBytes"),
+    ],
+)
+def test_a_capture_setting_out_of_range_is_named(
+    config_for: Callable[..., dict[str, str]], overrides: dict, message: str
+) -> None:
+    from program.settings import SettingsError
+
+    with pytest.raises(SettingsError, match=message):
+        from_config(config_for("dev", **overrides), "dev")

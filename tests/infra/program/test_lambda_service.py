@@ -343,3 +343,17 @@ def test_rollout_settings_that_cannot_work_are_named(
 ) -> None:
     with pytest.raises(SettingsError, match=message):
         from_config(config_for("prod", **overrides), "prod")
+
+
+def test_capture_reaches_the_function_only_when_an_environment_sets_it(run_stack: Callable[..., Run]) -> None:
+    variables = run_stack("dev").one("aws:lambda/function:Function").inputs["environment"]["variables"]
+    assert variables == {"TWINSERVE_LOG_LEVEL": "info"}
+    captured = run_stack(
+        "dev", captureSampleRate="1", captureFields='["outputs"]', captureMaxRecordBytes="4096"
+    )
+    assert captured.one("aws:lambda/function:Function").inputs["environment"]["variables"] == {
+        "TWINSERVE_LOG_LEVEL": "info",
+        "TWINSERVE_CAPTURE_SAMPLE_RATE": "1",
+        "TWINSERVE_CAPTURE_FIELDS": "outputs",
+        "TWINSERVE_CAPTURE_MAX_RECORD_BYTES": "4096",
+    }
