@@ -30,7 +30,7 @@ PYTHON_VERSION ?= $(shell sed -n "/^  lambdaPythonVersion:/,/default:/s/^ *defau
 ARCHES ?= x86_64 arm64
 DIST ?= dist
 
-.PHONY: help install install-infra tools model examples model-ref serve quickstart package plan plan-diff bootstrap smoke compare bench bench-image lint test lock clean
+.PHONY: help install install-infra tools model examples model-ref serve quickstart package plan plan-diff bootstrap smoke compare bench bench-image drift lint test lock clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -140,6 +140,15 @@ bench-image: $(VENV)/.installed ## an image model (MobileNetV2, random weights, 
 	$(PY) -m model.examples --out $(EXAMPLES_DIR) --image
 	$(PY) -m model --output $(IMAGE_MODEL_ROOT) --source $(EXAMPLES_DIR)/mobilenet.keras --name mobilenet
 	$(PY) -m serving.tools.bench.json_paths --model-root $(IMAGE_MODEL_ROOT)
+
+REFERENCE ?= $(MODEL_ROOT)/$(MODEL_NAME)/$(MODEL_VERSION)
+RECORDS ?=
+HOURS ?= 24
+MAX_PSI ?= 0.2
+DRIFT_DIR ?= build/drift
+drift: $(INFRA_READY) ## captured records against the model's reference.json: RECORDS=<log files> or ENV's function log group over HOURS; exit 1 on drift
+	$(INFRA_PY) -m drift --reference $(REFERENCE) --max-psi $(MAX_PSI) --out $(DRIFT_DIR)/$(ENV).md \
+	  $(if $(RECORDS),$(addprefix --records ,$(RECORDS)),--log-group /aws/lambda/twinserve-$(MODEL_NAME)-$(ENV) --hours $(HOURS))
 
 lock: ## re-resolve every lock from its .in file, with hashes (installs verify every download)
 	cd tests && ../$(VENV)/bin/uv pip compile requirements.in --python-version 3.11 --generate-hashes -o requirements.txt --no-header -q

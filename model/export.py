@@ -3,6 +3,7 @@ or not at all, for a model trained here and for one a team brings alike."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -17,6 +18,7 @@ import tensorflow as tf
 
 from model import litert
 from model.inputs import file_hashes
+from model.reference import reference
 from model.signature import SIGNATURE, keras_signature, tensors
 from serving import contract
 
@@ -77,6 +79,22 @@ def example(
     }  # fmt: skip
 
 
+def _write_reference(
+    directory: Path,
+    signature: tf.types.experimental.ConcreteFunction,
+    inputs: list[dict],
+    outputs: list[dict],
+    labels: list[str],
+    rows: litert.Arrays,
+    source: str,
+) -> None:
+    """reference.json: the rows' distributions and those of the answers the exported signature gives."""
+    answers = signature(**{name: tf.constant(array) for name, array in rows.items()})
+    arrays = {name: tensor.numpy() for name, tensor in answers.items()}
+    document = reference(inputs, outputs, labels, rows, arrays, source)
+    (directory / contract.REFERENCE_FILE).write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
+
+
 def build_metadata(
     inputs: list[dict],
     outputs: list[dict],
@@ -111,11 +129,13 @@ def write_artifact(
     samples: Callable[[list[dict]], litert.Arrays] | None = None,
     assess: Callable[[tf.types.experimental.ConcreteFunction], tuple[dict[str, float], dict[str, Any]]]
     | None = None,
+    training: litert.Arrays | None = None,
 ) -> Path:
     """`<root>/<name>/<version>/` via a hidden staging directory beside it. `save` writes the SavedModel
     and returns its signature; the written SavedModel is loaded once, as serving loads it: `assess` may
     score its signature (metrics and what to record) or refuse it, and LiteRT is checked against it on
-    `samples` (generated when not given)."""
+    `samples` (generated when not given). reference.json describes the `training` rows when given, else
+    the samples."""
     model_dir = root / provenance.name
     model_dir.mkdir(parents=True, exist_ok=True)
     staged = Path(tempfile.mkdtemp(prefix=f".staging-{provenance.version}-", dir=model_dir))
@@ -132,6 +152,11 @@ def write_artifact(
         if conversion.content is not None:
             (staged / TFLITE_FILE).write_bytes(conversion.content)
         request_example = example(loaded.signatures[SIGNATURE], inputs, outputs, arrays)
+        labels = list(provenance.extra.get("labels", []))
+        rows, source = (
+            (training, "training") if training else (arrays, "evaluation" if samples else "generated")
+        )
+        _write_reference(staged, loaded.signatures[SIGNATURE], inputs, outputs, labels, rows, source)
         metadata = build_metadata(
             inputs, outputs, provenance, conversion, file_hashes(staged), request_example
         )

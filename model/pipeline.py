@@ -35,4 +35,6 @@ def run(config_path: Path, root: Path) -> tuple[Path, dict[str, float], bool]:
         },
     )
     samples = {task.INPUT_NAME: data.test_x}
-    return write_artifact(root, provenance, keras_saver(model), lambda _: samples), metrics, True
+    training = {task.INPUT_NAME: data.train_x}  # what drift is measured against (reference.json)
+    written = write_artifact(root, provenance, keras_saver(model), lambda _: samples, training=training)
+    return written, metrics, True

@@ -18,6 +18,15 @@ from pathlib import Path
 from typing import Any
 
 METADATA_FILE = "metadata.json"
+# Beside metadata.json: the distributions of the evaluation rows and of the model's answers to them,
+# which a drift report holds production's captured records against (model/reference.py writes it).
+REFERENCE_FILE = "reference.json"
+REFERENCE_SCHEMA = "twinserve.reference/1"
+MAX_FEATURES_PER_TENSOR = 32  # a row holding more values than this is one feature, all of them
+MAX_CATEGORIES = 50  # strings or integers of at most this many kinds are categories, not numbers
+# How a feature reads a tensor's values: as numbers, as string lengths, as categories (text), or each
+# row's top class.
+READS_VALUE, READS_LENGTH, READS_CATEGORY, READS_TOP_CLASS = "value", "length", "category", "top_class"
 SIGNATURE = "serving_default"
 RTOL, ATOL = 1e-3, 1e-5  # how close two runtimes' float answers must be (LiteRT against TensorFlow)
 
@@ -288,3 +297,47 @@ class _Reader:
         if len({t.shape[0] for t in example.inputs}) != 1:
             raise self.fail("example.inputs", "must all have the same number of rows")
         return example
+
+
+def feature_values(feature: dict[str, Any], tensor: dict[str, Any]) -> list[Any]:
+    """A reference feature's values in one V2 tensor (flat `data`, `shape` with rows first): one value of
+    each row, every value, every string's length, or each row's top class name."""
+    data, shape = tensor.get("data") or [], tensor.get("shape") or [0]
+    rows = shape[0] if shape else 0
+    width = math.prod(shape[1:]) if len(shape) > 1 else 1
+    if rows <= 0 or len(data) != rows * width:
+        return []
+    reads, index = feature["reads"], feature.get("index")
+    if reads == READS_TOP_CLASS:
+        return _top_classes(feature["classes"], data, rows, width)
+    if index is None:
+        values = list(data)
+    elif index < width:
+        values = [data[row * width + index] for row in range(rows)]
+    else:
+        return []
+    if reads == READS_LENGTH:
+        return [len(v.encode()) if isinstance(v, str) else len(str(v)) for v in values]
+    if reads == READS_CATEGORY:
+        return [_category_text(v) for v in values]
+    return values
+
+
+def _top_classes(classes: list[str], data: list[Any], rows: int, width: int) -> list[str]:
+    if width != len(classes):
+        return []
+    tops = []
+    for row in range(rows):
+        values = data[row * width : (row + 1) * width]
+        tops.append(classes[max(range(width), key=values.__getitem__)])
+    return tops
+
+
+def _category_text(value: Any) -> str:
+    """A captured value as the reference names its category: text as is, a number as written (ints
+    without a fraction, booleans as True/False like numpy's str())."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return value if isinstance(value, str) else json.dumps(value)

@@ -1,0 +1,84 @@
+"""The drift measure on records written as the server writes them: categories a reference never had,
+too few records, other versions, and the function's log group read as the read-only role reads it."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import boto3
+import pytest
+from drift import records
+from drift.__main__ import main
+from drift.report import markdown, measure
+from moto import mock_aws
+
+from serving.contract import CAPTURE_SCHEMA, READS_CATEGORY, READS_VALUE
+
+REFERENCE = {
+    "schema": "twinserve.reference/1", "source": "training", "rows": 100,
+    "features": [
+        {"name": "price[0]", "group": "inputs", "tensor": "price", "index": 0, "reads": READS_VALUE,
+         "edges": [10.0, 20.0], "shares": [0.3, 0.4, 0.3]},
+        {"name": "category[0]", "group": "inputs", "tensor": "category", "index": 0, "reads": READS_CATEGORY,
+         "shares": {"1": 0.5, "2": 0.5}},
+    ],
+}  # fmt: skip
+
+
+def record(price: float, category: int, version: str = "1") -> dict:
+    return {
+        "schema": CAPTURE_SCHEMA, "model": "shop", "model_version": version, "status": 200,
+        "inputs": [{"name": "price", "datatype": "FP32", "shape": [1, 1], "data": [price]},
+                   {"name": "category", "datatype": "INT64", "shape": [1, 1], "data": [category]}],
+    }  # fmt: skip
+
+
+def like_reference(count: int) -> list[dict]:
+    prices = [5.0] * 3 + [15.0] * 4 + [25.0] * 3
+    return [record(prices[i % 10], 1 + i % 2) for i in range(count)]
+
+
+def test_an_unseen_category_is_named_and_a_like_stream_is_not_drift() -> None:
+    calm = measure(REFERENCE, like_reference(200), "shop", "1", max_psi=0.2, min_records=100)
+    assert calm.drifting == []
+    moved = like_reference(100) + [{**r, "inputs": [r["inputs"][0], {**r["inputs"][1], "data": [7]}]}
+                                   for r in like_reference(100)]  # fmt: skip
+    drift = measure(REFERENCE, moved, "shop", "1", max_psi=0.2, min_records=100)
+    assert [f.name for f in drift.drifting] == ["category[0]"]
+    assert drift.drifting[0].unseen == ["7"]
+    assert "| `category[0]` ⚠ |" in markdown(drift)
+
+
+def test_too_few_records_give_no_verdict_and_other_versions_are_skipped() -> None:
+    stream = [record(99.0, 9) for _ in range(50)] + [record(15.0, 1, version="2") for _ in range(500)]
+    drift = measure(REFERENCE, stream, "shop", "1", max_psi=0.2, min_records=100)
+    assert (drift.records, drift.skipped, drift.drifting) == (50, 500, [])
+    assert "Not judged: 50 records of this version, fewer than the 100 a verdict needs." in markdown(drift)
+
+
+def test_log_lines_with_prefixes_cut_lines_and_other_logs_are_read_right() -> None:
+    good = json.dumps(record(15.0, 1))
+    lines = [f"2026-12-03T10:00:00Z pod-a {good}", '{"ts": 1, "path": "/v2"}', good[:40], "START RequestId"]
+    assert list(records.parse_lines(lines)) == [record(15.0, 1)]
+
+
+@mock_aws
+def test_the_functions_log_group_is_read_over_the_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    logs = boto3.client("logs")
+    logs.create_log_group(logGroupName="/aws/lambda/twinserve-shop-dev")
+    logs.create_log_stream(logGroupName="/aws/lambda/twinserve-shop-dev", logStreamName="s")
+    now = int(time.time() * 1000)
+    events = [
+        {"timestamp": now - 1000 + i, "message": json.dumps(r)} for i, r in enumerate(like_reference(3))
+    ]
+    logs.put_log_events(logGroupName="/aws/lambda/twinserve-shop-dev", logStreamName="s", logEvents=events)
+    read = list(records.from_cloudwatch(logs, "/aws/lambda/twinserve-shop-dev", now - 60_000, now + 1000))
+    assert read == like_reference(3)
+
+
+def test_a_missing_reference_is_named_with_exit_2(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "r.log").write_text("")
+    assert main(["--reference", str(tmp_path), "--records", str(tmp_path / "r.log")]) == 2
+    assert "reference.json not found: export the model again" in capsys.readouterr().err
