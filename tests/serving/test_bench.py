@@ -115,3 +115,19 @@ def test_make_compare_reports_on_the_model_it_was_given(
         assert measured["sizes"]["zip_mib"] is None
         assert "no Lambda zip (the model has no model.tflite (string input 'text'" in report
         assert "twinserve:lambdaMemoryMb is 256 for dev, too little for the model image" in report
+
+
+def test_the_capture_bench_times_each_rate_and_counts_what_each_server_wrote(
+    wrk_on_path: None, model_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from serving.tools.bench import capture
+
+    code = capture.main(
+        ["--model-root", str(model_root), "--seconds", "1", "--rounds", "1", "--connections", "2"]
+    )
+    assert code == 0
+    rows = {line.split(" | ")[0]: line.split(" | ") for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| 0") or line.startswith("| 1")}  # fmt: skip
+    assert set(rows) == {"| 0", "| 0.1", "| 1"}
+    assert rows["| 0"][3] == "0"  # capture off wrote nothing
+    assert int(rows["| 1"][3].replace(",", "")) > int(rows["| 0.1"][3].replace(",", "")) > 0
