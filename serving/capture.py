@@ -222,12 +222,10 @@ class BackgroundWriter:
                 self.counted("failed")
 
     def close(self, timeout: float = 5.0) -> None:
-        """Writes what is queued (up to `timeout`), then stops the thread."""
+        """Writes what is queued (within `timeout`), then stops the thread."""
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.pending.put(None, timeout=max(0.0, deadline - time.monotonic()))
-                break
-            except queue.Full:
-                return
+        try:
+            self.pending.put(None, timeout=timeout)
+        except queue.Full:
+            return  # still behind at the deadline: the daemon thread ends with the process
         self.thread.join(timeout=max(0.0, deadline - time.monotonic()))
