@@ -166,10 +166,16 @@ def main() -> None:
         permissions.preview_policy(scope, previewed, [secrets[env] for env in previewed if env in secrets]),
     )
 
+    # The scheduled drift report (.github/workflows/drift.yml), on main: captured records, read only.
+    drift = github_role(
+        provider_arn, "drift", s.subjects("ref:refs/heads/main"), permissions.drift_policy(scope)
+    )
+
     for env, role in deploys.items():
         pulumi.export(f"AWS_DEPLOY_ROLE_ARN_{env.upper()}", role.arn)
     pulumi.export("AWS_PREVIEW_ROLE_ARN", preview.arn)
     pulumi.export("AWS_PUBLISH_ROLE_ARN", publish.arn)
+    pulumi.export("AWS_DRIFT_ROLE_ARN", drift.arn)
     pulumi.export("AWS_REGION", region)
     pulumi.export("ECR_REPOSITORY_URL", images.repository_url)
     if state:

@@ -113,7 +113,7 @@ UNSCOPED_READ = ["ecr:GetAuthorizationToken", "logs:DescribeLogGroups"]
 # The boundary every role a deploy creates must carry (infra/program/lambda_service.py, FUNCTION_BOUNDARY).
 FUNCTION_BOUNDARY = "twinserve-function-boundary"
 ENVIRONMENT_TAG = "twinserve:environment"
-BOOTSTRAP_ROLES = ["deploy-*", "preview", "publish"]
+BOOTSTRAP_ROLES = ["deploy-*", "preview", "publish", "drift"]
 
 
 @dataclass(frozen=True)
@@ -320,6 +320,17 @@ def preview_policy(
             *_keys(secrets_keys),
         ]
     )
+
+
+def drift_policy(scope: Scope) -> pulumi.Output[str]:
+    """The scheduled drift report: search the functions' log groups for captured records, nothing else
+    (not the HTTP APIs' access logs, no state, no secrets, no writes)."""
+    a, r = scope.account, scope.region
+    groups = [
+        f"arn:aws:logs:{r}:{a}:log-group:/aws/lambda/{PREFIX}*",
+        f"arn:aws:logs:{r}:{a}:log-group:/aws/lambda/{PREFIX}*:*",
+    ]
+    return _document([_allow(["logs:FilterLogEvents"], groups)])
 
 
 def lambda_pull_policy(account: str, region: str) -> dict:

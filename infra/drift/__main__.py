@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         reference, model, version = load_reference(args.reference)
         drift = measure(reference, _records(args), model, version, args.max_psi, args.min_records)
-    except DriftInputError as error:
+    except (DriftInputError, records.RecordsUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     report = markdown(drift)

@@ -38,10 +38,26 @@ def from_files(paths: Iterable[Path]) -> Iterator[dict[str, Any]]:
             yield from parse_lines(lines)
 
 
+class RecordsUnavailable(RuntimeError):
+    """The records' home cannot be read; the message names it and why."""
+
+
 def from_cloudwatch(client: Any, log_group: str, start_ms: int, end_ms: int) -> Iterator[dict[str, Any]]:
     """Every record in the log group between the two times (milliseconds since the epoch)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     pages = client.get_paginator("filter_log_events").paginate(
         logGroupName=log_group, startTime=start_ms, endTime=end_ms, filterPattern=CLOUDWATCH_FILTER
     )
-    for page in pages:
-        yield from parse_lines(event["message"] for event in page.get("events", []))
+    try:
+        for page in pages:
+            yield from parse_lines(event["message"] for event in page.get("events", []))
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code == "ResourceNotFoundException":
+            raise RecordsUnavailable(
+                f"log group {log_group} not found: does this environment deploy the lambda runtime?"
+            ) from None
+        raise RecordsUnavailable(f"reading {log_group}: {error}") from None
+    except BotoCoreError as error:
+        raise RecordsUnavailable(f"reading {log_group}: {error}") from None

@@ -39,11 +39,12 @@ def role(run: Run, name: str) -> tuple[dict, dict]:
     return json.loads(found["assumeRolePolicy"]), json.loads(policy["policy"])
 
 
-ROLES = ("deploy-dev", "deploy-staging", "deploy-prod", "preview", "publish")
+ROLES = ("deploy-dev", "deploy-staging", "deploy-prod", "preview", "publish", "drift")
 
 
 def role_policies() -> dict[str, dict[str, Any]]:
-    """Each environment's deploy role's, the preview and publish roles' policies, with the S3 backend."""
+    """Each environment's deploy role's, the preview, publish and drift roles' policies, with the S3
+    backend."""
     run = bootstrap(stateBackend="true")
     return {name: role(run, f"twinserve-{name}")[1] for name in ROLES}
 

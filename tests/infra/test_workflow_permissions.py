@@ -232,6 +232,7 @@ IAM = f"arn:aws:iam::{ACCOUNT}"
 LAMBDA = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function"
 BOUNDARY = {"iam:PermissionsBoundary": f"{IAM}:policy/twinserve-function-boundary"}
 PROD_API = f"arn:aws:apigateway:{REGION}::/apis/a1b2c3"
+LOGS = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:"
 
 
 @pytest.mark.parametrize(
@@ -264,6 +265,16 @@ PROD_API = f"arn:aws:apigateway:{REGION}::/apis/a1b2c3"
         ("deploy-dev", ("s3:DeleteObject", f"{BUCKET}/.pulumi/locks/organization/twinserve/prod/x.json", {})),
         ("deploy-dev", ("kms:Decrypt", secrets_key("prod"), {})),
         ("deploy-staging", ("s3:GetObject", f"{BUCKET}/.pulumi/stacks/twinserve/prod.json", {})),
+        # The drift report's role: read records, and nothing it could use to reach further.
+        ("drift", ("logs:PutLogEvents", f"{LOGS}/aws/lambda/twinserve-iris-prod:log-stream:x", {})),
+        ("drift", ("logs:DeleteLogGroup", f"{LOGS}/aws/lambda/twinserve-iris-prod", {})),
+        ("drift", ("logs:PutSubscriptionFilter", f"{LOGS}/aws/lambda/twinserve-iris-prod", {})),
+        ("drift", ("logs:FilterLogEvents", f"{LOGS}/aws/lambda/payments-api", {})),
+        ("drift", ("logs:FilterLogEvents", f"{LOGS}/aws/apigateway/twinserve-iris-prod", {})),
+        ("drift", ("lambda:InvokeFunction", f"{LAMBDA}:twinserve-iris-prod", {})),
+        ("drift", ("s3:GetObject", f"{BUCKET}/.pulumi/stacks/twinserve/prod.json", {})),
+        ("drift", ("kms:Decrypt", secrets_key("prod"), {})),
+        ("drift", ("iam:PutRolePolicy", f"{IAM}:role/twinserve-drift", {})),
     ],
 )
 def test_every_escalation_the_review_found_is_denied(
@@ -304,3 +315,12 @@ def test_a_function_role_can_never_hold_more_than_the_boundary(run_stack: Callab
         "logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords",
         "sqs:SendMessage",
     }  # fmt: skip
+
+
+def test_the_drift_role_may_read_every_functions_records(policies: dict[str, dict[str, Any]]) -> None:
+    """What `make drift` calls for each environment the workflow's matrix names: FilterLogEvents on the
+    function's log group (its ARN with and without the `:*` that some of the service's calls carry)."""
+    for env in ENVS:
+        group = f"{LOGS}/aws/lambda/twinserve-iris-{env}"
+        for resource in (group, f"{group}:*"):
+            assert allows(policies["drift"], ("logs:FilterLogEvents", resource, {}))

@@ -538,3 +538,57 @@ def test_a_held_prod_says_what_passed_staging_and_how_to_promote_it() -> None:
     result = run("prod-held.sh", env={"COMMIT": commit, "REPOSITORY": "acme/models"})
     assert result.returncode == 0
     assert f"gh workflow run deploy.yml --repo acme/models -f ref={commit} -f prod=true" in result.stdout
+
+
+DRIFTED = "# Drift of iris v1\n\n**Drift**: 1 of 8 features moved past PSI 0.2: `features[2]`.\n"
+CALM = "# Drift of iris v1\n\nNo drift: every feature within PSI 0.2.\n"
+THIN = "# Drift of iris v1\n\nNot judged: 12 records of this version, fewer than the 100 a verdict needs.\n"
+
+
+@pytest.mark.parametrize(
+    ("report", "code", "open_issue", "gh_calls"),
+    [
+        (DRIFTED, 1, "", ["issue create --title Drift in prod --body-file build/drift/prod.md"]),
+        (DRIFTED, 1, "7", ["issue comment 7 --body-file build/drift/prod.md"]),
+        (CALM, 0, "7", ["issue close 7 --comment No drift in prod in the report of "]),
+        (CALM, 0, "", []),
+        (THIN, 0, "7", []),  # too few records: no verdict, the issue stays as it is
+    ],
+)
+def test_the_drift_job_keeps_one_issue_open_while_drift_lasts(
+    tmp_path: Path, report: str, code: int, open_issue: str, gh_calls: list[str]
+) -> None:
+    """`make drift` and `gh` stand in: the report as make writes it, the open issue as gh lists it."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (tmp_path / "report.md").write_text(report)
+    stand_in(
+        bin_dir, "make", f'mkdir -p build/drift && cp "{tmp_path}/report.md" build/drift/prod.md; exit {code}'
+    )
+    stand_in(bin_dir, "gh", f'[ "$1 $2" != "issue list" ] || echo "{open_issue}"')
+    env = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "ENV": "prod",
+        "LOG_GROUP": "/aws/lambda/twinserve-iris-prod",
+    }
+    result = run("drift.sh", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    made = (bin_dir / "make.log").read_text()
+    assert made == "-s drift ENV=prod LOG_GROUP=/aws/lambda/twinserve-iris-prod\n"
+    said = (bin_dir / "gh.log").read_text().splitlines()
+    assert said[0].startswith('issue list --state open --search "Drift in prod" in:title')
+    assert len(said[1:]) == len(gh_calls)
+    assert all(line.startswith(call) for line, call in zip(said[1:], gh_calls, strict=True))
+    assert ("::warning title=Drift in prod::" in result.stdout) == (report == DRIFTED)
+
+
+def test_a_drift_report_that_could_not_be_made_fails_the_job_and_touches_no_issue(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stand_in(bin_dir, "make", "echo 'error: log group x not found' >&2; exit 2")
+    stand_in(bin_dir, "gh", "")
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "ENV": "prod", "LOG_GROUP": "x"}
+    result = run("drift.sh", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "error: no drift report for prod (make drift exited 2)" in result.stderr
+    assert not (bin_dir / "gh.log").exists()

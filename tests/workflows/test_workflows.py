@@ -61,6 +61,7 @@ def test_triggers_and_never_pull_request_target() -> None:
     assert set(workflows["deploy.yml"]["on"]) == {"push", "workflow_dispatch"}
     assert workflows["deploy.yml"]["on"]["push"] == {"branches": ["main"]}
     assert set(workflows["deploy-stack.yml"]["on"]) == {"workflow_call"}
+    assert set(workflows["drift.yml"]["on"]) == {"schedule", "workflow_dispatch"}
     assert "pull_request_target" not in "".join(p.read_text() for p in WORKFLOWS.glob("*.yml"))
 
 
@@ -79,6 +80,9 @@ EXPECTED_PERMISSIONS = {
     ("deploy.yml", "prod"): {"contents": "read", "id-token": "write"},
     ("deploy.yml", "prod-held"): {"contents": "read"},
     ("deploy-stack.yml", "up"): {"contents": "read", "id-token": "write"},
+    ("drift.yml", "environments"): {"contents": "read"},
+    # The drift role's token, and one issue per environment while its drift lasts.
+    ("drift.yml", "drift"): {"contents": "read", "id-token": "write", "issues": "write"},
 }
 
 

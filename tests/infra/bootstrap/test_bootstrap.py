@@ -35,7 +35,8 @@ def test_an_existing_github_oidc_provider_is_trusted_and_none_is_created() -> No
     arn = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
     run = bootstrap(githubOidcProviderArn=arn)
     assert run.of_type("aws:iam/openIdConnectProvider:OpenIdConnectProvider") == []
-    for name in ("twinserve-deploy-dev", "twinserve-deploy-prod", "twinserve-preview", "twinserve-publish"):
+    for name in ("twinserve-deploy-dev", "twinserve-deploy-prod", "twinserve-preview", "twinserve-publish",
+                 "twinserve-drift"):  # fmt: skip
         trust, _ = role(run, name)
         assert trust["Statement"][0]["Principal"] == {"Federated": arn}
 
@@ -130,6 +131,18 @@ def test_preview_role_trusts_only_pull_requests_and_cannot_write(plain: Run) -> 
     assert writes == set()
 
 
+def test_drift_role_trusts_only_main_and_may_only_search_the_functions_logs(plain: Run) -> None:
+    trust, policy = role(plain, "twinserve-drift")
+    assert trust["Statement"][0]["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] == [
+        "repo:acme/models:ref:refs/heads/main"
+    ]
+    assert [(s["Effect"], s["Action"]) for s in policy["Statement"]] == [("Allow", ["logs:FilterLogEvents"])]
+    assert policy["Statement"][0]["Resource"] == [
+        "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/twinserve-*",
+        "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/twinserve-*:*",
+    ]
+
+
 @pytest.mark.parametrize("name", ["twinserve-deploy-dev", "twinserve-deploy-prod", "twinserve-preview"])
 def test_roles_name_every_action_and_scope_resources(with_state: Run, name: str) -> None:
     _, policy = role(with_state, name)
@@ -202,6 +215,7 @@ def test_outputs_are_the_repository_variables(plain: Run) -> None:
         "AWS_DEPLOY_ROLE_ARN_PROD",
         "AWS_PREVIEW_ROLE_ARN",
         "AWS_PUBLISH_ROLE_ARN",
+        "AWS_DRIFT_ROLE_ARN",
         "AWS_REGION",
         "ECR_REPOSITORY_URL",
     }

@@ -82,3 +82,27 @@ def test_a_missing_reference_is_named_with_exit_2(tmp_path, capsys: pytest.Captu
     (tmp_path / "r.log").write_text("")
     assert main(["--reference", str(tmp_path), "--records", str(tmp_path / "r.log")]) == 2
     assert "reference.json not found: export the model again" in capsys.readouterr().err
+
+
+@mock_aws
+def test_a_log_group_that_does_not_exist_is_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    (tmp_path / "reference.json").write_text(json.dumps(REFERENCE))
+    (tmp_path / "metadata.json").write_text(json.dumps({"name": "shop", "version": 1}))
+    assert main(["--reference", str(tmp_path), "--log-group", "/aws/lambda/twinserve-shop-dev"]) == 2
+    assert "log group /aws/lambda/twinserve-shop-dev not found: does this environment deploy the lambda" in (
+        capsys.readouterr().err
+    )
+
+
+def test_only_environments_with_the_function_and_capture_on_are_read() -> None:
+    from drift.environments import capturing
+
+    assert capturing() == []  # capture is off in every committed environment
+    forks = {
+        "staging": {"captureSampleRate": "0.1"},
+        "prod": {"captureSampleRate": "0.1", "runtimes": '["kubernetes"]'},
+    }
+    assert capturing(forks) == [{"env": "staging", "log_group": "/aws/lambda/twinserve-iris-staging"}]
