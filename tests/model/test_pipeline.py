@@ -14,6 +14,7 @@ def test_export_writes_the_tf_serving_layout(artifact: Path) -> None:
     assert names == [  # no fingerprint.pb: a random id on every save
         "metadata.json",
         "model.tflite",
+        "reference.json",
         "saved_model.pb",
         "variables/variables.data-00000-of-00001",
         "variables/variables.index",
