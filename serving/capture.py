@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,6 +54,7 @@ class Exchange:
     inputs: Tensors | None = None  # None when the request was refused before its tensors were read
     outputs: Tensors | None = None
     error: str | None = None
+    oversized: bool = False  # its tensors could not fit the record: only their shapes are kept
 
 
 @dataclass(frozen=True)
@@ -134,24 +135,50 @@ class Recorder:
             "error": exchange.error,
             "latency_ms": round(exchange.seconds * 1000, 3),
         }
+        with_data = not exchange.oversized
         tensors = {
             group: listed
             for group, arrays in (("inputs", exchange.inputs), ("outputs", exchange.outputs))
-            if arrays is not None and (listed := self._tensors(group, arrays))
+            if arrays is not None and (listed := self._tensors(group, arrays, with_data))
         }
-        line = dumps({**head, **tensors, "truncated": False})
-        if len(line) < self.policy.max_record_bytes:
-            return line + b"\n"
-        bare = {group: [_without_data(t) for t in ts] for group, ts in tensors.items()}
-        return dumps({**head, **bare, "truncated": True}) + b"\n"
+        if with_data:
+            line = dumps({**head, **tensors, "truncated": False})
+            if len(line) < self.policy.max_record_bytes:
+                return line + b"\n"
+            tensors = {group: [_without_data(t) for t in ts] for group, ts in tensors.items()}
+        return dumps({**head, **tensors, "truncated": True}) + b"\n"
 
-    def _tensors(self, group: str, arrays: Tensors) -> list[dict[str, Any]]:
+    def bounded(self, exchange: Exchange) -> Exchange:
+        """The exchange as it may wait in a queue: tensors whose values could not fit a record (each
+        value takes two bytes of JSON at least) become shapes without data, so a queue of image
+        requests holds kilobytes, not the images."""
+        values = sum(
+            array.size
+            for group, arrays in (("inputs", exchange.inputs), ("outputs", exchange.outputs))
+            for name, array in (arrays or {}).items()
+            if self.policy.allows(group, name)
+        )
+        if 2 * values < self.policy.max_record_bytes:
+            return exchange
+        return replace(
+            exchange, inputs=_shapes(exchange.inputs), outputs=_shapes(exchange.outputs), oversized=True
+        )
+
+    def _tensors(self, group: str, arrays: Tensors, with_data: bool) -> list[dict[str, Any]]:
         datatypes = self.datatypes[group]
         return [
-            {"name": name, "datatype": datatypes[name], "shape": list(array.shape), "data": _data(array)}
+            {"name": name, "datatype": datatypes[name], "shape": list(array.shape)}
+            | ({"data": _data(array)} if with_data else {})
             for name, array in arrays.items()
             if name in datatypes and self.policy.allows(group, name)
         ]
+
+
+def _shapes(arrays: Tensors | None) -> Tensors | None:
+    """Arrays of the same shapes and dtypes that hold no memory (every element is one zero)."""
+    if arrays is None:
+        return None
+    return {name: np.broadcast_to(np.zeros((), array.dtype), array.shape) for name, array in arrays.items()}
 
 
 def _without_data(tensor: dict[str, Any]) -> dict[str, Any]:
@@ -209,7 +236,7 @@ class BackgroundWriter:
 
     def offer(self, exchange: Exchange) -> None:
         try:
-            self.pending.put_nowait(exchange)
+            self.pending.put_nowait(self.recorder.bounded(exchange))
         except queue.Full:
             self.counted("dropped")
 

@@ -87,6 +87,7 @@ def _capture(
         or capture.new_request_id()
     )
     try:
-        recorder.emit(recorder.record(capture.exchange(response, request_id, seconds)))
+        exchange = recorder.bounded(capture.exchange(response, request_id, seconds))
+        recorder.emit(recorder.record(exchange))
     except Exception:
         logger.exception("payload capture failed for request %s", request_id)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -227,3 +228,25 @@ def test_requests_are_sampled_at_the_rate_and_only_inference_is(artifact: Path) 
     assert [recorder.sampled("tf_predict") for _ in range(2)] == [True, False]
     assert not recorder.sampled("v2_model")  # metadata and health are never recorded
     assert next(draws) == 0.0  # the health route drew nothing
+
+
+def test_a_request_too_large_for_a_record_waits_in_the_queue_as_shapes_alone(artifact: Path) -> None:
+    """100,000 rows cannot fit 16 KiB: what waits for the writer holds their shapes, not their memory."""
+    import numpy as np
+
+    from serving.artifact import read_spec
+    from serving.capture import Exchange, Policy, Recorder
+
+    policy = Policy(1.0, frozenset({"inputs", "outputs"}), 16384)
+    recorder = Recorder(policy, read_spec(artifact), "kubernetes", "stable", emit=lambda line: None)
+    rows = np.ones((100_000, 4), np.float32)
+    exchange = Exchange("v2_infer", 200, "big", 0.01, 0.0, {"features": rows},
+                        {"probabilities": np.ones((100_000, 3), np.float32)})  # fmt: skip
+    waiting = recorder.bounded(exchange)
+    assert waiting.inputs is not None
+    assert waiting.inputs["features"].shape == (100_000, 4)
+    assert waiting.inputs["features"].strides == (0, 0)  # one element's memory
+    record = json.loads(recorder.record(waiting))
+    assert record["truncated"] is True
+    assert record["inputs"] == [{"name": "features", "datatype": "FP32", "shape": [100_000, 4]}]
+    assert recorder.bounded(replace(exchange, inputs={"features": rows[:2]}, outputs=None)).oversized is False
