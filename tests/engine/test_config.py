@@ -89,6 +89,20 @@ def test_a_wrong_value_stops_the_preview_naming_the_key(
     assert "Traceback" not in output
 
 
+def test_capture_turned_on_as_a_fork_writes_it_passes_the_cli_and_the_program(
+    runner: Runner, tmp_path: Path
+) -> None:
+    """YAML's own types in the stack file (a float, a list, an integer), as the README shows them."""
+    tree = checkout(tmp_path)
+    capture = {"captureSampleRate": 0.1, "captureFields": ["inputs", "outputs.probabilities"],
+               "captureMaxRecordBytes": 4096}  # fmt: skip
+    edit_stack(tree, "prod", **capture)
+    code, output, settings = settings_of(runner, tree, "prod", f"image={IMAGE}")
+    assert code == 0, output
+    assert {key: settings[key] for key in capture} == capture
+    FACTS.append("config: capture turned on in prod's stack file passed the CLI's checks and the program's")
+
+
 def test_a_lambda_only_stack_needs_no_image(runner: Runner, tmp_path: Path) -> None:
     tree = checkout(tmp_path, runtimes=["lambda"])
     code, output, settings = settings_of(runner, tree, "staging")
