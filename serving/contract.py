@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 METADATA_FILE = "metadata.json"
-# Beside metadata.json: the distributions of the evaluation rows and of the model's answers to them,
-# which a drift report holds production's captured records against (model/reference.py writes it).
+# Beside metadata.json: the distributions of the training rows (else the evaluation or generated ones)
+# and of the model's answers to them, which a drift report holds production's captured records against
+# (model/reference.py writes it, infra/drift/ reads it).
 REFERENCE_FILE = "reference.json"
 REFERENCE_SCHEMA = "twinserve.reference/1"
 MAX_FEATURES_PER_TENSOR = 32  # a row holding more values than this is one feature, all of them
