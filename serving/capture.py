@@ -109,10 +109,6 @@ class Recorder:
             "outputs": {t.name: t.datatype for t in spec.outputs},
         }
 
-    @property
-    def enabled(self) -> bool:
-        return self.policy.sample_rate > 0
-
     def sampled(self, route: str) -> bool:
         """Inference requests only (answered or refused), at the policy's rate."""
         if route not in INFERENCE_ROUTES:
@@ -205,6 +201,13 @@ def write_line(line: bytes) -> None:
     view = memoryview(line)
     while view:
         view = view[os.write(1, view) :]
+
+
+def recorder_for(policy: Policy, spec: ModelSpec, runtime: str, track: str) -> Recorder | None:
+    """Each adapter's recorder, writing to stdout; None where the environment leaves capture off."""
+    if policy.sample_rate == 0:
+        return None
+    return Recorder(policy, spec, runtime, track, write_line)
 
 
 def exchange(response: Response, request_id: str, seconds: float) -> Exchange:

@@ -87,10 +87,9 @@ class ServingApp:
 
     def _capture(self, plane: DataPlane) -> capture.BackgroundWriter | None:
         """Payload capture on its own thread, or None when the environment leaves it off."""
-        policy = self.settings.capture
-        if policy.sample_rate == 0:
+        recorder = capture.recorder_for(self.settings.capture, plane.spec, "kubernetes", self.settings.track)
+        if recorder is None:
             return None
-        recorder = capture.Recorder(policy, plane.spec, "kubernetes", self.settings.track, capture.write_line)
         model = plane.spec.name
         return capture.BackgroundWriter(recorder, lambda outcome: count_capture(model, outcome))
 

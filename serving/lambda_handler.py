@@ -52,16 +52,9 @@ def response_to_lambda(response: Response) -> dict[str, Any]:
     return {"statusCode": response.status, "headers": headers, "body": encoded, "isBase64Encoded": True}
 
 
-def _recorder() -> capture.Recorder | None:
-    policy = SETTINGS.capture
-    if policy.sample_rate == 0:
-        return None
-    return capture.Recorder(policy, PLANE.spec, "lambda", SETTINGS.track, capture.write_line)
-
-
 SETTINGS = Settings.from_env()
 PLANE = build_dataplane(SETTINGS)
-RECORDER = _recorder()
+RECORDER = capture.recorder_for(SETTINGS.capture, PLANE.spec, "lambda", SETTINGS.track)
 
 
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:

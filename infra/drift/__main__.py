@@ -20,7 +20,7 @@ from typing import Any
 
 from drift import records
 from drift.report import markdown, measure
-from serving.contract import METADATA_FILE, REFERENCE_FILE, REFERENCE_SCHEMA
+from serving.contract import REFERENCE_FILE, REFERENCE_SCHEMA, Metadata
 
 
 class DriftInputError(ValueError):
@@ -28,19 +28,20 @@ class DriftInputError(ValueError):
 
 
 def load_reference(artifact: Path) -> tuple[dict[str, Any], str, str]:
-    """reference.json and the model name and version it belongs to, from a version directory."""
-    path, metadata = artifact / REFERENCE_FILE, artifact / METADATA_FILE
+    """reference.json and the model name and version it belongs to (metadata.json, read through the
+    contract), from a version directory."""
+    path = artifact / REFERENCE_FILE
     if not path.is_file():
         raise DriftInputError(
             f"{path} not found: export the model again (`make model`) to write its reference distributions"
         )
     try:
-        reference, described = json.loads(path.read_text()), json.loads(metadata.read_text())
-    except (OSError, ValueError) as error:
+        reference, metadata = json.loads(path.read_text()), Metadata.read(artifact)
+    except (OSError, ValueError) as error:  # ContractError is a ValueError naming the file and field
         raise DriftInputError(f"{artifact}: unreadable reference or metadata: {error}") from None
     if reference.get("schema") != REFERENCE_SCHEMA:
         raise DriftInputError(f"{path} is not a {REFERENCE_SCHEMA} document")
-    return reference, str(described["name"]), str(described["version"])
+    return reference, metadata.name, str(metadata.version)
 
 
 def _records(args: argparse.Namespace) -> Iterator[dict[str, Any]]:

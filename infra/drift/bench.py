@@ -22,15 +22,16 @@ from serving.contract import CAPTURE_SCHEMA, Metadata
 
 
 def write_records(artifact: Path, count: int, path: Path) -> int:
-    example = Metadata.read(artifact).example
+    metadata = Metadata.read(artifact)
+    example = metadata.example
     draw = random.Random(0)  # noqa: S311 - jitter for a benchmark, not a secret
 
     def jitter(tensor: dict) -> dict:
         data = [v * (0.5 + draw.random()) if isinstance(v, float) else v for v in tensor["data"]]
         return {**tensor, "data": data}
 
-    head = {"schema": CAPTURE_SCHEMA, "model": Metadata.read(artifact).name,
-            "model_version": str(Metadata.read(artifact).version), "runtime": "kubernetes",
+    head = {"schema": CAPTURE_SCHEMA, "model": metadata.name,
+            "model_version": str(metadata.version), "runtime": "kubernetes",
             "track": "stable", "route": "v2_infer", "status": 200, "error": None}  # fmt: skip
     with path.open("w") as sink:
         for i in range(count):

@@ -81,6 +81,7 @@ def measure(
 ) -> Drift:
     """One pass over the records: each feature's values counted into its reference buckets."""
     features = reference["features"]
+    indexes = [_category_index(feature) for feature in features]  # once, not per record
     counts = [Counter() for _ in features]
     unseen: list[Counter[str]] = [Counter() for _ in features]
     read = skipped = 0
@@ -93,7 +94,7 @@ def measure(
         for i, feature in enumerate(features):
             tensor = tensors.get((feature["group"], feature["tensor"]))
             if tensor is not None:
-                _count(feature, feature_values(feature, tensor), counts[i], unseen[i])
+                _count(feature, indexes[i], feature_values(feature, tensor), counts[i], unseen[i])
     drifts = []
     for feature, counted, strangers in zip(features, counts, unseen, strict=True):
         names, expected = _buckets(feature)
@@ -105,9 +106,22 @@ def measure(
     return Drift(model, version, read, skipped, drifts, max_psi, min_records, source)
 
 
-def _count(feature: dict[str, Any], values: list[Any], counted: Counter[int], unseen: Counter[str]) -> None:
-    if feature["reads"] in (READS_CATEGORY, READS_TOP_CLASS):
-        index = {name: i for i, name in enumerate(feature["shares"])}
+def _category_index(feature: dict[str, Any]) -> dict[str, int] | None:
+    """A category feature's bucket of each known name (the unseen bucket comes after them); None for
+    a numeric one."""
+    if feature["reads"] not in (READS_CATEGORY, READS_TOP_CLASS):
+        return None
+    return {name: i for i, name in enumerate(feature["shares"])}
+
+
+def _count(
+    feature: dict[str, Any],
+    index: dict[str, int] | None,
+    values: list[Any],
+    counted: Counter[int],
+    unseen: Counter[str],
+) -> None:
+    if index is not None:
         for value in values:
             bucket = index.get(value)
             if bucket is None:

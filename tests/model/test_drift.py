@@ -7,6 +7,7 @@ import csv
 import json
 import random
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def written(server: Server, count: int, to: Path) -> Path:
         lines = [line for line in server.log.read_text().splitlines() if line.startswith('{"schema"')]
         if len(lines) >= count:
             break
-        subprocess.run(["sleep", "0.05"], check=True)
+        time.sleep(0.05)
     to.write_text("\n".join(lines) + "\n")
     return to
 

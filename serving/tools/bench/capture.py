@@ -9,7 +9,6 @@ Every server's answer is checked against TensorFlow's first, and every record it
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 
 from serving.contract import CAPTURE_SCHEMA
 from serving.tools.bench.__main__ import _require_free, _wait
-from serving.tools.bench.json_paths import bodies, check_answers
+from serving.tools.bench.json_paths import bodies, check_answers, serve
 from serving.tools.bench.workload import Workload, WrongAnswer, add_model_arguments, from_arguments
 from serving.tools.bench.wrk import WrkFigures, lua_file, run_wrk, wrk_missing
 
@@ -26,24 +25,9 @@ PORT = 18100
 RATES = (0.0, 0.1, 1.0)
 
 
-def _serve(workload: Workload, runtime: str, port: int, rate: float, sink: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "TWINSERVE_MODEL_ROOT": str(workload.artifact.parents[1]),
-        "TWINSERVE_MODEL_NAME": workload.name,
-        "TWINSERVE_RUNTIME": runtime,
-        "TWINSERVE_WORKERS": "2",
-        "TWINSERVE_METRICS_PORT": "0",
-        "TWINSERVE_ACCESS_LOG": "false",
-        "TWINSERVE_DRAIN_SECONDS": "0",
-        "TWINSERVE_CAPTURE_SAMPLE_RATE": f"{rate:g}",
-    }
-    with sink.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "serving"], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
+def _serve(workload: Workload, runtime: str, port: int, rate: float, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as sink:
+        return serve(workload, runtime, sink, port, TWINSERVE_CAPTURE_SAMPLE_RATE=f"{rate:g}")
 
 
 def measure(workload: Workload, args: argparse.Namespace, scratch: Path) -> tuple[dict, dict[float, int]]:

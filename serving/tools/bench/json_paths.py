@@ -158,10 +158,14 @@ def raw_rate(workload: Workload, runtime: str, rows: int, seconds: float) -> flo
     return sum(counts) / seconds
 
 
-def _serve(workload: Workload, runtime: str, sink: Any) -> subprocess.Popen[bytes]:
+def serve(
+    workload: Workload, runtime: str, sink: Any, port: int = PORT, **settings: str
+) -> subprocess.Popen[bytes]:
+    """The server as a benchmark runs it: PROCESSES workers, no access log or metrics, output to `sink`;
+    `settings` adds TWINSERVE_* variables of the benchmark's own."""
     env = {
         **os.environ,
-        "PORT": str(PORT),
+        "PORT": str(port),
         "TF_CPP_MIN_LOG_LEVEL": "3",
         "TWINSERVE_MODEL_ROOT": str(workload.artifact.parents[1]),
         "TWINSERVE_MODEL_NAME": workload.name,
@@ -170,6 +174,7 @@ def _serve(workload: Workload, runtime: str, sink: Any) -> subprocess.Popen[byte
         "TWINSERVE_METRICS_PORT": "0",
         "TWINSERVE_ACCESS_LOG": "false",
         "TWINSERVE_DRAIN_SECONDS": "0",
+        **settings,
     }
     return subprocess.Popen([sys.executable, "-m", "serving"], env=env, stdout=sink, stderr=sink)
 
@@ -192,7 +197,7 @@ def measure(workload: Workload, runtime: str, args: argparse.Namespace, scratch:
     url = f"http://127.0.0.1:{PORT}"
     _require_free(PORT)
     with tempfile.TemporaryFile() as sink:
-        process = _serve(workload, runtime, sink)
+        process = serve(workload, runtime, sink)
         try:
             _wait(url, process, workload, f"twinserve, {runtime}", checked=True)
             for rows in args.rows:

@@ -13,7 +13,15 @@ from drift.__main__ import main
 from drift.report import markdown, measure
 from moto import mock_aws
 
-from serving.contract import CAPTURE_SCHEMA, READS_CATEGORY, READS_VALUE
+from serving.contract import (
+    CAPTURE_SCHEMA,
+    READS_CATEGORY,
+    READS_VALUE,
+    Example,
+    Metadata,
+    Tensor,
+    TensorSpec,
+)  # fmt: skip
 
 REFERENCE = {
     "schema": "twinserve.reference/1", "source": "training", "rows": 100,
@@ -90,7 +98,15 @@ def test_a_log_group_that_does_not_exist_is_named(
 ) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     (tmp_path / "reference.json").write_text(json.dumps(REFERENCE))
-    (tmp_path / "metadata.json").write_text(json.dumps({"name": "shop", "version": 1}))
+    Metadata(
+        "shop", 1,
+        inputs=(TensorSpec("price", "FP32", (-1, 1)), TensorSpec("category", "INT64", (-1, 1))),
+        outputs=(TensorSpec("score", "FP32", (-1, 1)),),
+        example=Example(
+            (Tensor("price", "FP32", (1, 1), (15.0,)), Tensor("category", "INT64", (1, 1), (1,))),
+            (Tensor("score", "FP32", (1, 1), (0.5,)),),
+        ),
+    ).write(tmp_path)  # fmt: skip
     assert main(["--reference", str(tmp_path), "--log-group", "/aws/lambda/twinserve-shop-dev"]) == 2
     assert "log group /aws/lambda/twinserve-shop-dev not found: does this environment deploy the lambda" in (
         capsys.readouterr().err
