@@ -30,7 +30,7 @@ PYTHON_VERSION ?= $(shell sed -n "/^  lambdaPythonVersion:/,/default:/s/^ *defau
 ARCHES ?= x86_64 arm64
 DIST ?= dist
 
-.PHONY: help install install-infra tools model examples model-ref serve quickstart package plan plan-diff bootstrap smoke compare bench bench-image bench-capture bench-drift drift lint test lock clean
+.PHONY: help install install-infra tools model examples model-ref serve quickstart package plan plan-diff bootstrap smoke compare bench bench-image bench-capture bench-drift drift lint test test-main test-infra test-engine lock clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -77,9 +77,19 @@ lint: install tools ## ruff over the whole tree, actionlint over the workflows
 # One test file per worker process, one worker per core: a file's tests share its module fixtures.
 PARALLEL := -n auto --dist loadfile
 
-test: lint ## lint, then the whole test suite: the main venv's, infra's, then the real engines'
+# The three tiers run at once, each printing its report when it ends: the engines' tier mostly waits on
+# its control plane and CLI, so it fills the cores the other tiers leave idle.
+test: lint ## lint, then the whole test suite: the main venv's, infra's and the real engines' tiers at once
+	@echo "three tiers at once (main, infra, engine); each prints its report when it ends"
+	@$(MAKE) --no-print-directory -j3 --output-sync=target test-main test-infra test-engine
+
+test-main: install ## the main venv's tests: model, serving, workflows
 	$(PY) -m pytest tests --ignore=tests/infra --ignore=tests/engine $(PARALLEL)
+
+test-infra: install ## infra's tests under Pulumi's mocks
 	$(INFRA_PY) -m pytest tests/infra $(PARALLEL)
+
+test-engine: install ## the real engines' tests (`make tools` first): Pulumi CLI, Kubernetes provider, control plane
 	$(INFRA_PY) -m pytest tests/engine -v
 
 serve: $(VENV)/.installed ## serve the exported model on :$(PORT) (RUNTIME=litert|tensorflow)

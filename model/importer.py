@@ -19,7 +19,7 @@ from model import gate
 from model.dataset import sha256_of
 from model.errors import PipelineError
 from model.export import FINGERPRINT_FILE, Provenance, keras_saver, write_artifact
-from model.inputs import CODE, METADATA_FILE, up_to_date
+from model.inputs import METADATA_FILE, code_parts, up_to_date
 from model.litert import generated_inputs
 from model.signature import NUMPY_TYPES, saved_model_signature, tensors
 from model.source import ImportRequest, InvalidSource, checked
@@ -35,8 +35,7 @@ def _tree_sha256(path: Path) -> str:
 
 def import_digest(request: ImportRequest) -> str:
     """sha256 over the model, the evaluation file, the gate, the import code and its lock."""
-    parts = [(f"code/{p.name}", sha256_of(p)) for p in sorted(CODE.glob("*.py"))]
-    parts += [("lock", sha256_of(CODE / "requirements.txt")), ("source", _tree_sha256(request.source))]
+    parts = [*code_parts(), ("source", _tree_sha256(request.source))]
     if request.evaluation:
         parts += [("evaluation", sha256_of(request.evaluation)), ("min_accuracy", str(request.min_accuracy))]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()

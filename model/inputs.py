@@ -15,13 +15,21 @@ from model.dataset import sha256_of
 from serving import contract
 
 CODE = Path(__file__).resolve().parent
+# The one module outside model/ an export runs: it writes metadata.json and reads the reference.
+CONTRACT = Path(contract.__file__).resolve()
 METADATA_FILE = contract.METADATA_FILE
+
+
+def code_parts() -> list[tuple[str, str]]:
+    """(role, sha256) of the code that writes an artifact: model/'s modules, the contract, the lock."""
+    parts = [(f"code/{p.name}", sha256_of(p)) for p in sorted(CODE.glob("*.py"))]
+    parts.append(("code/serving/contract.py", sha256_of(CONTRACT)))
+    return [*parts, ("lock", sha256_of(CODE / "requirements.txt"))]
 
 
 def inputs_digest(config_path: Path, data_path: Path) -> str:
     """sha256 over (role, sha256) pairs: the code files by name, the config and data by content only."""
-    parts = [(f"code/{p.name}", sha256_of(p)) for p in sorted(CODE.glob("*.py"))]
-    parts += [("lock", sha256_of(CODE / "requirements.txt")), ("config", sha256_of(config_path))]
+    parts = [*code_parts(), ("config", sha256_of(config_path))]
     parts.append(("data", sha256_of(data_path)))
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 

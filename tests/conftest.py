@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests import processes
+from tests.built_once import built_once
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,10 +38,12 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="session")
 def model_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An artifact root holding iris/1, trained and exported by the CLI."""
-    root = tmp_path_factory.mktemp("models")
-    result = run_cli("--output", str(root))
-    assert result.returncode == 0, result.stderr
-    return root
+
+    def train(root: Path) -> None:
+        result = run_cli("--output", str(root))
+        assert result.returncode == 0, result.stderr
+
+    return built_once("iris", tmp_path_factory.mktemp("models"), train)
 
 
 @pytest.fixture(scope="session")
@@ -59,10 +62,12 @@ def make(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="session")
 def example_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The three example models as teams bring them (digits.keras, reviews/, shop.h5) and their EVAL files."""
-    out = tmp_path_factory.mktemp("examples")
-    result = make("examples", f"EXAMPLES_DIR={out}")
-    assert result.returncode == 0, result.stderr
-    return out
+
+    def write(out: Path) -> None:
+        result = make("examples", f"EXAMPLES_DIR={out}")
+        assert result.returncode == 0, result.stderr
+
+    return built_once("example-files", tmp_path_factory.mktemp("examples"), write)
 
 
 EXAMPLE_SOURCES = {"digits": "digits.keras", "reviews": "reviews", "shop": "shop.h5"}
@@ -71,11 +76,16 @@ EXAMPLE_SOURCES = {"digits": "digits.keras", "reviews": "reviews", "shop": "shop
 @pytest.fixture(scope="session")
 def examples_root(tmp_path_factory: pytest.TempPathFactory, example_files: Path) -> Path:
     """An artifact root holding the three examples, each imported by `make model SOURCE=… EVAL=…`."""
-    root = tmp_path_factory.mktemp("imported")
-    for name, file in EXAMPLE_SOURCES.items():
-        source = example_files / file
-        result = make(
-            "model", f"SOURCE={source}", f"EVAL={example_files / f'{name}-eval.npz'}", f"MODEL_ROOT={root}"
-        )
-        assert result.returncode == 0, result.stderr
-    return root
+
+    def import_all(root: Path) -> None:
+        for name, file in EXAMPLE_SOURCES.items():
+            source = example_files / file
+            result = make(
+                "model",
+                f"SOURCE={source}",
+                f"EVAL={example_files / f'{name}-eval.npz'}",
+                f"MODEL_ROOT={root}",
+            )
+            assert result.returncode == 0, result.stderr
+
+    return built_once("examples", tmp_path_factory.mktemp("imported"), import_all)

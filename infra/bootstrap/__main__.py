@@ -171,6 +171,13 @@ def main() -> None:
         provider_arn, "drift", s.subjects("ref:refs/heads/main"), permissions.drift_policy(scope)
     )
 
+    # Captured records a stack archives (captureArchive), in twinserve-capture-<account>-<region>-<env>:
+    # made here, never by a deploy, so no deploy can delete what they hold; each environment's roles
+    # write to its own alone. Not outputs: the program derives the same name, and outputs are variables.
+    if s.capture_archive_days:
+        for env in environments:
+            permissions.capture_archive(account, region, env, s.capture_archive_days)
+
     for env, role in deploys.items():
         pulumi.export(f"AWS_DEPLOY_ROLE_ARN_{env.upper()}", role.arn)
     pulumi.export("AWS_PREVIEW_ROLE_ARN", preview.arn)

@@ -2,12 +2,13 @@
 # `make bootstrap REPO=owner/name`: everything a fork needs before its first deploy, in one run that
 # is safe to repeat: the dev, staging and prod environments, each limited to `main`, prod behind your
 # review where the plan allows it (else promoted by hand, and it says so); the bootstrap stack (OIDC
-# provider, or the account's existing one; roles, ECR, optional state bucket); the repository
+# provider, or the account's existing one; roles, ECR, capture buckets, optional state bucket); the repository
 # variables from its outputs. Prints everything it sets. Needs pulumi, gh (logged in), python3 and
 # administrator credentials for the AWS account. REGION: eu-west-1 on the first run unless set, then
 # the stack's (set once, it reaches the roles, ECR, the AWS_REGION variable and so every stack).
 # STATE_BACKEND=true for the S3 backend, YES=1 to skip the `pulumi up` confirmation, OIDC_SUBJECTS=
-# ids|names|both to choose the OIDC subject format the roles trust (default: from the creation date).
+# ids|names|both to choose the OIDC subject format the roles trust (default: from the creation date),
+# CAPTURE_ARCHIVE_DAYS= how long the capture buckets keep a record (30; 0 makes none).
 set -euo pipefail
 repo=${REPO:-}
 if ! [[ $repo =~ ^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$ ]]; then
@@ -106,6 +107,7 @@ else
   echo "GitHub OIDC provider: created by this stack (kept if the stack is destroyed)"
 fi
 pulumi --cwd "$here" config set stateBackend "${STATE_BACKEND:-false}"
+pulumi --cwd "$here" config set captureArchiveDays "${CAPTURE_ARCHIVE_DAYS:-30}"
 pulumi --cwd "$here" config set deployFromMain "$([ "$environments" = true ] && echo false || echo true)"
 pulumi --cwd "$here" up ${YES:+--yes}
 

@@ -50,6 +50,9 @@ class BootstrapSettings(BaseModel):
     """Tagged images the lifecycle policy keeps."""
     state_backend: bool = False
     """Create an S3 bucket and a KMS key for a self-managed Pulumi state backend."""
+    capture_archive_days: int = Field(default=30, ge=0, le=3650)
+    """Days the capture buckets (one per deploy environment, for stacks that set captureArchive) keep
+    each record; 0 creates none."""
 
     @model_validator(mode="after")
     def _ids_for_id_subjects(self) -> BootstrapSettings:

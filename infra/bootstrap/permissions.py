@@ -1,13 +1,16 @@
 """What the deploy, preview and publish roles may do: named actions on named resources, nothing else.
 
-Each environment has its own deploy role, scoped to its own resources: functions, log groups, queues
-and alarms named `twinserve-<model>-<env>…`, roles under the IAM path `/twinserve/<env>/` created only
-with the function boundary attached, HTTP APIs tagged `twinserve:environment=<env>`, and its stack's
-own state. The bootstrap's roles and the boundary are denied to every deploy role outright.
+Each environment has its own deploy role, scoped to its own resources: functions, log groups, queues,
+alarms and capture streams named `twinserve-<model>-<env>…`, roles under the IAM path `/twinserve/<env>/`
+created only with the function boundary attached (and passed only to Lambda, Firehose and CloudWatch
+Logs), HTTP APIs tagged `twinserve:environment=<env>`, and its stack's own state. The bootstrap's roles
+and the boundary are denied to every deploy role outright. The capture buckets are the bootstrap's: no
+deploy can create, empty or delete one, and only roles under an environment's path can write to its own.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 
@@ -76,7 +79,22 @@ LOGS_WRITE = [
     "logs:TagResource",
     "logs:UntagResource",
 ]
-LOGS_READ = ["logs:ListTagsForResource"]
+LOGS_READ = ["logs:ListTagsForResource", "logs:DescribeSubscriptionFilters"]
+# The capture archive (infra/program/capture_archive.py): the log group's subscription filter, its stream.
+SUBSCRIPTION_WRITE = ["logs:PutSubscriptionFilter", "logs:DeleteSubscriptionFilter"]
+FIREHOSE_WRITE = [
+    "firehose:CreateDeliveryStream",
+    "firehose:DeleteDeliveryStream",
+    "firehose:UpdateDestination",
+    "firehose:StartDeliveryStreamEncryption",
+    "firehose:StopDeliveryStreamEncryption",
+    "firehose:TagDeliveryStream",
+    "firehose:UntagDeliveryStream",
+]
+FIREHOSE_READ = ["firehose:DescribeDeliveryStream", "firehose:ListTagsForDeliveryStream"]
+# The services a deploy may hand its roles to: the function, the archive's stream and its subscription.
+PASSED_TO = ["lambda.amazonaws.com", "firehose.amazonaws.com", "logs.amazonaws.com"]
+CAPTURE_BUCKET_LIMIT = 63
 SQS_WRITE = ["sqs:CreateQueue", "sqs:DeleteQueue", "sqs:SetQueueAttributes", "sqs:TagQueue", "sqs:UntagQueue"]
 SQS_READ = ["sqs:GetQueueAttributes", "sqs:ListQueueTags"]
 API_WRITE = [
@@ -156,6 +174,7 @@ def _arns(scope: Scope, env: str = "*") -> dict[str, list[str]]:
             f"arn:aws:logs:{r}:{a}:log-group:/aws/apigateway/{function}:*",
         ],
         "sqs": [f"arn:aws:sqs:{r}:{a}:{function}-failed"],
+        "firehose": [f"arn:aws:firehose:{r}:{a}:deliverystream/{function}-capture"],
         "alarm": [f"arn:aws:cloudwatch:{r}:{a}:alarm:{function}-*"],
         "api": [f"arn:aws:apigateway:{r}::/apis", f"arn:aws:apigateway:{r}::/apis/*"],
         "api-items": [f"arn:aws:apigateway:{r}::/apis/*", f"arn:aws:apigateway:{r}::/tags/*"],
@@ -232,10 +251,9 @@ def deploy_policy(scope: Scope, env: str, secrets_key: pulumi.Input[str] | None 
             # Roles only under this environment's path, created only with the function boundary.
             _allow(IAM_CREATE, arns["iam"], StringEquals=boundary),
             _allow(IAM_WRITE + IAM_READ, arns["iam"]),
-            _allow(
-                ["iam:PassRole"], arns["iam"], StringEquals={"iam:PassedToService": "lambda.amazonaws.com"}
-            ),
-            _allow(LOGS_WRITE + LOGS_READ, arns["logs"]),
+            _allow(["iam:PassRole"], arns["iam"], StringEquals={"iam:PassedToService": PASSED_TO}),
+            _allow(LOGS_WRITE + SUBSCRIPTION_WRITE + LOGS_READ, arns["logs"]),
+            _allow(FIREHOSE_WRITE + FIREHOSE_READ, arns["firehose"]),
             _allow(SQS_WRITE + SQS_READ, arns["sqs"]),
             _allow(ALARM_WRITE + ALARM_READ, arns["alarm"]),
             # HTTP APIs by tag: created tagged with this environment, changed only when so tagged.
@@ -272,8 +290,11 @@ def deploy_policy(scope: Scope, env: str, secrets_key: pulumi.Input[str] | None 
 
 
 def boundary_document(scope: Scope) -> str:
-    """The most a function's role can ever do: write its own logs and traces, send to its queue."""
+    """The most a role a deploy creates can ever do: a function's logs, traces and queue; the capture
+    archive's hops (put into a twinserve stream; write objects into a capture bucket, whose policy admits
+    only its own environment's roles, with S3's use of the bucket's key). Never read a capture."""
     a, r = scope.account, scope.region
+    buckets = f"arn:aws:s3:::{CAPTURE_BUCKET_PREFIX}*"
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -284,6 +305,18 @@ def boundary_document(scope: Scope) -> str:
                 ),
                 _allow(["xray:PutTraceSegments", "xray:PutTelemetryRecords"], ["*"]),
                 _allow(["sqs:SendMessage"], [f"arn:aws:sqs:{r}:{a}:{PREFIX}*"]),
+                _allow(
+                    ["firehose:PutRecord", "firehose:PutRecordBatch"],
+                    [f"arn:aws:firehose:{r}:{a}:deliverystream/{PREFIX}*"],
+                ),
+                _allow(["s3:PutObject", "s3:AbortMultipartUpload"], [f"{buckets}/*"]),
+                _allow(["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"], [buckets]),
+                _allow(
+                    ["kms:GenerateDataKey", "kms:Decrypt"],
+                    ["*"],
+                    StringEquals={"kms:ViaService": f"s3.{r}.amazonaws.com"},
+                    StringLike={"kms:EncryptionContext:aws:s3:arn": buckets},
+                ),
             ],
         }
     )
@@ -311,6 +344,7 @@ def preview_policy(
             _allow(LAMBDA_READ, arns["lambda"]),
             _allow(IAM_READ, arns["iam"]),
             _allow(LOGS_READ, arns["logs"]),
+            _allow(FIREHOSE_READ, arns["firehose"]),
             _allow(SQS_READ, arns["sqs"]),
             _allow(ALARM_READ, arns["alarm"]),
             _allow(API_READ, arns["api"]),
@@ -427,3 +461,93 @@ def state_backend(account: str, region: str, environments: list[str]) -> StateBa
         ),
     )
     return StateBackend(bucket, key, alias, {env: secrets_key(env) for env in environments})
+
+
+CAPTURE_BUCKET_PREFIX = f"{PREFIX}capture-"
+
+
+def capture_bucket(account: str, region: str, environment: str) -> str:
+    """`twinserve-capture-<account>-<region>-<env>`, or where that passes S3's 63 characters, the
+    environment's first characters and a digest of the whole (infra/program/capture_archive.py reads it
+    by the same name)."""
+    name = f"{CAPTURE_BUCKET_PREFIX}{account}-{region}-{environment}"
+    if len(name) <= CAPTURE_BUCKET_LIMIT:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    head = f"{CAPTURE_BUCKET_PREFIX}{account}-{region}-"
+    return f"{head}{environment[: CAPTURE_BUCKET_LIMIT - len(head) - len(digest) - 1]}-{digest}"
+
+
+def capture_bucket_policy(bucket_arn: str, account: str, environment: str) -> str:
+    """TLS only; objects written only by roles under the environment's own path (its archive's Firehose
+    role), whatever an identity policy or the boundary allows. No twinserve role may read or delete one:
+    objects leave by expiry, or by an administrator (an erasure request)."""
+    writers = f"arn:aws:iam::{account}:role/twinserve/{environment}/*"
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "TlsOnly",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": [bucket_arn, f"{bucket_arn}/*"],
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                },
+                {
+                    "Sid": "OwnEnvironmentWritesOnly",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
+                    "Resource": f"{bucket_arn}/*",
+                    "Condition": {"StringNotLike": {"aws:PrincipalArn": writers}},
+                },
+            ],
+        }
+    )
+
+
+def capture_archive(account: str, region: str, environment: str, days: int) -> aws.s3.Bucket:
+    """One environment's capture bucket: private, TLS-only, encrypted with S3's KMS key, objects expired
+    after `days`, written only by that environment's roles."""
+    name = f"capture-{environment}"
+    bucket = aws.s3.Bucket(name, bucket=capture_bucket(account, region, environment), force_destroy=False)
+    aws.s3.BucketServerSideEncryptionConfiguration(
+        name,
+        bucket=bucket.id,
+        rules=[
+            {
+                "apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms"},
+                "bucket_key_enabled": True,
+            }
+        ],
+    )
+    aws.s3.BucketPublicAccessBlock(
+        name,
+        bucket=bucket.id,
+        block_public_acls=True,
+        block_public_policy=True,
+        ignore_public_acls=True,
+        restrict_public_buckets=True,
+    )
+    aws.s3.BucketOwnershipControls(name, bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"})
+    aws.s3.BucketLifecycleConfiguration(
+        name,
+        bucket=bucket.id,
+        rules=[
+            {
+                "id": "expire-captures",
+                "status": "Enabled",
+                "filter": {},
+                "expiration": {"days": days},
+                "abort_incomplete_multipart_upload": {"days_after_initiation": 1},
+            }
+        ],
+    )
+    aws.s3.BucketPolicy(
+        name,
+        bucket=bucket.id,
+        policy=bucket.arn.apply(lambda arn: capture_bucket_policy(arn, account, environment)),
+    )
+    return bucket

@@ -12,10 +12,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from serving.contract import CAPTURE_SCHEMA
+from program.capture_archive import CAPTURE_FILTER as CLOUDWATCH_FILTER  # the archive's subscription's too
 
-# CloudWatch Logs' filter for JSON events: only records leave the service, not the access log.
-CLOUDWATCH_FILTER = f'{{ $.schema = "{CAPTURE_SCHEMA}" }}'
+from serving.contract import CAPTURE_SCHEMA
 
 
 def parse_lines(lines: Iterable[str]) -> Iterator[dict[str, Any]]:

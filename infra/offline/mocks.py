@@ -71,6 +71,9 @@ ARNS = {
     "aws:ecr/repository:Repository": "arn:aws:ecr:{r}:{a}:repository/{name}",
     "aws:kms/key:Key": "arn:aws:kms:{r}:{a}:key/{name}",
     "aws:s3/bucket:Bucket": "arn:aws:s3:::{bucket}",
+    "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream": (
+        "arn:aws:firehose:{r}:{a}:deliverystream/{name}"
+    ),
 }
 
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
+from program.capture_archive import CaptureArchive, CaptureArchiveArgs
 from program.lambda_endpoints import HttpApi, Target, function_url, http_api
+from program.roles import FUNCTION_BOUNDARY, role_name_prefix, role_path, statement
 from program.settings import CaptureSettings, LambdaSettings, Slo
 
 # Every name starts with the function's (twinserve-<model>-<stack>), which the deploy role is scoped to.
@@ -20,25 +21,6 @@ ALIAS = "live"
 # While a rollout runs, this alias follows the newly published version: the smoke test reaches the new
 # code alone through its own IAM-authenticated Function URL, whatever share `live` gives it.
 CANARY_ALIAS = "canary"
-# IAM adds a 26-character unique suffix to a name prefix, whose limit is therefore 38
-# (terraform-provider-aws, internal/service/iam/role.go).
-ROLE_NAME_PREFIX_LIMIT = 38
-
-
-def role_name_prefix(function_name: str) -> str:
-    """`<function>-`, or where that passes IAM's limit its first characters and a digest of the whole,
-    so every model name settings accept gets a role (and a stack made before keeps its own)."""
-    prefix = f"{function_name}-"
-    if len(prefix) <= ROLE_NAME_PREFIX_LIMIT:
-        return prefix
-    digest = hashlib.sha256(function_name.encode()).hexdigest()[:8]
-    return f"{function_name[: ROLE_NAME_PREFIX_LIMIT - len(digest) - 2]}-{digest}-"
-
-
-# The permissions boundary the bootstrap creates and every environment's deploy role must attach to the
-# roles it creates (infra/bootstrap/permissions.py, FUNCTION_BOUNDARY): a function's role can never hold
-# more than its logs, traces and queue, whatever policy is put on it.
-FUNCTION_BOUNDARY = "twinserve-function-boundary"
 PERIOD_SECONDS = 60  # Lambda's metrics are per minute; an alarm fires on 2 breaching minutes of 3
 
 
@@ -54,15 +36,7 @@ class LambdaServiceArgs:
     environment: str = "dev"  # the stack: the role's IAM path and every resource's tag scope the deploy role
     account: str = ""  # the account whose boundary policy the role attaches; empty: none (tests only)
     capture: CaptureSettings = CaptureSettings()  # payload capture, into the function's log group
-
-
-def role_path(environment: str) -> str:
-    """Each environment's deploy role may create, change and pass roles under its own path only."""
-    return f"/twinserve/{environment}/"
-
-
-def statement(actions: list[str], resources: list[str]) -> dict:
-    return {"Effect": "Allow", "Action": actions, "Resource": resources}
+    region: str = ""  # the capture archive's bucket is this region's (captureArchive)
 
 
 def execution_policy(log_group_arn: str, tracing: bool, dead_letter_arn: str | None) -> str:
@@ -198,6 +172,22 @@ class LambdaService(pulumi.ComponentResource):
                 child,
             )
         self.alarms = self._alarms(name, tags, child)
+        self.archive: CaptureArchive | None = None
+        if args.capture.archive:
+            self.archive = CaptureArchive(
+                f"{name}-capture",
+                CaptureArchiveArgs(
+                    args.function_name,
+                    args.model_name,
+                    args.environment,
+                    args.account,
+                    args.region,
+                    self.log_group.name,
+                    self.log_group.arn,
+                    tags,
+                ),
+                child,
+            )
         self.canary_endpoint: pulumi.Output[str] | None = None
         self.canary_alarms: list[aws.cloudwatch.MetricAlarm] = []
         if (

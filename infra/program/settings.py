@@ -71,6 +71,8 @@ SECRET_KEYS = ("kubeconfig",)  # must be set with --secret
 
 FUNCTION_NAME_LIMIT = 64  # Lambda function names
 DNS_LABEL_LIMIT = 63  # Kubernetes Service and Namespace names (RFC 1123 labels)
+FIREHOSE_NAME_LIMIT = 64  # Firehose stream names
+ARCHIVE_STREAM_SUFFIX = "-capture"  # the capture archive's stream: <function name>-capture
 
 
 class SettingsError(ValueError):
@@ -291,6 +293,9 @@ class CaptureSettings(Group):
     max_record_bytes: int = Field(default=16384, ge=1024, le=262144)
     """A record larger than this keeps its tensors' names and shapes, not their values (16 KiB: one
     line of the container log, whole)."""
+    archive: bool = False
+    """Also copy the function's records to the environment's capture bucket (S3, KMS-encrypted, expired
+    after the bootstrap's captureArchiveDays) under <modelName>/records/, through a Firehose stream."""
 
     @field_validator("fields")
     @classmethod
@@ -420,8 +425,28 @@ class Settings(Group):
             if len(name) > limit
         ]
 
+    def _capture_problems(self) -> list[str]:
+        if not self.capture.archive:
+            return []
+        problems = []
+        if self.capture.sample_rate == 0:
+            problems.append("captureArchive is set, but captureSampleRate is 0: there is nothing to archive")
+        if "lambda" not in self.runtimes:
+            problems.append(
+                "captureArchive copies the function's records, but this environment does not deploy the "
+                "lambda runtime (pods' records go to the cluster's log pipeline)"
+            )
+        stream = f"{self.function_name}{ARCHIVE_STREAM_SUFFIX}"
+        if len(stream) > FIREHOSE_NAME_LIMIT:
+            problems.append(
+                f"modelName {self.model_name!r} makes the capture archive's Firehose stream {stream!r} "
+                f"{len(stream)} characters long, more than the {FIREHOSE_NAME_LIMIT} allowed: choose a "
+                "shorter modelName"
+            )
+        return problems
+
     def _problems(self) -> list[str]:
-        problems = self._name_problems()
+        problems = self._name_problems() + self._capture_problems()
         kubernetes, function = self.kubernetes, self.function
         if kubernetes.min_replicas > kubernetes.max_replicas:
             problems.append("kubernetesMinReplicas must not exceed kubernetesMaxReplicas")

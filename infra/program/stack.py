@@ -9,6 +9,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from program import settings as config
+from program.capture_archive import records_prefix
 from program.kubernetes_service import KubernetesService, KubernetesServiceArgs
 from program.lambda_service import LambdaService, LambdaServiceArgs
 
@@ -45,10 +46,20 @@ def main() -> None:
     if "lambda" in s.runtimes:
         # The account whose boundary the function's role attaches (the deploy role may create no other).
         account = aws.get_caller_identity().account_id
+        # The capture archive's bucket is the bootstrap's in this region.
+        region = aws.get_region().region if s.capture.archive else ""
         function = LambdaService(
             "serving",
             LambdaServiceArgs(
-                s.function_name, s.model_name, s.model_version, s.slo, s.function, s.stack, account, s.capture
+                s.function_name,
+                s.model_name,
+                s.model_version,
+                s.slo,
+                s.function,
+                s.stack,
+                account,
+                s.capture,
+                region,
             ),
         )
         pulumi.export("lambdaEndpoint", function.endpoint)
@@ -72,3 +83,8 @@ def main() -> None:
         pulumi.export("lambdaCanaryPercent", s.function.canary_percent if s.function.stable_version else 0)
         pulumi.export("lambdaCanaryEndpoint", function.canary_endpoint)
         pulumi.export("lambdaCanaryAlarms", [alarm.name for alarm in function.canary_alarms])
+        # Where the archive writes: s3://<bucket>/<prefix>YYYY/MM/DD/HH/.
+        pulumi.export(
+            "captureArchive",
+            f"s3://{function.archive.bucket}/{records_prefix(s.model_name)}" if function.archive else None,
+        )

@@ -92,15 +92,19 @@ def test_a_wrong_value_stops_the_preview_naming_the_key(
 def test_capture_turned_on_as_a_fork_writes_it_passes_the_cli_and_the_program(
     runner: Runner, tmp_path: Path
 ) -> None:
-    """YAML's own types in the stack file (a float, a list, an integer), as the README shows them."""
+    """YAML's own types in the stack file (a float, a list, an integer, a boolean), as the README shows
+    them."""
     tree = checkout(tmp_path)
     capture = {"captureSampleRate": 0.1, "captureFields": ["inputs", "outputs.probabilities"],
-               "captureMaxRecordBytes": 4096}  # fmt: skip
+               "captureMaxRecordBytes": 4096, "captureArchive": True}  # fmt: skip
     edit_stack(tree, "prod", **capture)
     code, output, settings = settings_of(runner, tree, "prod", f"image={IMAGE}")
     assert code == 0, output
     assert {key: settings[key] for key in capture} == capture
-    FACTS.append("config: capture turned on in prod's stack file passed the CLI's checks and the program's")
+    FACTS.append(
+        "config: capture and its archive turned on in prod's stack file passed the CLI's checks and "
+        "the program's"
+    )
 
 
 def test_a_lambda_only_stack_needs_no_image(runner: Runner, tmp_path: Path) -> None:

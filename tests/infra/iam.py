@@ -1,7 +1,7 @@
 """The bootstrap's role policies, and IAM's Allow evaluation of a call against one of them.
 
 Policies are read from the bootstrap program run under mocks; evaluation covers what those
-policies use: action and resource wildcards, StringEquals, StringLike and Bool conditions.
+policies use: action and resource wildcards, StringEquals, StringLike, StringNotLike and Bool conditions.
 """
 
 from __future__ import annotations
@@ -55,6 +55,11 @@ def _listed(value: str | list[str]) -> list[str]:
 
 def conditions_hold(conditions: dict[str, dict[str, Any]], context: dict[str, str]) -> bool:
     for operator, pairs in conditions.items():
+        if operator == "StringNotLike":  # a negated operator holds where the key is absent
+            for key, patterns in pairs.items():
+                if key in context and any(fnmatchcase(context[key], p) for p in _listed(patterns)):
+                    return False
+            continue
         match = {
             "StringEquals": lambda v, p: v == p,
             "StringLike": fnmatchcase,
@@ -80,4 +85,16 @@ def allows(policy: dict[str, Any], call: Call) -> bool:
     statements = policy["Statement"]
     return any(s["Effect"] == "Allow" and _matches(s, call) for s in statements) and not any(
         s["Effect"] == "Deny" and _matches(s, call) for s in statements
+    )
+
+
+def permitted(
+    identity: dict[str, Any], boundary: dict[str, Any], resource: dict[str, Any], call: Call
+) -> bool:
+    """A role's call within one account: its policy allows it, its permissions boundary allows it, and the
+    resource's policy denies it nothing (the request context carries the caller as aws:PrincipalArn)."""
+    return (
+        allows(identity, call)
+        and allows(boundary, call)
+        and not any(s["Effect"] == "Deny" and _matches(s, call) for s in resource.get("Statement", []))
     )

@@ -301,7 +301,7 @@ def test_each_environments_own_changes_are_allowed(policies: dict[str, dict[str,
 
 def test_a_function_role_can_never_hold_more_than_the_boundary(run_stack: Callable[..., Run]) -> None:
     """Every role the program creates sits under its environment's path with the bootstrap's boundary,
-    whose allowances are the function's logs, traces and queue."""
+    whose allowances are the function's logs, traces and queue, and the capture archive's writes."""
     from tests.infra.iam import bootstrap
 
     for env in ENVS:
@@ -314,7 +314,13 @@ def test_a_function_role_can_never_hold_more_than_the_boundary(run_stack: Callab
     assert actions == {
         "logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords",
         "sqs:SendMessage",
+        # the capture archive's hops (tests/infra/program/test_capture_archive.py)
+        "firehose:PutRecord", "firehose:PutRecordBatch", "s3:PutObject", "s3:AbortMultipartUpload",
+        "s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads", "kms:GenerateDataKey",
+        "kms:Decrypt",
     }  # fmt: skip
+    # Never a read of what is stored, anywhere.
+    assert not {a for a in actions if a.startswith("s3:Get") and a != "s3:GetBucketLocation"}
 
 
 def test_the_drift_role_may_read_every_functions_records(policies: dict[str, dict[str, Any]]) -> None:

@@ -24,7 +24,7 @@ CANARY = [str(REPO / "infra" / ".venv" / "bin" / "python"), str(REPO / "infra" /
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
     running = {
         fault: start_server(
-            faulty_models.build(tmp_path_factory.mktemp(fault), fault),
+            faulty_models.built(tmp_path_factory.mktemp(fault), fault),
             TWINSERVE_RUNTIME="tensorflow",
             TWINSERVE_DRAIN_SECONDS="0",
         )

@@ -168,10 +168,16 @@ def test_publish_role_trusts_main_and_may_only_push_to_the_repository(plain: Run
     assert {a.split(":")[0] for s in policy["Statement"] for a in s["Action"]} == {"ecr"}
 
 
-def test_deploy_role_passes_roles_to_lambda_only(plain: Run) -> None:
+def test_deploy_role_passes_roles_to_lambda_and_the_capture_archive_s_services_only(plain: Run) -> None:
     _, policy = role(plain, "twinserve-deploy-dev")
     (passing,) = [s for s in policy["Statement"] if s["Action"] == ["iam:PassRole"]]
-    assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
+    services = ["lambda.amazonaws.com", "firehose.amazonaws.com", "logs.amazonaws.com"]
+    assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": services}}
+    own_role = "arn:aws:iam::123456789012:role/twinserve/dev/twinserve-iris-dev-delivery-abc"
+    for service in services:
+        assert allows(policy, ("iam:PassRole", own_role, {"iam:PassedToService": service}))
+    for service in ("ec2.amazonaws.com", "ecs-tasks.amazonaws.com", "glue.amazonaws.com"):
+        assert not allows(policy, ("iam:PassRole", own_role, {"iam:PassedToService": service}))
 
 
 def test_ecr_is_immutable_scanned_and_pruned(plain: Run) -> None:
@@ -183,21 +189,26 @@ def test_ecr_is_immutable_scanned_and_pruned(plain: Run) -> None:
     assert plain.outputs["ECR_REPOSITORY_URL"].endswith(".amazonaws.com/twinserve")
 
 
+def named(run: Run, type_: str, name: str) -> dict:
+    (found,) = [r.inputs for r in run.of_type(type_) if r.name == name]
+    return found
+
+
 def test_state_backend_only_when_asked_and_hardened(plain: Run, with_state: Run) -> None:
-    assert not plain.of_type("aws:s3/bucket:Bucket")
+    assert not [b for b in plain.of_type("aws:s3/bucket:Bucket") if b.name == "state"]
     assert "PULUMI_BACKEND_URL" not in plain.outputs
     keys = with_state.of_type("aws:kms/key:Key")
     assert sorted(k.name for k in keys) == ["secrets-dev", "secrets-prod", "secrets-staging", "state"]
     assert all(k.inputs["enableKeyRotation"] is True for k in keys)
-    block = with_state.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs
+    block = named(with_state, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "state")
     assert all(
         block[k]
         for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
     )
-    assert with_state.one("aws:s3/bucketVersioning:BucketVersioning").inputs["versioningConfiguration"] == {
-        "status": "Enabled"
-    }
-    tls = json.loads(with_state.one("aws:s3/bucketPolicy:BucketPolicy").inputs["policy"])["Statement"][0]
+    assert named(with_state, "aws:s3/bucketVersioning:BucketVersioning", "state")[
+        "versioningConfiguration"
+    ] == {"status": "Enabled"}
+    tls = json.loads(named(with_state, "aws:s3/bucketPolicy:BucketPolicy", "state")["policy"])["Statement"][0]
     assert tls["Effect"] == "Deny"
     assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     assert with_state.outputs["PULUMI_BACKEND_URL"] == (

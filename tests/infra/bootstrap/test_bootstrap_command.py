@@ -106,7 +106,7 @@ def test_one_command_sets_up_the_stack_the_variables_and_the_environments(tmp_pa
     result = bootstrap(tmp_path, REPO="acme/models", YES="1")
     assert result.returncode == 0, result.stderr
     here = REPO / "infra" / "bootstrap"
-    assert calls(tmp_path, "pulumi")[:13] == [
+    assert calls(tmp_path, "pulumi")[:14] == [
         f"--cwd {here} stack select --create main",
         f"--cwd {here} config get aws:region",
         f"--cwd {here} config set aws:region eu-west-1",
@@ -118,6 +118,7 @@ def test_one_command_sets_up_the_stack_the_variables_and_the_environments(tmp_pa
         f"--cwd {here} stack export",
         f"--cwd {here} config set githubOidcProviderArn ",
         f"--cwd {here} config set stateBackend false",
+        f"--cwd {here} config set captureArchiveDays 30",
         f"--cwd {here} config set deployFromMain false",
         f"--cwd {here} up --yes",
     ]

@@ -123,7 +123,7 @@ def test_checkov_aws_checks_pass_with_only_the_documented_skips(plans: Path, env
     ]
     assert report["summary"]["passed"] >= 20
     skips = yaml.safe_load((REPO / "infra" / "checkov-aws.yaml").read_text())["skip-check"]
-    assert len(skips) == 6
+    assert len(skips) == 7
 
 
 def test_checkov_aws_checks_catch_a_public_function_url(run_stack, tmp_path: Path) -> None:
@@ -154,3 +154,15 @@ def test_a_model_without_a_zip_is_planned_on_the_image_and_says_why(tmp_path: Pa
     assert f"Lambda runs the model image: {reason}." in summary
     (function,) = (tmp_path / "plan" / "prod" / "aws").glob("function-*.json")
     assert json.loads(function.read_text())["packageType"] == "Image"
+
+
+def test_checkov_aws_checks_pass_on_a_stack_that_archives_its_captures(run_stack, tmp_path: Path) -> None:
+    archived = run_stack("prod", captureSampleRate="0.1", captureArchive="true")
+    aws = [Declared(r.type, r.name, plain(r.inputs)) for r in archived.resources if r.type.startswith("aws:")]
+    assert any(r.type.endswith("FirehoseDeliveryStream") for r in aws)
+    plan_file = tmp_path / "terraform-plan.json"
+    plan_file.write_text(json.dumps(terraform_plan.plan(aws)))
+    report = checkov_aws(plan_file)
+    assert report["summary"]["failed"] == 0, json.dumps(report["results"].get("failed_checks"), indent=1)[
+        :3000
+    ]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 from offline.mocks import Run
-from program.lambda_service import ROLE_NAME_PREFIX_LIMIT, role_name_prefix
+from program.roles import ROLE_NAME_PREFIX_LIMIT, role_name_prefix
 from program.settings import NAME, SettingsError, from_config
 
 from tests.infra.conftest import ENVS
