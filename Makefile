@@ -163,9 +163,9 @@ HOURS ?= 24
 MAX_PSI ?= 0.2
 DRIFT_DIR ?= build/drift
 LOG_GROUP ?= /aws/lambda/twinserve-$(MODEL_NAME)-$(ENV)
-drift: $(INFRA_READY) ## captured records against the model's reference.json: RECORDS=<log files> or ENV's function log group over HOURS; exit 1 on drift
+drift: $(INFRA_READY) ## captured records against the model's reference.json: RECORDS=<log files>, ARCHIVE=s3://… or ENV's function log group, over HOURS; exit 1 on drift
 	$(INFRA_PY) -m drift --reference $(REFERENCE) --max-psi $(MAX_PSI) --out $(DRIFT_DIR)/$(ENV).md \
-	  $(if $(RECORDS),$(addprefix --records ,$(RECORDS)),--log-group $(LOG_GROUP) --hours $(HOURS))
+	  $(if $(RECORDS),$(addprefix --records ,$(RECORDS)),$(if $(ARCHIVE),--archive $(ARCHIVE),--log-group $(LOG_GROUP)) --hours $(HOURS))
 
 lock: ## re-resolve every lock from its .in file, with hashes (installs verify every download)
 	cd tests && ../$(VENV)/bin/uv pip compile requirements.in --python-version 3.11 --generate-hashes -o requirements.txt --no-header -q

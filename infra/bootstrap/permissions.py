@@ -95,6 +95,9 @@ FIREHOSE_READ = ["firehose:DescribeDeliveryStream", "firehose:ListTagsForDeliver
 # The services a deploy may hand its roles to: the function, the archive's stream and its subscription.
 PASSED_TO = ["lambda.amazonaws.com", "firehose.amazonaws.com", "logs.amazonaws.com"]
 CAPTURE_BUCKET_LIMIT = 63
+CAPTURE_BUCKET_PREFIX = (
+    "twinserve-capture-"  # the bootstrap's capture buckets: <prefix><account>-<region>-<env>
+)
 SQS_WRITE = ["sqs:CreateQueue", "sqs:DeleteQueue", "sqs:SetQueueAttributes", "sqs:TagQueue", "sqs:UntagQueue"]
 SQS_READ = ["sqs:GetQueueAttributes", "sqs:ListQueueTags"]
 API_WRITE = [
@@ -357,14 +360,28 @@ def preview_policy(
 
 
 def drift_policy(scope: Scope) -> pulumi.Output[str]:
-    """The scheduled drift report: search the functions' log groups for captured records, nothing else
-    (not the HTTP APIs' access logs, no state, no secrets, no writes)."""
+    """The drift report: search the functions' log groups for captured records, and read the capture
+    archives' records (with S3's use of their key), nothing else (not the HTTP APIs' access logs, no
+    state, no secrets, no writes)."""
     a, r = scope.account, scope.region
     groups = [
         f"arn:aws:logs:{r}:{a}:log-group:/aws/lambda/{PREFIX}*",
         f"arn:aws:logs:{r}:{a}:log-group:/aws/lambda/{PREFIX}*:*",
     ]
-    return _document([_allow(["logs:FilterLogEvents"], groups)])
+    buckets = f"arn:aws:s3:::{CAPTURE_BUCKET_PREFIX}*"
+    return _document(
+        [
+            _allow(["logs:FilterLogEvents"], groups),
+            _allow(["s3:ListBucket"], [buckets]),
+            _allow(["s3:GetObject"], [f"{buckets}/*/records/*"]),
+            _allow(
+                ["kms:Decrypt"],
+                ["*"],
+                StringEquals={"kms:ViaService": f"s3.{r}.amazonaws.com"},
+                StringLike={"kms:EncryptionContext:aws:s3:arn": buckets},
+            ),
+        ]
+    )
 
 
 def lambda_pull_policy(account: str, region: str) -> dict:
@@ -463,9 +480,6 @@ def state_backend(account: str, region: str, environments: list[str]) -> StateBa
     return StateBackend(bucket, key, alias, {env: secrets_key(env) for env in environments})
 
 
-CAPTURE_BUCKET_PREFIX = f"{PREFIX}capture-"
-
-
 def capture_bucket(account: str, region: str, environment: str) -> str:
     """`twinserve-capture-<account>-<region>-<env>`, or where that passes S3's 63 characters, the
     environment's first characters and a digest of the whole (infra/program/capture_archive.py reads it
@@ -480,8 +494,8 @@ def capture_bucket(account: str, region: str, environment: str) -> str:
 
 def capture_bucket_policy(bucket_arn: str, account: str, environment: str) -> str:
     """TLS only; objects written only by roles under the environment's own path (its archive's Firehose
-    role), whatever an identity policy or the boundary allows. No twinserve role may read or delete one:
-    objects leave by expiry, or by an administrator (an erasure request)."""
+    role), whatever an identity policy or the boundary allows. Only the drift role reads records and
+    no twinserve role deletes one: they leave by expiry, or by an administrator (an erasure request)."""
     writers = f"arn:aws:iam::{account}:role/twinserve/{environment}/*"
     return json.dumps(
         {

@@ -54,6 +54,8 @@ def _records(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
 
     end = int(time.time() * 1000)
     start = end - int(args.hours * 3600 * 1000)
+    if args.archive:
+        return records.from_archive(boto3.client("s3"), args.archive, start, end)
     return records.from_cloudwatch(boto3.client("logs"), args.log_group, start, end)
 
 
@@ -63,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--records", type=Path, action="append", help="a file of log lines holding records")
     source.add_argument("--log-group", help="the function's CloudWatch log group")
-    parser.add_argument("--hours", type=float, default=24.0, help="the window read from the log group")
+    source.add_argument("--archive", help="the function's capture archive, s3://<bucket>/<model>/records/")
+    parser.add_argument(
+        "--hours", type=float, default=24.0, help="the window read from the log group or archive"
+    )
     parser.add_argument("--max-psi", type=float, default=0.2, help="a feature past this index has drifted")
     parser.add_argument("--min-records", type=int, default=100, help="fewer records give no verdict")
     parser.add_argument("--out", type=Path, help="write the markdown report here too")

@@ -1,14 +1,18 @@
 """Captured records (serving/capture.py) from where an environment writes them.
 
 Files of log lines (what `kubectl logs` or an export of a log group gives: any line that holds a
-record, with or without a log prefix, others skipped) or the function's CloudWatch log group over a
-time window, read with the read-only role's `logs:FilterLogEvents`.
+record, with or without a log prefix, others skipped), the function's CloudWatch log group over a
+time window (the read-only role's `logs:FilterLogEvents`), or its capture archive over a window
+(`captureArchive`: gzipped JSON lines under `<prefix>YYYY/MM/DD/HH/`, the hour Firehose received them).
 """
 
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +64,53 @@ def from_cloudwatch(client: Any, log_group: str, start_ms: int, end_ms: int) -> 
         raise RecordsUnavailable(f"reading {log_group}: {error}") from None
     except BotoCoreError as error:
         raise RecordsUnavailable(f"reading {log_group}: {error}") from None
+
+
+def _archive_location(uri: str) -> tuple[str, str]:
+    """`s3://bucket/prefix/` → (bucket, prefix), or the mistake named."""
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    if not uri.startswith("s3://") or not bucket or not prefix.endswith("/"):
+        raise RecordsUnavailable(
+            f"archive {uri!r} is not s3://<bucket>/<model>/records/ (the stack's captureArchive output)"
+        )
+    return bucket, prefix
+
+
+def hours_between(start_ms: int, end_ms: int) -> list[str]:
+    """The archive's hour folders (`YYYY/MM/DD/HH/`, UTC) that a window touches, oldest first."""
+    hour = datetime.fromtimestamp(start_ms / 1000, UTC).replace(minute=0, second=0, microsecond=0)
+    end = datetime.fromtimestamp(end_ms / 1000, UTC)
+    folders = []
+    while hour <= end:
+        folders.append(hour.strftime("%Y/%m/%d/%H/"))
+        hour += timedelta(hours=1)
+    return folders
+
+
+def from_archive(client: Any, uri: str, start_ms: int, end_ms: int) -> Iterator[dict[str, Any]]:
+    """Every record the archive received in the hours the window touches (the first and last hour whole:
+    objects are named by the hour they arrived, not by each record's time)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, prefix = _archive_location(uri)
+    paginator = client.get_paginator("list_objects_v2")
+    try:
+        for folder in hours_between(start_ms, end_ms):
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix + folder):
+                for item in page.get("Contents", []):
+                    body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+                    try:
+                        text = gzip.decompress(body).decode("utf-8", errors="replace")
+                    except (OSError, EOFError, zlib.error):
+                        continue  # not one of the stream's objects
+                    yield from parse_lines(text.splitlines())
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code == "NoSuchBucket":
+            raise RecordsUnavailable(
+                f"bucket {bucket} not found: did the bootstrap make capture buckets "
+                "(captureArchiveDays above 0) in this account and region?"
+            ) from None
+        raise RecordsUnavailable(f"reading {uri}: {error}") from None
+    except BotoCoreError as error:
+        raise RecordsUnavailable(f"reading {uri}: {error}") from None

@@ -233,6 +233,7 @@ LAMBDA = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function"
 BOUNDARY = {"iam:PermissionsBoundary": f"{IAM}:policy/twinserve-function-boundary"}
 PROD_API = f"arn:aws:apigateway:{REGION}::/apis/a1b2c3"
 LOGS = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:"
+ARCHIVE = f"arn:aws:s3:::twinserve-capture-{ACCOUNT}-{REGION}-prod"
 
 
 @pytest.mark.parametrize(
@@ -275,6 +276,20 @@ LOGS = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:"
         ("drift", ("s3:GetObject", f"{BUCKET}/.pulumi/stacks/twinserve/prod.json", {})),
         ("drift", ("kms:Decrypt", secrets_key("prod"), {})),
         ("drift", ("iam:PutRolePolicy", f"{IAM}:role/twinserve-drift", {})),
+        # …and the capture archives: read records, never write, delete or reconfigure them.
+        ("drift", ("s3:PutObject", f"{ARCHIVE}/iris/records/2026/12/03/10/forged.gz", {})),
+        ("drift", ("s3:DeleteObject", f"{ARCHIVE}/iris/records/2026/12/03/10/x.gz", {})),
+        ("drift", ("s3:PutLifecycleConfiguration", ARCHIVE, {})),
+        ("drift", ("s3:GetObject", f"{ARCHIVE}/iris/errors/processing-failed/x.gz", {})),
+        ("drift", ("kms:Decrypt", f"arn:aws:kms:{REGION}:{ACCOUNT}:key/aws-s3", {})),
+        (
+            "drift",
+            (
+                "kms:Decrypt",
+                f"arn:aws:kms:{REGION}:{ACCOUNT}:key/aws-s3",
+                {"kms:ViaService": f"s3.{REGION}.amazonaws.com", "kms:EncryptionContext:aws:s3:arn": BUCKET},
+            ),
+        ),
     ],
 )
 def test_every_escalation_the_review_found_is_denied(
@@ -330,3 +345,12 @@ def test_the_drift_role_may_read_every_functions_records(policies: dict[str, dic
         group = f"{LOGS}/aws/lambda/twinserve-iris-{env}"
         for resource in (group, f"{group}:*"):
             assert allows(policies["drift"], ("logs:FilterLogEvents", resource, {}))
+        # …and what `make drift ARCHIVE=…` calls on a capture archive.
+        archive = f"arn:aws:s3:::twinserve-capture-{ACCOUNT}-{REGION}-{env}"
+        via_s3 = {"kms:ViaService": f"s3.{REGION}.amazonaws.com", "kms:EncryptionContext:aws:s3:arn": archive}
+        for call in [
+            ("s3:ListBucket", archive, {}),
+            ("s3:GetObject", f"{archive}/iris/records/2026/12/03/10/twinserve-iris-{env}-capture-1.gz", {}),
+            ("kms:Decrypt", f"arn:aws:kms:{REGION}:{ACCOUNT}:key/aws-s3", via_s3),
+        ]:
+            assert allows(policies["drift"], call), call

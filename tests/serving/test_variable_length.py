@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from tests.serving.conftest import Server, import_signature, start_server, stop_server
 
 
-@pytest.fixture(scope="module", params=["litert", "tensorflow"])
-def sequence_server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    """A SavedModel summing each row of int32 token counts of any length, imported and served."""
+@pytest.fixture(scope="module")
+def sequence_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SavedModel summing each row of int32 token counts of any length, imported once for both runtimes."""
     import tensorflow as tf
 
     source = tmp_path_factory.mktemp("sequence") / "sequence"
@@ -26,7 +25,12 @@ def sequence_server(
 
     root, said = import_signature(serve, source)
     assert "TensorFlow and LiteRT" in said
-    server = start_server(root, TWINSERVE_RUNTIME=request.param, TWINSERVE_DRAIN_SECONDS="0")
+    return root
+
+
+@pytest.fixture(scope="module", params=["litert", "tensorflow"])
+def sequence_server(request: pytest.FixtureRequest, sequence_root: Path) -> Iterator[Server]:
+    server = start_server(sequence_root, TWINSERVE_RUNTIME=request.param, TWINSERVE_DRAIN_SECONDS="0")
     yield server
     stop_server(server)
 

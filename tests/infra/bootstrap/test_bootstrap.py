@@ -131,16 +131,25 @@ def test_preview_role_trusts_only_pull_requests_and_cannot_write(plain: Run) -> 
     assert writes == set()
 
 
-def test_drift_role_trusts_only_main_and_may_only_search_the_functions_logs(plain: Run) -> None:
+def test_drift_role_trusts_only_main_and_may_only_read_captured_records(plain: Run) -> None:
     trust, policy = role(plain, "twinserve-drift")
     assert trust["Statement"][0]["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] == [
         "repo:acme/models:ref:refs/heads/main"
     ]
-    assert [(s["Effect"], s["Action"]) for s in policy["Statement"]] == [("Allow", ["logs:FilterLogEvents"])]
+    assert [(s["Effect"], s["Action"]) for s in policy["Statement"]] == [
+        ("Allow", ["logs:FilterLogEvents"]),
+        ("Allow", ["s3:ListBucket"]),
+        ("Allow", ["s3:GetObject"]),
+        ("Allow", ["kms:Decrypt"]),
+    ]
     assert policy["Statement"][0]["Resource"] == [
         "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/twinserve-*",
         "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/twinserve-*:*",
     ]
+    assert policy["Statement"][2]["Resource"] == ["arn:aws:s3:::twinserve-capture-*/*/records/*"]
+    assert policy["Statement"][3]["Condition"]["StringEquals"] == {
+        "kms:ViaService": "s3.eu-west-1.amazonaws.com"
+    }
 
 
 @pytest.mark.parametrize("name", ["twinserve-deploy-dev", "twinserve-deploy-prod", "twinserve-preview"])

@@ -3,8 +3,10 @@ too few records, other versions, and the function's log group read as the read-o
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
@@ -97,6 +99,15 @@ def test_a_log_group_that_does_not_exist_is_named(
     monkeypatch: pytest.MonkeyPatch, tmp_path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    write_reference(tmp_path)
+    assert main(["--reference", str(tmp_path), "--log-group", "/aws/lambda/twinserve-shop-dev"]) == 2
+    assert "log group /aws/lambda/twinserve-shop-dev not found: does this environment deploy the lambda" in (
+        capsys.readouterr().err
+    )
+
+
+def write_reference(tmp_path) -> None:
+    """shop's reference.json and metadata.json, as `make model` writes them."""
     (tmp_path / "reference.json").write_text(json.dumps(REFERENCE))
     Metadata(
         "shop", 1,
@@ -107,10 +118,6 @@ def test_a_log_group_that_does_not_exist_is_named(
             (Tensor("score", "FP32", (1, 1), (0.5,)),),
         ),
     ).write(tmp_path)  # fmt: skip
-    assert main(["--reference", str(tmp_path), "--log-group", "/aws/lambda/twinserve-shop-dev"]) == 2
-    assert "log group /aws/lambda/twinserve-shop-dev not found: does this environment deploy the lambda" in (
-        capsys.readouterr().err
-    )
 
 
 def test_only_environments_with_the_function_and_capture_on_are_read() -> None:
@@ -122,3 +129,63 @@ def test_only_environments_with_the_function_and_capture_on_are_read() -> None:
         "prod": {"captureSampleRate": "0.1", "runtimes": '["kubernetes"]'},
     }
     assert capturing(forks) == [{"env": "staging", "log_group": "/aws/lambda/twinserve-iris-staging"}]
+
+
+def archived(lines: list[str]) -> bytes:
+    """An object as the archive's Firehose stream writes it: JSON lines, gzipped."""
+    return gzip.compress("".join(f"{line}\n" for line in lines).encode())
+
+
+@mock_aws
+def test_the_capture_archive_is_read_over_the_hours_the_window_touches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    s3 = boto3.client("s3")
+    bucket = "twinserve-capture-123456789012-eu-west-1-dev"
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    now = datetime.now(UTC)
+    hour = now.strftime("%Y/%m/%d/%H")
+    old = (now - timedelta(days=3)).strftime("%Y/%m/%d/%H")
+    stream = like_reference(4)
+    s3.put_object(
+        Bucket=bucket, Key=f"shop/records/{hour}/a.gz", Body=archived([json.dumps(r) for r in stream[:2]])
+    )
+    s3.put_object(Bucket=bucket, Key=f"shop/records/{hour}/b.gz", Body=archived([json.dumps(stream[2]), ""]))
+    s3.put_object(Bucket=bucket, Key=f"shop/records/{old}/c.gz", Body=archived([json.dumps(stream[3])]))
+    s3.put_object(Bucket=bucket, Key=f"shop/records/{hour}/not-gzip.txt", Body=b"plain")
+    s3.put_object(Bucket=bucket, Key=f"other/records/{hour}/d.gz", Body=archived([json.dumps(stream[3])]))
+    end = int(now.timestamp() * 1000)
+    uri = f"s3://{bucket}/shop/records/"
+    assert list(records.from_archive(s3, uri, end - 3_600_000, end)) == stream[:3]
+    assert len(list(records.from_archive(s3, uri, end - 4 * 24 * 3_600_000, end))) == 4
+
+
+@mock_aws
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        (
+            "s3://twinserve-capture-123456789012-eu-west-1-dev/shop/records/",
+            "bucket twinserve-capture-123456789012-eu-west-1-dev not found: did the bootstrap make capture",
+        ),
+        (
+            "twinserve-capture/shop/records/",
+            "is not s3://<bucket>/<model>/records/ (the stack's captureArchive output)",
+        ),
+        ("s3://bucket/shop/records", "is not s3://<bucket>/<model>/records/"),
+    ],
+)
+def test_an_archive_that_cannot_be_read_is_named_with_exit_2(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, capsys: pytest.CaptureFixture[str], uri: str, message: str
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    write_reference(tmp_path)
+    assert main(["--reference", str(tmp_path), "--archive", uri]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_hours_between_names_every_hour_folder_a_window_touches() -> None:
+    start = int(datetime(2026, 12, 31, 22, 30, tzinfo=UTC).timestamp() * 1000)
+    end = int(datetime(2027, 1, 1, 0, 5, tzinfo=UTC).timestamp() * 1000)
+    assert records.hours_between(start, end) == ["2026/12/31/22/", "2026/12/31/23/", "2027/01/01/00/"]
