@@ -79,5 +79,6 @@ def built_once(
             for old in CACHE.glob(f"{name}-*"):
                 if old != kept:
                     shutil.rmtree(old, ignore_errors=True)
-    shutil.copytree(kept, destination, symlinks=True, dirs_exist_ok=True)
+        # Under the lock: a session built from other files (an edit mid-run) may not prune it meanwhile.
+        shutil.copytree(kept, destination, symlinks=True, dirs_exist_ok=True)
     return destination
