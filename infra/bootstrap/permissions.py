@@ -421,6 +421,31 @@ def secrets_alias(env: str) -> str:
     return f"alias/twinserve-pulumi-{env}"
 
 
+def tls_only(bucket_arn: str) -> dict:
+    """A bucket policy's statement refusing every call over plain HTTP."""
+    return {
+        "Sid": "TlsOnly",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [bucket_arn, f"{bucket_arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
+def private(name: str, bucket: aws.s3.Bucket) -> None:
+    """No public access of any kind, and every object the bucket owner's (no ACLs)."""
+    aws.s3.BucketPublicAccessBlock(
+        name,
+        bucket=bucket.id,
+        block_public_acls=True,
+        block_public_policy=True,
+        ignore_public_acls=True,
+        restrict_public_buckets=True,
+    )
+    aws.s3.BucketOwnershipControls(name, bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"})
+
+
 def state_backend(account: str, region: str, environments: list[str]) -> StateBackend:
     """A versioned, KMS-encrypted, private, TLS-only bucket, and a secrets key per environment."""
     key = aws.kms.Key(
@@ -445,37 +470,11 @@ def state_backend(account: str, region: str, environments: list[str]) -> StateBa
             }
         ],
     )
-    aws.s3.BucketPublicAccessBlock(
-        "state",
-        bucket=bucket.id,
-        block_public_acls=True,
-        block_public_policy=True,
-        ignore_public_acls=True,
-        restrict_public_buckets=True,
-    )
-    aws.s3.BucketOwnershipControls(
-        "state", bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"}
-    )
+    private("state", bucket)
     aws.s3.BucketPolicy(
         "state",
         bucket=bucket.id,
-        policy=bucket.arn.apply(
-            lambda b: json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Sid": "TlsOnly",
-                            "Effect": "Deny",
-                            "Principal": "*",
-                            "Action": "s3:*",
-                            "Resource": [b, f"{b}/*"],
-                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                        }
-                    ],
-                }
-            )
-        ),
+        policy=bucket.arn.apply(lambda b: json.dumps({"Version": "2012-10-17", "Statement": [tls_only(b)]})),
     )
     return StateBackend(bucket, key, alias, {env: secrets_key(env) for env in environments})
 
@@ -501,14 +500,7 @@ def capture_bucket_policy(bucket_arn: str, account: str, environment: str) -> st
         {
             "Version": "2012-10-17",
             "Statement": [
-                {
-                    "Sid": "TlsOnly",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": [bucket_arn, f"{bucket_arn}/*"],
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                },
+                tls_only(bucket_arn),
                 {
                     "Sid": "OwnEnvironmentWritesOnly",
                     "Effect": "Deny",
@@ -537,15 +529,7 @@ def capture_archive(account: str, region: str, environment: str, days: int) -> a
             }
         ],
     )
-    aws.s3.BucketPublicAccessBlock(
-        name,
-        bucket=bucket.id,
-        block_public_acls=True,
-        block_public_policy=True,
-        ignore_public_acls=True,
-        restrict_public_buckets=True,
-    )
-    aws.s3.BucketOwnershipControls(name, bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"})
+    private(name, bucket)
     aws.s3.BucketLifecycleConfiguration(
         name,
         bucket=bucket.id,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from program.roles import FUNCTION_BOUNDARY, role_name_prefix, role_path, statement
+from program.roles import FUNCTION_BOUNDARY, role_name_prefix, role_path, service_trust, statement
 from program.settings import ARCHIVE_STREAM_SUFFIX
 from serving.contract import CAPTURE_SCHEMA
 
@@ -49,22 +49,6 @@ def records_prefix(model_name: str) -> str:
 
 def errors_prefix(model_name: str) -> str:
     return f"{model_name}/errors/"
-
-
-def service_trust(service: str, condition: dict) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": service},
-                    "Action": "sts:AssumeRole",
-                    "Condition": condition,
-                }
-            ],
-        }
-    )
 
 
 def delivery_policy(bucket: str, model_name: str, region: str) -> str:

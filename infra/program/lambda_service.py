@@ -10,7 +10,7 @@ import pulumi_aws as aws
 
 from program.capture_archive import CaptureArchive, CaptureArchiveArgs
 from program.lambda_endpoints import HttpApi, Target, function_url, http_api
-from program.roles import FUNCTION_BOUNDARY, role_name_prefix, role_path, statement
+from program.roles import FUNCTION_BOUNDARY, role_name_prefix, role_path, service_trust, statement
 from program.settings import CaptureSettings, LambdaSettings, Slo
 
 # Every name starts with the function's (twinserve-<model>-<stack>), which the deploy role is scoped to.
@@ -49,14 +49,7 @@ def execution_policy(log_group_arn: str, tracing: bool, dead_letter_arn: str | N
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
-LAMBDA_TRUST = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
-        ],
-    }
-)
+LAMBDA_TRUST = service_trust("lambda.amazonaws.com")
 
 
 class LambdaService(pulumi.ComponentResource):

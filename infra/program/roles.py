@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 # IAM adds a 26-character unique suffix to a name prefix, whose limit is therefore 38
 # (terraform-provider-aws, internal/service/iam/role.go).
@@ -32,3 +33,11 @@ def role_path(environment: str) -> str:
 
 def statement(actions: list[str], resources: list[str]) -> dict:
     return {"Effect": "Allow", "Action": actions, "Resource": resources}
+
+
+def service_trust(service: str, condition: dict | None = None) -> str:
+    """A role only this AWS service may assume (with `condition`, only on its terms)."""
+    trusted = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+    return json.dumps(
+        {"Version": "2012-10-17", "Statement": [trusted | ({"Condition": condition} if condition else {})]}
+    )
