@@ -33,6 +33,9 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
 
 def _run(args: argparse.Namespace) -> tuple[Path, dict[str, float], bool]:
     if args.source is None:
+        from model.config import load_config
+
+        load_config(args.config)  # before TensorFlow is imported: a missing or wrong config is named at once
         from model.pipeline import run
 
         return run(args.config, args.output)

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from model import litert
+from model.golden import golden_set
 from model.inputs import file_hashes
 from model.reference import reference
-from model.signature import SIGNATURE, keras_signature, tensors
+from model.samples import Samples
+from model.signature import SIGNATURE, keras_signature, tensors, v2_tensors
 from serving import contract
 
 TFLITE_FILE = "model.tflite"
@@ -50,17 +51,6 @@ def _move_into_place(staged: Path, target: Path) -> None:
         target.rename(retired)
     staged.rename(target)
     shutil.rmtree(retired, ignore_errors=True)
-
-
-def v2_tensors(arrays: dict[str, Any], specs: list[dict]) -> list[dict]:
-    """Arrays as Open Inference Protocol V2 tensors (flat data, row-major), strings as text."""
-    described = []
-    for spec in specs:
-        array = np.asarray(arrays[spec["name"]])
-        data = [v.decode() if isinstance(v, bytes) else v for v in array.reshape(-1).tolist()]
-        shape = list(array.shape)
-        described.append({"name": spec["name"], "datatype": spec["datatype"], "shape": shape, "data": data})
-    return described
 
 
 def example(
@@ -126,7 +116,7 @@ def write_artifact(
     root: Path,
     provenance: Provenance,
     save: Callable[[Path], tf.types.experimental.ConcreteFunction],
-    samples: Callable[[list[dict]], litert.Arrays] | None = None,
+    samples: Callable[[list[dict]], Samples] | None = None,
     assess: Callable[[tf.types.experimental.ConcreteFunction], tuple[dict[str, float], dict[str, Any]]]
     | None = None,
     training: litert.Arrays | None = None,
@@ -134,8 +124,8 @@ def write_artifact(
     """`<root>/<name>/<version>/` via a hidden staging directory beside it. `save` writes the SavedModel
     and returns its signature; the written SavedModel is loaded once, as serving loads it: `assess` may
     score its signature (metrics and what to record) or refuse it, and LiteRT is checked against it on
-    `samples` (generated when not given). reference.json describes the `training` rows when given, else
-    the samples."""
+    `samples` (generated when not given), whose first rows are the example and the golden set.
+    reference.json describes the `training` rows when given, else the samples."""
     model_dir = root / provenance.name
     model_dir.mkdir(parents=True, exist_ok=True)
     staged = Path(tempfile.mkdtemp(prefix=f".staging-{provenance.version}-", dir=model_dir))
@@ -147,16 +137,16 @@ def write_artifact(
             metrics, extra = assess(loaded.signatures[SIGNATURE])
             provenance = replace(provenance, metrics=metrics, extra={**provenance.extra, **extra})
         inputs, outputs = tensors(function)
-        arrays = samples(inputs) if samples else litert.generated_inputs(inputs)
+        drawn = samples(inputs) if samples else Samples(litert.generated_inputs(inputs), source="generated")
+        arrays, signature = drawn.arrays, loaded.signatures[SIGNATURE]
         conversion = litert.convert(loaded, inputs, arrays)
         if conversion.content is not None:
             (staged / TFLITE_FILE).write_bytes(conversion.content)
-        request_example = example(loaded.signatures[SIGNATURE], inputs, outputs, arrays)
+        request_example = example(signature, inputs, outputs, arrays)
         labels = list(provenance.extra.get("labels", []))
-        rows, source = (
-            (training, "training") if training else (arrays, "evaluation" if samples else "generated")
-        )
-        _write_reference(staged, loaded.signatures[SIGNATURE], inputs, outputs, labels, rows, source)
+        rows, source = (training, "training") if training else (arrays, drawn.source)
+        _write_reference(staged, signature, inputs, outputs, labels, rows, source)
+        golden_set(signature, inputs, outputs, drawn).write(staged / contract.GOLDEN_FILE)
         metadata = build_metadata(
             inputs, outputs, provenance, conversion, file_hashes(staged), request_example
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from model.config import GateConfig
@@ -27,3 +29,13 @@ def check(metrics: dict[str, float], gate: GateConfig) -> None:
         failures.append(f"log_loss {metrics['log_loss']:.4f} > gate.max_log_loss {gate.max_log_loss}")
     if failures:
         raise PipelineError("evaluation gate refused the model: " + "; ".join(failures))
+
+
+def scored_output(outputs: list[dict], answers: Mapping[str, np.ndarray], labels: np.ndarray) -> str | None:
+    """The first output that scores every class (floats of shape [rows, classes]): what accuracy grades."""
+    for output in outputs:
+        scores = np.asarray(answers[output["name"]])
+        floats = output["datatype"].startswith("FP") and scores.ndim == 2
+        if floats and labels.min(initial=0) >= 0 and scores.shape[1] > labels.max(initial=0):
+            return output["name"]
+    return None

@@ -15,12 +15,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from model import gate
+from model import gate, golden
 from model.dataset import sha256_of
 from model.errors import PipelineError
 from model.export import FINGERPRINT_FILE, Provenance, keras_saver, write_artifact
 from model.inputs import METADATA_FILE, code_parts, up_to_date
 from model.litert import generated_inputs
+from model.samples import Samples
 from model.signature import NUMPY_TYPES, saved_model_signature, tensors
 from model.source import ImportRequest, InvalidSource, checked
 
@@ -98,11 +99,9 @@ def _evaluate(
 
 def _class_scores(outputs: list[dict], answers: dict, labels: np.ndarray, path: Path) -> np.ndarray:
     """The first output that scores every class (floats of shape [rows, classes]) is what the gate grades."""
-    for output in outputs:
-        scores = np.asarray(answers[output["name"]])
-        floats = output["datatype"].startswith("FP") and scores.ndim == 2
-        if floats and labels.min(initial=0) >= 0 and scores.shape[1] > labels.max(initial=0):
-            return scores
+    scored = gate.scored_output(outputs, {k: np.asarray(v) for k, v in answers.items()}, labels)
+    if scored is not None:
+        return np.asarray(answers[scored])
     shapes = {o["name"]: o["shape"] for o in outputs}
     raise PipelineError(
         f"EVAL {path}: no output scores every class for labels {labels.min()}..{labels.max()}; "
@@ -139,13 +138,15 @@ def run_import(request: ImportRequest, root: Path) -> tuple[Path, dict[str, floa
     return written, json.loads((written / METADATA_FILE).read_text())["metrics"], True
 
 
-def _samples(request: ImportRequest) -> Callable[[list[dict]], dict[str, np.ndarray]]:
-    """LiteRT is checked on the evaluation inputs when there are some (real data), else on generated ones."""
+def _samples(request: ImportRequest) -> Callable[[list[dict]], Samples]:
+    """LiteRT is checked, and the golden set drawn, on the evaluation rows when there are some (real,
+    labelled data), else on generated ones."""
 
-    def samples(inputs: list[dict]) -> dict[str, np.ndarray]:
+    def samples(inputs: list[dict]) -> Samples:
         if request.evaluation is None:
-            return generated_inputs(inputs)
-        arrays, _ = _evaluation_inputs(request.evaluation, inputs)
-        return {k: v[:16] for k, v in arrays.items()}
+            return Samples(generated_inputs(inputs), source="generated")
+        arrays, labels = _evaluation_inputs(request.evaluation, inputs)
+        rows = slice(0, golden.MAX_ROWS)
+        return Samples({k: v[rows] for k, v in arrays.items()}, labels[rows], request.min_accuracy)
 
     return samples

@@ -9,6 +9,7 @@ from model import dataset, gate, task, train
 from model.config import load_config
 from model.export import Provenance, keras_saver, write_artifact
 from model.inputs import METADATA_FILE, inputs_digest, up_to_date
+from model.samples import Samples
 
 
 def run(config_path: Path, root: Path) -> tuple[Path, dict[str, float], bool]:
@@ -34,7 +35,7 @@ def run(config_path: Path, root: Path) -> tuple[Path, dict[str, float], bool]:
             "training_data": {"file": config.data.name, "sha256": dataset.sha256_of(config.data)},
         },
     )
-    samples = {task.INPUT_NAME: data.test_x}
+    samples = Samples({task.INPUT_NAME: data.test_x}, data.test_y, config.gate.min_accuracy)
     training = {task.INPUT_NAME: data.train_x}  # what drift is measured against (reference.json)
     written = write_artifact(root, provenance, keras_saver(model), lambda _: samples, training=training)
     return written, metrics, True

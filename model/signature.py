@@ -74,3 +74,14 @@ def saved_model_signature(loaded: Any, where: str) -> tf.types.experimental.Conc
     if SIGNATURE not in available:
         raise PipelineError(f"{where} has no {SIGNATURE!r} signature; it has {available}")
     return loaded.signatures[SIGNATURE]
+
+
+def v2_tensors(arrays: dict[str, Any], specs: list[dict]) -> list[dict]:
+    """Arrays as Open Inference Protocol V2 tensors (flat data, row-major), strings as text."""
+    described = []
+    for spec in specs:
+        array = np.asarray(arrays[spec["name"]])
+        data = [v.decode() if isinstance(v, bytes) else v for v in array.reshape(-1).tolist()]
+        shape = list(array.shape)
+        described.append({"name": spec["name"], "datatype": spec["datatype"], "shape": shape, "data": data})
+    return described

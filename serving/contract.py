@@ -23,6 +23,12 @@ METADATA_FILE = "metadata.json"
 # (model/reference.py writes it, infra/drift/ reads it).
 REFERENCE_FILE = "reference.json"
 REFERENCE_SCHEMA = "twinserve.reference/1"
+# Beside metadata.json: a small sample (labelled when the export had evaluation data) and TensorFlow's
+# answers to it, replayed through each deployed runtime by every smoke test (model/golden.py writes it,
+# infra/delivery/smoke.py replays it). Outside the artifact it keeps metadata's name with "golden" for
+# "metadata" (dist/model-golden.json beside dist/model-metadata.json).
+GOLDEN_FILE = "golden.json"
+GOLDEN_SCHEMA = "twinserve.golden/1"
 MAX_FEATURES_PER_TENSOR = 32  # a row holding more values than this is one feature, all of them
 MAX_CATEGORIES = 50  # strings or integers of at most this many kinds are categories, not numbers
 # How a feature reads a tensor's values: as numbers, as string lengths, as categories (text), or each
@@ -219,6 +225,113 @@ class Metadata:
         return cls.from_json(raw, str(file))
 
 
+def golden_beside(metadata: Path) -> Path:
+    """Where a golden set sits beside a metadata.json: golden.json in an artifact, model-golden.json
+    beside dist/model-metadata.json."""
+    return metadata.with_name(metadata.name.replace("metadata", "golden"))
+
+
+@dataclass(frozen=True)
+class GoldenSet:
+    """A few rows and TensorFlow's answers to them at export, in requests small enough for any runtime,
+    with each row's true class when the export had labelled data. A runtime serves the model as it was
+    exported when every answer matches within RTOL/ATOL; with labels, its accuracy on them must also
+    reach the gate's threshold (or TensorFlow's own on these rows, when a small sample scored lower)."""
+
+    requests: tuple[Example, ...]
+    labels: tuple[int, ...] = ()  # one per row across the requests, or none
+    scored_output: str | None = None  # the output whose top class the labels grade
+    accuracy: float | None = None  # TensorFlow's on these rows
+    min_accuracy: float | None = None  # the evaluation gate's threshold
+    source: str = "generated"  # where the rows came from: "evaluation" data or "generated" for the signature
+
+    @property
+    def rows(self) -> int:
+        return sum(request.rows() for request in self.requests)
+
+    @property
+    def required_accuracy(self) -> float | None:
+        if not self.labels or self.accuracy is None:
+            return None
+        return self.accuracy if self.min_accuracy is None else min(self.accuracy, self.min_accuracy)
+
+    def accuracy_of(self, answers: list[Any]) -> float | None:
+        """The share of labelled rows whose top class in the scored output is their label."""
+        if not self.labels or self.scored_output is None:
+            return None
+        tops: list[int] = []
+        for request, answer in zip(self.requests, answers, strict=True):
+            got = {o.get("name"): o for o in answer.get("outputs", []) if isinstance(o, dict)}
+            data, rows = got[self.scored_output].get("data", []), request.rows()
+            tops += top_indices(data, rows, len(data) // rows if rows else 0)
+        return sum(top == label for top, label in zip(tops, self.labels, strict=True)) / len(self.labels)
+
+    def judge(self, answers: list[Any]) -> str:
+        """How the runtime's answers (one per request) fall short, or "" when they do not."""
+        for index, (request, answer) in enumerate(zip(self.requests, answers, strict=True)):
+            wrong = request.mismatch(answer)
+            if wrong:
+                return f"request {index + 1} of {len(self.requests)} got a different answer: {wrong}"
+        required, served = self.required_accuracy, self.accuracy_of(answers)
+        if required is not None and served is not None and served < required:
+            return (
+                f"accuracy {served:.4f} on its {len(self.labels)} labelled rows, below the {required:.4f} "
+                "required"
+            )
+        return ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": GOLDEN_SCHEMA,
+            "source": self.source,
+            "requests": [request.to_json() for request in self.requests],
+            "labels": list(self.labels),
+            "scored_output": self.scored_output,
+            "accuracy": self.accuracy,
+            "min_accuracy": self.min_accuracy,
+        }
+
+    def write(self, path: Path) -> Path:
+        path.write_text(json.dumps(self.to_json(), sort_keys=True, separators=(",", ":")) + "\n")
+        return path
+
+    @classmethod
+    def read(cls, path: Path, metadata: Metadata) -> GoldenSet:
+        """golden.json, its tensors checked against the model's signature; every problem a ContractError."""
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ContractError(
+                f"golden set not found: {path}; export the model again (`make model`)"
+            ) from None
+        except (OSError, ValueError) as error:
+            raise ContractError(f"{path} is not readable JSON: {error}") from None
+        if not isinstance(raw, dict) or raw.get("schema") != GOLDEN_SCHEMA:
+            raise ContractError(f"{path}: schema is not {GOLDEN_SCHEMA!r}; export the model again")
+        reader = _Reader(raw, str(path))
+        requests = raw.get("requests")
+        if not isinstance(requests, list) or not requests:
+            raise reader.fail("requests", "is missing or empty")
+        examples = tuple(
+            reader.example_from(request, f"requests[{i}]", metadata.inputs, metadata.outputs)
+            for i, request in enumerate(requests)
+        )
+        golden = cls(
+            examples,
+            reader.integers("labels"),
+            reader.optional_text("scored_output"),
+            reader.optional_number("accuracy"),
+            reader.optional_number("min_accuracy"),
+            reader.text("source"),
+        )
+        if golden.labels and len(golden.labels) != golden.rows:
+            raise reader.fail("labels", f"has {len(golden.labels)} labels for {golden.rows} rows")
+        names = {t.name for t in metadata.outputs}
+        if golden.labels and golden.scored_output not in names:
+            raise reader.fail("scored_output", f"is {golden.scored_output!r}, not one of {sorted(names)}")
+        return golden
+
+
 class _Reader:
     """Reads one metadata.json document, naming the field in every refusal."""
 
@@ -291,13 +404,43 @@ class _Reader:
         raw = self.raw.get("example")
         if not isinstance(raw, dict):
             raise self.fail("example", "is missing: export the model again (`make model`)")
+        return self.example_from(raw, "example", inputs, outputs)
+
+    def example_from(
+        self, raw: Any, where: str, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]
+    ) -> Example:
+        """A request and its answer (an example, or one of a golden set's requests)."""
+        if not isinstance(raw, dict):
+            raise self.fail(where, "must be an object with inputs and outputs")
         example = Example(
-            self._tensors(raw.get("inputs"), "example.inputs", inputs),
-            self._tensors(raw.get("outputs"), "example.outputs", outputs),
+            self._tensors(raw.get("inputs"), f"{where}.inputs", inputs),
+            self._tensors(raw.get("outputs"), f"{where}.outputs", outputs),
         )
         if len({t.shape[0] for t in example.inputs}) != 1:
-            raise self.fail("example.inputs", "must all have the same number of rows")
+            raise self.fail(f"{where}.inputs", "must all have the same number of rows")
         return example
+
+    def integers(self, key: str) -> tuple[int, ...]:
+        value = self.raw.get(key, [])
+        if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise self.fail(key, "must be a list of integers")
+        return tuple(value)
+
+    def optional_text(self, key: str) -> str | None:
+        value = self.raw.get(key)
+        if value is not None and not isinstance(value, str):
+            raise self.fail(key, "must be a string or null")
+        return value
+
+    def optional_number(self, key: str) -> float | None:
+        value = self.raw.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise self.fail(key, f"must be a number from 0 to 1 or null, got {value!r}")
+        return float(value)
 
 
 def feature_values(feature: dict[str, Any], tensor: dict[str, Any]) -> list[Any]:
@@ -327,11 +470,12 @@ def feature_values(feature: dict[str, Any], tensor: dict[str, Any]) -> list[Any]
 def _top_classes(classes: list[str], data: list[Any], rows: int, width: int) -> list[str]:
     if width != len(classes):
         return []
-    tops = []
-    for row in range(rows):
-        values = data[row * width : (row + 1) * width]
-        tops.append(classes[max(range(width), key=values.__getitem__)])
-    return tops
+    return [classes[index] for index in top_indices(data, rows, width)]
+
+
+def top_indices(data: list[Any], rows: int, width: int) -> list[int]:
+    """Each row's highest-scoring column in a flat, row-major list of scores."""
+    return [max(range(width), key=data[row * width : (row + 1) * width].__getitem__) for row in range(rows)]
 
 
 def _category_text(value: Any) -> str:

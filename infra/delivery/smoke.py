@@ -1,8 +1,11 @@
 """`make smoke ENV=<env>`: after an up, prove each deployed runtime serves the built model: V2 ready,
-its metadata at the built version, and the model's own example answered as TensorFlow answered it.
+its metadata at the built version, the model's own example answered as TensorFlow answered it, and
+its golden set replayed: every answer TensorFlow's within the contract's tolerance and, when the
+rows are labelled, an accuracy that meets the evaluation gate.
 
-Reads the stack's outputs (`pulumi stack output --json`) and the built model's metadata.json
-(`dist/model-metadata.json`, beside the Lambda zips), so any model is checked with valid inputs:
+Reads the stack's outputs (`pulumi stack output --json`) and the built model's metadata.json and
+golden set (`dist/model-metadata.json` and `dist/model-golden.json`, beside the Lambda zips), so any
+model is checked with valid inputs:
 strings for a text model, booleans for a boolean input. Each runtime is reached where
 `delivery/targets.py` says (a port-forward to the Service; the endpoint, SigV4-signed with the job's
 OIDC credentials when it is AWS_IAM). Any failure exits non-zero with the runtime and check
@@ -26,12 +29,13 @@ from serving import contract
 
 @dataclass(frozen=True)
 class Example:
-    """The built model's name, version and example (request and TensorFlow's answer), read from its
-    metadata.json through the artifact contract."""
+    """The built model's name, version, example (request and TensorFlow's answer) and golden set, read
+    from its metadata.json and the golden set beside it through the artifact contract."""
 
     model: str
     version: str
     example: contract.Example
+    golden: contract.GoldenSet
 
     @property
     def request(self) -> bytes:
@@ -39,13 +43,20 @@ class Example:
 
     @classmethod
     def read(cls, path: Path) -> Example:
-        if not path.exists():
-            raise SmokeError(f"{path} not found: `make package` writes it beside the Lambda zips")
+        golden = contract.golden_beside(path)
+        for needed in (path, golden):
+            if not needed.exists():
+                raise SmokeError(f"{needed} not found: `make package` writes it beside the Lambda zips")
         try:
             metadata = contract.Metadata.read(path)
+            return cls(
+                metadata.name,
+                str(metadata.version),
+                metadata.example,
+                contract.GoldenSet.read(golden, metadata),
+            )
         except contract.ContractError as error:
             raise SmokeError(str(error)) from None
-        return cls(metadata.name, str(metadata.version), metadata.example)
 
     def mismatch(self, answer: Any) -> str:
         return self.example.mismatch(answer)
@@ -83,7 +94,28 @@ def check(runtime: str, base: str, example: Example, send: Send, wait_seconds: f
     wrong = example.mismatch(json.loads(body))
     if wrong:
         raise SmokeError(f"{runtime}: the model's example got a different answer: {wrong}")
-    return f"{runtime}: ready, metadata and the model's example answered as expected at {base}"
+    replayed = replay(runtime, base, example, send)
+    return f"{runtime}: ready, metadata, the model's example and {replayed} at {base}"
+
+
+def replay(runtime: str, base: str, example: Example, send: Send) -> str:
+    """The golden set through the runtime, judged on every answer and, with labels, on accuracy."""
+    golden, answers = example.golden, []
+    for index, request in enumerate(golden.requests):
+        body = json.dumps(request.v2_request()).encode()
+        status, answer = send("POST", f"{base}/v2/models/{example.model}/infer", body)
+        if status != 200:
+            raise SmokeError(
+                f"{runtime}: the golden set's request {index + 1} of {len(golden.requests)} answered "
+                f"{status}: {answer[:200]!r}"
+            )
+        answers.append(json.loads(answer))
+    wrong = golden.judge(answers)
+    if wrong:
+        raise SmokeError(f"{runtime}: the golden set's {wrong}")
+    served = golden.accuracy_of(answers)
+    scored = "" if served is None else f", accuracy {served:.4f} ≥ {golden.required_accuracy:.4f}"
+    return f"its golden set ({golden.rows} rows{scored}) answered as expected"
 
 
 def smoke(

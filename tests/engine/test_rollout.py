@@ -166,7 +166,7 @@ def test_a_first_deploy_goes_all_at_once(deploy: Callable[..., tuple], cluster: 
     result, summary = deploy(IMAGE, None)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Steps: 100%." in summary
-    assert "- smoke: kubernetes: ready, metadata and the model's example answered as expected" in summary
+    assert "- smoke: kubernetes: ready, metadata, the model's example and its golden set (4 rows)" in summary
     assert "**Deployed**: scorer serves all traffic from " + IMAGE in summary
     assert images(cluster) == {"scorer": IMAGE}
 
@@ -179,7 +179,7 @@ def test_a_canary_failing_one_request_in_ten_is_rolled_back_on_its_error_ratio(
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Steps: 10%, 100%." in summary
     assert "**Step 10%: Kubernetes 1 canary pod(s) beside 1+ stable (at most 50%)**" in summary
-    assert "- smoke: kubernetes canary: ready, metadata and the model's example answered" in summary
+    assert "- smoke: kubernetes canary: ready, metadata, the model's example and its golden set" in summary
     breach = re.search(r"\*\*Failed\*\*: kubernetes error ratio (0\.\d{4}) > 0\.0050", summary)
     assert breach, summary
     assert 0.05 < float(breach.group(1)) < 0.2

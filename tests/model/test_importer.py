@@ -138,7 +138,11 @@ def test_make_package_gives_a_model_without_litert_no_zip_and_says_why(
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "no Lambda zip: the model has no model.tflite (string input 'text'" in result.stdout
-    assert sorted(p.name for p in dist.iterdir()) == ["lambda-package.json", "model-metadata.json"]
+    assert sorted(p.name for p in dist.iterdir()) == [
+        "lambda-package.json",
+        "model-golden.json",
+        "model-metadata.json",
+    ]
     decision = json.loads((dist / "lambda-package.json").read_text())
     assert decision["package"] == "image"
     assert decision["model"] == "reviews/1"

@@ -12,6 +12,7 @@ from tests.conftest import run_cli
 def test_export_writes_the_tf_serving_layout(artifact: Path) -> None:
     names = sorted(p.relative_to(artifact).as_posix() for p in artifact.rglob("*") if p.is_file())
     assert names == [  # no fingerprint.pb: a random id on every save
+        "golden.json",
         "metadata.json",
         "model.tflite",
         "reference.json",
@@ -23,7 +24,7 @@ def test_export_writes_the_tf_serving_layout(artifact: Path) -> None:
 
 
 def test_gate_refuses_a_model_below_thresholds_and_writes_nothing(write_config, tmp_path: Path) -> None:
-    config = write_config(gate={"min_accuracy": 1.0, "max_log_loss": 0.0001})
+    config = write_config(gate={"min_accuracy": 1.0, "max_log_loss": 0.0001}, epochs=2)
     out = tmp_path / "out"
     result = run_cli("--config", str(config), "--output", str(out))
     assert result.returncode == 1
@@ -41,7 +42,10 @@ def test_a_failed_run_keeps_the_previous_export(write_config, artifact: Path, tm
     previous.mkdir()
     (previous / "metadata.json").write_text(json.dumps({"previous": True}))
     result = run_cli(
-        "--config", str(write_config(gate={"min_accuracy": 1.0, "max_log_loss": 1.0})), "--output", str(root)
+        "--config",
+        str(write_config(gate={"min_accuracy": 1.0, "max_log_loss": 1.0}, epochs=2)),
+        "--output",
+        str(root),
     )
     assert result.returncode == 1
     assert json.loads((previous / "metadata.json").read_text()) == {"previous": True}

@@ -5,6 +5,7 @@ with the field named, by the server as by the smoke test."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from serving.contract import DATATYPES, ContractError, Metadata
+from serving.contract import DATATYPES, GOLDEN_FILE, ContractError, GoldenSet, Metadata
 from tests.conftest import EXAMPLE_SOURCES
 from tests.serving.conftest import REPO, start_server
 
@@ -28,6 +29,36 @@ def test_every_export_reads_back_to_the_same_bytes(artifact: Path, examples_root
     for export in exports:
         written = (export / "metadata.json").read_text()
         assert Metadata.read(export).dumps() == written, export
+        golden = GoldenSet.read(export / GOLDEN_FILE, Metadata.read(export))
+        assert json.loads((export / GOLDEN_FILE).read_text()) == golden.to_json(), export
+
+
+GOLDEN_CHANGES = {
+    "schema": (lambda g: g.update(schema="twinserve.golden/0"), "schema is not 'twinserve.golden/1'"),
+    "no-requests": (lambda g: g.update(requests=[]), "requests is missing or empty"),
+    "labels": (lambda g: g["labels"].pop(), "labels has 29 labels for 30 rows"),
+    "scored": (lambda g: g.update(scored_output="logits"), "scored_output is 'logits', not one of"),
+    "accuracy": (lambda g: g.update(accuracy=1.5), "accuracy must be a number from 0 to 1 or null, got 1.5"),
+    "tensor": (
+        lambda g: g["requests"][1]["inputs"][0]["data"].pop(),
+        "requests[1].inputs[0] (features) must",
+    ),
+}
+
+
+@pytest.mark.parametrize("change", sorted(GOLDEN_CHANGES))
+def test_a_broken_golden_set_is_refused_with_the_field_named(
+    artifact: Path, tmp_path: Path, change: str
+) -> None:
+    edit, message = GOLDEN_CHANGES[change]
+    golden = json.loads((artifact / GOLDEN_FILE).read_text())
+    edit(golden)
+    path = tmp_path / GOLDEN_FILE
+    path.write_text(json.dumps(golden))
+    with pytest.raises(ContractError, match=re.escape(message)):
+        GoldenSet.read(path, Metadata.read(artifact))
+    with pytest.raises(ContractError, match=r"golden set not found: .*export the model again"):
+        GoldenSet.read(tmp_path / "none.json", Metadata.read(artifact))
 
 
 def test_the_datatype_table_agrees_with_tensorflow_numpy_and_tf_serving() -> None:

@@ -1,5 +1,6 @@
-"""Models that misbehave on purpose, for the canary's and the rollout's tests: one that fails on an
-input, one that is slow on another, and a healthy twin. `python -m tests.workflows.faulty_models OUT
+"""Models that misbehave on purpose, for the canary's, the rollout's and the smoke test's tests: one that
+fails on an input, one that is slow on another, a healthy twin, and an Iris that answers 200 with two
+classes swapped. `python -m tests.workflows.faulty_models OUT
 errors none` writes each as a model root, OUT/<fault>/models, for a test in another virtualenv."""
 
 from __future__ import annotations
@@ -48,6 +49,39 @@ def built(directory: Path, fault: str) -> Path:
         "tests/conftest.py",
     )
     built_once(f"faulty-{fault}", directory, lambda scratch: build(scratch, fault), roots)
+    return directory / "models"
+
+
+SWAPPED = [0, 2, 1]  # the example's row is class 0: only the golden set's other rows tell them apart
+
+
+def build_swapped(directory: Path, artifact: Path) -> None:
+    """Iris as `artifact` serves it but with versicolor and virginica swapped, imported as iris v1 into
+    `directory`/models (its own example, golden set and model.tflite)."""
+    import tensorflow as tf
+
+    from tests.conftest import run_cli
+
+    module = tf.Module()
+    module.loaded = tf.saved_model.load(str(artifact))  # its variables live as long as the module
+    served = module.loaded.signatures["serving_default"]
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="features")])
+    def serve(features: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"probabilities": tf.gather(served(features=features)["probabilities"], SWAPPED, axis=1)}
+
+    module.serve = serve
+    tf.saved_model.save(module, str(directory / "swapped"), signatures={"serving_default": serve})
+    result = run_cli(
+        "--source", str(directory / "swapped"), "--name", "iris", "--output", str(directory / "models")
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def built_swapped(directory: Path, artifact: Path) -> Path:
+    """`build_swapped`'s model root, built once per content of what makes it."""
+    built_once("faulty-swapped", directory, lambda scratch: build_swapped(scratch, artifact),
+               (*MODEL_INPUTS, "tests/workflows/faulty_models.py", "tests/conftest.py"))  # fmt: skip
     return directory / "models"
 
 

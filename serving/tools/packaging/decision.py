@@ -11,11 +11,12 @@ import json
 import shutil
 from pathlib import Path
 
-from serving.contract import ContractError, Metadata
+from serving.contract import GOLDEN_FILE, METADATA_FILE, ContractError, Metadata, golden_beside
 
 DECISION_FILE = "lambda-package.json"
-# The artifact's metadata beside the packages: the deploy jobs' smoke test sends its example.
+# The artifact's metadata and golden set beside the packages: the deploy jobs' smoke test sends them.
 METADATA_COPY = "model-metadata.json"
+GOLDEN_COPY = golden_beside(Path(METADATA_COPY)).name
 
 
 def litert_refusal(version_dir: Path) -> str | None:
@@ -38,7 +39,8 @@ def remove_zips(out_dir: Path, arches: list[str]) -> None:
 
 def write(out_dir: Path, version_dir: Path, package: str, reason: str = "") -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(version_dir / "metadata.json", out_dir / METADATA_COPY)
+    shutil.copyfile(version_dir / METADATA_FILE, out_dir / METADATA_COPY)
+    shutil.copyfile(version_dir / GOLDEN_FILE, out_dir / GOLDEN_COPY)
     record = {"package": package, "model": f"{version_dir.parent.name}/{version_dir.name}"}
     if reason:
         record["reason"] = reason

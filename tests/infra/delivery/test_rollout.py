@@ -184,7 +184,9 @@ def test_a_lambda_canary_whose_alarm_fires_is_rolled_back_to_the_stable_version(
         {"image": NEW, "canaryImage": "", "lambdaStableVersion": "4", "lambdaCanaryPercent": "0"},
     ]
     assert "**Step 10%: Lambda 10% of live**" in summary
-    assert "- smoke: lambda canary: ready, metadata and the model's example answered as expected" in summary
+    assert (
+        "- smoke: lambda canary: ready, metadata, the model's example and its golden set (4 rows)" in summary
+    )
     assert (
         "**Failed**: lambda alarm twinserve-scorer-prod-canary-error-ratio is in ALARM: Threshold Crossed"
         in summary
@@ -207,7 +209,7 @@ def test_a_quiet_lambda_canary_is_promoted_and_live_follows_the_new_version(
         "lambdaStableVersion": "",
         "lambdaCanaryPercent": "0",
     }
-    assert "- smoke: lambda: ready, metadata and the model's example answered as expected" in summary
+    assert "- smoke: lambda: ready, metadata, the model's example and its golden set (4 rows)" in summary
     assert f"**Deployed**: scorer serves all traffic from {NEW}." in summary
 
 
