@@ -46,6 +46,12 @@ LATENCY_METRIC = "rest_server_request_duration_seconds"  # a histogram, same lab
 BATCH_METRIC = "model_infer_batch_size"  # a histogram of rows per inference call, by model
 V2_INFER_ROUTE, TF_PREDICT_ROUTE = "v2_infer", "tf_predict"  # the `route` labels of inference
 INFERENCE_ROUTES = (V2_INFER_ROUTE, TF_PREDICT_ROUTE)
+# A counter by model, output, class (its column) and label (its name): each answered row's top class in
+# the model's first output that
+# scores at most MIX_MAX_CLASSES classes (floats, [-1, classes]); the canary analysis holds the new
+# model's mix against the stable model's (serving/prediction_mix.py counts, infra/delivery/ judges).
+PREDICTIONS_METRIC = "model_predictions"
+MIX_MAX_CLASSES = 100
 CAPTURE_METRIC = "twinserve_capture_records"  # a counter by model and outcome (written, dropped, failed)
 CAPTURE_SCHEMA = "twinserve.capture/1"  # the `schema` of every payload capture record (serving/capture.py)
 TRACKS = ("stable", "canary", "shadow")  # TWINSERVE_TRACK: which side of a rollout a server is on

@@ -22,7 +22,8 @@ from serving.contract import LIVE_PATH, READY_PATH
 from serving.dataplane import DataPlane
 from serving.errors import PayloadTooLarge, RequestTimeout, Timeout, TooManyRequests, Unavailable
 from serving.jsonio import dumps
-from serving.metrics import count_capture, observe
+from serving.metrics import count_capture, count_predictions, observe
+from serving.prediction_mix import PredictionMix
 from serving.routes import Request, Response, body_too_large, error_response, handle, route_label
 from serving.settings import Settings
 from serving.v2 import decimal
@@ -58,6 +59,7 @@ class ServingApp:
         self.buffered = 0  # body bytes held by requests in flight, for the memory budget
         self.inferring = 0  # requests on the inference threads, for the micro-batcher
         self.capture: capture.BackgroundWriter | None = None
+        self.mix: PredictionMix | None = None
         # Several threads, so concurrent TensorFlow requests can meet in the micro-batcher.
         self.executor = ThreadPoolExecutor(max_workers=INFERENCE_THREADS, thread_name_prefix="inference")
 
@@ -74,6 +76,7 @@ class ServingApp:
                 try:
                     self.plane = self._batched(build_dataplane(self.settings))
                     self.capture = self._capture(self.plane)
+                    self.mix = PredictionMix(self.plane.spec, count_predictions(self.plane.spec.name))
                 except Exception as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
@@ -214,6 +217,8 @@ class ServingApp:
         await send({"type": "http.response.body", "body": response.body})
         seconds = time.perf_counter() - started
         self._record(scope, method, path, response, seconds)
+        if self.mix is not None and response.status == 200:
+            self.mix.add(response.outputs)
         if self.capture is not None and self.capture.recorder.sampled(response.route):
             request_id = headers.get("x-request-id") or capture.new_request_id()
             self.capture.offer(capture.exchange(response, request_id, seconds))

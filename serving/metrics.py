@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_wsgi_server
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from serving.contract import BATCH_METRIC, CAPTURE_METRIC, LATENCY_METRIC, REQUESTS_METRIC
+from serving.contract import BATCH_METRIC, CAPTURE_METRIC, LATENCY_METRIC, PREDICTIONS_METRIC, REQUESTS_METRIC
 
 LABELS = ("model", "route", "status_code")
 REQUESTS = Counter(REQUESTS_METRIC, "HTTP requests handled.", LABELS)
@@ -32,6 +32,12 @@ BATCH_SIZE = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096),
 )
 
+PREDICTIONS = Counter(
+    PREDICTIONS_METRIC,
+    "Answered rows by the class their answer ranked first (classifiers only).",
+    ("model", "output", "class", "label"),
+)
+
 CAPTURED = Counter(
     CAPTURE_METRIC,
     "Payload capture records: written, dropped (the writer was behind), failed.",
@@ -45,6 +51,15 @@ def observe(model: str, route: str, status: int, seconds: float, rows: int) -> N
     LATENCY.labels(*labels).observe(seconds)
     if rows:
         BATCH_SIZE.labels(model).observe(rows)
+
+
+def count_predictions(model: str) -> Callable[[str, str, str, int], None]:
+    """What serving/prediction_mix.py counts with, for this model."""
+
+    def count(output: str, column: str, label: str, rows: int) -> None:
+        PREDICTIONS.labels(model, output, column, label).inc(rows)
+
+    return count
 
 
 def count_capture(model: str, outcome: str) -> None:

@@ -3,7 +3,10 @@ one model), the window between two scrapes, and the SLO signals judged on it.
 
 - error ratio: 5xx answers over all answers;
 - throttle ratio: 429 answers (load shed) over all answers;
-- p99 latency: from the histogram's buckets, as Prometheus' `histogram_quantile` computes it.
+- p99 latency: from the histogram's buckets, as Prometheus' `histogram_quantile` computes it;
+- prediction mix (a classifier's, against a stable pod's over the same bake): the population
+  stability index of the shares of answered rows per top class, once each side has answered
+  MIX_ROWS_PER_CLASS rows per class it named (so a sample's noise alone stays well under the threshold).
 
 A counter that went down restarted (a pod replaced) and counts from zero, as Prometheus' rate() does.
 Nothing here waits or loops: `watch.watch` is the one bake loop, and `canary.py` its CLI.
@@ -17,40 +20,52 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from drift.report import psi
 from program.settings import Settings, Slo
 from program.slo import INFERENCE_ROUTES, LATENCY, REQUESTS
 from prometheus_client.parser import text_string_to_metric_families
 
 from delivery.errors import MetricsError
+from serving.contract import PREDICTIONS_METRIC
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Cumulative counts from one scrape, inference routes of one model only."""
+    """Cumulative counts from one scrape of one model: its inference routes' answers, and its mix."""
 
     statuses: dict[str, float] = field(default_factory=dict)  # status code -> answers
     buckets: dict[float, float] = field(default_factory=dict)  # upper bound -> answers at most that slow
+    predictions: dict[str, float] = field(default_factory=dict)  # class (column) -> rows it topped
+    labels: dict[str, str] = field(default_factory=dict)  # class (column) -> its name
 
 
 def parse(text: str, model: str) -> Snapshot:
-    statuses: dict[str, float] = {}
-    buckets: dict[float, float] = {}
+    snapshot = Snapshot()
     try:
         families = list(text_string_to_metric_families(text))
     except ValueError as error:
         raise MetricsError(f"not Prometheus text: {error}") from None
     for family in families:
         for sample in family.samples:
-            labels = sample.labels
-            if labels.get("model") != model or labels.get("route") not in INFERENCE_ROUTES:
-                continue
-            if sample.name == f"{REQUESTS}_total":
-                code = labels.get("status_code", "")
-                statuses[code] = statuses.get(code, 0.0) + sample.value
-            elif sample.name == f"{LATENCY}_bucket":
-                bound = float(labels["le"])
-                buckets[bound] = buckets.get(bound, 0.0) + sample.value
-    return Snapshot(statuses, buckets)
+            if sample.labels.get("model") == model:
+                _add(snapshot, sample.name, sample.labels, sample.value)
+    return snapshot
+
+
+def _add(snapshot: Snapshot, name: str, labels: dict[str, str], value: float) -> None:
+    """One sample of the model's into the snapshot's sums (several workers' or series' add up)."""
+    if name == f"{PREDICTIONS_METRIC}_total":
+        column = labels["class"]
+        snapshot.predictions[column] = snapshot.predictions.get(column, 0.0) + value
+        snapshot.labels[column] = labels.get("label", column)
+    elif labels.get("route") not in INFERENCE_ROUTES:
+        return
+    elif name == f"{REQUESTS}_total":
+        code = labels.get("status_code", "")
+        snapshot.statuses[code] = snapshot.statuses.get(code, 0.0) + value
+    elif name == f"{LATENCY}_bucket":
+        bound = float(labels["le"])
+        snapshot.buckets[bound] = snapshot.buckets.get(bound, 0.0) + value
 
 
 def quantile(q: float, buckets: dict[float, float]) -> float | None:
@@ -81,6 +96,8 @@ class Window:
     errors: float
     throttled: float
     p99_seconds: float | None
+    mix: dict[str, float] = field(default_factory=dict)  # class (column) -> rows it topped
+    labels: dict[str, str] = field(default_factory=dict)  # class (column) -> its name
 
     @property
     def error_ratio(self) -> float:
@@ -104,7 +121,43 @@ def window(before: Snapshot, after: Snapshot) -> Window:
         errors=sum(v for code, v in statuses.items() if code.startswith("5")),
         throttled=statuses.get("429", 0.0),
         p99_seconds=quantile(0.99, _delta(before.buckets, after.buckets)),
+        mix=_delta(before.predictions, after.predictions),
+        labels=after.labels,
     )
+
+
+MIX_ROWS_PER_CLASS = 20
+
+
+@dataclass(frozen=True)
+class MixShift:
+    """The new model's prediction mix against the stable model's over the same window."""
+
+    psi: float | None  # None until both sides answered enough rows
+    new: dict[str, float]  # class (column) -> share
+    stable: dict[str, float]
+    rows_needed: int
+    labels: dict[str, str] = field(default_factory=dict)  # class (column) -> its name
+
+    def moved(self, most: int = 3) -> str:
+        """The classes whose shares moved most, as `name stable% → new%`."""
+        ranked = sorted(self.new, key=lambda c: -abs(self.new[c] - self.stable[c]))[:most]
+        return ", ".join(f"{self.labels.get(c, c)} {self.stable[c]:.0%} → {self.new[c]:.0%}" for c in ranked)
+
+
+def mix_shift(new: Window, stable: Window, min_rows: int) -> MixShift | None:
+    """None when neither side answered a classifier's rows (the model has no mix). Classes are matched
+    by column; the stable side's names are shown."""
+    classes = sorted(set(new.mix) | set(stable.mix))
+    if not classes:
+        return None
+    new_rows, stable_rows = sum(new.mix.values()), sum(stable.mix.values())
+    needed = max(min_rows, MIX_ROWS_PER_CLASS * len(classes))
+    new_shares = {c: new.mix.get(c, 0.0) / new_rows if new_rows else 0.0 for c in classes}
+    stable_shares = {c: stable.mix.get(c, 0.0) / stable_rows if stable_rows else 0.0 for c in classes}
+    enough = min(new_rows, stable_rows) >= needed
+    index = psi([stable_shares[c] for c in classes], [new_shares[c] for c in classes]) if enough else None
+    return MixShift(index, new_shares, stable_shares, needed, {**new.labels, **stable.labels})
 
 
 @dataclass(frozen=True)
@@ -129,12 +182,18 @@ class Breach:
         return f"{self.signal} {self.value} > {self.threshold}"
 
 
-def judge(seen: Window, thresholds: Thresholds) -> list[Breach]:
-    """Every signal over its threshold; none before there are enough requests to judge."""
+def judge(seen: Window, thresholds: Thresholds, stable: Window | None = None) -> list[Breach]:
+    """Every signal over its threshold; none before there are enough requests to judge. With the stable
+    side's window, the prediction mix too."""
     if seen.requests < thresholds.min_requests:
         return []
     breaches = []
     slo = thresholds.slo
+    shift = mix_shift(seen, stable, thresholds.min_requests) if stable else None
+    if shift and shift.psi is not None and shift.psi > slo.prediction_mix_psi:
+        breaches.append(
+            Breach("prediction mix PSI", f"{shift.psi:.3f} ({shift.moved()})", f"{slo.prediction_mix_psi:g}")
+        )
     if seen.error_ratio > slo.error_ratio:
         breaches.append(Breach("error ratio", f"{seen.error_ratio:.4f}", f"{slo.error_ratio:.4f}"))
     if seen.throttle_ratio > slo.throttle_ratio:

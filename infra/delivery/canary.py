@@ -5,7 +5,8 @@ bake period and decide promote or roll back, with every step's figures against i
 pod's metrics port, 8082, port-forwarded, or any server of the new model) every `--interval` seconds,
 through the deploy's own bake loop (`watch.watch`) and judged by `analysis.judge`. The window is
 everything since the first scrape: inference requests (V2 infer and TF Serving predict) by status,
-and their latency histogram.
+and their latency histogram. With `--stable-metrics-url` (a stable pod's), a classifier's prediction
+mix is held against the stable model's over the same window too.
 
 The first breach, once at least `--min-requests` were answered, rolls back at once; a bake that
 ends clean promotes; a bake with too little traffic to judge is inconclusive. Exit 0 promote,
@@ -27,7 +28,7 @@ from program.settings import Slo, read_environment
 
 from delivery.analysis import Snapshot, Thresholds, scraper
 from delivery.errors import MetricsError
-from delivery.watch import Poll, watch
+from delivery.watch import Poll, mixed, watch
 
 PROMOTE, ROLL_BACK, INCONCLUSIVE, UNREADABLE = 0, 1, 2, 3
 
@@ -46,9 +47,10 @@ def analyse(
     interval: float,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    stable: Callable[[], Snapshot] | None = None,
 ) -> Analysis:
-    """The bake loop on one server's metrics, and its verdict."""
-    result = watch(bake_seconds, interval, thresholds, scrape, None, clock, sleep)
+    """The bake loop on the new model's metrics (and a stable server's, for the mix), and its verdict."""
+    result = watch(bake_seconds, interval, thresholds, scrape, None, clock, sleep, stable)
     last = result.polls[-1]
     seen = last.kubernetes
     assert seen is not None  # the loop scraped
@@ -74,17 +76,19 @@ def markdown(model: str, analysis: Analysis, thresholds: Thresholds) -> str:
         p99 = "-" if seen.p99_seconds is None else f"{seen.p99_seconds * 1000:.1f}"
         breaches = "; ".join(map(str, poll.kubernetes_breaches)) or "-"
         ratios = f"{seen.error_ratio:.4f} | {seen.throttle_ratio:.4f}"
-        return f"| {poll.seconds:.1f} | {seen.requests:.0f} | {ratios} | {p99} | {breaches} |"
+        mix = mixed(poll.mix).removeprefix(", ") or "-"
+        return f"| {poll.seconds:.1f} | {seen.requests:.0f} | {ratios} | {p99} | {mix} | {breaches} |"
 
     lines = [
         f"### Canary analysis of {model}: {VERDICTS[analysis.verdict]}",
         "",
         f"{analysis.reason}. Thresholds: error ratio ≤ {thresholds.slo.error_ratio:g}, throttle ratio ≤ "
-        f"{thresholds.slo.throttle_ratio:g}, p99 ≤ {thresholds.slo.p99_ms:g} ms, judged from "
-        f"{thresholds.min_requests} requests.",
+        f"{thresholds.slo.throttle_ratio:g}, p99 ≤ {thresholds.slo.p99_ms:g} ms, prediction mix PSI ≤ "
+        f"{thresholds.slo.prediction_mix_psi:g} against stable, judged from {thresholds.min_requests} "
+        "requests.",
         "",
-        "| after s | requests | error ratio | throttle ratio | p99 ms | breach |",
-        "|---:|---:|---:|---:|---:|---|",
+        "| after s | requests | error ratio | throttle ratio | p99 ms | prediction mix | breach |",
+        "|---:|---:|---:|---:|---:|---|---|",
     ]
     lines += [row(poll) for poll in analysis.steps]
     return "\n".join(lines) + "\n"
@@ -98,9 +102,10 @@ def thresholds_for(args: argparse.Namespace) -> Thresholds:
         error_ratio=base.error_ratio if args.max_error_ratio is None else args.max_error_ratio,
         throttle_ratio=base.throttle_ratio if args.max_throttle_ratio is None else args.max_throttle_ratio,
         p99_ms=base.p99_ms if args.max_p99_ms is None else args.max_p99_ms,
+        prediction_mix_psi=base.prediction_mix_psi if args.max_mix_psi is None else args.max_mix_psi,
     )
     flags = {"--max-error-ratio": chosen.error_ratio, "--max-throttle-ratio": chosen.throttle_ratio,
-             "--max-p99-ms": chosen.p99_ms}  # fmt: skip
+             "--max-p99-ms": chosen.p99_ms, "--max-mix-psi": chosen.prediction_mix_psi}  # fmt: skip
     for flag, value in flags.items():
         if value < 0 or not math.isfinite(value):
             raise ValueError(f"{flag} must be a finite number ≥ 0, not {value}")
@@ -120,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-error-ratio", type=float, help=f"default {default.error_ratio}")
     parser.add_argument("--max-throttle-ratio", type=float, help=f"default {default.throttle_ratio}")
     parser.add_argument("--max-p99-ms", type=float, help=f"default {default.p99_ms:g}")
+    parser.add_argument("--max-mix-psi", type=float, help=f"default {default.prediction_mix_psi:g}")
+    parser.add_argument("--stable-metrics-url", help="a stable server's /metrics, for the prediction mix")
     parser.add_argument("--min-requests", type=int, default=Thresholds.min_requests)
     parser.add_argument("--summary", type=Path, help="append the timeline here as markdown")
     args = parser.parse_args(argv)
@@ -132,8 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, name) < 0 or not math.isfinite(getattr(args, name)):
             parser.error(f"--{name.replace('_', '-')} must be a finite number ≥ 0")
     try:
+        stable = scraper(args.stable_metrics_url, args.model) if args.stable_metrics_url else None
         analysis = analyse(
-            scraper(args.metrics_url, args.model), thresholds, args.bake_seconds, args.interval
+            scraper(args.metrics_url, args.model), thresholds, args.bake_seconds, args.interval, stable=stable
         )
     except MetricsError as error:
         print(f"error: the canary's metrics could not be read: {error}", file=sys.stderr)

@@ -66,7 +66,7 @@ class Timeline:
             unhealthy = [f"{name} {state}" for name, state in poll.alarms.items() if state != "OK"]
             states = ", ".join(unhealthy) or (f"{len(poll.alarms)} OK" if poll.alarms else "-")
             self.add(
-                f"| {poll.seconds:.1f} s | {judged(poll.kubernetes, thresholds)} | {states} "
+                f"| {poll.seconds:.1f} s | {judged(poll.kubernetes, thresholds, poll.mix)} | {states} "
                 f"| {'; '.join(poll.breaches) or '-'} |"
             )
 
@@ -140,16 +140,19 @@ class Rollout:
             cloudwatch = boto3.client("cloudwatch", region_name=region_of(outputs))
             alarms = lambda: alarm_breaches(cloudwatch, alarm_names)  # noqa: E731
         with contextlib.ExitStack() as stack:
-            scrape = None
+            scrape, stable = None, None
             if "kubernetes" in outputs.get("runtimes", []) and (
                 not canary or outputs.get("kubernetesCanary")
             ):
                 metrics_url = stack.enter_context(self.targets.metrics(outputs, canary=canary))
                 scrape = scraper(metrics_url, outputs["modelName"])
+                if canary:  # the prediction mix is judged against a stable pod's over the same bake
+                    stable_url = stack.enter_context(self.targets.metrics(outputs, canary=False))
+                    stable = scraper(stable_url, outputs["modelName"])
             self.timeline.add("")
             self.timeline.add("| after | Kubernetes | Lambda alarms | breach |")
             self.timeline.add("|---:|---|---|---|")
-            result = watch(self.bake_seconds, self.interval, self.thresholds, scrape, alarms)
+            result = watch(self.bake_seconds, self.interval, self.thresholds, scrape, alarms, stable=stable)
             self.timeline.polls(result, self.thresholds)
         if result.breaches:
             raise RolloutError("; ".join(result.breaches))

@@ -2,7 +2,8 @@
 one breaches.
 
 - Kubernetes: a canary pod's own `/metrics` (or a stable pod's after an all-at-once up), judged
-  by `analysis.judge` over everything since the step began: error ratio, throttle ratio, p99.
+  by `analysis.judge` over everything since the step began: error ratio, throttle ratio, p99, and,
+  during a canary step, the prediction mix against a stable pod's over the same time.
 - Lambda: the states of the stack's CloudWatch alarms, the canary's (its `ExecutedVersion` behind the
   live alias) during a canary step, the live alias's after an all-at-once up. Any alarm in ALARM
   is a breach, named with CloudWatch's own reason.
@@ -17,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from delivery.analysis import Breach, Snapshot, Thresholds, Window, judge, window
+from delivery.analysis import Breach, MixShift, Snapshot, Thresholds, Window, judge, mix_shift, window
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Poll:
     alarms: dict[str, str]  # alarm name -> state
     kubernetes_breaches: list[Breach]
     alarm_breaches: list[str]
+    mix: MixShift | None = None  # the new model's prediction mix against the stable one's
 
     @property
     def breaches(self) -> list[str]:
@@ -74,23 +76,29 @@ def watch(
     alarms: Callable[[], tuple[dict[str, str], list[str]]] | None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    stable: Callable[[], Snapshot] | None = None,
 ) -> Watch:
-    """Poll every `interval` until `seconds` have passed or a signal breaches; at least one poll."""
+    """Poll every `interval` until `seconds` have passed or a signal breaches; at least one poll.
+    `stable` scrapes a stable pod, whose prediction mix the new model's is held against."""
     start = clock()
     first = scrape() if scrape else None
+    first_stable = stable() if stable and scrape else None
     result = Watch()
     while True:
         sleep(min(interval, max(seconds - (clock() - start), 0)))
         elapsed = clock() - start
         seen = window(first, scrape()) if scrape and first is not None else None
+        seen_stable = window(first_stable, stable()) if stable and first_stable is not None else None
         states, alarm_problems = alarms() if alarms else ({}, [])
-        poll = Poll(elapsed, seen, states, judge(seen, thresholds) if seen else [], alarm_problems)
+        breaches = judge(seen, thresholds, seen_stable) if seen else []
+        shift = mix_shift(seen, seen_stable, thresholds.min_requests) if seen and seen_stable else None
+        poll = Poll(elapsed, seen, states, breaches, alarm_problems, shift)
         result.polls.append(poll)
         if poll.breaches or elapsed >= seconds:
             return result
 
 
-def judged(seen: Window | None, thresholds: Thresholds) -> str:
+def judged(seen: Window | None, thresholds: Thresholds, shift: MixShift | None = None) -> str:
     """How a Kubernetes window reads in the summary."""
     if seen is None:
         return "-"
@@ -98,5 +106,14 @@ def judged(seen: Window | None, thresholds: Thresholds) -> str:
     note = "" if seen.requests >= thresholds.min_requests else f" (not judged: < {thresholds.min_requests})"
     return (
         f"{seen.requests:.0f} requests{note}, errors {seen.error_ratio:.4f}, "
-        f"throttled {seen.throttle_ratio:.4f}, p99 {p99}"
+        f"throttled {seen.throttle_ratio:.4f}, p99 {p99}{mixed(shift)}"
     )
+
+
+def mixed(shift: MixShift | None) -> str:
+    """The prediction mix's part of a summary line: its PSI against stable and what moved."""
+    if shift is None:
+        return ""
+    if shift.psi is None:
+        return f", mix not judged (< {shift.rows_needed} rows a side)"
+    return f", mix PSI {shift.psi:.3f} ({shift.moved()})"

@@ -18,6 +18,15 @@ UNSEEN = "(unseen)"  # the bucket of categories the reference never had
 FLOOR = 1e-4  # an empty bin's share, so the index stays finite
 
 
+def psi(expected: Iterable[float], observed: Iterable[float]) -> float:
+    """The population stability index of two share vectors over the same buckets (an empty bucket
+    counts as FLOOR, so the index stays finite)."""
+    return sum(
+        (max(o, FLOOR) - max(e, FLOOR)) * math.log(max(o, FLOOR) / max(e, FLOOR))
+        for e, o in zip(expected, observed, strict=True)
+    )
+
+
 @dataclass
 class FeatureDrift:
     name: str
@@ -30,10 +39,7 @@ class FeatureDrift:
 
     @property
     def psi(self) -> float:
-        return sum(
-            (max(o, FLOOR) - max(e, FLOOR)) * math.log(max(o, FLOOR) / max(e, FLOOR))
-            for e, o in zip(self.expected, self.observed, strict=True)
-        )
+        return psi(self.expected, self.observed)
 
 
 @dataclass

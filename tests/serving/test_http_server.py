@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from serving.contract import GOLDEN_FILE, GoldenSet, Metadata
 from tests.serving.cases import BAD, GOOD, ROW, Case
 from tests.serving.conftest import Server
 
@@ -93,3 +95,39 @@ def test_metrics_count_requests_by_model_route_and_status_on_their_own_port(serv
     assert 'rest_server_requests_total{model="iris",route="tf_predict",status_code="400"}' in text
     assert 'rest_server_request_duration_seconds_bucket{le="0.005",model="iris"' in text
     assert 'model_infer_batch_size_bucket{le="4.0",model="iris"}' in text
+
+
+def _mix(server: Server) -> dict[tuple[str, str], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with server.client() as client:
+        text = client.get(server.metrics_url).text
+    return {
+        (s.labels["class"], s.labels["label"]): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "model_predictions_total" and s.labels["model"] == "iris"
+    }
+
+
+def test_each_answered_row_counts_its_top_class_for_the_prediction_mix(
+    server: Server, artifact: Path
+) -> None:
+    """What the canary analysis holds a new model's mix against: every row of a 200 answer, on both
+    protocols, by column and label; a refused request counts nothing."""
+    golden = GoldenSet.read(artifact / GOLDEN_FILE, Metadata.read(artifact))
+    before, tops = _mix(server), []
+    with server.client() as client:
+        for request in golden.requests:
+            answer = client.post("/v2/models/iris/infer", json=request.v2_request()).json()
+            tops += np.argmax(np.reshape(answer["outputs"][0]["data"], (request.rows(), 3)), axis=1).tolist()
+        rows = np.reshape(golden.requests[0].inputs[0].data, (-1, 4)).tolist()
+        predicted = client.post("/v1/models/iris:predict", json={"instances": rows}).json()["predictions"]
+        tops += np.argmax(predicted, axis=1).tolist()
+        assert client.post("/v1/models/iris:predict", json={"instances": [[1, 2]]}).status_code == 400
+    after = _mix(server)
+    counted = {key: after[key] - before.get(key, 0.0) for key in after}
+    names = ("setosa", "versicolor", "virginica")
+    expected = {(str(c), names[c]): float(tops.count(c)) for c in set(tops)}
+    assert {key: n for key, n in counted.items() if n} == expected
+    assert sum(counted.values()) == golden.rows + 8

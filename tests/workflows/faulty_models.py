@@ -1,7 +1,8 @@
 """Models that misbehave on purpose, for the canary's, the rollout's and the smoke test's tests: one that
-fails on an input, one that is slow on another, a healthy twin, and an Iris that answers 200 with two
-classes swapped. `python -m tests.workflows.faulty_models OUT
-errors none` writes each as a model root, OUT/<fault>/models, for a test in another virtualenv."""
+fails on an input, one that is slow on another, a healthy twin; and Irises that answer 200 with two
+classes swapped, or collapsed onto one class, beside an honest retrain.
+`python -m tests.workflows.faulty_models OUT errors none` writes each of the first as a model root,
+OUT/<fault>/models, for a test in another virtualenv."""
 
 from __future__ import annotations
 
@@ -55,9 +56,22 @@ def built(directory: Path, fault: str) -> Path:
 SWAPPED = [0, 2, 1]  # the example's row is class 0: only the golden set's other rows tell them apart
 
 
-def build_swapped(directory: Path, artifact: Path) -> None:
-    """Iris as `artifact` serves it but with versicolor and virginica swapped, imported as iris v1 into
-    `directory`/models (its own example, golden set and model.tflite)."""
+def _varied(variant: str, probabilities: object) -> object:
+    """Iris's answers as the variant gives them: two classes swapped, everything setosa, or a retrain's
+    (the same top class, every probability slightly different)."""
+    import tensorflow as tf
+
+    if variant == "swapped":
+        return tf.gather(probabilities, SWAPPED, axis=1)
+    if variant == "collapsed":
+        return tf.zeros_like(probabilities) + tf.constant([0.9, 0.06, 0.04])
+    sharper = tf.pow(probabilities, 1.05)  # "retrained"
+    return sharper / tf.reduce_sum(sharper, axis=1, keepdims=True)
+
+
+def build_iris(directory: Path, artifact: Path, variant: str) -> None:
+    """Iris as `artifact` serves it, its answers varied (`_varied`), imported as iris v1 into
+    `directory`/models (with its own example, golden set and model.tflite)."""
     import tensorflow as tf
 
     from tests.conftest import run_cli
@@ -68,19 +82,19 @@ def build_swapped(directory: Path, artifact: Path) -> None:
 
     @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="features")])
     def serve(features: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {"probabilities": tf.gather(served(features=features)["probabilities"], SWAPPED, axis=1)}
+        return {"probabilities": _varied(variant, served(features=features)["probabilities"])}
 
     module.serve = serve
-    tf.saved_model.save(module, str(directory / "swapped"), signatures={"serving_default": serve})
+    tf.saved_model.save(module, str(directory / variant), signatures={"serving_default": serve})
     result = run_cli(
-        "--source", str(directory / "swapped"), "--name", "iris", "--output", str(directory / "models")
+        "--source", str(directory / variant), "--name", "iris", "--output", str(directory / "models")
     )
     assert result.returncode == 0, result.stderr
 
 
-def built_swapped(directory: Path, artifact: Path) -> Path:
-    """`build_swapped`'s model root, built once per content of what makes it."""
-    built_once("faulty-swapped", directory, lambda scratch: build_swapped(scratch, artifact),
+def built_iris(directory: Path, artifact: Path, variant: str) -> Path:
+    """`build_iris`'s model root, built once per content of what makes it."""
+    built_once(f"iris-{variant}", directory, lambda scratch: build_iris(scratch, artifact, variant),
                (*MODEL_INPUTS, "tests/workflows/faulty_models.py", "tests/conftest.py"))  # fmt: skip
     return directory / "models"
 

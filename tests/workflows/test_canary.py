@@ -1,16 +1,23 @@
 """`infra/delivery/canary.py` against real servers: a good model is promoted, a model that fails a share of
 requests or is slow on some is rolled back with the breached signal named, from the servers' own
-/metrics under real client traffic."""
+/metrics under real client traffic; a classifier collapsed onto one class is rolled back on its
+prediction mix against a stable server's, and an honest retrain is promoted."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import json
 import re
 import subprocess
+import threading
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from serving.contract import GOLDEN_FILE, GoldenSet, Metadata
 from tests.model_servers import traffic
 from tests.serving.conftest import Server, start_server, stop_server
 from tests.workflows import faulty_models
@@ -99,3 +106,88 @@ def test_a_bad_threshold_or_environment_is_named(
     result = canary(servers["none"], *args)
     assert result.returncode == 3
     assert result.stderr.startswith(message)
+
+
+@pytest.fixture(scope="module")
+def irises(model_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
+    """The built Iris as the stable model, beside a canary of each variant (faulty_models.py)."""
+    artifact = model_root / "iris" / "1"
+    roots = {"stable": model_root}
+    for variant in ("collapsed", "swapped", "retrained"):
+        roots[variant] = faulty_models.built_iris(tmp_path_factory.mktemp(variant), artifact, variant)
+    running = {
+        name: start_server(root, TWINSERVE_RUNTIME="litert", TWINSERVE_DRAIN_SECONDS="0")
+        for name, root in roots.items()
+    }
+    yield running
+    for server in running.values():
+        stop_server(server)
+
+
+@contextlib.contextmanager
+def golden_traffic(golden: GoldenSet, *servers: Server) -> Iterator[None]:
+    """The golden set's rows, one per request, sent to each server in the same order until the block
+    ends: the stable model and the canary see the same inputs, as both tracks behind one Service do."""
+    rows = [
+        json.dumps({"inputs": [{**t.to_json(), "shape": [1, 4], "data": list(t.data[i * 4 : i * 4 + 4])}
+                               for t in request.inputs]}).encode()
+        for request in golden.requests for i in range(request.rows())
+    ]  # fmt: skip
+    stop = threading.Event()
+
+    def send() -> None:
+        for body in itertools.cycle(rows):
+            if stop.is_set():
+                return
+            for server in servers:
+                request = urllib.request.Request(
+                    f"{server.url}/v2/models/iris/infer", body, {"content-type": "application/json"}
+                )
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    answer.read()
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        sender.join(timeout=30)
+
+
+def mix_canary(irises: dict[str, Server], variant: str, model_root: Path) -> subprocess.CompletedProcess[str]:
+    artifact = model_root / "iris" / "1"
+    golden = GoldenSet.read(artifact / GOLDEN_FILE, Metadata.read(artifact))
+    command = [*CANARY, "--metrics-url", irises[variant].metrics_url, "--model", "iris",
+               "--stable-metrics-url", irises["stable"].metrics_url, "--interval", "0.5",
+               "--bake-seconds", "6", "--min-requests", "30"]  # fmt: skip
+    with golden_traffic(golden, irises["stable"], irises[variant]):
+        return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def test_a_model_collapsed_onto_one_class_is_rolled_back_on_its_prediction_mix(
+    irises: dict[str, Server], model_root: Path
+) -> None:
+    """Every answer a 200, fast: only the mix against the stable model's, over the same inputs, tells."""
+    result = mix_canary(irises, "collapsed", model_root)
+    assert result.returncode == 1, result.stdout + result.stderr
+    breach = re.search(
+        r"error: canary roll back: prediction mix PSI (\d+\.\d{3}) \((.*)\) > 0\.2", result.stderr
+    )
+    assert breach, result.stderr
+    assert float(breach.group(1)) > 1
+    assert breach.group(2).startswith("setosa ")
+    assert "→ 100%" in breach.group(2)
+
+
+@pytest.mark.parametrize("variant", ["retrained", "swapped"])
+def test_a_retrain_and_a_swap_between_equal_classes_keep_the_mix(
+    irises: dict[str, Server], model_root: Path, variant: str
+) -> None:
+    """An honest retrain answers slightly differently and is promoted. Swapping two classes the traffic
+    holds about equally leaves the mix as it was: the golden set (tests/workflows/test_smoke.py) is what
+    stops that one."""
+    result = mix_canary(irises, variant, model_root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "### Canary analysis of iris: promote" in result.stdout
+    assert re.search(r"\| mix PSI 0\.0\d\d \(", result.stdout), result.stdout

@@ -18,7 +18,7 @@ from tests.ports import free_port
 from tests.serving.conftest import Server, start_server, stop_server
 from tests.stand_ins import port_forwarding_kubectl
 from tests.workflows.conftest import REPO
-from tests.workflows.faulty_models import built_swapped
+from tests.workflows.faulty_models import built_iris
 
 SMOKE = [str(REPO / "infra" / ".venv" / "bin" / "python"), str(REPO / "infra" / "delivery" / "smoke.py")]
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret", "PATH": "/usr/bin:/bin"}
@@ -198,7 +198,7 @@ def test_kubernetes_is_reached_through_a_port_forward_never_its_load_balancer(
 @pytest.fixture(scope="module")
 def swapped_root(model_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Iris with versicolor and virginica swapped, imported as iris v1 (tests/workflows/faulty_models.py)."""
-    return built_swapped(tmp_path_factory.mktemp("swapped"), model_root / "iris" / "1")
+    return built_iris(tmp_path_factory.mktemp("swapped"), model_root / "iris" / "1", "swapped")
 
 
 def test_a_model_answering_two_classes_swapped_passes_its_example_and_fails_the_golden_set(

@@ -4,8 +4,9 @@ the decision on a scripted series of scrapes."""
 from __future__ import annotations
 
 import pytest
-from delivery.analysis import Snapshot, Thresholds, parse, quantile, window
+from delivery.analysis import Snapshot, Thresholds, Window, judge, mix_shift, parse, quantile, window
 from delivery.canary import INCONCLUSIVE, PROMOTE, ROLL_BACK, analyse
+from drift.report import psi
 from program.settings import Slo
 
 DEFAULT = Thresholds(Slo(), min_requests=50)
@@ -96,3 +97,49 @@ def test_a_clean_bake_promotes_and_a_quiet_one_is_inconclusive() -> None:
     analysis = analyse(quiet[0], DEFAULT, 20, 10, quiet[1], quiet[2])
     assert analysis.verdict == INCONCLUSIVE
     assert analysis.reason == "20 requests in 20 s, fewer than the 50 a verdict needs"
+
+
+MIX = """\
+# TYPE model_predictions_total counter
+model_predictions_total{class="0",label="setosa",model="m",output="p"} 30.0
+model_predictions_total{class="1",label="versicolor",model="m",output="p"} 50.0
+model_predictions_total{class="1",label="versicolor",model="other",output="p"} 7.0
+"""
+
+
+def test_the_prediction_mix_is_read_by_column_with_its_names() -> None:
+    snapshot = parse(MIX, "m")
+    assert snapshot.predictions == {"0": 30.0, "1": 50.0}
+    assert snapshot.labels == {"0": "setosa", "1": "versicolor"}
+
+
+def mixes(new: dict[str, float], stable: dict[str, float]) -> tuple[Window, Window]:
+    return (
+        window(Snapshot(), Snapshot({"200": sum(new.values())}, predictions=new)),
+        window(Snapshot(), Snapshot({"200": sum(stable.values())}, predictions=stable, labels={"0": "a"})),
+    )
+
+
+def test_a_mix_moved_past_the_threshold_breaches_naming_the_classes_that_moved() -> None:
+    new, stable = mixes({"0": 300}, {"0": 100, "1": 100, "2": 100})
+    shift = mix_shift(new, stable, 50)
+    assert shift is not None
+    assert shift.psi == pytest.approx(psi([1 / 3] * 3, [1, 0, 0]))
+    assert shift.moved(2) == "a 33% → 100%, 1 33% → 0%"
+    assert [b.signal for b in judge(new, DEFAULT, stable)] == ["prediction mix PSI"]
+    assert judge(new, DEFAULT) == []  # no stable side, no mix judged
+
+
+def test_a_mix_that_moved_a_little_or_has_too_few_rows_is_not_a_breach() -> None:
+    new, stable = mixes({"0": 95, "1": 105, "2": 100}, {"0": 100, "1": 100, "2": 100})
+    shift = mix_shift(new, stable, 50)
+    assert shift is not None
+    assert shift.psi is not None
+    assert shift.psi < 0.01
+    assert judge(new, DEFAULT, stable) == []
+    few_new, few_stable = mixes({"0": 59}, {"0": 20, "1": 20, "2": 19})  # 20 rows per class needed: 60
+    few = mix_shift(few_new, few_stable, 50)
+    assert few is not None
+    assert few.psi is None
+    assert few.rows_needed == 60
+    assert mix_shift(*mixes({}, {}), 50) is None  # a model with no classifier output has no mix
