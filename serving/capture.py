@@ -13,7 +13,6 @@ Lambda freezes the environment between invocations, so there a record is written
 
 from __future__ import annotations
 
-import base64
 import os
 import queue
 import random
@@ -29,7 +28,7 @@ import numpy as np
 
 from serving.artifact import ModelSpec
 from serving.contract import CAPTURE_SCHEMA, INFERENCE_ROUTES
-from serving.jsonio import dumps, json_floats
+from serving.jsonio import dumps, v2_data
 from serving.routes import Response
 
 QUEUE_RECORDS = 1024  # exchanges waiting for the writer thread; one more is dropped, not waited for
@@ -164,7 +163,7 @@ class Recorder:
         datatypes = self.datatypes[group]
         return [
             {"name": name, "datatype": datatypes[name], "shape": list(array.shape)}
-            | ({"data": _data(array)} if with_data else {})
+            | ({"data": v2_data(array)} if with_data else {})
             for name, array in arrays.items()
             if name in datatypes and self.policy.allows(group, name)
         ]
@@ -179,21 +178,6 @@ def _shapes(arrays: Tensors | None) -> Tensors | None:
 
 def _without_data(tensor: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in tensor.items() if key != "data"}
-
-
-def _data(array: np.ndarray) -> Any:
-    """Flat, as V2 sends it: numbers as numbers, BYTES as text (base64 object when not UTF-8)."""
-    flat = array.reshape(-1)
-    if flat.dtype != np.object_:
-        return json_floats(flat)
-    values = []
-    for item in flat.tolist():
-        raw = bytes(item)
-        try:
-            values.append(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            values.append({"b64": base64.b64encode(raw).decode()})
-    return values
 
 
 def write_line(line: bytes) -> None:

@@ -52,6 +52,13 @@ INFERENCE_ROUTES = (V2_INFER_ROUTE, TF_PREDICT_ROUTE)
 # model's mix against the stable model's (serving/prediction_mix.py counts, infra/delivery/ judges).
 PREDICTIONS_METRIC = "model_predictions"
 MIX_MAX_CLASSES = 100
+# Shadow traffic (serving/shadow.py), counted on the stable servers that mirror: requests by outcome
+# (mirrored, compared, differed, dropped, paused, skipped, failed), a classifier's rows by whether the
+# shadow's top class agreed, and the shadow's latency.
+SHADOW_REQUESTS_METRIC = "twinserve_shadow_requests"
+SHADOW_ROWS_METRIC = "twinserve_shadow_rows"
+SHADOW_LATENCY_METRIC = "twinserve_shadow_request_duration_seconds"
+SHADOW_HEADER = "x-twinserve-shadow"  # on mirrored requests: a shadow never mirrors them again
 CAPTURE_METRIC = "twinserve_capture_records"  # a counter by model and outcome (written, dropped, failed)
 CAPTURE_SCHEMA = "twinserve.capture/1"  # the `schema` of every payload capture record (serving/capture.py)
 TRACKS = ("stable", "canary", "shadow")  # TWINSERVE_TRACK: which side of a rollout a server is on

@@ -18,14 +18,15 @@ from serving import capture
 from serving.app import build_dataplane
 from serving.batching import MicroBatcher
 from serving.connection import BODY_TIMED_OUT
-from serving.contract import LIVE_PATH, READY_PATH
+from serving.contract import INFERENCE_ROUTES, LIVE_PATH, READY_PATH, SHADOW_HEADER
 from serving.dataplane import DataPlane
 from serving.errors import PayloadTooLarge, RequestTimeout, Timeout, TooManyRequests, Unavailable
 from serving.jsonio import dumps
-from serving.metrics import count_capture, count_predictions, observe
+from serving.metrics import count_capture, count_predictions, observe, shadow_counters
 from serving.prediction_mix import PredictionMix
 from serving.routes import Request, Response, body_too_large, error_response, handle, route_label
 from serving.settings import Settings
+from serving.shadow import Counts, Mirror, Mirrored
 from serving.v2 import decimal
 
 INFERENCE_THREADS = 8
@@ -60,6 +61,7 @@ class ServingApp:
         self.inferring = 0  # requests on the inference threads, for the micro-batcher
         self.capture: capture.BackgroundWriter | None = None
         self.mix: PredictionMix | None = None
+        self.mirror: Mirror | None = None
         # Several threads, so concurrent TensorFlow requests can meet in the micro-batcher.
         self.executor = ThreadPoolExecutor(max_workers=INFERENCE_THREADS, thread_name_prefix="inference")
 
@@ -77,6 +79,7 @@ class ServingApp:
                     self.plane = self._batched(build_dataplane(self.settings))
                     self.capture = self._capture(self.plane)
                     self.mix = PredictionMix(self.plane.spec, count_predictions(self.plane.spec.name))
+                    self.mirror = self._mirror(self.plane)
                 except Exception as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
@@ -85,6 +88,8 @@ class ServingApp:
                 self.executor.shutdown(wait=True)
                 if self.capture is not None:
                     self.capture.close()
+                if self.mirror is not None:
+                    self.mirror.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -95,6 +100,16 @@ class ServingApp:
             return None
         model = plane.spec.name
         return capture.BackgroundWriter(recorder, lambda outcome: count_capture(model, outcome))
+
+    def _mirror(self, plane: DataPlane) -> Mirror | None:
+        """Shadow traffic on its own thread, or None unless TWINSERVE_SHADOW_URL names the new model."""
+        if not self.settings.shadow_url or self.settings.shadow_sample_rate <= 0:
+            return None
+        counts = Counts(*shadow_counters(plane.spec.name))
+        settings = self.settings
+        return Mirror(
+            plane.spec, settings.shadow_url, settings.shadow_sample_rate, counts, settings.shadow_queue
+        )
 
     def _batched(self, plane: DataPlane) -> DataPlane:
         """A TensorFlow call costs about the same for one row or many: concurrent requests share calls."""
@@ -219,9 +234,17 @@ class ServingApp:
         self._record(scope, method, path, response, seconds)
         if self.mix is not None and response.status == 200:
             self.mix.add(response.outputs)
+        if self.mirror is not None and self._mirrors(response, headers):
+            self.mirror.offer(Mirrored(response.inputs, response.outputs))  # type: ignore[arg-type]
         if self.capture is not None and self.capture.recorder.sampled(response.route):
             request_id = headers.get("x-request-id") or capture.new_request_id()
             self.capture.offer(capture.exchange(response, request_id, seconds))
+
+    def _mirrors(self, response: Response, headers: dict[str, str]) -> bool:
+        """An answered inference, not itself mirrored here by another server, in the sampled share."""
+        answered = response.status == 200 and response.route in INFERENCE_ROUTES
+        has_tensors = response.inputs is not None and response.outputs is not None
+        return answered and has_tensors and SHADOW_HEADER not in headers and self.mirror.sampled()  # type: ignore[union-attr]
 
     def _record(
         self, scope: dict[str, Any], method: str, path: str, response: Response, seconds: float

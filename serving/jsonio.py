@@ -18,6 +18,7 @@ integer.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import gc
 import json
@@ -251,3 +252,18 @@ def json_floats(array: np.ndarray) -> np.ndarray:
     if array.dtype.kind == "f" and array.dtype.itemsize < 8:
         return array.astype(np.float64)
     return np.ascontiguousarray(array)
+
+
+def v2_data(array: np.ndarray) -> Any:
+    """Flat, as V2 sends it: numbers as numbers, BYTES as text (base64 object when not UTF-8)."""
+    flat = array.reshape(-1)
+    if flat.dtype != np.object_:
+        return json_floats(flat)
+    values = []
+    for item in flat.tolist():
+        raw = bytes(item)
+        try:
+            values.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            values.append({"b64": base64.b64encode(raw).decode()})
+    return values

@@ -15,7 +15,16 @@ from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_wsgi_server
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from serving.contract import BATCH_METRIC, CAPTURE_METRIC, LATENCY_METRIC, PREDICTIONS_METRIC, REQUESTS_METRIC
+from serving.contract import (
+    BATCH_METRIC,
+    CAPTURE_METRIC,
+    LATENCY_METRIC,
+    PREDICTIONS_METRIC,
+    REQUESTS_METRIC,
+    SHADOW_LATENCY_METRIC,
+    SHADOW_REQUESTS_METRIC,
+    SHADOW_ROWS_METRIC,
+)
 
 LABELS = ("model", "route", "status_code")
 REQUESTS = Counter(REQUESTS_METRIC, "HTTP requests handled.", LABELS)
@@ -36,6 +45,19 @@ PREDICTIONS = Counter(
     PREDICTIONS_METRIC,
     "Answered rows by the class their answer ranked first (classifiers only).",
     ("model", "output", "class", "label"),
+)
+
+SHADOW_REQUESTS = Counter(
+    SHADOW_REQUESTS_METRIC, "Requests mirrored to the shadow model, by outcome.", ("model", "outcome")
+)
+SHADOW_ROWS = Counter(
+    SHADOW_ROWS_METRIC, "Mirrored rows by whether the shadow's top class agreed.", ("model", "top_class")
+)
+SHADOW_LATENCY = Histogram(
+    SHADOW_LATENCY_METRIC,
+    "The shadow model's answer time, as the mirroring server saw it.",
+    ("model",),
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 
 CAPTURED = Counter(
@@ -60,6 +82,17 @@ def count_predictions(model: str) -> Callable[[str, str, str, int], None]:
         PREDICTIONS.labels(model, output, column, label).inc(rows)
 
     return count
+
+
+def shadow_counters(
+    model: str,
+) -> tuple[Callable[[str], None], Callable[[str, int], None], Callable[[float], None]]:
+    """What serving/shadow.py counts with, for this model: requests, rows and latency."""
+    return (
+        lambda outcome: SHADOW_REQUESTS.labels(model, outcome).inc(),
+        lambda verdict, rows: SHADOW_ROWS.labels(model, verdict).inc(rows),
+        lambda seconds: SHADOW_LATENCY.labels(model).observe(seconds),
+    )
 
 
 def count_capture(model: str, outcome: str) -> None:

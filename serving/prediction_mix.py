@@ -24,7 +24,7 @@ class PredictionMix:
     """Counts the top class of each row of one output, through `count(output, column, label, rows)`."""
 
     def __init__(self, spec: ModelSpec, count: Callable[[str, str, str, int], None]) -> None:
-        self.output, self.classes = _classifier(spec)
+        self.output, self.classes = classifier(spec)
         self._count = count
 
     @property
@@ -42,7 +42,7 @@ class PredictionMix:
             self._count(self.output, str(index), self.classes[index], int(tops[index]))
 
 
-def _classifier(spec: ModelSpec) -> tuple[str | None, tuple[str, ...]]:
+def classifier(spec: ModelSpec) -> tuple[str | None, tuple[str, ...]]:
     """The output whose top class is counted and its classes' names; (None, ()) for a model with none."""
     for output in spec.outputs:
         width = output.shape[1] if len(output.shape) == 2 else 0

@@ -7,6 +7,7 @@ metadata names its variable and says what it is for.
 from __future__ import annotations
 
 import os
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -60,6 +61,15 @@ def _boolean(text: str) -> bool:
     if lowered not in {"true", "false", "1", "0"}:
         raise ValueError("must be true or false")
     return lowered in {"true", "1"}
+
+
+def _base_url(text: str) -> str:
+    if not text:
+        return ""
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError("must be an http:// or https:// URL with a host, and no query")
+    return text.rstrip("/")
 
 
 def _optional_int(text: str) -> int | None:
@@ -182,6 +192,26 @@ class Settings:
         "A record larger than this keeps its tensors' names and shapes but not their values.",
         _int_range(1024, 256 * 1024),
         16 * 1024,
+    )
+
+    shadow_url: str = _setting(
+        "TWINSERVE_SHADOW_URL",
+        "The new model's servers (http[s]://host[:port]), to mirror answered inference requests to during "
+        "a shadow phase; empty: none.",
+        _base_url,
+        "",
+    )
+    shadow_sample_rate: float = _setting(
+        "TWINSERVE_SHADOW_SAMPLE_RATE",
+        "Share of answered inference requests mirrored to TWINSERVE_SHADOW_URL.",
+        _float_range(0, 1),
+        0.1,
+    )
+    shadow_queue: int = _setting(
+        "TWINSERVE_SHADOW_QUEUE",
+        "Mirrored requests a worker holds for the shadow; one more is dropped and counted, never waited for.",
+        _int_range(1, 100_000),
+        64,
     )
 
     @property

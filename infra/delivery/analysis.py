@@ -4,6 +4,8 @@ one model), the window between two scrapes, and the SLO signals judged on it.
 - error ratio: 5xx answers over all answers;
 - throttle ratio: 429 answers (load shed) over all answers;
 - p99 latency: from the histogram's buckets, as Prometheus' `histogram_quantile` computes it;
+- shadow disagreement (read from the stable pods that mirror to the new model): the share of
+  mirrored rows whose top class the new model answered otherwise, once MIN_SHADOW_ROWS were compared;
 - prediction mix (a classifier's, against a stable pod's over the same bake): the population
   stability index of the shares of answered rows per top class, once each side has answered
   MIX_ROWS_PER_CLASS rows per class it named (so a sample's noise alone stays well under the threshold).
@@ -26,7 +28,7 @@ from program.slo import INFERENCE_ROUTES, LATENCY, REQUESTS
 from prometheus_client.parser import text_string_to_metric_families
 
 from delivery.errors import MetricsError
-from serving.contract import PREDICTIONS_METRIC
+from serving.contract import PREDICTIONS_METRIC, SHADOW_ROWS_METRIC
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class Snapshot:
     buckets: dict[float, float] = field(default_factory=dict)  # upper bound -> answers at most that slow
     predictions: dict[str, float] = field(default_factory=dict)  # class (column) -> rows it topped
     labels: dict[str, str] = field(default_factory=dict)  # class (column) -> its name
+    shadow_rows: dict[str, float] = field(default_factory=dict)  # agreed / disagreed -> mirrored rows
 
 
 def parse(text: str, model: str) -> Snapshot:
@@ -54,7 +57,10 @@ def parse(text: str, model: str) -> Snapshot:
 
 def _add(snapshot: Snapshot, name: str, labels: dict[str, str], value: float) -> None:
     """One sample of the model's into the snapshot's sums (several workers' or series' add up)."""
-    if name == f"{PREDICTIONS_METRIC}_total":
+    if name == f"{SHADOW_ROWS_METRIC}_total":
+        verdict = labels["top_class"]
+        snapshot.shadow_rows[verdict] = snapshot.shadow_rows.get(verdict, 0.0) + value
+    elif name == f"{PREDICTIONS_METRIC}_total":
         column = labels["class"]
         snapshot.predictions[column] = snapshot.predictions.get(column, 0.0) + value
         snapshot.labels[column] = labels.get("label", column)
@@ -98,6 +104,13 @@ class Window:
     p99_seconds: float | None
     mix: dict[str, float] = field(default_factory=dict)  # class (column) -> rows it topped
     labels: dict[str, str] = field(default_factory=dict)  # class (column) -> its name
+    shadow_rows: dict[str, float] = field(default_factory=dict)  # agreed / disagreed -> mirrored rows
+
+    @property
+    def disagreement(self) -> float | None:
+        """Mirrored rows the new model ranked another class first, over all compared; None before any."""
+        compared = sum(self.shadow_rows.values())
+        return self.shadow_rows.get("disagreed", 0.0) / compared if compared else None
 
     @property
     def error_ratio(self) -> float:
@@ -123,10 +136,12 @@ def window(before: Snapshot, after: Snapshot) -> Window:
         p99_seconds=quantile(0.99, _delta(before.buckets, after.buckets)),
         mix=_delta(before.predictions, after.predictions),
         labels=after.labels,
+        shadow_rows=_delta(before.shadow_rows, after.shadow_rows),
     )
 
 
 MIX_ROWS_PER_CLASS = 20
+MIN_SHADOW_ROWS = 100
 
 
 @dataclass(frozen=True)
@@ -190,6 +205,11 @@ def judge(seen: Window, thresholds: Thresholds, stable: Window | None = None) ->
     breaches = []
     slo = thresholds.slo
     shift = mix_shift(seen, stable, thresholds.min_requests) if stable else None
+    disagreement = (
+        stable.disagreement if stable and sum(stable.shadow_rows.values()) >= MIN_SHADOW_ROWS else None
+    )
+    if disagreement is not None and disagreement > slo.max_disagreement:
+        breaches.append(Breach("shadow disagreement", f"{disagreement:.4f}", f"{slo.max_disagreement:g}"))
     if shift and shift.psi is not None and shift.psi > slo.prediction_mix_psi:
         breaches.append(
             Breach("prediction mix PSI", f"{shift.psi:.3f} ({shift.moved()})", f"{slo.prediction_mix_psi:g}")

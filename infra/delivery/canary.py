@@ -6,7 +6,9 @@ pod's metrics port, 8082, port-forwarded, or any server of the new model) every 
 through the deploy's own bake loop (`watch.watch`) and judged by `analysis.judge`. The window is
 everything since the first scrape: inference requests (V2 infer and TF Serving predict) by status,
 and their latency histogram. With `--stable-metrics-url` (a stable pod's), a classifier's prediction
-mix is held against the stable model's over the same window too.
+mix is held against the stable model's over the same window too, and when the stable servers mirror
+to the new model (shadow traffic, TWINSERVE_SHADOW_URL), the share of mirrored rows whose top class
+it answered otherwise.
 
 The first breach, once at least `--min-requests` were answered, rolls back at once; a bake that
 ends clean promotes; a bake with too little traffic to judge is inconclusive. Exit 0 promote,
@@ -28,7 +30,7 @@ from program.settings import Slo, read_environment
 
 from delivery.analysis import Snapshot, Thresholds, scraper
 from delivery.errors import MetricsError
-from delivery.watch import Poll, mixed, watch
+from delivery.watch import Poll, disagreed, mixed, watch
 
 PROMOTE, ROLL_BACK, INCONCLUSIVE, UNREADABLE = 0, 1, 2, 3
 
@@ -76,7 +78,7 @@ def markdown(model: str, analysis: Analysis, thresholds: Thresholds) -> str:
         p99 = "-" if seen.p99_seconds is None else f"{seen.p99_seconds * 1000:.1f}"
         breaches = "; ".join(map(str, poll.kubernetes_breaches)) or "-"
         ratios = f"{seen.error_ratio:.4f} | {seen.throttle_ratio:.4f}"
-        mix = mixed(poll.mix).removeprefix(", ") or "-"
+        mix = (mixed(poll.mix) + disagreed(poll.stable)).removeprefix(", ") or "-"
         return f"| {poll.seconds:.1f} | {seen.requests:.0f} | {ratios} | {p99} | {mix} | {breaches} |"
 
     lines = [
@@ -84,10 +86,10 @@ def markdown(model: str, analysis: Analysis, thresholds: Thresholds) -> str:
         "",
         f"{analysis.reason}. Thresholds: error ratio ≤ {thresholds.slo.error_ratio:g}, throttle ratio ≤ "
         f"{thresholds.slo.throttle_ratio:g}, p99 ≤ {thresholds.slo.p99_ms:g} ms, prediction mix PSI ≤ "
-        f"{thresholds.slo.prediction_mix_psi:g} against stable, judged from {thresholds.min_requests} "
-        "requests.",
+        f"{thresholds.slo.prediction_mix_psi:g} against stable, shadow disagreement ≤ "
+        f"{thresholds.slo.max_disagreement:g}, judged from {thresholds.min_requests} requests.",
         "",
-        "| after s | requests | error ratio | throttle ratio | p99 ms | prediction mix | breach |",
+        "| after s | requests | error ratio | throttle ratio | p99 ms | answers against stable | breach |",
         "|---:|---:|---:|---:|---:|---|---|",
     ]
     lines += [row(poll) for poll in analysis.steps]
@@ -103,9 +105,11 @@ def thresholds_for(args: argparse.Namespace) -> Thresholds:
         throttle_ratio=base.throttle_ratio if args.max_throttle_ratio is None else args.max_throttle_ratio,
         p99_ms=base.p99_ms if args.max_p99_ms is None else args.max_p99_ms,
         prediction_mix_psi=base.prediction_mix_psi if args.max_mix_psi is None else args.max_mix_psi,
+        max_disagreement=base.max_disagreement if args.max_disagreement is None else args.max_disagreement,
     )
     flags = {"--max-error-ratio": chosen.error_ratio, "--max-throttle-ratio": chosen.throttle_ratio,
-             "--max-p99-ms": chosen.p99_ms, "--max-mix-psi": chosen.prediction_mix_psi}  # fmt: skip
+             "--max-p99-ms": chosen.p99_ms, "--max-mix-psi": chosen.prediction_mix_psi,
+             "--max-disagreement": chosen.max_disagreement}  # fmt: skip
     for flag, value in flags.items():
         if value < 0 or not math.isfinite(value):
             raise ValueError(f"{flag} must be a finite number ≥ 0, not {value}")
@@ -126,7 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-throttle-ratio", type=float, help=f"default {default.throttle_ratio}")
     parser.add_argument("--max-p99-ms", type=float, help=f"default {default.p99_ms:g}")
     parser.add_argument("--max-mix-psi", type=float, help=f"default {default.prediction_mix_psi:g}")
-    parser.add_argument("--stable-metrics-url", help="a stable server's /metrics, for the prediction mix")
+    parser.add_argument("--max-disagreement", type=float, help=f"default {default.max_disagreement:g}")
+    parser.add_argument(
+        "--stable-metrics-url",
+        help="a stable server's /metrics: the prediction mix against it, and its mirrors' disagreement",
+    )
     parser.add_argument("--min-requests", type=int, default=Thresholds.min_requests)
     parser.add_argument("--summary", type=Path, help="append the timeline here as markdown")
     args = parser.parse_args(argv)

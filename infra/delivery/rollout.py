@@ -65,9 +65,9 @@ class Timeline:
         for poll in result.polls:
             unhealthy = [f"{name} {state}" for name, state in poll.alarms.items() if state != "OK"]
             states = ", ".join(unhealthy) or (f"{len(poll.alarms)} OK" if poll.alarms else "-")
+            kubernetes = judged(poll.kubernetes, thresholds, poll.mix, poll.stable)
             self.add(
-                f"| {poll.seconds:.1f} s | {judged(poll.kubernetes, thresholds, poll.mix)} | {states} "
-                f"| {'; '.join(poll.breaches) or '-'} |"
+                f"| {poll.seconds:.1f} s | {kubernetes} | {states} | {'; '.join(poll.breaches) or '-'} |"
             )
 
 

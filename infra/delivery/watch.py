@@ -3,7 +3,8 @@ one breaches.
 
 - Kubernetes: a canary pod's own `/metrics` (or a stable pod's after an all-at-once up), judged
   by `analysis.judge` over everything since the step began: error ratio, throttle ratio, p99, and,
-  during a canary step, the prediction mix against a stable pod's over the same time.
+  during a canary step, the prediction mix against a stable pod's over the same time and, when the
+  stable pods mirror to the new model, the shadow's disagreement they counted.
 - Lambda: the states of the stack's CloudWatch alarms, the canary's (its `ExecutedVersion` behind the
   live alias) during a canary step, the live alias's after an all-at-once up. Any alarm in ALARM
   is a breach, named with CloudWatch's own reason.
@@ -31,6 +32,7 @@ class Poll:
     kubernetes_breaches: list[Breach]
     alarm_breaches: list[str]
     mix: MixShift | None = None  # the new model's prediction mix against the stable one's
+    stable: Window | None = None  # a stable pod's window: its mirrors' disagreement
 
     @property
     def breaches(self) -> list[str]:
@@ -79,7 +81,8 @@ def watch(
     stable: Callable[[], Snapshot] | None = None,
 ) -> Watch:
     """Poll every `interval` until `seconds` have passed or a signal breaches; at least one poll.
-    `stable` scrapes a stable pod, whose prediction mix the new model's is held against."""
+    `stable` scrapes a stable pod, whose prediction mix the new model's is held against, and whose
+    mirrors count how often the new model (as its shadow) disagreed."""
     start = clock()
     first = scrape() if scrape else None
     first_stable = stable() if stable and scrape else None
@@ -92,13 +95,15 @@ def watch(
         states, alarm_problems = alarms() if alarms else ({}, [])
         breaches = judge(seen, thresholds, seen_stable) if seen else []
         shift = mix_shift(seen, seen_stable, thresholds.min_requests) if seen and seen_stable else None
-        poll = Poll(elapsed, seen, states, breaches, alarm_problems, shift)
+        poll = Poll(elapsed, seen, states, breaches, alarm_problems, shift, seen_stable)
         result.polls.append(poll)
         if poll.breaches or elapsed >= seconds:
             return result
 
 
-def judged(seen: Window | None, thresholds: Thresholds, shift: MixShift | None = None) -> str:
+def judged(
+    seen: Window | None, thresholds: Thresholds, shift: MixShift | None = None, stable: Window | None = None
+) -> str:
     """How a Kubernetes window reads in the summary."""
     if seen is None:
         return "-"
@@ -106,8 +111,15 @@ def judged(seen: Window | None, thresholds: Thresholds, shift: MixShift | None =
     note = "" if seen.requests >= thresholds.min_requests else f" (not judged: < {thresholds.min_requests})"
     return (
         f"{seen.requests:.0f} requests{note}, errors {seen.error_ratio:.4f}, "
-        f"throttled {seen.throttle_ratio:.4f}, p99 {p99}{mixed(shift)}"
+        f"throttled {seen.throttle_ratio:.4f}, p99 {p99}{mixed(shift)}{disagreed(stable)}"
     )
+
+
+def disagreed(stable: Window | None) -> str:
+    """The shadow's part of a summary line: the share of mirrored rows whose top class it changed."""
+    if stable is None or stable.disagreement is None:
+        return ""
+    return f", shadow disagreement {stable.disagreement:.4f} of {sum(stable.shadow_rows.values()):.0f} rows"
 
 
 def mixed(shift: MixShift | None) -> str:

@@ -267,6 +267,8 @@ class Slo(Group):
     """SLO: throttled requests (429, Lambda throttles) over all requests above which it is unhealthy."""
     p99_ms: int = Field(default=1000, ge=1, le=900_000)
     """SLO: p99 latency (Lambda: p99 duration) in milliseconds above which it is unhealthy."""
+    max_disagreement: float = Field(default=0.05, ge=0, le=1)
+    """Shadow (Kubernetes): share of mirrored rows whose top class the new model changes that fails it."""
     prediction_mix_psi: float = Field(default=0.2, gt=0, le=10)
     """Canary (Kubernetes): PSI of the new model's top-class shares against stable's that rolls it back."""
 

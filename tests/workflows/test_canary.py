@@ -191,3 +191,50 @@ def test_a_retrain_and_a_swap_between_equal_classes_keep_the_mix(
     assert result.returncode == 0, result.stdout + result.stderr
     assert "### Canary analysis of iris: promote" in result.stdout
     assert re.search(r"\| mix PSI 0\.0\d\d \(", result.stdout), result.stdout
+
+
+@pytest.fixture(scope="module")
+def mirroring(irises: dict[str, Server], model_root: Path) -> Iterator[dict[str, Server]]:
+    """For each variant, a stable Iris that mirrors every request it answers to that variant's server."""
+    running = {
+        variant: start_server(model_root, TWINSERVE_RUNTIME="litert", TWINSERVE_DRAIN_SECONDS="0",
+                              TWINSERVE_SHADOW_URL=irises[variant].url, TWINSERVE_SHADOW_SAMPLE_RATE="1")
+        for variant in ("swapped", "retrained")
+    }  # fmt: skip
+    yield running
+    for server in running.values():
+        stop_server(server)
+
+
+def shadow_canary(
+    irises: dict[str, Server], mirroring: dict[str, Server], variant: str, model_root: Path
+) -> subprocess.CompletedProcess[str]:
+    """The bake of a shadow phase: clients reach the stable server alone, which mirrors to the new model;
+    the new model's own metrics and the stable server's (its mirrors' verdicts) are judged."""
+    artifact = model_root / "iris" / "1"
+    golden = GoldenSet.read(artifact / GOLDEN_FILE, Metadata.read(artifact))
+    command = [*CANARY, "--metrics-url", irises[variant].metrics_url, "--model", "iris",
+               "--stable-metrics-url", mirroring[variant].metrics_url, "--interval", "0.5",
+               "--bake-seconds", "6", "--min-requests", "30"]  # fmt: skip
+    with golden_traffic(golden, mirroring[variant]):
+        return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def test_a_shadow_with_two_classes_swapped_fails_on_its_disagreement(
+    irises: dict[str, Server], mirroring: dict[str, Server], model_root: Path
+) -> None:
+    """The swap the prediction mix cannot see: mirrored answers compared row by row."""
+    result = shadow_canary(irises, mirroring, "swapped", model_root)
+    assert result.returncode == 1, result.stdout + result.stderr
+    breach = re.search(r"error: canary roll back: shadow disagreement (0\.\d{4}) > 0\.05", result.stderr)
+    assert breach, result.stderr
+    assert 0.5 < float(breach.group(1)) < 0.8  # versicolor and virginica: two thirds of Iris's rows
+    assert "prediction mix PSI" not in result.stderr
+
+
+def test_an_honest_retrain_in_shadow_is_promoted(
+    irises: dict[str, Server], mirroring: dict[str, Server], model_root: Path
+) -> None:
+    result = shadow_canary(irises, mirroring, "retrained", model_root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"shadow disagreement 0\.0000 of \d+ rows", result.stdout), result.stdout

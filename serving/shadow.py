@@ -1,0 +1,194 @@
+"""Shadow traffic: a stable server mirrors a share of the inference requests it answered to the new model's
+servers, after answering, and compares their answers with its own. The client never waits for the shadow
+and never sees its answer.
+
+The request is mirrored as the decoded inputs in a V2 JSON body (whatever protocol the client used, the
+shadow is asked the same question in one form), to the same model name without a version (the shadow
+serves the new version). A bounded queue sits between the answered request and the one mirroring thread
+per worker: when the shadow is behind, a request is dropped and counted, never waited for. While the
+shadow is unreachable (its Service gone when a rollout ends or aborts), mirroring pauses for
+PAUSE_SECONDS at a time instead of trying every request.
+
+Each comparison counts, per model (serving/metrics.py): requests mirrored, dropped, failed and
+compared; those with an output outside the contract's tolerance; for a classifier, each row whose top
+class agreed or disagreed; and the shadow's latency. The canary analysis judges the disagreement ratio.
+"""
+
+from __future__ import annotations
+
+import http.client
+import queue
+import random
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from serving.artifact import ModelSpec
+from serving.contract import ATOL, RTOL, SHADOW_HEADER
+from serving.jsonio import dumps, parse_json, v2_data
+from serving.prediction_mix import classifier
+from serving.tensors import NUMPY_TYPES, Inputs
+
+QUEUE_REQUESTS = 64
+PAUSE_SECONDS = 5.0
+TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Mirrored:
+    """An answered request: its decoded inputs and the stable model's outputs."""
+
+    inputs: Inputs
+    outputs: Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One comparison: whether every output was within tolerance, and each row's top-class agreement."""
+
+    within_tolerance: bool
+    rows_agreed: int
+    rows_disagreed: int
+
+
+class Counts:
+    """What the mirror reports, through the metrics module's counters (a stand-in in tests)."""
+
+    def __init__(self, request: Callable[[str], None], rows: Callable[[str, int], None],
+                 latency: Callable[[float], None]) -> None:  # fmt: skip
+        self.request, self.rows, self.latency = request, rows, latency
+
+
+def compare(spec: ModelSpec, stable: Mapping[str, np.ndarray], shadow: Mapping[str, np.ndarray]) -> Verdict:
+    """The shadow's outputs against the stable ones: every output within RTOL/ATOL (strings equal), and
+    for a classifier's output the top class of each row."""
+    within = True
+    for output in spec.outputs:
+        ours, theirs = stable.get(output.name), shadow.get(output.name)
+        if ours is None or theirs is None or ours.shape != theirs.shape:
+            within = False
+        elif ours.dtype.kind in "fiub":
+            within = within and bool(np.allclose(theirs.astype(np.float64), ours, rtol=RTOL, atol=ATOL))
+        else:
+            within = within and bool(np.array_equal(theirs, ours))
+    name, _ = classifier(spec)
+    if name is None or name not in stable or name not in shadow or stable[name].shape != shadow[name].shape:
+        return Verdict(within, 0, 0)
+    agreed = int(np.sum(np.argmax(stable[name], axis=1) == np.argmax(shadow[name], axis=1)))
+    return Verdict(within, agreed, len(stable[name]) - agreed)
+
+
+def request_body(spec: ModelSpec, inputs: Inputs) -> bytes | None:
+    """The inputs as a V2 JSON request; None when one holds bytes that are not text (V2 JSON cannot)."""
+    tensors = []
+    for tensor in spec.inputs:
+        data = v2_data(inputs[tensor.name])
+        if tensor.datatype == "BYTES" and any(isinstance(value, dict) for value in data):
+            return None
+        tensors.append({"name": tensor.name, "datatype": tensor.datatype,
+                        "shape": list(inputs[tensor.name].shape), "data": data})  # fmt: skip
+    return dumps({"inputs": tensors})
+
+
+def answer_outputs(spec: ModelSpec, body: bytes) -> dict[str, np.ndarray]:
+    """A V2 answer's outputs as arrays of the declared dtypes and shapes."""
+    declared = {t.name: t.datatype for t in spec.outputs}
+    arrays = {}
+    for output in parse_json(body, "the shadow's answer").get("outputs", []):
+        name = output.get("name")
+        if name in declared:
+            dtype = NUMPY_TYPES[declared[name]]
+            array = np.asarray(output["data"], dtype=object if dtype is np.object_ else dtype)
+            arrays[name] = array.reshape(output["shape"])
+    return arrays
+
+
+class Mirror:
+    """The HTTP server's side: `offer` never blocks; a daemon thread sends, compares and counts."""
+
+    def __init__(self, spec: ModelSpec, url: str, sample_rate: float, counts: Counts,
+                 queue_size: int = QUEUE_REQUESTS) -> None:  # fmt: skip
+        target = urllib.parse.urlsplit(url)
+        self.spec, self.sample_rate, self.counts = spec, sample_rate, counts
+        self.host, self.port = target.hostname or "", target.port
+        self.https = target.scheme == "https"
+        self.path = f"{target.path.rstrip('/')}/v2/models/{spec.name}/infer"
+        self.paused_until = 0.0
+        self.pending: queue.Queue[Mirrored | None] = queue.Queue(maxsize=queue_size)
+        self.connection: http.client.HTTPConnection | None = None
+        self.thread = threading.Thread(target=self._run, name="shadow", daemon=True)
+        self.thread.start()
+
+    def sampled(self) -> bool:
+        return random.random() < self.sample_rate  # noqa: S311 - a traffic share, not a secret
+
+    def offer(self, mirrored: Mirrored) -> None:
+        if time.monotonic() < self.paused_until:
+            self.counts.request("paused")
+            return
+        try:
+            self.pending.put_nowait(mirrored)
+        except queue.Full:
+            self.counts.request("dropped")
+
+    def _run(self) -> None:
+        while (mirrored := self.pending.get()) is not None:
+            try:
+                self._mirror(mirrored)
+            except Exception:  # a mirror must never take the server down
+                self.counts.request("failed")
+
+    def _mirror(self, mirrored: Mirrored) -> None:
+        body = request_body(self.spec, mirrored.inputs)
+        if body is None:
+            self.counts.request("skipped")
+            return
+        started = time.perf_counter()
+        try:
+            status, answer = self._post(body)
+        except OSError:
+            self.paused_until = time.monotonic() + PAUSE_SECONDS
+            self.counts.request("failed")
+            return
+        self.counts.request("mirrored")
+        self.counts.latency(time.perf_counter() - started)
+        if status != 200:
+            self.counts.request("failed")
+            return
+        verdict = compare(self.spec, mirrored.outputs, answer_outputs(self.spec, answer))
+        self.counts.request("compared" if verdict.within_tolerance else "differed")
+        if verdict.rows_agreed:
+            self.counts.rows("agreed", verdict.rows_agreed)
+        if verdict.rows_disagreed:
+            self.counts.rows("disagreed", verdict.rows_disagreed)
+
+    def _post(self, body: bytes) -> tuple[int, bytes]:
+        """One request on the kept-alive connection; a broken one is opened again once."""
+        for attempt in (1, 2):
+            if self.connection is None:
+                kind = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
+                self.connection = kind(self.host, self.port, timeout=TIMEOUT_SECONDS)
+            try:
+                headers = {"content-type": "application/json", SHADOW_HEADER: "1"}
+                self.connection.request("POST", self.path, body, headers)
+                response = self.connection.getresponse()
+                return response.status, response.read()
+            except (http.client.HTTPException, OSError) as error:
+                self.connection.close()
+                self.connection = None
+                if attempt == 2:
+                    raise OSError(f"the shadow at {self.host}: {error}") from error
+        raise AssertionError("unreachable")
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Mirrors what is queued (within `timeout`), then stops the thread."""
+        deadline = time.monotonic() + timeout
+        try:
+            self.pending.put(None, timeout=timeout)
+        except queue.Full:
+            return
+        self.thread.join(timeout=max(0.0, deadline - time.monotonic()))
