@@ -30,7 +30,7 @@ PYTHON_VERSION ?= $(shell sed -n "/^  lambdaPythonVersion:/,/default:/s/^ *defau
 ARCHES ?= x86_64 arm64
 DIST ?= dist
 
-.PHONY: help install install-infra tools model examples model-ref serve quickstart package plan plan-diff bootstrap smoke compare bench bench-image bench-capture bench-drift drift lint test test-main test-infra test-engine lock clean
+.PHONY: help install install-infra tools model examples model-ref serve quickstart package plan plan-diff bootstrap smoke compare bench bench-image bench-capture bench-shadow bench-drift drift lint test test-main test-infra test-engine lock clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -153,6 +153,9 @@ bench-image: $(VENV)/.installed ## an image model (MobileNetV2, random weights, 
 
 bench-capture: $(VENV)/.installed model ## payload capture's cost to clients: throughput and p99 at sample rates 0, 0.1 and 1
 	$(PY) -m serving.tools.bench.capture --model-root $(MODEL_ROOT) --model-name $(MODEL_NAME) --model-version $(MODEL_VERSION)
+
+bench-shadow: $(VENV)/.installed model ## mirroring to a shadow model's cost to clients: throughput and p99 at sample rates 0, 0.1 and 1
+	$(PY) -m serving.tools.bench.shadow --model-root $(MODEL_ROOT) --model-name $(MODEL_NAME) --model-version $(MODEL_VERSION)
 
 bench-drift: $(INFRA_READY) model ## the drift report's time over a million captured records
 	$(INFRA_PY) -m drift.bench --reference $(MODEL_ROOT)/$(MODEL_NAME)/$(MODEL_VERSION)

@@ -93,14 +93,19 @@ COMPARED = {
 
 @pytest.mark.parametrize("name", COMPARED)
 def test_make_compare_reports_on_the_model_it_was_given(
-    name: str, example_files: Path, tmp_path: Path
+    name: str, example_files: Path, examples_root: Path, tmp_path: Path
 ) -> None:
+    """From a copy of the session's import of the same file and evaluation data: `make compare`'s own
+    `make model` finds it up to date."""
     source, signature, lambda_column = COMPARED[name]
     out = tmp_path / "compare"
+    shutil.copytree(examples_root / name, tmp_path / "models" / name)
     result = make(
-        "compare", f"SOURCE={example_files / source}", f"MODEL_ROOT={tmp_path / 'models'}",
-        f"COMPARE_DIR={out}", "RUNS=1", "SECONDS_PER_RUN=1", "HANDLER_CALLS=20", timeout=900,
+        "compare", f"SOURCE={example_files / source}", f"EVAL={example_files / f'{name}-eval.npz'}",
+        f"MODEL_ROOT={tmp_path / 'models'}", f"COMPARE_DIR={out}", "RUNS=1", "SECONDS_PER_RUN=1",
+        "HANDLER_CALLS=20", timeout=900,
     )  # fmt: skip
+    assert "is up to date" in result.stdout
     assert result.returncode == 0, result.stderr
     measured = json.loads((out / "measurements.json").read_text())
     assert measured["model"]["name"] == name
@@ -131,3 +136,19 @@ def test_the_capture_bench_times_each_rate_and_counts_what_each_server_wrote(
     assert set(rows) == {"| 0", "| 0.1", "| 1"}
     assert rows["| 0"][3] == "0"  # capture off wrote nothing
     assert int(rows["| 1"][3].replace(",", "")) > int(rows["| 0.1"][3].replace(",", "")) > 0
+
+
+def test_the_shadow_bench_times_each_mirroring_rate_against_none(
+    wrk_on_path: None, model_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from serving.tools.bench import shadow
+
+    code = shadow.main(
+        ["--model-root", str(model_root), "--seconds", "1", "--rounds", "1", "--connections", "2"]
+    )
+    assert code == 0
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| 0")
+            or line.startswith("| 1")]  # fmt: skip
+    assert [row[0] for row in rows] == ["| 0", "| 0.1", "| 1"]
+    assert rows[0][-2:] == ["1.00", "1.00x |"]  # rate 0 against itself
+    assert all(float(row[1].replace(",", "")) > 0 for row in rows)

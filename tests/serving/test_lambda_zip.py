@@ -31,9 +31,11 @@ print(json.dumps({"results": results, "modules": loaded, "path": sys.path}))
 
 
 @pytest.fixture(scope="module")
-def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`make package` for this interpreter's Python, both architectures, into a fresh model root and dist."""
+def dist(tmp_path_factory: pytest.TempPathFactory, model_root: Path) -> Path:
+    """`make package` for this interpreter's Python, both architectures, into a fresh dist, from a copy of
+    the session's model root (its export up to date, so `make model` trains nothing)."""
     root = tmp_path_factory.mktemp("package")
+    shutil.copytree(model_root, root / "models")
     result = subprocess.run(
         ["make", "-s", "package", f"PYTHON_VERSION={PYTHON_VERSION}", f"MODEL_ROOT={root / 'models'}",
          f"DIST={root / 'dist'}"],
