@@ -159,10 +159,10 @@ def raw_rate(workload: Workload, runtime: str, rows: int, seconds: float) -> flo
 
 
 def serve(
-    workload: Workload, runtime: str, sink: Any, port: int = PORT, **settings: str
+    workload: Workload, runtime: str, sink: Any, port: int = PORT, niceness: int = 0, **settings: str
 ) -> subprocess.Popen[bytes]:
     """The server as a benchmark runs it: PROCESSES workers, no access log or metrics, output to `sink`;
-    `settings` adds TWINSERVE_* variables of the benchmark's own."""
+    `settings` adds TWINSERVE_* variables of the benchmark's own, `niceness` lowers its CPU priority."""
     env = {
         **os.environ,
         "PORT": str(port),
@@ -176,7 +176,9 @@ def serve(
         "TWINSERVE_DRAIN_SECONDS": "0",
         **settings,
     }
-    return subprocess.Popen([sys.executable, "-m", "serving"], env=env, stdout=sink, stderr=sink)
+    command = [sys.executable, "-m", "serving"]
+    return subprocess.Popen(["nice", "-n", str(niceness), *command] if niceness else command, env=env,
+                            stdout=sink, stderr=sink)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -30,9 +30,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def measure(
-    workload: Workload, args: argparse.Namespace, scratch: Path, port: int, name: str, settings: Settings
+    workload: Workload,
+    args: argparse.Namespace,
+    scratch: Path,
+    port: int,
+    name: str,
+    settings: Settings,
+    inspect: Callable[[float], None] | None = None,
 ) -> dict[float, list[WrkFigures]]:
-    """Every rate's wrk figures, round by round; each server's output in scratch/rate-<rate>.log."""
+    """Every rate's wrk figures, round by round; each server's output in scratch/rate-<rate>.log.
+    `inspect(rate)` is called for each rate after the rounds, while its server still runs."""
     body = bodies(workload, args.rows)["V2 JSON"]
     figures: dict[float, list[WrkFigures]] = {rate: [] for rate in RATES}
     urls = {rate: f"http://127.0.0.1:{port + i}" for i, rate in enumerate(RATES)}
@@ -55,6 +62,8 @@ def measure(
                 if result.errors:
                     raise WrongAnswer(f"{name} at {rate:g}: {result.errors} requests answered with an error")
                 figures[rate].append(result)
+        for rate in RATES if inspect else ():
+            inspect(rate)  # type: ignore[misc]
     finally:
         for process in servers.values():
             process.terminate()
