@@ -36,6 +36,7 @@ from serving.prediction_mix import classifier
 from serving.tensors import NUMPY_TYPES, Inputs
 
 QUEUE_REQUESTS = 64
+QUEUE_BYTES = 16 * 1024 * 1024  # decoded inputs a worker holds for the shadow: an image's are ~0.6 MB each
 PAUSE_SECONDS = 5.0
 TIMEOUT_SECONDS = 10.0
 
@@ -111,6 +112,10 @@ def answer_outputs(spec: ModelSpec, body: bytes) -> dict[str, np.ndarray]:
     return arrays
 
 
+def _nbytes(mirrored: Mirrored) -> int:
+    return sum(array.nbytes for array in mirrored.inputs.values())
+
+
 class _Answer:
     """httptools' callbacks for one response: its body, whether it has all arrived, and whether the
     server closes the connection after it."""
@@ -181,6 +186,7 @@ class Mirror:
         self.path = f"{target.path.rstrip('/')}/v2/models/{spec.name}/infer"
         self.paused_until = 0.0
         self.pending: queue.Queue[Mirrored | None] = queue.Queue(maxsize=queue_size)
+        self.held, self.held_lock = 0, threading.Lock()  # bytes of the queued requests' inputs
         self.thread = threading.Thread(target=self._run, name="shadow", daemon=True)
         self.thread.start()
 
@@ -191,10 +197,17 @@ class Mirror:
         if time.monotonic() < self.paused_until:
             self.counts.request("paused")
             return
-        try:
-            self.pending.put_nowait(mirrored)
-        except queue.Full:
-            self.counts.request("dropped")
+        size = _nbytes(mirrored)
+        with self.held_lock:
+            if self.held + size > QUEUE_BYTES:
+                self.counts.request("dropped")
+                return
+            try:
+                self.pending.put_nowait(mirrored)
+            except queue.Full:
+                self.counts.request("dropped")
+                return
+            self.held += size
 
     def _run(self) -> None:
         while (mirrored := self.pending.get()) is not None:
@@ -202,6 +215,9 @@ class Mirror:
                 self._mirror(mirrored)
             except Exception:  # a mirror must never take the server down
                 self.counts.request("failed")
+            finally:
+                with self.held_lock:
+                    self.held -= _nbytes(mirrored)
 
     def _mirror(self, mirrored: Mirrored) -> None:
         body = request_body(self.spec, mirrored.inputs)
