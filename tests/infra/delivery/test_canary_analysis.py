@@ -143,3 +143,14 @@ def test_a_mix_that_moved_a_little_or_has_too_few_rows_is_not_a_breach() -> None
     assert few.psi is None
     assert few.rows_needed == 60
     assert mix_shift(*mixes({}, {}), 50) is None  # a model with no classifier output has no mix
+
+
+def test_the_shadow_s_disagreement_is_judged_from_the_stable_side_once_enough_rows_were_compared() -> None:
+    new = window(Snapshot(), Snapshot({"200": 100}))
+    disagreeing = window(Snapshot(), Snapshot(shadow_rows={"agreed": 90, "disagreed": 10}))
+    assert disagreeing.disagreement == 0.1
+    assert [str(b) for b in judge(new, DEFAULT, disagreeing)] == ["shadow disagreement 0.1000 > 0.05"]
+    few = window(Snapshot(), Snapshot(shadow_rows={"agreed": 50, "disagreed": 49}))  # 99 < MIN_SHADOW_ROWS
+    assert judge(new, DEFAULT, few) == []
+    agreeing = window(Snapshot(), Snapshot(shadow_rows={"agreed": 990, "disagreed": 10}))
+    assert judge(new, DEFAULT, agreeing) == []
