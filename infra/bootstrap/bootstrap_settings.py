@@ -22,7 +22,9 @@ class BootstrapSettings(BaseModel):
         frozen=True,
         alias_generator=to_camel,
         populate_by_name=True,
-        use_attribute_docstrings=True,
+        # No use_attribute_docstrings: nothing reads these fields' descriptions, and pydantic would
+        # ast.parse this class's source to find them, which CPython 3.11 can fail with "AST constructor
+        # recursion depth mismatch" (python/cpython#106905; seen in the test suite's mocked runs).
     )
 
     github_repository: str = Field(pattern=r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$")

@@ -6,9 +6,7 @@ policies use: action and resource wildcards, StringEquals, StringLike, StringNot
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
@@ -28,13 +26,6 @@ Call = tuple[str, str, dict[str, str]]  # action, resource, request context
 def bootstrap(**config: str) -> Run:
     from offline.mocks import run_program
 
-    if str(BOOTSTRAP) not in sys.path:
-        sys.path.insert(0, str(BOOTSTRAP))
-    # Its settings class is built here, from a shallow stack: pydantic reads field docstrings with
-    # ast.parse, which CPython 3.11 can fail with "AST constructor recursion depth mismatch" when
-    # called deep inside the SDK's async run of the program (python/cpython#106905); the program's
-    # own import then finds it built.
-    importlib.import_module("bootstrap_settings")
     values = {"githubRepository": "acme/models"} | config
     return run_program(BOOTSTRAP, PROJECT, "main", {f"{PROJECT}:{k}": v for k, v in values.items()})
 
