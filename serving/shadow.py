@@ -25,6 +25,8 @@ import time
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
+from typing import NamedTuple
 
 import httptools
 import numpy as np
@@ -48,6 +50,11 @@ class Mirrored:
     inputs: Inputs
     outputs: Mapping[str, np.ndarray]
 
+    @cached_property
+    def nbytes(self) -> int:
+        """What its inputs hold, against the queue's byte bound."""
+        return sum(array.nbytes for array in self.inputs.values())
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -58,17 +65,19 @@ class Verdict:
     rows_disagreed: int
 
 
-class Counts:
+class Counts(NamedTuple):
     """What the mirror reports, through the metrics module's counters (a stand-in in tests)."""
 
-    def __init__(self, request: Callable[[str], None], rows: Callable[[str, int], None],
-                 latency: Callable[[float], None]) -> None:  # fmt: skip
-        self.request, self.rows, self.latency = request, rows, latency
+    request: Callable[[str], None]  # by outcome
+    rows: Callable[[str, int], None]  # by top-class verdict
+    latency: Callable[[float], None]
 
 
-def compare(spec: ModelSpec, stable: Mapping[str, np.ndarray], shadow: Mapping[str, np.ndarray]) -> Verdict:
+def compare(
+    spec: ModelSpec, scored: str | None, stable: Mapping[str, np.ndarray], shadow: Mapping[str, np.ndarray]
+) -> Verdict:
     """The shadow's outputs against the stable ones: every output within RTOL/ATOL (strings equal), and
-    for a classifier's output the top class of each row."""
+    for the classifier's output (`scored`, serving/prediction_mix.py's) the top class of each row."""
     within = True
     for output in spec.outputs:
         ours, theirs = stable.get(output.name), shadow.get(output.name)
@@ -80,11 +89,15 @@ def compare(spec: ModelSpec, stable: Mapping[str, np.ndarray], shadow: Mapping[s
             within = within and bool(np.all(gap <= ATOL + RTOL * np.abs(expected)))  # np.allclose's rule
         else:
             within = within and bool(np.array_equal(theirs, ours))
-    name, _ = classifier(spec)
-    if name is None or name not in stable or name not in shadow or stable[name].shape != shadow[name].shape:
+    if (
+        scored is None
+        or scored not in stable
+        or scored not in shadow
+        or stable[scored].shape != shadow[scored].shape
+    ):
         return Verdict(within, 0, 0)
-    agreed = int(np.sum(np.argmax(stable[name], axis=1) == np.argmax(shadow[name], axis=1)))
-    return Verdict(within, agreed, len(stable[name]) - agreed)
+    agreed = int(np.sum(np.argmax(stable[scored], axis=1) == np.argmax(shadow[scored], axis=1)))
+    return Verdict(within, agreed, len(stable[scored]) - agreed)
 
 
 def request_body(spec: ModelSpec, inputs: Inputs) -> bytes | None:
@@ -110,10 +123,6 @@ def answer_outputs(spec: ModelSpec, body: bytes) -> dict[str, np.ndarray]:
             array = np.asarray(output["data"], dtype=object if dtype is np.object_ else dtype)
             arrays[name] = array.reshape(output["shape"])
     return arrays
-
-
-def _nbytes(mirrored: Mirrored) -> int:
-    return sum(array.nbytes for array in mirrored.inputs.values())
 
 
 class _Answer:
@@ -182,6 +191,7 @@ class Mirror:
                  queue_size: int = QUEUE_REQUESTS) -> None:  # fmt: skip
         target = urllib.parse.urlsplit(url)
         self.spec, self.sample_rate, self.counts = spec, sample_rate, counts
+        self.scored, _ = classifier(spec)
         self.connection = Connection(target)
         self.path = f"{target.path.rstrip('/')}/v2/models/{spec.name}/infer"
         self.paused_until = 0.0
@@ -197,9 +207,8 @@ class Mirror:
         if time.monotonic() < self.paused_until:
             self.counts.request("paused")
             return
-        size = _nbytes(mirrored)
         with self.held_lock:
-            if self.held + size > QUEUE_BYTES:
+            if self.held + mirrored.nbytes > QUEUE_BYTES:
                 self.counts.request("dropped")
                 return
             try:
@@ -207,7 +216,7 @@ class Mirror:
             except queue.Full:
                 self.counts.request("dropped")
                 return
-            self.held += size
+            self.held += mirrored.nbytes
 
     def _run(self) -> None:
         while (mirrored := self.pending.get()) is not None:
@@ -217,7 +226,7 @@ class Mirror:
                 self.counts.request("failed")
             finally:
                 with self.held_lock:
-                    self.held -= _nbytes(mirrored)
+                    self.held -= mirrored.nbytes
 
     def _mirror(self, mirrored: Mirrored) -> None:
         body = request_body(self.spec, mirrored.inputs)
@@ -236,7 +245,7 @@ class Mirror:
         if status != 200:
             self.counts.request("failed")
             return
-        verdict = compare(self.spec, mirrored.outputs, answer_outputs(self.spec, answer))
+        verdict = compare(self.spec, self.scored, mirrored.outputs, answer_outputs(self.spec, answer))
         self.counts.request("compared" if verdict.within_tolerance else "differed")
         if verdict.rows_agreed:
             self.counts.rows("agreed", verdict.rows_agreed)

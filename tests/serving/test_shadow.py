@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from serving.contract import GOLDEN_FILE, GoldenSet, Metadata
 from serving.shadow import TIMEOUT_SECONDS
+from tests.ports import free_port
 from tests.serving.conftest import Server, start_server, stop_server
 from tests.workflows.faulty_models import built_iris
 
@@ -118,7 +119,7 @@ def test_a_shadow_that_is_gone_or_stuck_costs_clients_nothing(model_root: Path, 
     with socket.socket() as stuck:
         stuck.bind(("127.0.0.1", 0))
         stuck.listen(64)
-        gone_port = _free_port()
+        gone_port = free_port()
         for url, outcome in ((f"http://127.0.0.1:{gone_port}", "paused"),
                              (f"http://127.0.0.1:{stuck.getsockname()[1]}", "dropped")):  # fmt: skip
             stable = start_server(model_root, TWINSERVE_RUNTIME="litert", TWINSERVE_DRAIN_SECONDS="0",
@@ -135,9 +136,3 @@ def test_a_shadow_that_is_gone_or_stuck_costs_clients_nothing(model_root: Path, 
             assert took < TIMEOUT_SECONDS, took  # 20 answers: one waiting on the stuck shadow would take 10 s
             assert seen["requests", outcome] >= 17, seen
             assert ("rows", "agreed") not in seen
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]

@@ -4,29 +4,22 @@ its log pipeline, and every record each server wrote is counted."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
 
 from serving.contract import CAPTURE_SCHEMA
 from serving.tools.bench import rates
-from serving.tools.bench.workload import WrongAnswer, add_model_arguments, from_arguments
-from serving.tools.bench.wrk import wrk_missing
+from serving.tools.bench.workload import WrongAnswer
 
 PORT = 18100
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_model_arguments(parser)
-    rates.add_arguments(parser)
-    args = parser.parse_args(argv)
-    if wrk_missing():
+    given = rates.arguments(__doc__ or "", argv)
+    if given is None:
         return 2
-    workload = from_arguments(args)
+    args, workload = given
     with tempfile.TemporaryDirectory() as scratch:
         try:
             figures = rates.measure(workload, args, Path(scratch), PORT, "capture",

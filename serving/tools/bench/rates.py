@@ -14,19 +14,28 @@ from pathlib import Path
 
 from serving.tools.bench.__main__ import _require_free, _wait
 from serving.tools.bench.json_paths import bodies, check_answers, serve
-from serving.tools.bench.workload import Workload, WrongAnswer
-from serving.tools.bench.wrk import WrkFigures, lua_file, run_wrk
+from serving.tools.bench.workload import Workload, WrongAnswer, add_model_arguments, from_arguments
+from serving.tools.bench.wrk import WrkFigures, lua_file, run_wrk, wrk_missing
 
 RATES = (0.0, 0.1, 1.0)
 Settings = Callable[[float], dict[str, str]]  # a rate's TWINSERVE_* variables
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def arguments(description: str, argv: list[str] | None) -> tuple[argparse.Namespace, Workload] | None:
+    """A rate bench's command line and the model it measures; None (after saying so) without wrk."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_model_arguments(parser)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--rows", type=int, default=1)
     parser.add_argument("--runtime", default="litert", choices=["litert", "tensorflow"])
+    args = parser.parse_args(argv)
+    if wrk_missing():
+        return None
+    return args, from_arguments(args)
 
 
 def measure(
@@ -36,7 +45,7 @@ def measure(
     port: int,
     name: str,
     settings: Settings,
-    inspect: Callable[[float], None] | None = None,
+    inspect: Callable[[float], None] = lambda rate: None,
 ) -> dict[float, list[WrkFigures]]:
     """Every rate's wrk figures, round by round; each server's output in scratch/rate-<rate>.log.
     `inspect(rate)` is called for each rate after the rounds, while its server still runs."""
@@ -62,8 +71,8 @@ def measure(
                 if result.errors:
                     raise WrongAnswer(f"{name} at {rate:g}: {result.errors} requests answered with an error")
                 figures[rate].append(result)
-        for rate in RATES if inspect else ():
-            inspect(rate)  # type: ignore[misc]
+        for rate in RATES:
+            inspect(rate)
     finally:
         for process in servers.values():
             process.terminate()

@@ -11,7 +11,6 @@ it would in a cluster, rather than being charged for the shadow's inference.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import urllib.request
@@ -23,8 +22,7 @@ from serving.contract import SHADOW_REQUESTS_METRIC
 from serving.tools.bench import rates
 from serving.tools.bench.__main__ import _require_free, _wait
 from serving.tools.bench.json_paths import serve
-from serving.tools.bench.workload import WrongAnswer, add_model_arguments, from_arguments
-from serving.tools.bench.wrk import wrk_missing
+from serving.tools.bench.workload import WrongAnswer
 
 PORT = 18110
 SHADOW_PORT = PORT + len(rates.RATES)
@@ -45,15 +43,10 @@ def mirrored(metrics_url: str) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_model_arguments(parser)
-    rates.add_arguments(parser)
-    args = parser.parse_args(argv)
-    if wrk_missing():
+    given = rates.arguments(__doc__ or "", argv)
+    if given is None:
         return 2
-    workload = from_arguments(args)
+    args, workload = given
     shadow_url = f"http://127.0.0.1:{SHADOW_PORT}"
     metrics_ports = {rate: METRICS_PORT + i for i, rate in enumerate(rates.RATES)}
     outcomes: dict[float, dict[str, float]] = {}
