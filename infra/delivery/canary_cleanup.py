@@ -14,7 +14,7 @@ CANARY_ALIAS = "canary"  # program/lambda_service.py's CANARY_ALIAS (importing i
 
 def remove_canaries(outputs: dict[str, Any], pending: list[dict[str, Any]]) -> list[str]:
     """Delete, by name, every canary object an abort's up may not know of: the Kubernetes objects of
-    the update's pending creates, the model's canary Deployment, and the function's `canary` alias
+    the update's pending creates, the model's canary and shadow Deployments, and the function's `canary` alias
     with its URL. The abort's up declares no canary, so each of these is an orphan. Returns what was
     deleted."""
     removed = []
@@ -22,15 +22,17 @@ def remove_canaries(outputs: dict[str, Any], pending: list[dict[str, Any]]) -> l
         _manifest(op["resource"]) for op in pending if op["resource"]["type"].startswith("kubernetes:")
     ]
     if "kubernetes" in outputs.get("runtimes", []) and outputs.get("kubernetesNamespace"):
-        canary = {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {
-                "name": f"{outputs['modelName']}-canary",
-                "namespace": outputs["kubernetesNamespace"],
-            },
-        }
-        manifests.append(canary)
+        manifests += [
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {
+                    "name": f"{outputs['modelName']}-{track}",
+                    "namespace": outputs["kubernetesNamespace"],
+                },
+            }
+            for track in ("canary", "shadow")
+        ]
     for manifest in [m for m in manifests if m]:
         result = subprocess.run(
             ["kubectl", "delete", "-f", "-", "--ignore-not-found", "--wait=false"],

@@ -2,6 +2,10 @@
 
 The environment's `rollout*` settings choose the steps (the new model's share of traffic):
 
+- first, with rolloutShadowMinutes, a shadow phase on Kubernetes: the new model's shadow pods answer
+  rolloutShadowPercent of the stable pods' requests, mirrored by them after answering, and never a
+  client; baked that long on the stable pods' count of top classes it changed (alarmMaxDisagreement)
+  and on its own errors and latency;
 - all-at-once: one up at 100%, then a bake watched by the live signals;
 - canary: rolloutStepPercent for a bake, then 100%;
 - linear: rolloutStepPercent, twice that, … each baked, then 100%.
@@ -18,10 +22,10 @@ Exit 0 deployed, 1 rolled back, 2 failed with nothing to roll back to (or the ro
 130 cancelled: a SIGINT or SIGTERM (the runner's cancel) interrupts the running update as Pulumi
 expects and stops the rollout where it stands, within the runner's 10 s (infra/delivery/interrupt.py).
 
-`--strategy all-at-once` skips the canary for one deploy (a by-hand "promote now"); `abort` puts
-the stack back on the stable side its outputs recorded (after a cancelled run), waiting for a
-cancelled update still winding down, and deletes by name any canary object an interrupted update
-created without recording it.
+`--strategy all-at-once` skips the shadow phase and the canary for one deploy (a by-hand "promote
+now"); `abort` puts the stack back on the stable side its outputs recorded (after a cancelled run),
+waiting for a cancelled update still winding down, and deletes by name any canary or shadow object
+an interrupted update created without recording it.
 """
 
 from __future__ import annotations
@@ -38,11 +42,11 @@ from typing import Any
 
 from program.settings import Settings, SettingsError, read_environment
 
-from delivery.analysis import Thresholds, scraper
+from delivery.analysis import MIN_SHADOW_ROWS, Thresholds, scraper
 from delivery.canary_cleanup import remove_canaries
 from delivery.errors import DeliveryError, RolloutError
 from delivery.interrupt import Cancellation, Interrupted
-from delivery.rollout_plan import Plan, Running
+from delivery.rollout_plan import SHADOW, Plan, Running
 from delivery.smoke import Example, check, smoke
 from delivery.stack_updates import LOCK_PATIENCE_SECONDS, StackUpdates
 from delivery.targets import Send, Targets, plain_send, region_of
@@ -81,6 +85,7 @@ class Rollout:
     interval: float
     wait_seconds: float = 180
     timeline: Timeline = field(default_factory=Timeline)
+    shadow_seconds: float | None = None  # the shadow phase's bake; None: rolloutShadowMinutes
 
     @property
     def thresholds(self) -> Thresholds:
@@ -97,9 +102,10 @@ class Rollout:
                 self.timeline.add("")
                 self.timeline.add(f"**Step {plan.describe(percent)}**")
                 outputs = self.updates.up(plan.inputs(percent))
-                self._smoke(outputs, canary=percent < 100)
+                track = "shadow" if percent == SHADOW else "canary" if percent < 100 else "stable"
+                self._smoke(outputs, track)
                 if percent < 100 or plan.strategy == "all-at-once":
-                    self._bake(outputs, canary=percent < 100)
+                    self._bake(outputs, track)
         except (DeliveryError, OSError) as error:
             return self._roll_back(str(error))
         self.timeline.add("")
@@ -116,11 +122,16 @@ class Rollout:
     def _check(self, runtime: str, base: str, send: Send = plain_send) -> None:
         self.timeline.add(f"- smoke: {check(runtime, base, self.example, send, self.wait_seconds)}")
 
-    def _smoke(self, outputs: dict[str, Any], canary: bool) -> None:
-        """The new model alone: its canary pods and canary alias during a step, everything at 100%."""
-        if canary:
+    def _smoke(self, outputs: dict[str, Any], track: str) -> None:
+        """The new model alone: its shadow pods, its canary pods and canary alias during a step,
+        everything at 100%."""
+        if track == "shadow":
+            with self.targets.kubernetes(outputs, "shadow") as base:
+                self._check("kubernetes shadow", base)
+            return
+        if track == "canary":
             if outputs.get("kubernetesCanary"):
-                with self.targets.kubernetes(outputs, canary=True) as base:
+                with self.targets.kubernetes(outputs, "canary") as base:
                     self._check("kubernetes canary", base)
             if outputs.get("lambdaCanaryEndpoint"):
                 self._check("lambda canary", *self.targets.function(outputs, canary=True))
@@ -128,11 +139,21 @@ class Rollout:
         for line in smoke(outputs, self.example, self.wait_seconds, self.targets):
             self.timeline.add(f"- smoke: {line}")
 
-    def _bake(self, outputs: dict[str, Any], canary: bool) -> None:
-        if self.bake_seconds <= 0:
-            self.timeline.add("- bake: none (rolloutBakeMinutes is 0)")
+    def _bake(self, outputs: dict[str, Any], track: str) -> None:
+        """The new model's signals for the step's bake: a shadow's and a canary's pods against a stable
+        pod's (its mirrors' verdicts, its prediction mix), the canary's or live alarms on Lambda."""
+        shadow = track == "shadow"
+        seconds = self.bake_seconds
+        if shadow:
+            minutes = self.plan.settings.rollout.shadow_minutes
+            seconds = minutes * 60 if self.shadow_seconds is None else self.shadow_seconds
+        if seconds <= 0:
+            self.timeline.add(
+                f"- bake: none ({'rolloutShadowMinutes' if shadow else 'rolloutBakeMinutes'} is 0)"
+            )
             return
-        alarm_names = outputs.get("lambdaCanaryAlarms" if canary else "lambdaAlarms") or []
+        alarm_names = {"canary": outputs.get("lambdaCanaryAlarms"), "stable": outputs.get("lambdaAlarms")}
+        alarm_names = alarm_names.get(track) or []  # a shadow phase holds Lambda where it was
         alarms = None
         if alarm_names:
             import boto3
@@ -142,20 +163,22 @@ class Rollout:
         with contextlib.ExitStack() as stack:
             scrape, stable = None, None
             if "kubernetes" in outputs.get("runtimes", []) and (
-                not canary or outputs.get("kubernetesCanary")
+                track == "stable" or outputs.get(f"kubernetes{track.capitalize()}")
             ):
-                metrics_url = stack.enter_context(self.targets.metrics(outputs, canary=canary))
+                metrics_url = stack.enter_context(self.targets.metrics(outputs, track))
                 scrape = scraper(metrics_url, outputs["modelName"])
-                if canary:  # the prediction mix is judged against a stable pod's over the same bake
-                    stable_url = stack.enter_context(self.targets.metrics(outputs, canary=False))
+                if track != "stable":  # the mix and the mirrors' verdicts, from a stable pod
+                    stable_url = stack.enter_context(self.targets.metrics(outputs, "stable"))
                     stable = scraper(stable_url, outputs["modelName"])
             self.timeline.add("")
             self.timeline.add("| after | Kubernetes | Lambda alarms | breach |")
             self.timeline.add("|---:|---|---|---|")
-            result = watch(self.bake_seconds, self.interval, self.thresholds, scrape, alarms, stable=stable)
+            result = watch(seconds, self.interval, self.thresholds, scrape, alarms, stable=stable)
             self.timeline.polls(result, self.thresholds)
         if result.breaches:
             raise RolloutError("; ".join(result.breaches))
+        if shadow:
+            self.timeline.add(f"- shadow: {shadow_verdict(result)}")
 
     def _roll_back(self, reason: str) -> int:
         seen = time.monotonic()
@@ -177,6 +200,17 @@ class Rollout:
             f"{self.plan.stable_side()}."
         )
         return ROLLED_BACK
+
+
+def shadow_verdict(result: Watch) -> str:
+    """What a shadow phase that breached nothing showed: the agreement it was judged on, or why none."""
+    last = result.polls[-1].stable if result.polls else None
+    rows = sum(last.shadow_rows.values()) if last else 0
+    if last is None or last.disagreement is None:
+        return "no mirrored rows compared by class (no classes, or no traffic): judged on errors and latency"
+    if rows < MIN_SHADOW_ROWS:
+        return f"not judged on agreement: {rows:.0f} mirrored rows compared (< {MIN_SHADOW_ROWS})"
+    return f"top classes agreed on {1 - last.disagreement:.2%} of {rows:.0f} mirrored rows"
 
 
 def abort(updates: StackUpdates, settings: Settings, image: str, timeline: Timeline) -> int:
@@ -217,10 +251,11 @@ def main(argv: list[str] | None = None) -> int:
         "--strategy",
         choices=("settings", "all-at-once"),
         default="settings",
-        help="all-at-once skips the canary for this deploy",
+        help="all-at-once skips the shadow phase and the canary for this deploy",
     )
     parser.add_argument("--metadata", type=Path, default=ROOT / "dist" / "model-metadata.json")
     parser.add_argument("--bake-seconds", type=float, help="instead of rolloutBakeMinutes")
+    parser.add_argument("--shadow-seconds", type=float, help="instead of rolloutShadowMinutes")
     parser.add_argument("--interval", type=float, default=15, help="seconds between looks at the signals")
     parser.add_argument(
         "--lock-patience-seconds",
@@ -237,6 +272,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--kubernetes-canary-metrics-url", help="the canary pods' /metrics, not a port-forward"
     )
+    parser.add_argument("--kubernetes-shadow-url", help="the shadow pods' base URL instead of a port-forward")
+    parser.add_argument(
+        "--kubernetes-shadow-metrics-url", help="the shadow pods' /metrics, not a port-forward"
+    )
     parser.add_argument("--summary", type=Path, help="append the timeline here (a job summary)")
     parser.add_argument("--outputs", type=Path, help="write the stack's outputs here as JSON at the end")
     args = parser.parse_args(argv)
@@ -250,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             return abort(updates, settings, args.image, timeline)
         strategy = settings.rollout.strategy if args.strategy == "settings" else args.strategy
         rollout = Rollout(
-            Plan(settings, Running.of(updates.outputs()), args.image, strategy),
+            Plan(settings, Running.of(updates.outputs()), args.image, strategy, args.strategy == "settings"),
             updates,
             Example.read(args.metadata),
             Targets(
@@ -258,11 +297,14 @@ def main(argv: list[str] | None = None) -> int:
                 args.kubernetes_canary_url,
                 args.kubernetes_metrics_url,
                 args.kubernetes_canary_metrics_url,
+                args.kubernetes_shadow_url,
+                args.kubernetes_shadow_metrics_url,
             ),
             settings.rollout.bake_minutes * 60 if args.bake_seconds is None else args.bake_seconds,
             args.interval,
             args.wait_seconds,
             timeline,
+            args.shadow_seconds,
         )
         return rollout.run()
     except Interrupted as stop:

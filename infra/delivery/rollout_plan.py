@@ -6,6 +6,7 @@ decides; `infra/delivery/rollout.py` runs it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,9 @@ class Running:
         )
 
 
+SHADOW = 0  # the shadow phase's step: the new model answers mirrored requests, no client's
+
+
 def shares(strategy: str, step: int) -> list[int]:
     """The new model's share at each step, ending at 100."""
     if strategy == "canary":
@@ -50,6 +54,11 @@ def canary_pods(stable_pods: int, percent: int) -> int:
     return min(stable_pods, max(1, round(stable_pods * percent / (100 - percent))))
 
 
+def shadow_pods(stable_pods: int, percent: int) -> int:
+    """Pods for `percent` of the stable pods' requests, mirrored: that share of their count, at least one."""
+    return max(1, math.ceil(stable_pods * percent / 100))
+
+
 @dataclass(frozen=True)
 class Plan:
     """The inputs of each up: the new image, and the stable side from what the stack ran."""
@@ -58,6 +67,7 @@ class Plan:
     running: Running
     image: str
     strategy: str
+    shadow: bool = True  # False: no shadow phase for this deploy (a by-hand all-at-once)
 
     @property
     def kubernetes(self) -> bool:
@@ -68,21 +78,54 @@ class Plan:
         return "lambda" in self.settings.runtimes
 
     @property
+    def shadowed(self) -> bool:
+        """A shadow phase first: the environment has one, and Kubernetes runs an earlier image."""
+        return (
+            self.shadow
+            and self.kubernetes
+            and self.settings.rollout.shadow_minutes > 0
+            and self.running.image is not None
+            and self.running.image != self.image
+        )
+
+    @property
     def steps(self) -> list[int]:
         if self.running.nothing:
             return [100]  # a first deploy
-        return shares(self.strategy, self.settings.rollout.step_percent)
+        return [SHADOW] * self.shadowed + shares(self.strategy, self.settings.rollout.step_percent)
 
     @property
     def _no_canary(self) -> dict[str, str]:
-        """What empties every canary input this stack has."""
+        """What empties every canary and shadow input this stack has."""
         gateway = {"kubernetesCanaryPercent": "0"} if self.settings.kubernetes.gateway else {}
-        return {"canaryImage": "", **gateway, "lambdaCanaryPercent": "0"}
+        return {"canaryImage": "", "shadowImage": "", **gateway, "lambdaCanaryPercent": "0"}
+
+    @property
+    def _shadow_pods(self) -> int:
+        return shadow_pods(self.settings.kubernetes.min_replicas, self.settings.rollout.shadow_percent)
+
+    def _shadow_inputs(self) -> dict[str, str]:
+        """The stable side everywhere, the new model in shadow pods; Lambda's live alias held."""
+        lambda_ = self.lambda_ and self.running.lambda_version
+        return {
+            **self._no_canary,
+            "image": self.running.image or self.image,
+            "shadowImage": self.image,
+            "kubernetesShadowReplicas": str(self._shadow_pods),
+            "lambdaStableVersion": (self.running.lambda_version or "") if lambda_ else "",
+        }
 
     def inputs(self, percent: int) -> dict[str, str]:
+        if percent == SHADOW:
+            return self._shadow_inputs()
         if percent == 100:
             return {"image": self.image, **self._no_canary, "lambdaStableVersion": ""}
-        values = {"image": self.running.image or self.image, "canaryImage": "", "lambdaStableVersion": ""}
+        values = {
+            "image": self.running.image or self.image,
+            "canaryImage": "",
+            "shadowImage": "",
+            "lambdaStableVersion": "",
+        }
         if self.kubernetes and self.running.image and self.running.image != self.image:
             pods = canary_pods(self.settings.kubernetes.min_replicas, percent)
             values |= {"canaryImage": self.image, "kubernetesCanaryReplicas": str(pods)}
@@ -117,6 +160,19 @@ class Plan:
         return "; ".join(kept)
 
     def describe(self, percent: int) -> str:
+        if percent == SHADOW:
+            rollout = self.settings.rollout
+            held = ""
+            if self.lambda_:
+                held = (
+                    f"; Lambda's live alias stays on version {self.running.lambda_version}"
+                    if self.running.lambda_version
+                    else "; Lambda all at once (no stable version recorded)"
+                )
+            return (
+                f"shadow: Kubernetes mirrors {rollout.shadow_percent}% of the stable pods' requests to "
+                f"{self._shadow_pods} shadow pod(s), whose answers no client gets{held}"
+            )
         if percent == 100:
             return "100%: the new model everywhere"
         parts = []

@@ -96,6 +96,11 @@ def listening(port: int, forward: subprocess.Popen[str], command: str, seconds: 
     raise Unreachable(f"`{command}` did not listen within {seconds:.0f} s")
 
 
+# A rollout's tracks on Kubernetes: the stable pods behind the Service, the new model's canary pods
+# beside them, and its shadow pods outside it; each new track's Deployment is named in the outputs.
+TRACK_OUTPUTS = {"canary": "kubernetesCanary", "shadow": "kubernetesShadow"}
+
+
 @dataclass(frozen=True)
 class Targets:
     """The runtimes of one stack as this runner reaches them; a URL given here replaces a port-forward
@@ -105,30 +110,39 @@ class Targets:
     kubernetes_canary_url: str | None = None  # the canary pods
     kubernetes_metrics_url: str | None = None  # a stable pod's /metrics
     kubernetes_canary_metrics_url: str | None = None  # a canary pod's /metrics
+    kubernetes_shadow_url: str | None = None  # the shadow pods
+    kubernetes_shadow_metrics_url: str | None = None  # a shadow pod's /metrics
+
+    def _given(self, track: str, metrics: bool) -> str | None:
+        prefix = "kubernetes" if track == "stable" else f"kubernetes_{track}"
+        return getattr(self, f"{prefix}_metrics_url" if metrics else f"{prefix}_url")
 
     @contextlib.contextmanager
-    def kubernetes(self, outputs: dict[str, Any], canary: bool = False) -> Iterator[str]:
+    def kubernetes(self, outputs: dict[str, Any], track: str = "stable") -> Iterator[str]:
         """The stable side through its Service, always by port-forward: a LoadBalancer's address may be
         internal (AWS Load Balancer Controller 2.2+ and EKS Auto Mode make NLBs internal unless
-        annotated), and the runner is outside the VPC. The canary through its own pods."""
-        given = self.kubernetes_canary_url if canary else self.kubernetes_url
+        annotated), and the runner is outside the VPC. A canary or a shadow through its own pods."""
+        given = self._given(track, metrics=False)
         if given:
             yield given.rstrip("/")
             return
         namespace = outputs["kubernetesNamespace"]
-        target = f"deployment/{outputs['kubernetesCanary']}" if canary else f"svc/{outputs['modelName']}"
-        with port_forward(namespace, target, HTTP_PORT if canary else 80) as base:
+        if track == "stable":
+            target, port = f"svc/{outputs['modelName']}", 80
+        else:
+            target, port = f"deployment/{outputs[TRACK_OUTPUTS[track]]}", HTTP_PORT
+        with port_forward(namespace, target, port) as base:
             yield base
 
     @contextlib.contextmanager
-    def metrics(self, outputs: dict[str, Any], canary: bool = False) -> Iterator[str]:
+    def metrics(self, outputs: dict[str, Any], track: str = "stable") -> Iterator[str]:
         """A pod's /metrics, on the port no Service exposes: one pod of the track, the same pod for the
         whole bake (so its counters only grow)."""
-        given = self.kubernetes_canary_metrics_url if canary else self.kubernetes_metrics_url
+        given = self._given(track, metrics=True)
         if given:
             yield given
             return
-        deployment = outputs["kubernetesCanary"] if canary else outputs["modelName"]
+        deployment = outputs["modelName"] if track == "stable" else outputs[TRACK_OUTPUTS[track]]
         with port_forward(outputs["kubernetesNamespace"], f"deployment/{deployment}", METRICS_PORT) as base:
             yield f"{base}/metrics"
 

@@ -108,8 +108,18 @@ def fake_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
         state["invokeUrl"] = f"https://{name}.execute-api.{REGION}.amazonaws.com/"
     elif typ == "aws:ecr/repository:Repository":
         state["repositoryUrl"] = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{inputs.get('name', name)}"
-    elif typ.startswith("kubernetes:") and "metadata" in inputs:
+    elif typ.startswith("kubernetes:"):
+        state |= _kubernetes_outputs(typ, name, inputs)
+    return state
+
+
+def _kubernetes_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """An object's name, and a Service's virtual IP (the API server's pick)."""
+    state: dict[str, Any] = {}
+    if "metadata" in inputs:
         state["metadata"] = {"name": name, **inputs["metadata"]}
+    if typ == "kubernetes:core/v1:Service":
+        state["spec"] = {"clusterIP": "10.96.0.10", **inputs.get("spec", {})}
     return state
 
 

@@ -31,6 +31,8 @@ class KubernetesServiceArgs:
     settings: KubernetesSettings
     canary_image: str = ""  # a new model's image run beside the stable pods; empty for none
     capture: CaptureSettings = CaptureSettings()  # payload capture, the same on every pod
+    shadow_image: str = ""  # a new model's image the stable pods mirror to; empty for none
+    shadow_percent: int = 0  # the share of requests mirrored; 0: no shadow phase, no shadow Service
 
 
 # What a worker holds before any request (TensorFlow and the model: ~550 MiB, `make bench`), what a
@@ -82,6 +84,18 @@ def load_balancer_annotations(scheme: str) -> dict[str, str]:
 
 # The label that sets a canary's pods apart; the Service's selector leaves it out, so it reaches both.
 TRACK = "twinserve.dev/track"
+# A shadow's pods carry another instance label than the stable and canary pods, so that no selector
+# of theirs (the Service's, the PodDisruptionBudget's, the NetworkPolicy's) reaches them.
+SHADOW_INSTANCE_SUFFIX = "-shadow"
+
+
+def _http() -> dict:
+    return {"port": HTTP_PORT, "protocol": "TCP"}
+
+
+def _metrics_ingress() -> dict:
+    """The metrics port, from pods of this cluster only (Prometheus, a port-forward's kubelet)."""
+    return {"from": [{"namespace_selector": {}}], "ports": [{"port": METRICS_PORT, "protocol": "TCP"}]}
 
 
 def _probe(path: str, period: int, failures: int) -> dict:
@@ -152,9 +166,6 @@ class KubernetesService(pulumi.ComponentResource):
         self.service_account = k8s.core.v1.ServiceAccount(
             f"{name}-account", metadata=meta, automount_service_account_token=False, opts=scoped
         )
-        self.deployment = k8s.apps.v1.Deployment(
-            f"{name}-deployment", metadata=meta, spec=self._deployment_spec(args.image), opts=scoped
-        )
         # The new model beside the stable one: a fixed number of pods under the same Service. Its own
         # selector holds the track label; the stable Deployment never adopts its ReplicaSet, which its
         # Deployment controls.
@@ -166,11 +177,19 @@ class KubernetesService(pulumi.ComponentResource):
                     "name": f"{args.model_name}-canary",
                     "labels": {**self.labels, TRACK: "canary"},
                 },
-                spec=self._deployment_spec(args.canary_image, canary_replicas=args.settings.canary_replicas),
+                spec=self._deployment_spec(
+                    args.canary_image, replicas=args.settings.canary_replicas, track="canary"
+                ),
                 opts=scoped,
             )
             if args.canary_image
             else None
+        )
+        self.shadow_selector = {**self.selector, "app.kubernetes.io/instance": name + SHADOW_INSTANCE_SUFFIX}
+        self.shadow_service = self._shadow_service(name, meta, scoped) if args.shadow_percent else None
+        self.shadow = self._shadow(name, meta, scoped) if args.shadow_image else None
+        self.deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment", metadata=meta, spec=self._deployment_spec(args.image), opts=scoped
         )
         # A stable virtual IP (or load balancer) in front of the ready pods.
         balanced = args.settings.service_type == "LoadBalancer"
@@ -225,20 +244,17 @@ class KubernetesService(pulumi.ComponentResource):
             opts=scoped,
         )
         # Inbound: the serving port from wherever the Service is reached, the metrics port from pods of
-        # this cluster only (Prometheus); no outbound traffic at all (the model is in the image).
+        # this cluster only (Prometheus). Outbound: nothing (the model is in the image), but for the
+        # shadow pods' serving port where the environment has a shadow phase.
+        mirror = [{"to": [{"pod_selector": {"match_labels": self.shadow_selector}}], "ports": [_http()]}]
         self.network_policy = k8s.networking.v1.NetworkPolicy(
             f"{name}-network-policy",
             metadata=meta,
             spec={
                 "pod_selector": {"match_labels": self.selector},
                 "policy_types": ["Ingress", "Egress"],
-                "ingress": [
-                    {"ports": [{"port": HTTP_PORT, "protocol": "TCP"}]},
-                    {
-                        "from": [{"namespace_selector": {}}],
-                        "ports": [{"port": METRICS_PORT, "protocol": "TCP"}],
-                    },
-                ],
+                "ingress": [{"ports": [_http()]}, _metrics_ingress()],
+                **({"egress": mirror} if args.shadow_percent else {}),
             },
             opts=scoped,
         )
@@ -251,7 +267,59 @@ class KubernetesService(pulumi.ComponentResource):
                 "namespace": args.settings.namespace,
                 "endpoint": self.endpoint,
                 "canary": self.canary is not None,
+                "shadow": self.shadow is not None,
             }
+        )
+
+    def _shadow_service(self, name: str, meta: dict, opts: pulumi.ResourceOptions) -> k8s.core.v1.Service:
+        """The shadow pods' address, declared for as long as the environment has a shadow phase: the
+        stable pods mirror to its ClusterIP, which never changes, so starting or ending a shadow phase
+        restarts no stable pod (with no shadow pods, a mirror is refused and pauses). An address, not a
+        DNS name: the stable pods need no egress to the cluster's DNS."""
+        shadow_meta = {
+            **meta,
+            "name": f"{self.args.model_name}-shadow",
+            "labels": {**self.labels, TRACK: "shadow"},
+        }
+        service = k8s.core.v1.Service(
+            f"{name}-shadow-service",
+            metadata=shadow_meta,
+            spec={
+                "type": "ClusterIP",
+                "selector": self.shadow_selector,
+                "ports": [{"name": "http", "port": 80, "target_port": "http", "protocol": "TCP"}],
+            },
+            opts=opts,
+        )
+        # The shadow pods answer the stable pods alone, and reach nothing.
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-shadow-network-policy",
+            metadata=shadow_meta,
+            spec={
+                "pod_selector": {"match_labels": self.shadow_selector},
+                "policy_types": ["Ingress", "Egress"],
+                "ingress": [
+                    {"from": [{"pod_selector": {"match_labels": self.selector}}], "ports": [_http()]},
+                    _metrics_ingress(),
+                ],
+            },
+            opts=opts,
+        )
+        return service
+
+    def _shadow(self, name: str, meta: dict, opts: pulumi.ResourceOptions) -> k8s.apps.v1.Deployment:
+        """The new model's pods during a shadow phase: the Service's selector does not reach them."""
+        return k8s.apps.v1.Deployment(
+            f"{name}-shadow",
+            metadata={
+                **meta,
+                "name": f"{self.args.model_name}-shadow",
+                "labels": {**self.labels, TRACK: "shadow"},
+            },
+            spec=self._deployment_spec(
+                self.args.shadow_image, replicas=self.args.settings.shadow_replicas, track="shadow"
+            ),
+            opts=opts,
         )
 
     def _route(self, name: str, meta: dict, opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
@@ -331,20 +399,21 @@ class KubernetesService(pulumi.ComponentResource):
         )
         return [monitor, rule]
 
-    def _deployment_spec(self, image: str, canary_replicas: int | None = None) -> dict:
-        """The stable pods (replicas left to the autoscaler), or with `canary_replicas` a canary's."""
+    def _deployment_spec(self, image: str, replicas: int | None = None, track: str = "stable") -> dict:
+        """The stable pods (replicas left to the autoscaler), or a canary's or a shadow's."""
         args = self.args
-        track = {TRACK: "canary"} if canary_replicas else {}
+        selector = self.shadow_selector if track == "shadow" else self.selector
+        tracked = {TRACK: track} if track != "stable" else {}
         # Behind a Gateway the stable pods carry their track too, for the stable Service to select; the
         # stable selector itself is immutable and never changes.
-        pod_track = track or ({TRACK: "stable"} if args.settings.gateway else {})
+        pod_track = tracked or ({TRACK: "stable"} if args.settings.gateway else {})
         pod_security, container_security = restricted_pod_security()
         spread = [
             {
                 "max_skew": 1,
                 "topology_key": key,
                 "when_unsatisfiable": "ScheduleAnyway",
-                "label_selector": {"match_labels": self.selector},
+                "label_selector": {"match_labels": selector},
             }
             for key in ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
         ]
@@ -357,8 +426,9 @@ class KubernetesService(pulumi.ComponentResource):
                 buffered_bytes_budget(args.settings.memory_limit, args.settings.workers)
             ),
             **args.capture.environment(),
-            # A canary's captured records say so; stable pods keep the server's default, "stable".
-            **({"TWINSERVE_TRACK": "canary"} if canary_replicas else {}),
+            # A canary's or a shadow's captured records say so; stable pods keep the default, "stable".
+            **({"TWINSERVE_TRACK": track} if tracked else {}),
+            **(self._mirroring() if track == "stable" and self.shadow_service else {}),
         }
         container = {
             "name": "server",
@@ -380,13 +450,13 @@ class KubernetesService(pulumi.ComponentResource):
             "volume_mounts": [{"name": "tmp", "mount_path": "/tmp"}],  # noqa: S108 - the writable scratch dir
         }
         return {
-            **({"replicas": canary_replicas} if canary_replicas else {}),
-            "selector": {"match_labels": {**self.selector, **track}},
+            **({"replicas": replicas} if replicas else {}),
+            "selector": {"match_labels": {**selector, **tracked}},
             "revision_history_limit": 5,
             "strategy": {"type": "RollingUpdate", "rolling_update": {"max_unavailable": 0, "max_surge": 1}},
             "template": {
                 "metadata": {
-                    "labels": {**self.labels, **pod_track},
+                    "labels": {**self.labels, **selector, **pod_track},
                     "annotations": {
                         "prometheus.io/scrape": "true",
                         "prometheus.io/port": str(METRICS_PORT),
@@ -403,6 +473,15 @@ class KubernetesService(pulumi.ComponentResource):
                     "volumes": [{"name": "tmp", "empty_dir": {"size_limit": "64Mi"}}],
                 },
             },
+        }
+
+    def _mirroring(self) -> dict[str, pulumi.Output[str] | str]:
+        """The stable pods' shadow: the shadow Service's address and the share mirrored."""
+        assert self.shadow_service is not None
+        address = self.shadow_service.spec.apply(lambda spec: f"http://{spec.cluster_ip}")
+        return {
+            "TWINSERVE_SHADOW_URL": address,
+            "TWINSERVE_SHADOW_SAMPLE_RATE": f"{self.args.shadow_percent / 100:g}",
         }
 
     def _endpoint(self) -> pulumi.Output[str]:

@@ -135,6 +135,8 @@ class KubernetesSettings(Group):
     canary_replicas: int = Field(default=1, ge=1, le=100)
     """Canary pods beside the stable ones while canaryImage is set: its share of traffic is about
     canary / (stable + canary) pods."""
+    shadow_replicas: int = Field(default=1, ge=1, le=100)
+    """Shadow pods while shadowImage is set (set by the deploy's rollout from rolloutShadowPercent)."""
     gateway: str = Field(
         default="", pattern=r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?/[a-z0-9]([a-z0-9-]*[a-z0-9])?)?$"
     )
@@ -255,6 +257,13 @@ class RolloutSettings(Group):
     """The new model's share of traffic in a canary, and each step's increase in a linear rollout."""
     bake_minutes: int = Field(default=5, ge=0, le=180)
     """How long each step is watched before the next; a breached SLO rolls both runtimes back."""
+    shadow_minutes: int = Field(default=0, ge=0, le=180)
+    """Kubernetes: a shadow phase this long before the first step. The new model's pods answer a
+    sampled share of the stable pods' requests, mirrored after the stable answer was sent, and are
+    failed when their top classes disagree (alarmMaxDisagreement); no client sees their answers.
+    0: no shadow phase (and no shadow Service)."""
+    shadow_percent: int = Field(default=10, ge=1, le=100)
+    """The share of the stable pods' inference requests mirrored to the shadow pods."""
 
 
 class Slo(Group):
@@ -357,6 +366,9 @@ class Settings(Group):
     canary_image: str | None = Field(default="", validate_default=True)
     """A new model image (by digest) run as a canary beside the stable pods, behind the same Service;
     empty for none. Promote by making it `image` and emptying this; discard by emptying this."""
+    shadow_image: str | None = Field(default="", validate_default=True)
+    """A new model image (by digest) run as shadow pods, outside the Service, that the stable pods
+    mirror rolloutShadowPercent of their requests to; set by the deploy's shadow phase; empty for none."""
     commit: str = Field(default="", pattern=r"^([0-9a-f]{40})?$")
     """The commit of main deployed; set by the deploy workflow, which never deploys an older one over it."""
     kubeconfig: str = ""
@@ -369,7 +381,7 @@ class Settings(Group):
     traffic: TrafficSettings = TrafficSettings()
     capture: CaptureSettings = CaptureSettings()
 
-    @field_validator("image", "canary_image")
+    @field_validator("image", "canary_image", "shadow_image")
     @classmethod
     def _by_digest(cls, value: str | None) -> str | None:
         return _check_digest(value)
@@ -486,6 +498,7 @@ class Settings(Group):
             )
         if self.canary_image and self.canary_image == self.image:
             problems.append("canaryImage is the stable image: empty it (promoted) or give a new one")
+        problems += self._shadow_problems()
         problems += self._rollout_time_problems()
         if self.function.canary_percent and not self.function.stable_version:
             problems.append(
@@ -497,14 +510,33 @@ class Settings(Group):
             )
         return problems
 
+    def _shadow_problems(self) -> list[str]:
+        """A shadow needs its Service (rolloutShadowMinutes) and the stable side it mirrors from."""
+        if not self.shadow_image:
+            return []
+        if "kubernetes" not in self.runtimes:
+            return ["shadowImage is set, but this environment does not deploy the kubernetes runtime"]
+        if not self.rollout.shadow_minutes:
+            return ["shadowImage is set, but rolloutShadowMinutes is 0: this environment has no shadow phase"]
+        if self.shadow_image == self.image:
+            return ["shadowImage is the stable image: empty it (promoted) or give a new one"]
+        if self.canary_image:
+            return [
+                "shadowImage and canaryImage are both set: a rollout runs its shadow phase before its canary"
+            ]
+        return []
+
     def _rollout_time_problems(self) -> list[str]:
         """The rollout must finish inside the deploy job (and the deploy role's one-hour session)."""
         rollout = self.rollout
         bakes = {"canary": 1, "linear": len(range(rollout.step_percent, 100, rollout.step_percent))}
-        baking = bakes.get(rollout.strategy, 1) * rollout.bake_minutes
-        steps = bakes.get(rollout.strategy, 0) + 1
+        shadow = "kubernetes" in self.runtimes and rollout.shadow_minutes > 0
+        baking = bakes.get(rollout.strategy, 1) * rollout.bake_minutes + rollout.shadow_minutes * shadow
+        steps = bakes.get(rollout.strategy, 0) + 1 + shadow
         needed = SETUP_MINUTES + steps * STEP_MINUTES + baking + ROLLBACK_MINUTES
         named = f"a {rollout.strategy} rollout of rolloutStepPercent {rollout.step_percent}"
+        if shadow:
+            named += f" after rolloutShadowMinutes {rollout.shadow_minutes}"
         if baking > MAX_BAKE_MINUTES:
             return [
                 f"{named} baked rolloutBakeMinutes {rollout.bake_minutes} bakes {baking} minutes, "

@@ -35,12 +35,21 @@ def main() -> None:
             k8s.Provider("cluster", kubeconfig=pulumi.Output.secret(s.kubeconfig)) if s.kubeconfig else None
         )
         args = KubernetesServiceArgs(
-            s.model_name, s.model_version, s.image or "", s.slo, s.kubernetes, s.canary_image or "", s.capture
+            s.model_name,
+            s.model_version,
+            s.image or "",
+            s.slo,
+            s.kubernetes,
+            s.canary_image or "",
+            s.capture,
+            s.shadow_image or "",
+            s.rollout.shadow_percent if s.rollout.shadow_minutes else 0,
         )
         service = KubernetesService("serving", args, pulumi.ResourceOptions(provider=provider))
         pulumi.export("kubernetesNamespace", s.kubernetes.namespace)
         pulumi.export("kubernetesEndpoint", service.endpoint)
         pulumi.export("kubernetesCanary", f"{s.model_name}-canary" if s.canary_image else None)
+        pulumi.export("kubernetesShadow", f"{s.model_name}-shadow" if s.shadow_image else None)
         pulumi.export("kubernetesRoute", s.model_name if s.kubernetes.gateway else None)
         pulumi.export("kubernetesPrometheusRule", s.model_name if s.kubernetes.prometheus_rule else None)
     if "lambda" in s.runtimes:

@@ -10,7 +10,7 @@ from pathlib import Path
 import boto3
 import pytest
 from delivery.rollout import DEPLOYED, FAILED, ROLLED_BACK, Rollout
-from delivery.rollout_plan import Plan, Running, canary_pods, shares
+from delivery.rollout_plan import SHADOW, Plan, Running, canary_pods, shadow_pods, shares
 from delivery.smoke import Example
 from delivery.targets import Targets
 from delivery.watch import alarm_breaches
@@ -59,11 +59,12 @@ def plan(config_for: Callable[..., dict[str, str]], running: Running, **override
 def test_a_canary_step_pins_the_stable_side_of_both_runtimes(
     config_for: Callable[..., dict[str, str]],
 ) -> None:
-    p = plan(config_for, Running(OLD, "7"), rolloutStrategy="canary")
+    p = plan(config_for, Running(OLD, "7"), rolloutStrategy="canary", rolloutShadowMinutes=0)
     assert p.steps == [10, 100]
     assert p.inputs(10) == {
         "image": OLD,
         "canaryImage": NEW,
+        "shadowImage": "",
         "kubernetesCanaryReplicas": "1",
         "lambdaStableVersion": "7",
         "lambdaCanaryPercent": "10",
@@ -71,18 +72,53 @@ def test_a_canary_step_pins_the_stable_side_of_both_runtimes(
     assert p.inputs(100) == {
         "image": NEW,
         "canaryImage": "",
+        "shadowImage": "",
         "lambdaStableVersion": "",
         "lambdaCanaryPercent": "0",
     }
     assert p.rollback_inputs() == {
         "image": OLD,
         "canaryImage": "",
+        "shadowImage": "",
         "lambdaStableVersion": "7",
         "lambdaCanaryPercent": "0",
     }
     recorded = plan(config_for, Running(OLD, "7", "a1" * 20), rolloutStrategy="canary")
     assert recorded.rollback_inputs()["commit"] == "a1" * 20  # what the stack serves again
     assert "1 canary pod(s) beside 3+ stable (at most 25%)" in p.describe(10)
+
+
+def test_a_shadow_phase_comes_first_with_the_stable_side_pinned_everywhere(
+    config_for: Callable[..., dict[str, str]],
+) -> None:
+    p = plan(config_for, Running(OLD, "7"), rolloutShadowPercent=50)  # prod: a 5-minute shadow, then a canary
+    assert p.steps == [SHADOW, 10, 100]
+    assert p.inputs(SHADOW) == {
+        "image": OLD,
+        "shadowImage": NEW,
+        "kubernetesShadowReplicas": "2",  # half of prod's 3 stable pods' requests
+        "canaryImage": "",
+        "lambdaStableVersion": "7",
+        "lambdaCanaryPercent": "0",
+    }
+    assert p.inputs(10)["shadowImage"] == ""
+    assert p.rollback_inputs()["shadowImage"] == ""
+    assert p.describe(SHADOW) == (
+        "shadow: Kubernetes mirrors 50% of the stable pods' requests to 2 shadow pod(s), whose answers no "
+        "client gets; Lambda's live alias stays on version 7"
+    )
+    settings = p.settings
+    assert Plan(settings, Running(OLD, "7"), NEW, "all-at-once", shadow=False).steps == [100]  # by hand
+    assert Plan(settings, Running(OLD, "7"), NEW, "all-at-once").steps == [SHADOW, 100]
+    assert Plan(settings, Running(NEW, "7"), NEW, "canary").steps == [10, 100]  # the same image
+    assert Plan(settings, Running(None, None), NEW, "canary").steps == [100]  # a first deploy
+    lambda_only = plan(config_for, Running(None, "7"), runtimes=["lambda"])
+    assert lambda_only.steps == [10, 100]
+
+
+@pytest.mark.parametrize(("stable", "percent", "pods"), [(3, 10, 1), (3, 50, 2), (10, 25, 3), (1, 100, 1)])
+def test_shadow_pods_take_the_mirrored_share_of_the_stable_pods(stable: int, percent: int, pods: int) -> None:
+    assert shadow_pods(stable, percent) == pods
 
 
 def test_a_first_deploy_has_one_step_whatever_the_strategy(config_for: Callable[..., dict[str, str]]) -> None:
@@ -180,8 +216,20 @@ def test_a_lambda_canary_whose_alarm_fires_is_rolled_back_to_the_stable_version(
     assert rollout.run() == ROLLED_BACK
     summary = "\n".join(rollout.timeline.lines)
     assert cloud.ups == [
-        {"image": NEW, "canaryImage": "", "lambdaStableVersion": "4", "lambdaCanaryPercent": "10"},
-        {"image": NEW, "canaryImage": "", "lambdaStableVersion": "4", "lambdaCanaryPercent": "0"},
+        {
+            "image": NEW,
+            "canaryImage": "",
+            "shadowImage": "",
+            "lambdaStableVersion": "4",
+            "lambdaCanaryPercent": "10",
+        },
+        {
+            "image": NEW,
+            "canaryImage": "",
+            "shadowImage": "",
+            "lambdaStableVersion": "4",
+            "lambdaCanaryPercent": "0",
+        },
     ]
     assert "**Step 10%: Lambda 10% of live**" in summary
     assert (
@@ -206,6 +254,7 @@ def test_a_quiet_lambda_canary_is_promoted_and_live_follows_the_new_version(
     assert cloud.ups[-1] == {
         "image": NEW,
         "canaryImage": "",
+        "shadowImage": "",
         "lambdaStableVersion": "",
         "lambdaCanaryPercent": "0",
     }
@@ -294,9 +343,10 @@ def test_the_bake_scrapes_one_pod_of_each_track_on_the_metrics_port_no_service_e
         "kubernetesNamespace": "twinserve-prod",
         "modelName": "scorer",
         "kubernetesCanary": "scorer-canary",
+        "kubernetesShadow": "scorer-shadow",
     }
-    for canary, deployment in ((False, "scorer"), (True, "scorer-canary")):
-        with Targets().metrics(outputs, canary=canary) as url:
+    for track, deployment in (("stable", "scorer"), ("canary", "scorer-canary"), ("shadow", "scorer-shadow")):
+        with Targets().metrics(outputs, track) as url:
             snapshot = scraper(url, "scorer")()
         local = url.rsplit(":", 1)[1].split("/")[0]
         assert record.read_text() == f"port-forward -n twinserve-prod deployment/{deployment} {local}:8082"

@@ -22,7 +22,12 @@ KINDS = {
 
 
 def kind(stack: Run, name: str) -> dict:
-    (found,) = [r.inputs for r in stack.resources if r.is_kubernetes and r.inputs["kind"] == name]
+    """The one object of a kind, leaving aside a shadow phase's (prod declares its Service and policy)."""
+    (found,) = [
+        r.inputs
+        for r in stack.resources
+        if r.is_kubernetes and r.inputs["kind"] == name and "shadow" not in r.name
+    ]
     return found
 
 
@@ -32,7 +37,8 @@ def pod(stack: Run) -> dict:
 
 def test_one_of_each_kind_in_its_own_namespace(stack: Run, env: str) -> None:
     manifests = [r.inputs for r in stack.resources if r.is_kubernetes]
-    assert sorted(m["kind"] for m in manifests) == sorted(KINDS)
+    shadow = ["Service", "NetworkPolicy"] if env == "prod" else []  # prod's shadow phase: its address
+    assert sorted(m["kind"] for m in manifests) == sorted([*KINDS, *shadow])
     namespaced = [m for m in manifests if m["kind"] != "Namespace"]
     assert {m["metadata"]["namespace"] for m in namespaced} == {f"twinserve-{env}"}
 
@@ -111,7 +117,7 @@ def test_autoscaler_and_disruption_budget_follow_the_environment(
 
 
 def test_network_policy_admits_the_serving_port_the_metrics_from_the_cluster_and_no_egress(
-    stack: Run,
+    stack: Run, env: str
 ) -> None:
     spec = kind(stack, "NetworkPolicy")["spec"]
     assert spec["policyTypes"] == ["Ingress", "Egress"]
@@ -119,6 +125,9 @@ def test_network_policy_admits_the_serving_port_the_metrics_from_the_cluster_and
         {"ports": [{"port": 8080.0, "protocol": "TCP"}]},
         {"from": [{"namespaceSelector": {}}], "ports": [{"port": 8082.0, "protocol": "TCP"}]},
     ]
+    if env == "prod":  # its shadow phase: to the shadow pods' serving port alone (tested below)
+        (egress,) = spec.pop("egress")
+        assert egress["ports"] == [{"port": 8080.0, "protocol": "TCP"}]
     assert "egress" not in spec
 
 
@@ -366,3 +375,107 @@ def test_a_capture_setting_out_of_range_is_named(
 
     with pytest.raises(SettingsError, match=message):
         from_config(config_for("dev", **overrides), "dev")
+
+
+def by_name(run: Run, kind_name: str) -> dict[str, dict]:
+    return {
+        r.inputs["metadata"]["name"]: r.inputs
+        for r in run.resources
+        if r.is_kubernetes and r.inputs["kind"] == kind_name
+    }
+
+
+def test_a_shadow_phase_gives_the_stable_pods_a_fixed_address_to_mirror_to_and_egress_there_alone(
+    run_stack: Callable[..., Run],
+) -> None:
+    """Declared whenever rolloutShadowMinutes is set, with or without shadow pods: starting or ending a
+    shadow phase changes nothing in the stable pods."""
+    idle = run_stack("prod", rolloutShadowMinutes=10, rolloutShadowPercent=25)
+    running = run_stack("prod", rolloutShadowMinutes=10, rolloutShadowPercent=25, shadowImage=CANARY)
+    assert by_name(idle, "Deployment")["iris"] == by_name(running, "Deployment")["iris"]
+    assert by_name(idle, "NetworkPolicy") == by_name(running, "NetworkPolicy")
+    stable = by_name(running, "Deployment")["iris"]
+    env = server_env(stable)
+    assert env["TWINSERVE_SHADOW_URL"] == "http://10.96.0.10"  # the shadow Service's ClusterIP
+    assert env["TWINSERVE_SHADOW_SAMPLE_RATE"] == "0.25"
+    services = by_name(running, "Service")
+    assert services["iris-shadow"]["spec"]["type"] == "ClusterIP"
+    shadow_pods = services["iris-shadow"]["spec"]["selector"]
+    assert shadow_pods["app.kubernetes.io/instance"] == "serving-shadow"
+    policies = by_name(running, "NetworkPolicy")
+    assert policies["iris"]["spec"]["egress"] == [
+        {
+            "to": [{"podSelector": {"matchLabels": shadow_pods}}],
+            "ports": [{"port": 8080.0, "protocol": "TCP"}],
+        }
+    ]
+    shadow_policy = policies["iris-shadow"]["spec"]
+    assert shadow_policy["podSelector"]["matchLabels"] == shadow_pods
+    assert "egress" not in shadow_policy  # the shadow reaches nothing
+    assert shadow_policy["ingress"][0] == {
+        "from": [{"podSelector": {"matchLabels": services["iris"]["spec"]["selector"]}}],
+        "ports": [{"port": 8080.0, "protocol": "TCP"}],
+    }
+    without = run_stack("prod", rolloutShadowMinutes=0)
+    assert "TWINSERVE_SHADOW_URL" not in server_env(by_name(without, "Deployment")["iris"])
+    assert set(by_name(without, "Service")) == {"iris"}
+
+
+def test_the_shadow_pods_run_the_new_image_out_of_every_stable_selector_and_mirror_nothing(
+    run_stack: Callable[..., Run],
+) -> None:
+    run = run_stack("prod", rolloutShadowMinutes=10, shadowImage=CANARY, kubernetesShadowReplicas=2)
+    deployments = by_name(run, "Deployment")
+    stable, shadow = deployments["iris"], deployments["iris-shadow"]
+    assert shadow["spec"]["template"]["spec"]["containers"][0]["image"] == CANARY
+    assert shadow["spec"]["replicas"] == 2
+    labels = shadow["spec"]["template"]["metadata"]["labels"]
+    assert shadow["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert labels["twinserve.dev/track"] == "shadow"
+    for selector in (
+        by_name(run, "Service")["iris"]["spec"]["selector"],
+        kind(run, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
+        by_name(run, "NetworkPolicy")["iris"]["spec"]["podSelector"]["matchLabels"],
+        stable["spec"]["selector"]["matchLabels"],
+    ):
+        assert not selector.items() <= labels.items()  # no stable selector reaches a shadow pod
+    env = server_env(shadow)
+    assert env["TWINSERVE_TRACK"] == "shadow"
+    assert "TWINSERVE_SHADOW_URL" not in env  # a shadow never mirrors
+    stable_pod, shadow_pod = stable["spec"]["template"]["spec"], shadow["spec"]["template"]["spec"]
+    assert {**shadow_pod, "containers": None, "topologySpreadConstraints": None} == {
+        **stable_pod, "containers": None, "topologySpreadConstraints": None,
+    }  # fmt: skip
+    assert run.outputs["kubernetesShadow"] == "iris-shadow"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"shadowImage": CANARY, "rolloutShadowMinutes": 0}, "rolloutShadowMinutes is 0"),
+        ({"shadowImage": IMAGE, "rolloutShadowMinutes": 5}, "shadowImage is the stable image"),
+        (
+            {"shadowImage": CANARY, "canaryImage": CANARY, "rolloutShadowMinutes": 5},
+            "shadowImage and canaryImage are both set",
+        ),
+        (
+            {"shadowImage": CANARY, "rolloutShadowMinutes": 5, "runtimes": ["lambda"]},
+            "shadowImage is set, but this environment does not deploy the kubernetes runtime",
+        ),
+        (
+            {"shadowImage": "registry.example/iris:latest"},
+            "shadowImage: must be an image reference by digest",
+        ),
+        (
+            {"rolloutShadowMinutes": 40, "rolloutStrategy": "canary", "rolloutBakeMinutes": 10},
+            "after rolloutShadowMinutes 40 .* bakes 50 minutes",
+        ),
+    ],
+)
+def test_shadow_settings_that_cannot_work_are_named(
+    config_for: Callable[..., dict[str, str]], overrides: dict, message: str
+) -> None:
+    from program.settings import SettingsError
+
+    with pytest.raises(SettingsError, match=message):
+        from_config(config_for("prod", **overrides), "prod")

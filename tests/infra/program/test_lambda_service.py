@@ -329,11 +329,21 @@ def test_without_a_rollout_there_is_no_canary_alias_and_live_follows_the_newest(
         ({"rolloutStrategy": "blue-green"}, "rolloutStrategy"),
         ({"rolloutStepPercent": 60}, "rolloutStepPercent"),
         (
-            {"rolloutStrategy": "linear", "rolloutStepPercent": 5, "rolloutBakeMinutes": 3},
+            {
+                "rolloutStrategy": "linear",
+                "rolloutStepPercent": 5,
+                "rolloutBakeMinutes": 3,
+                "rolloutShadowMinutes": 0,
+            },
             "rolloutStepPercent 5 baked rolloutBakeMinutes 3 bakes 57 minutes, more than the 45",
         ),
         (  # ten ups and smoke tests beside 45 minutes of bakes do not fit in the 60-minute job
-            {"rolloutStrategy": "linear", "rolloutStepPercent": 10, "rolloutBakeMinutes": 5},
+            {
+                "rolloutStrategy": "linear",
+                "rolloutStepPercent": 10,
+                "rolloutBakeMinutes": 5,
+                "rolloutShadowMinutes": 0,
+            },
             r"rolloutStepPercent 10 takes about 87 minutes \(10 ups and smoke tests of ~3, 45 baking",
         ),
     ],
