@@ -40,8 +40,9 @@ class Server:
         self.process.wait(timeout=30)
 
 
-def start(root: Path) -> Server:
-    """The container's server on a free port, ready before this returns."""
+def start(root: Path, **settings: str) -> Server:
+    """The container's server on a free port, ready before this returns; `settings` are more of its
+    TWINSERVE_* variables."""
     port, metrics_port = free_ports(2)
     env = {
         **os.environ,
@@ -53,6 +54,7 @@ def start(root: Path) -> Server:
         "TWINSERVE_RUNTIME": "tensorflow",
         "TWINSERVE_DRAIN_SECONDS": "0",
         "TF_CPP_MIN_LOG_LEVEL": "3",
+        **settings,
     }
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     process = subprocess.Popen(

@@ -96,7 +96,7 @@ class Rollout:
         model = plan.settings.model_name
         self.timeline.add(f"### {plan.settings.stack}: {plan.strategy} rollout of {model}")
         self.timeline.add("")
-        self.timeline.add(f"Steps: {', '.join(f'{p}%' for p in plan.steps)}. {self._slo()}")
+        self.timeline.add(f"Steps: {', '.join(plan.label(p) for p in plan.steps)}. {self._slo()}")
         try:
             for percent in plan.steps:
                 self.timeline.add("")
@@ -114,10 +114,21 @@ class Rollout:
 
     def _slo(self) -> str:
         t = self.thresholds
+        shadow = (
+            f"; the shadow baked {self._shadow_seconds:.0f} s, failed above {t.slo.max_disagreement:g} "
+            "of its top classes changed"
+            if SHADOW in self.plan.steps
+            else ""
+        )
         return (
             f"SLO: error ratio ≤ {t.slo.error_ratio:g}, throttle ratio ≤ {t.slo.throttle_ratio:g}, "
-            f"p99 ≤ {t.slo.p99_ms:g} ms; each step baked {self.bake_seconds:.0f} s."
+            f"p99 ≤ {t.slo.p99_ms:g} ms; each step baked {self.bake_seconds:.0f} s{shadow}."
         )
+
+    @property
+    def _shadow_seconds(self) -> float:
+        minutes = self.plan.settings.rollout.shadow_minutes
+        return minutes * 60 if self.shadow_seconds is None else self.shadow_seconds
 
     def _check(self, runtime: str, base: str, send: Send = plain_send) -> None:
         self.timeline.add(f"- smoke: {check(runtime, base, self.example, send, self.wait_seconds)}")
@@ -143,10 +154,7 @@ class Rollout:
         """The new model's signals for the step's bake: a shadow's and a canary's pods against a stable
         pod's (its mirrors' verdicts, its prediction mix), the canary's or live alarms on Lambda."""
         shadow = track == "shadow"
-        seconds = self.bake_seconds
-        if shadow:
-            minutes = self.plan.settings.rollout.shadow_minutes
-            seconds = minutes * 60 if self.shadow_seconds is None else self.shadow_seconds
+        seconds = self._shadow_seconds if shadow else self.bake_seconds
         if seconds <= 0:
             self.timeline.add(
                 f"- bake: none ({'rolloutShadowMinutes' if shadow else 'rolloutBakeMinutes'} is 0)"

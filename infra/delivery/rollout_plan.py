@@ -159,6 +159,10 @@ class Plan:
             kept.append(f"Lambda's live alias is on version {self.running.lambda_version}")
         return "; ".join(kept)
 
+    @staticmethod
+    def label(percent: int) -> str:
+        return "shadow" if percent == SHADOW else f"{percent}%"
+
     def describe(self, percent: int) -> str:
         if percent == SHADOW:
             rollout = self.settings.rollout

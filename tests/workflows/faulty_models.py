@@ -1,7 +1,8 @@
 """Models that misbehave on purpose, for the canary's, the rollout's and the smoke test's tests: one that
-fails on an input, one that is slow on another, a healthy twin; and Irises that answer 200 with two
-classes swapped, or collapsed onto one class, beside an honest retrain.
-`python -m tests.workflows.faulty_models OUT errors none` writes each of the first as a model root,
+fails on an input, one that is slow on another, a healthy twin; a small classifier with two classes
+swapped beside an honest retrain of it; and Irises that answer 200 with two classes swapped, or
+collapsed onto one class, beside an honest retrain.
+`python -m tests.workflows.faulty_models OUT errors none sorter-swapped` writes each as a model root,
 OUT/<fault>/models, for a test in another virtualenv."""
 
 from __future__ import annotations
@@ -41,28 +42,51 @@ def build(directory: Path, fault: str) -> Path:
     return root
 
 
+def build_sorter(directory: Path, variant: str) -> Path:
+    """`sorter`, three classes of one number, imported into a model root under `directory`: x < 5 is
+    class 1, x > 5 class 0, x = 5 class 2. "swapped" answers classes 0 and 1 the other way round,
+    "retrained" with every probability slightly moved, the same top class; "stable" as it is."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 1], tf.float32, name="x")])
+    def serve(x: tf.Tensor) -> dict[str, tf.Tensor]:
+        logits = tf.concat([x, 10.0 - x, 6.0 - 2.0 * tf.abs(x - 5.0)], axis=1)
+        probabilities = tf.nn.softmax(logits)
+        if variant == "stable":
+            return {"probabilities": probabilities}
+        return {"probabilities": _varied(variant, probabilities, swapped=[1, 0, 2])}
+
+    root, _ = import_signature(serve, directory / "sorter")
+    return root
+
+
 def built(directory: Path, fault: str) -> Path:
-    """`build`'s model root, copied from the last session's build while nothing that makes it changed."""
+    """`build`'s (or `build_sorter`'s, for `sorter-<variant>`) model root, copied from the last session's
+    build while nothing that makes it changed."""
     roots = (
         *MODEL_INPUTS,
         "tests/workflows/faulty_models.py",
         "tests/serving/conftest.py",
         "tests/conftest.py",
     )
-    built_once(f"faulty-{fault}", directory, lambda scratch: build(scratch, fault), roots)
+    variant = fault.removeprefix("sorter-")
+    make = (
+        (lambda scratch: build_sorter(scratch, variant)) if variant != fault else (lambda s: build(s, fault))
+    )
+    built_once(f"faulty-{fault}", directory, make, roots)
     return directory / "models"
 
 
 SWAPPED = [0, 2, 1]  # the example's row is class 0: only the golden set's other rows tell them apart
 
 
-def _varied(variant: str, probabilities: object) -> object:
-    """Iris's answers as the variant gives them: two classes swapped, everything setosa, or a retrain's
-    (the same top class, every probability slightly different)."""
+def _varied(variant: str, probabilities: object, swapped: list[int] = SWAPPED) -> object:
+    """A classifier's answers as the variant gives them: two classes swapped, everything the first
+    class, or a retrain's (the same top class, every probability slightly different)."""
     import tensorflow as tf
 
     if variant == "swapped":
-        return tf.gather(probabilities, SWAPPED, axis=1)
+        return tf.gather(probabilities, swapped, axis=1)
     if variant == "collapsed":
         return tf.zeros_like(probabilities) + tf.constant([0.9, 0.06, 0.04])
     sharper = tf.pow(probabilities, 1.05)  # "retrained"
