@@ -12,7 +12,7 @@ import logging
 import time
 from typing import Any
 
-from serving import capture
+from serving import capture, lambda_shadow
 from serving.app import build_dataplane
 from serving.errors import BadRequest
 from serving.routes import Request, Response, error_response, handle
@@ -55,10 +55,13 @@ def response_to_lambda(response: Response) -> dict[str, Any]:
 SETTINGS = Settings.from_env()
 PLANE = build_dataplane(SETTINGS)
 RECORDER = capture.recorder_for(SETTINGS.capture, PLANE.spec, "lambda", SETTINGS.track)
+MIRROR = lambda_shadow.mirror_for(PLANE.spec, SETTINGS.shadow_function, SETTINGS.shadow_sample_rate)
 
 
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     started = time.perf_counter()
+    if isinstance(event, dict) and lambda_shadow.EVENT_KEY in event:  # from the stable version's mirror
+        return lambda_shadow.judge(PLANE, event, context, SETTINGS.max_body_bytes)
     try:
         request = request_from_event(event)
     except BadRequest as error:
@@ -66,6 +69,8 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     response = handle(PLANE, request, SETTINGS.max_body_bytes)
     if RECORDER is not None and RECORDER.sampled(response.route):
         _capture(RECORDER, response, request, context, time.perf_counter() - started)
+    if MIRROR is not None and MIRROR.wants(response):
+        MIRROR.offer(response, str(getattr(context, "function_name", "")))
     return response_to_lambda(response)
 
 

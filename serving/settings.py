@@ -7,6 +7,7 @@ metadata names its variable and says what it is for.
 from __future__ import annotations
 
 import os
+import re
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -70,6 +71,18 @@ def _base_url(text: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
         raise ValueError("must be an http:// or https:// URL with a host, and no query")
     return text.rstrip("/")
+
+
+# A function qualified by an alias, by name (`my-function:shadow`) or ARN, as Lambda's Invoke takes it.
+QUALIFIED_FUNCTION = re.compile(
+    r"^(arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:)?[a-zA-Z0-9_-]{1,64}:[a-zA-Z0-9_-]{1,128}$"
+)
+
+
+def _qualified_function(text: str) -> str:
+    if text and not QUALIFIED_FUNCTION.match(text):
+        raise ValueError("must be a Lambda function qualified by an alias: name:alias or its ARN")
+    return text
 
 
 def _optional_int(text: str) -> int | None:
@@ -201,9 +214,16 @@ class Settings:
         _base_url,
         "",
     )
+    shadow_function: str = _setting(
+        "TWINSERVE_SHADOW_FUNCTION",
+        "On Lambda: the new version's alias (function:alias or its ARN) to hand answered inference requests "
+        "to by an asynchronous invoke during a shadow phase; empty: none.",
+        _qualified_function,
+        "",
+    )
     shadow_sample_rate: float = _setting(
         "TWINSERVE_SHADOW_SAMPLE_RATE",
-        "Share of answered inference requests mirrored to TWINSERVE_SHADOW_URL.",
+        "Share of answered inference requests mirrored to TWINSERVE_SHADOW_URL or TWINSERVE_SHADOW_FUNCTION.",
         _float_range(0, 1),
         0.1,
     )

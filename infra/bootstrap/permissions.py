@@ -293,9 +293,11 @@ def deploy_policy(scope: Scope, env: str, secrets_key: pulumi.Input[str] | None 
 
 
 def boundary_document(scope: Scope) -> str:
-    """The most a role a deploy creates can ever do: a function's logs, traces and queue; the capture
-    archive's hops (put into a twinserve stream; write objects into a capture bucket, whose policy admits
-    only its own environment's roles, with S3's use of the bucket's key). Never read a capture."""
+    """The most a role a deploy creates can ever do: a function's logs, traces and queue; a shadow
+    phase's invoke of a twinserve function's `shadow` alias (no other alias, version or function); the
+    capture archive's hops (put into a twinserve stream; write objects into a capture bucket, whose
+    policy admits only its own environment's roles, with S3's use of the bucket's key). Never read a
+    capture."""
     a, r = scope.account, scope.region
     buckets = f"arn:aws:s3:::{CAPTURE_BUCKET_PREFIX}*"
     return json.dumps(
@@ -308,6 +310,7 @@ def boundary_document(scope: Scope) -> str:
                 ),
                 _allow(["xray:PutTraceSegments", "xray:PutTelemetryRecords"], ["*"]),
                 _allow(["sqs:SendMessage"], [f"arn:aws:sqs:{r}:{a}:{PREFIX}*"]),
+                _allow(["lambda:InvokeFunction"], [f"arn:aws:lambda:{r}:{a}:function:{PREFIX}*:shadow"]),
                 _allow(
                     ["firehose:PutRecord", "firehose:PutRecordBatch"],
                     [f"arn:aws:firehose:{r}:{a}:deliverystream/{PREFIX}*"],

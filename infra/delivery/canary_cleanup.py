@@ -9,14 +9,15 @@ from typing import Any
 
 from delivery.errors import RolloutError
 
-CANARY_ALIAS = "canary"  # program/lambda_service.py's CANARY_ALIAS (importing it would load the AWS SDK)
+# program/lambda_service.py's CANARY_ALIAS and SHADOW_ALIAS (importing it would load the AWS SDK)
+ALIASES = ("canary", "shadow")
 
 
 def remove_canaries(outputs: dict[str, Any], pending: list[dict[str, Any]]) -> list[str]:
-    """Delete, by name, every canary object an abort's up may not know of: the Kubernetes objects of
-    the update's pending creates, the model's canary and shadow Deployments, and the function's `canary` alias
-    with its URL. The abort's up declares no canary, so each of these is an orphan. Returns what was
-    deleted."""
+    """Delete, by name, every canary or shadow object an abort's up may not know of: the Kubernetes
+    objects of the update's pending creates, the model's canary and shadow Deployments, and the
+    function's `canary` alias with its URL and its `shadow` alias. The abort's up declares neither, so
+    each of these is an orphan. Returns what was deleted."""
     removed = []
     manifests = [
         _manifest(op["resource"]) for op in pending if op["resource"]["type"].startswith("kubernetes:")
@@ -50,7 +51,7 @@ def remove_canaries(outputs: dict[str, Any], pending: list[dict[str, Any]]) -> l
         if result.stdout.strip():
             removed.append(f"the {named}")
     if "lambda" in outputs.get("runtimes", []) and outputs.get("functionName"):
-        removed += _remove_canary_alias(outputs["functionName"], outputs["functionArn"].split(":")[3])
+        removed += _remove_aliases(outputs["functionName"], outputs["functionArn"].split(":")[3])
     return removed
 
 
@@ -63,18 +64,27 @@ def _manifest(resource: dict[str, Any]) -> dict[str, Any] | None:
     return {"apiVersion": inputs["apiVersion"], "kind": inputs["kind"], "metadata": meta}
 
 
-def _remove_canary_alias(function: str, region: str) -> list[str]:
+def _remove_aliases(function: str, region: str) -> list[str]:
+    """The canary alias with its URL, and the shadow alias (its asynchronous-invoke config goes with it)."""
     import boto3
 
     client = boto3.client("lambda", region_name=region)
     removed = []
-    for call, what in (
-        (lambda: client.delete_function_url_config(FunctionName=function, Qualifier=CANARY_ALIAS), "URL"),
-        (lambda: client.delete_alias(FunctionName=function, Name=CANARY_ALIAS), "alias"),
-    ):
+    calls = [
+        (
+            lambda alias=alias: client.delete_function_url_config(FunctionName=function, Qualifier=alias),
+            alias,
+            "URL",
+        )
+        for alias in ALIASES[:1]
+    ] + [
+        (lambda alias=alias: client.delete_alias(FunctionName=function, Name=alias), alias, "alias")
+        for alias in ALIASES
+    ]
+    for call, alias, what in calls:
         try:
             call()
-            removed.append(f"the {CANARY_ALIAS} {what} of {function}")
+            removed.append(f"the {alias} {what} of {function}")
         except client.exceptions.ResourceNotFoundException:
             pass
     return removed

@@ -136,9 +136,10 @@ class Rollout:
     def _smoke(self, outputs: dict[str, Any], track: str) -> None:
         """The new model alone: its shadow pods, its canary pods and canary alias during a step,
         everything at 100%."""
-        if track == "shadow":
-            with self.targets.kubernetes(outputs, "shadow") as base:
-                self._check("kubernetes shadow", base)
+        if track == "shadow":  # Lambda's shadow alias has no URL: its alarms judge it
+            if outputs.get("kubernetesShadow"):
+                with self.targets.kubernetes(outputs, "shadow") as base:
+                    self._check("kubernetes shadow", base)
             return
         if track == "canary":
             if outputs.get("kubernetesCanary"):
@@ -160,8 +161,12 @@ class Rollout:
                 f"- bake: none ({'rolloutShadowMinutes' if shadow else 'rolloutBakeMinutes'} is 0)"
             )
             return
-        alarm_names = {"canary": outputs.get("lambdaCanaryAlarms"), "stable": outputs.get("lambdaAlarms")}
-        alarm_names = alarm_names.get(track) or []  # a shadow phase holds Lambda where it was
+        alarm_names = (
+            outputs.get(
+                {"canary": "lambdaCanaryAlarms", "shadow": "lambdaShadowAlarms"}.get(track, "lambdaAlarms")
+            )
+            or []
+        )
         alarms = None
         if alarm_names:
             import boto3

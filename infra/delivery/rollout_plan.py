@@ -78,14 +78,21 @@ class Plan:
         return "lambda" in self.settings.runtimes
 
     @property
+    def _kubernetes_shadow(self) -> bool:
+        return self.kubernetes and self.running.image is not None and self.running.image != self.image
+
+    @property
+    def _lambda_shadow(self) -> bool:
+        return self.lambda_ and self.running.lambda_version is not None
+
+    @property
     def shadowed(self) -> bool:
-        """A shadow phase first: the environment has one, and Kubernetes runs an earlier image."""
+        """A shadow phase first: the environment has one, and a runtime runs an earlier model (Kubernetes
+        an earlier image, Lambda a recorded version)."""
         return (
             self.shadow
-            and self.kubernetes
             and self.settings.rollout.shadow_minutes > 0
-            and self.running.image is not None
-            and self.running.image != self.image
+            and (self._kubernetes_shadow or self._lambda_shadow)
         )
 
     @property
@@ -98,22 +105,22 @@ class Plan:
     def _no_canary(self) -> dict[str, str]:
         """What empties every canary and shadow input this stack has."""
         gateway = {"kubernetesCanaryPercent": "0"} if self.settings.kubernetes.gateway else {}
-        return {"canaryImage": "", "shadowImage": "", **gateway, "lambdaCanaryPercent": "0"}
+        lambda_ = {"lambdaShadow": "false"} if self.lambda_ else {}
+        return {"canaryImage": "", "shadowImage": "", **gateway, "lambdaCanaryPercent": "0", **lambda_}
 
     @property
     def _shadow_pods(self) -> int:
         return shadow_pods(self.settings.kubernetes.min_replicas, self.settings.rollout.shadow_percent)
 
     def _shadow_inputs(self) -> dict[str, str]:
-        """The stable side everywhere, the new model in shadow pods; Lambda's live alias held."""
-        lambda_ = self.lambda_ and self.running.lambda_version
-        return {
-            **self._no_canary,
-            "image": self.running.image or self.image,
-            "shadowImage": self.image,
-            "kubernetesShadowReplicas": str(self._shadow_pods),
-            "lambdaStableVersion": (self.running.lambda_version or "") if lambda_ else "",
-        }
+        """The stable side everywhere; the new model in shadow pods, and as the new version behind the
+        `shadow` alias while `live` stays on the stable one."""
+        values = {**self._no_canary, "image": self.running.image or self.image, "lambdaStableVersion": ""}
+        if self._kubernetes_shadow:
+            values |= {"shadowImage": self.image, "kubernetesShadowReplicas": str(self._shadow_pods)}
+        if self._lambda_shadow:
+            values |= {"lambdaStableVersion": str(self.running.lambda_version), "lambdaShadow": "true"}
+        return values
 
     def inputs(self, percent: int) -> dict[str, str]:
         if percent == SHADOW:
@@ -125,6 +132,7 @@ class Plan:
             "canaryImage": "",
             "shadowImage": "",
             "lambdaStableVersion": "",
+            **({"lambdaShadow": "false"} if self.lambda_ else {}),
         }
         if self.kubernetes and self.running.image and self.running.image != self.image:
             pods = canary_pods(self.settings.kubernetes.min_replicas, percent)
@@ -159,24 +167,30 @@ class Plan:
             kept.append(f"Lambda's live alias is on version {self.running.lambda_version}")
         return "; ".join(kept)
 
+    def _shadow_parts(self) -> list[str]:
+        share = self.settings.rollout.shadow_percent
+        parts = []
+        if self._kubernetes_shadow:
+            pods = self._shadow_pods
+            parts.append(f"Kubernetes mirrors {share}% of the stable pods' requests to {pods} shadow pod(s)")
+        elif self.kubernetes:
+            parts.append("Kubernetes unchanged (the same image)")
+        if self._lambda_shadow:
+            parts.append(
+                f"Lambda's live alias stays on version {self.running.lambda_version} and hands {share}% of "
+                "its requests to the new version's shadow alias"
+            )
+        elif self.lambda_:
+            parts.append("Lambda all at once (no stable version recorded)")
+        return parts
+
     @staticmethod
     def label(percent: int) -> str:
         return "shadow" if percent == SHADOW else f"{percent}%"
 
     def describe(self, percent: int) -> str:
         if percent == SHADOW:
-            rollout = self.settings.rollout
-            held = ""
-            if self.lambda_:
-                held = (
-                    f"; Lambda's live alias stays on version {self.running.lambda_version}"
-                    if self.running.lambda_version
-                    else "; Lambda all at once (no stable version recorded)"
-                )
-            return (
-                f"shadow: Kubernetes mirrors {rollout.shadow_percent}% of the stable pods' requests to "
-                f"{self._shadow_pods} shadow pod(s), whose answers no client gets{held}"
-            )
+            return "shadow: " + "; ".join(self._shadow_parts()) + "; no client gets the new model's answers"
         if percent == 100:
             return "100%: the new model everywhere"
         parts = []

@@ -21,6 +21,11 @@ ALIAS = "live"
 # While a rollout runs, this alias follows the newly published version: the smoke test reaches the new
 # code alone through its own IAM-authenticated Function URL, whatever share `live` gives it.
 CANARY_ALIAS = "canary"
+# During a shadow phase, this alias is on the newly published version; the stable version invokes it
+# asynchronously with a share of its requests and answers (serving/lambda_shadow.py).
+SHADOW_ALIAS = "shadow"
+SHADOW_NAMESPACE = "twinserve"  # where the shadow's embedded metrics land
+MIN_SHADOW_ROWS = 100  # infra/delivery/analysis.py's: fewer compared rows in a minute are not judged
 PERIOD_SECONDS = 60  # Lambda's metrics are per minute; an alarm fires on 2 breaching minutes of 3
 
 
@@ -36,16 +41,22 @@ class LambdaServiceArgs:
     environment: str = "dev"  # the stack: the role's IAM path and every resource's tag scope the deploy role
     account: str = ""  # the account whose boundary policy the role attaches; empty: none (tests only)
     capture: CaptureSettings = CaptureSettings()  # payload capture, into the function's log group
-    region: str = ""  # the capture archive's bucket is this region's (captureArchive)
+    region: str = ""  # the capture archive's bucket is this region's (captureArchive); the shadow alias's
+    shadow_percent: int = 0  # the share of requests a shadow phase mirrors; 0: the environment has none
 
 
-def execution_policy(log_group_arn: str, tracing: bool, dead_letter_arn: str | None) -> str:
-    """Its own log group; X-Ray only with tracing (X-Ray has no resource-level scoping); its own queue."""
+def execution_policy(
+    log_group_arn: str, tracing: bool, dead_letter_arn: str | None, shadow_arn: str | None = None
+) -> str:
+    """Its own log group; X-Ray only with tracing (X-Ray has no resource-level scoping); its own queue;
+    with a shadow phase, an invoke of its own `shadow` alias and nothing else of Lambda's."""
     statements = [statement(["logs:CreateLogStream", "logs:PutLogEvents"], [f"{log_group_arn}:*"])]
     if tracing:
         statements.append(statement(["xray:PutTraceSegments", "xray:PutTelemetryRecords"], ["*"]))
     if dead_letter_arn:
         statements.append(statement(["sqs:SendMessage"], [dead_letter_arn]))
+    if shadow_arn:
+        statements.append(statement(["lambda:InvokeFunction"], [shadow_arn]))
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
@@ -101,11 +112,17 @@ class LambdaService(pulumi.ComponentResource):
             opts=child,
         )
         dead_letter_arn = self.dead_letter.arn if self.dead_letter else None
+        where = f"{args.region or '*'}:{args.account or '*'}"
+        shadow_arn = (
+            f"arn:aws:lambda:{where}:function:{args.function_name}:{SHADOW_ALIAS}"
+            if args.shadow_percent
+            else None
+        )
         self.role_policy = aws.iam.RolePolicy(
             f"{name}-role-policy",
             role=self.role.id,
             policy=pulumi.Output.all(self.log_group.arn, dead_letter_arn).apply(
-                lambda a: execution_policy(a[0], args.settings.tracing, a[1])
+                lambda a: execution_policy(a[0], args.settings.tracing, a[1], shadow_arn)
             ),
             opts=child,
         )
@@ -201,6 +218,9 @@ class LambdaService(pulumi.ComponentResource):
                 child,
             )
             self.canary_alarms = self._alarms(name, tags, child, executed_version=self.function.version)
+        self.shadow_alarms: list[aws.cloudwatch.MetricAlarm] = []
+        if args.settings.shadow and args.settings.stable_version:  # gone again at the next step
+            self.shadow_alarms = self._shadow(name, tags, child)
         self.register_outputs(
             {
                 "function_arn": self.function.arn,
@@ -208,8 +228,69 @@ class LambdaService(pulumi.ComponentResource):
                 "endpoint": self.endpoint,
                 "alarms": [alarm.name for alarm in self.alarms],
                 "canary_alarms": [alarm.name for alarm in self.canary_alarms],
+                "shadow_alarms": [alarm.name for alarm in self.shadow_alarms],
             }
         )
+
+    def _shadow(
+        self, name: str, tags: dict[str, str], opts: pulumi.ResourceOptions
+    ) -> list[aws.cloudwatch.MetricAlarm]:
+        """The `shadow` alias on the new version, its asynchronous events never retried (a mirrored
+        request is a sample, not a delivery), and its alarms: the SLO of its own invocations, and the
+        share of mirrored rows whose top class it changed, from the verdicts it logs."""
+        args = self.args
+        shadow = aws.lambda_.Alias(
+            f"{name}-shadow-alias",
+            name=SHADOW_ALIAS,
+            function_name=self.function.name,
+            function_version=self.function.version,
+            opts=opts,
+        )
+        aws.lambda_.FunctionEventInvokeConfig(
+            f"{name}-shadow-async",
+            function_name=self.function.name,
+            qualifier=shadow.name,
+            maximum_retry_attempts=0,
+            maximum_event_age_in_seconds=60,
+            opts=opts,
+        )
+        verdicts = {"Function": args.function_name, "Version": self.function.version}
+
+        def rows(query_id: str, metric_name: str) -> dict:
+            return {
+                "id": query_id,
+                "return_data": False,
+                "metric": {
+                    "namespace": SHADOW_NAMESPACE,
+                    "metric_name": metric_name,
+                    "dimensions": verdicts,
+                    "period": PERIOD_SECONDS,
+                    "stat": "Sum",
+                },
+            }
+
+        expression = f"IF(agreed + disagreed >= {MIN_SHADOW_ROWS}, disagreed / (agreed + disagreed), 0)"
+        disagreement = aws.cloudwatch.MetricAlarm(
+            f"{name}-shadow-disagreement",
+            name=f"{args.function_name}-shadow-disagreement",
+            alarm_description=(
+                f"share of mirrored rows whose top class the new version behind {args.function_name}:"
+                f"{SHADOW_ALIAS} changed above {args.slo.max_disagreement:g} (of {MIN_SHADOW_ROWS}+ a minute)"
+            ),
+            comparison_operator="GreaterThanThreshold",
+            threshold=args.slo.max_disagreement,
+            evaluation_periods=1,
+            datapoints_to_alarm=1,
+            treat_missing_data="notBreaching",
+            metric_queries=[
+                rows("agreed", "ShadowRowsAgreed"),
+                rows("disagreed", "ShadowRowsDisagreed"),
+                {"id": "ratio", "expression": expression, "label": "disagreement", "return_data": True},
+            ],
+            tags=tags,
+            opts=opts,
+        )
+        return [*self._alarms(name, tags, opts, alias=SHADOW_ALIAS), disagreement]
 
     def _routing(self, newest: str) -> dict | None:
         """`live`'s weights: a share to the newest version, only while it differs from the stable one
@@ -229,14 +310,16 @@ class LambdaService(pulumi.ComponentResource):
         tags: dict[str, str],
         opts: pulumi.ResourceOptions,
         executed_version: pulumi.Output[str] | None = None,
+        alias: str = ALIAS,
     ) -> list[aws.cloudwatch.MetricAlarm]:
         """Error ratio, throttle ratio and p99 duration of the `live` alias, as SLO ratios rather than
         counts: what a deploy watches before and after it moves traffic. With `executed_version`, the
-        same three for the requests `live` routed to that version alone (the canary's share)."""
+        same three for the requests `live` routed to that version alone (the canary's share); with
+        another `alias`, that alias's (the shadow's)."""
         args = self.args
-        qualified = f"{args.function_name}:{ALIAS}"
+        qualified = f"{args.function_name}:{alias}"
         dimensions: dict = {"FunctionName": args.function_name, "Resource": qualified}
-        prefix, scope = "", qualified
+        prefix, scope = ("", qualified) if alias == ALIAS else (f"{alias}-", qualified)
         if executed_version is not None:
             dimensions = {**dimensions, "ExecutedVersion": executed_version}
             prefix, scope = "canary-", f"the new version behind {qualified}"
@@ -310,7 +393,7 @@ class LambdaService(pulumi.ComponentResource):
                 opts=opts,
             ),
         ]
-        if self.api_id is not None and executed_version is None:
+        if self.api_id is not None and executed_version is None and alias == ALIAS:
             # Behind an HTTP API, the answers clients got: API Gateway's own 5xx (a function error, a
             # timeout, a throttle) over its requests.
             api = {"ApiId": self.api_id}
@@ -322,6 +405,17 @@ class LambdaService(pulumi.ComponentResource):
                 metric("requests", "Count", "AWS/ApiGateway", api),
             ))  # fmt: skip
         return alarms
+
+    def _mirroring(self) -> dict[str, str]:
+        """Wherever the environment has a shadow phase, every version names the `shadow` alias, so the
+        version that is stable when a phase starts mirrors to it (a version's environment is fixed when
+        it is published); with no alias, its first invoke learns so and mirroring pauses."""
+        if not self.args.shadow_percent:
+            return {}
+        return {
+            "TWINSERVE_SHADOW_FUNCTION": f"{self.args.function_name}:{SHADOW_ALIAS}",
+            "TWINSERVE_SHADOW_SAMPLE_RATE": f"{self.args.shadow_percent / 100:g}",
+        }
 
     def _function_inputs(self, tags: dict[str, str]) -> dict:
         args = self.args
@@ -348,7 +442,13 @@ class LambdaService(pulumi.ComponentResource):
             "timeout": args.settings.timeout_seconds,
             "reserved_concurrent_executions": args.settings.reserved_concurrency,
             "publish": True,
-            "environment": {"variables": {"TWINSERVE_LOG_LEVEL": "info", **args.capture.environment()}},
+            "environment": {
+                "variables": {
+                    "TWINSERVE_LOG_LEVEL": "info",
+                    **args.capture.environment(),
+                    **self._mirroring(),
+                }
+            },
             "tracing_config": {"mode": "Active" if args.settings.tracing else "PassThrough"},
             "logging_config": {"log_format": "Text", "log_group": self.log_group.name},
             "tags": tags,

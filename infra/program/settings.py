@@ -222,6 +222,10 @@ class LambdaSettings(Group):
     canary_percent: int = Field(default=0, ge=0, le=99)
     """Share of the live alias routed to the newly published version beside lambdaStableVersion (set by
     the deploy); 0 keeps every request on lambdaStableVersion."""
+    shadow: bool = False
+    """A `shadow` alias on the newly published version while live stays on lambdaStableVersion: the
+    stable version hands it rolloutShadowPercent of its requests to compare (set by the deploy's shadow
+    phase)."""
 
     @field_validator("log_retention_days")
     @classmethod
@@ -258,12 +262,12 @@ class RolloutSettings(Group):
     bake_minutes: int = Field(default=5, ge=0, le=180)
     """How long each step is watched before the next; a breached SLO rolls both runtimes back."""
     shadow_minutes: int = Field(default=0, ge=0, le=180)
-    """Kubernetes: a shadow phase this long before the first step. The new model's pods answer a
-    sampled share of the stable pods' requests, mirrored after the stable answer was sent, and are
-    failed when their top classes disagree (alarmMaxDisagreement); no client sees their answers.
-    0: no shadow phase (and no shadow Service)."""
+    """A shadow phase this long before the first step: the new model (Kubernetes: shadow pods; Lambda:
+    the new version's `shadow` alias) answers a sampled share of the stable side's requests, handed
+    over after the stable answer, and is failed when its top classes disagree (alarmMaxDisagreement);
+    no client sees its answers. 0: no shadow phase (and no shadow Service or invoke right)."""
     shadow_percent: int = Field(default=10, ge=1, le=100)
-    """The share of the stable pods' inference requests mirrored to the shadow pods."""
+    """The share of the stable side's inference requests mirrored to the shadow."""
 
 
 class Slo(Group):
@@ -277,7 +281,7 @@ class Slo(Group):
     p99_ms: int = Field(default=1000, ge=1, le=900_000)
     """SLO: p99 latency (Lambda: p99 duration) in milliseconds above which it is unhealthy."""
     max_disagreement: float = Field(default=0.05, ge=0, le=1)
-    """Shadow (Kubernetes): share of mirrored rows whose top class the new model changes that fails it."""
+    """Shadow: share of mirrored rows whose top class the new model changes that fails it."""
     prediction_mix_psi: float = Field(default=0.2, gt=0, le=10)
     """Canary (Kubernetes): PSI of the new model's top-class shares against stable's that rolls it back."""
 
@@ -512,6 +516,12 @@ class Settings(Group):
 
     def _shadow_problems(self) -> list[str]:
         """A shadow needs its Service (rolloutShadowMinutes) and the stable side it mirrors from."""
+        if self.function.shadow and not (self.function.stable_version and self.rollout.shadow_minutes):
+            return ["lambdaShadow is set, but lambdaStableVersion or rolloutShadowMinutes is not"]
+        if self.function.shadow and self.function.canary_percent:
+            return [
+                "lambdaShadow and lambdaCanaryPercent are both set: the shadow phase comes before the canary"
+            ]
         if not self.shadow_image:
             return []
         if "kubernetes" not in self.runtimes:
@@ -530,7 +540,7 @@ class Settings(Group):
         """The rollout must finish inside the deploy job (and the deploy role's one-hour session)."""
         rollout = self.rollout
         bakes = {"canary": 1, "linear": len(range(rollout.step_percent, 100, rollout.step_percent))}
-        shadow = "kubernetes" in self.runtimes and rollout.shadow_minutes > 0
+        shadow = rollout.shadow_minutes > 0
         baking = bakes.get(rollout.strategy, 1) * rollout.bake_minutes + rollout.shadow_minutes * shadow
         steps = bakes.get(rollout.strategy, 0) + 1 + shadow
         needed = SETUP_MINUTES + steps * STEP_MINUTES + baking + ROLLBACK_MINUTES

@@ -55,8 +55,8 @@ def main() -> None:
     if "lambda" in s.runtimes:
         # The account whose boundary the function's role attaches (the deploy role may create no other).
         account = aws.get_caller_identity().account_id
-        # The capture archive's bucket is the bootstrap's in this region.
-        region = aws.get_region().region if s.capture.archive else ""
+        # The capture archive's bucket is the bootstrap's in this region, and the shadow alias is here.
+        region = aws.get_region().region if s.capture.archive or s.rollout.shadow_minutes else ""
         function = LambdaService(
             "serving",
             LambdaServiceArgs(
@@ -69,6 +69,7 @@ def main() -> None:
                 account,
                 s.capture,
                 region,
+                s.rollout.shadow_percent if s.rollout.shadow_minutes else 0,
             ),
         )
         pulumi.export("lambdaEndpoint", function.endpoint)
@@ -92,6 +93,7 @@ def main() -> None:
         pulumi.export("lambdaCanaryPercent", s.function.canary_percent if s.function.stable_version else 0)
         pulumi.export("lambdaCanaryEndpoint", function.canary_endpoint)
         pulumi.export("lambdaCanaryAlarms", [alarm.name for alarm in function.canary_alarms])
+        pulumi.export("lambdaShadowAlarms", [alarm.name for alarm in function.shadow_alarms])
         # Where the archive writes: s3://<bucket>/<prefix>YYYY/MM/DD/HH/.
         pulumi.export(
             "captureArchive",

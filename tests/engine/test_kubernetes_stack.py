@@ -17,6 +17,7 @@ PRIVILEGED_POD = Path(__file__).parent / "programs" / "privileged_pod.py"
 NAMESPACE = "twinserve-dev"
 # Stack, component, Namespace, ServiceAccount, Deployment, Service, HPA, PDB, NetworkPolicy.
 RESOURCES = 9
+SHADOW_RESOURCES = 2  # prod's shadow phase: the shadow Service and its NetworkPolicy
 CREATE = ["--create", "--secrets-provider", "passphrase", f"--config=image={IMAGE}"]
 
 
@@ -42,10 +43,11 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_preview_of_each_environment_runs_the_policy_pack(runner: Runner, tree: Path, env: str) -> None:
     result = engine(runner, tree, "preview", env, *CREATE)
     assert result.code == 0, result.output
-    assert result.changes == {"create": RESOURCES}
+    created = RESOURCES + SHADOW_RESOURCES * (env == "prod")
+    assert result.changes == {"create": created}
     assert "Policy Packs run:" in result.output
     assert f"twinserve|local|{tree}/infra/policy/analyzer" in result.output
-    FACTS.append(f"preview {env}: {RESOURCES} to create; Policy Packs run: twinserve|local|…/analyzer")
+    FACTS.append(f"preview {env}: {created} to create; Policy Packs run: twinserve|local|…/analyzer")
 
 
 def test_a_privileged_pod_is_refused_by_the_engine_naming_the_rule(runner: Runner, tree: Path) -> None:

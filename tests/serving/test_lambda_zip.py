@@ -94,10 +94,12 @@ def test_holds_the_handler_litert_and_the_model_and_no_tensorflow(dist: Path) ->
         for n in names
         if n.count("/") == 1 and n.startswith("serving/")
     )
-    # The handler's import closure, derived from the imports: the route table, codecs, runtime, no server.
+    # The handler's import closure, derived from the imports: the route table, codecs, runtime, the
+    # shadow's judging, no server.
     assert code == [
         "__init__", "app", "artifact", "capture", "contract", "dataplane", "errors", "jsonio",
-        "lambda_handler", "routes", "runtime", "settings", "tensors", "tfserving", "v2",
+        "lambda_handler", "lambda_shadow", "prediction_mix", "routes", "runtime", "settings",
+        "shadow_verdict", "tensors", "tfserving", "v2",
     ]  # fmt: skip
     assert not [n for n in names if n.startswith("serving/tools/")]
     assert not [n for n in names if n.startswith("simdjson/") and n.endswith((".cpp", ".h", ".pyx"))]

@@ -1,5 +1,6 @@
-"""The abort deletes by name the canary objects an interrupted update may have left unrecorded: the
-function's `canary` alias and its URL (in moto's Lambda), so the next canary's alias can be created."""
+"""The abort deletes by name the canary and shadow objects an interrupted update may have left
+unrecorded: the function's `canary` alias and its URL, and its `shadow` alias (in moto's Lambda), so
+the next rollout's aliases can be created."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import zipfile
 
 import boto3
 import pytest
-from delivery.canary_cleanup import CANARY_ALIAS, remove_canaries
+from delivery.canary_cleanup import ALIASES, remove_canaries
 from moto import mock_aws
 
 REGION = "eu-west-1"
@@ -48,7 +49,9 @@ def test_a_left_canary_alias_and_url_are_deleted_and_a_new_canary_can_be_made(aw
     )
     outputs = {"runtimes": ["lambda"], "functionName": "twinserve-iris-prod", "functionArn": arn}
     removed = remove_canaries(outputs, pending=[])
-    assert removed == ["the canary URL of twinserve-iris-prod", "the canary alias of twinserve-iris-prod"]
+    assert {"the canary URL of twinserve-iris-prod", "the canary alias of twinserve-iris-prod"} <= set(
+        removed
+    )
     assert aws.list_aliases(FunctionName=name)["Aliases"] == []  # type: ignore[attr-defined]
     # The next canary can be made, and removed again (moto answers a missing URL without an error).
     aws.create_alias(FunctionName=name, Name="canary", FunctionVersion="1")  # type: ignore[attr-defined]
@@ -56,7 +59,15 @@ def test_a_left_canary_alias_and_url_are_deleted_and_a_new_canary_can_be_made(aw
     assert aws.list_aliases(FunctionName=name)["Aliases"] == []  # type: ignore[attr-defined]
 
 
-def test_the_alias_deleted_is_the_one_the_program_declares() -> None:
-    from program.lambda_service import CANARY_ALIAS as DECLARED
+def test_a_left_shadow_alias_is_deleted(aws: object) -> None:
+    arn = function(aws)
+    aws.create_alias(FunctionName="twinserve-iris-prod", Name="shadow", FunctionVersion="1")  # type: ignore[attr-defined]
+    outputs = {"runtimes": ["lambda"], "functionName": "twinserve-iris-prod", "functionArn": arn}
+    assert "the shadow alias of twinserve-iris-prod" in remove_canaries(outputs, pending=[])
+    assert aws.list_aliases(FunctionName="twinserve-iris-prod")["Aliases"] == []  # type: ignore[attr-defined]
 
-    assert CANARY_ALIAS == DECLARED
+
+def test_the_aliases_deleted_are_the_ones_the_program_declares() -> None:
+    from program.lambda_service import CANARY_ALIAS, SHADOW_ALIAS
+
+    assert ALIASES == (CANARY_ALIAS, SHADOW_ALIAS)

@@ -68,6 +68,7 @@ def test_a_canary_step_pins_the_stable_side_of_both_runtimes(
         "kubernetesCanaryReplicas": "1",
         "lambdaStableVersion": "7",
         "lambdaCanaryPercent": "10",
+        "lambdaShadow": "false",
     }
     assert p.inputs(100) == {
         "image": NEW,
@@ -75,6 +76,7 @@ def test_a_canary_step_pins_the_stable_side_of_both_runtimes(
         "shadowImage": "",
         "lambdaStableVersion": "",
         "lambdaCanaryPercent": "0",
+        "lambdaShadow": "false",
     }
     assert p.rollback_inputs() == {
         "image": OLD,
@@ -82,6 +84,7 @@ def test_a_canary_step_pins_the_stable_side_of_both_runtimes(
         "shadowImage": "",
         "lambdaStableVersion": "7",
         "lambdaCanaryPercent": "0",
+        "lambdaShadow": "false",
     }
     recorded = plan(config_for, Running(OLD, "7", "a1" * 20), rolloutStrategy="canary")
     assert recorded.rollback_inputs()["commit"] == "a1" * 20  # what the stack serves again
@@ -100,20 +103,26 @@ def test_a_shadow_phase_comes_first_with_the_stable_side_pinned_everywhere(
         "canaryImage": "",
         "lambdaStableVersion": "7",
         "lambdaCanaryPercent": "0",
+        "lambdaShadow": "true",  # the new version behind the shadow alias, live on 7
     }
     assert p.inputs(10)["shadowImage"] == ""
     assert p.rollback_inputs()["shadowImage"] == ""
     assert p.describe(SHADOW) == (
-        "shadow: Kubernetes mirrors 50% of the stable pods' requests to 2 shadow pod(s), whose answers no "
-        "client gets; Lambda's live alias stays on version 7"
+        "shadow: Kubernetes mirrors 50% of the stable pods' requests to 2 shadow pod(s); Lambda's live alias "
+        "stays on version 7 and hands 50% of its requests to the new version's shadow alias; no client gets "
+        "the new model's answers"
     )
     settings = p.settings
     assert Plan(settings, Running(OLD, "7"), NEW, "all-at-once", shadow=False).steps == [100]  # by hand
     assert Plan(settings, Running(OLD, "7"), NEW, "all-at-once").steps == [SHADOW, 100]
-    assert Plan(settings, Running(NEW, "7"), NEW, "canary").steps == [10, 100]  # the same image
+    same_image = Plan(settings, Running(NEW, "7"), NEW, "canary")
+    assert same_image.steps == [SHADOW, 10, 100]  # Lambda's new version still goes through its shadow
+    assert "shadowImage" not in {k for k, v in same_image.inputs(SHADOW).items() if v}
+    assert Plan(settings, Running(NEW, None), NEW, "canary").steps == [10, 100]  # nothing to shadow
     assert Plan(settings, Running(None, None), NEW, "canary").steps == [100]  # a first deploy
     lambda_only = plan(config_for, Running(None, "7"), runtimes=["lambda"])
-    assert lambda_only.steps == [10, 100]
+    assert lambda_only.steps == [SHADOW, 10, 100]
+    assert lambda_only.inputs(SHADOW)["lambdaShadow"] == "true"
 
 
 @pytest.mark.parametrize(("stable", "percent", "pods"), [(3, 10, 1), (3, 50, 2), (10, 25, 3), (1, 100, 1)])
@@ -178,7 +187,11 @@ class MockedCloud:
         self.ups.append(inputs)
         config = self.config_for("prod", runtimes=["lambda"], modelName="scorer", **inputs)
         outputs = dict(run_program(INFRA, PROJECT, "prod", config).outputs)
-        for name in [*outputs["lambdaAlarms"], *outputs["lambdaCanaryAlarms"]]:
+        for name in [
+            *outputs["lambdaAlarms"],
+            *outputs["lambdaCanaryAlarms"],
+            *outputs["lambdaShadowAlarms"],
+        ]:
             self.cloudwatch.put_metric_alarm(
                 AlarmName=name, MetricName="Errors", Namespace="AWS/Lambda", Statistic="Sum", Period=60,
                 EvaluationPeriods=3, Threshold=0.005, ComparisonOperator="GreaterThanThreshold",
@@ -200,10 +213,16 @@ def scorer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, P
     server.stop()
 
 
-def lambda_rollout(config_for: Callable[..., dict[str, str]], cloud: MockedCloud, metadata: Path) -> Rollout:
-    settings = from_config(config_for("prod", runtimes=["lambda"], modelName="scorer"), "prod")
+def lambda_rollout(
+    config_for: Callable[..., dict[str, str]], cloud: MockedCloud, metadata: Path, shadow_minutes: int = 0
+) -> Rollout:
+    """prod's canary on Lambda alone (its shadow phase only with `shadow_minutes`, baked 1 s)."""
+    config = config_for("prod", runtimes=["lambda"], modelName="scorer", rolloutShadowMinutes=shadow_minutes)
+    settings = from_config(config, "prod")
     plan = Plan(settings, Running(None, "4"), NEW, "canary")  # live ran version 4; the mocks publish "1"
-    return Rollout(plan, cloud, Example.read(metadata), Targets(), bake_seconds=1, interval=0.25)  # type: ignore[arg-type]
+    return Rollout(
+        plan, cloud, Example.read(metadata), Targets(), bake_seconds=1, interval=0.25, shadow_seconds=1
+    )  # type: ignore[arg-type]
 
 
 @mock_aws
@@ -215,22 +234,14 @@ def test_a_lambda_canary_whose_alarm_fires_is_rolled_back_to_the_stable_version(
     rollout = lambda_rollout(config_for, cloud, metadata)
     assert rollout.run() == ROLLED_BACK
     summary = "\n".join(rollout.timeline.lines)
-    assert cloud.ups == [
-        {
-            "image": NEW,
-            "canaryImage": "",
-            "shadowImage": "",
-            "lambdaStableVersion": "4",
-            "lambdaCanaryPercent": "10",
-        },
-        {
-            "image": NEW,
-            "canaryImage": "",
-            "shadowImage": "",
-            "lambdaStableVersion": "4",
-            "lambdaCanaryPercent": "0",
-        },
-    ]
+    shared = {
+        "image": NEW,
+        "canaryImage": "",
+        "shadowImage": "",
+        "lambdaStableVersion": "4",
+        "lambdaShadow": "false",
+    }
+    assert cloud.ups == [{**shared, "lambdaCanaryPercent": "10"}, {**shared, "lambdaCanaryPercent": "0"}]
     assert "**Step 10%: Lambda 10% of live**" in summary
     assert (
         "- smoke: lambda canary: ready, metadata, the model's example and its golden set (4 rows)" in summary
@@ -240,6 +251,32 @@ def test_a_lambda_canary_whose_alarm_fires_is_rolled_back_to_the_stable_version(
         in summary
     )
     assert "all traffic on the stable model: Lambda's live alias is on version 4." in summary
+
+
+@mock_aws
+def test_a_lambda_shadow_whose_disagreement_alarm_fires_is_rolled_back_before_any_client_reaches_it(
+    config_for: Callable[..., dict[str, str]], scorer: tuple[Server, Path]
+) -> None:
+    """The shadow phase on Lambda: live stays on version 4 while the new version behind the shadow alias
+    answers what the stable one hands it; its disagreement alarm (the verdicts it logs as embedded
+    metrics, tests/serving/test_lambda_shadow.py) fires, and the one rollback up removes the alias."""
+    server, metadata = scorer
+    cloud = MockedCloud(config_for, server.url, breach="twinserve-scorer-prod-shadow-disagreement")
+    rollout = lambda_rollout(config_for, cloud, metadata, shadow_minutes=5)
+    assert rollout.run() == ROLLED_BACK
+    summary = "\n".join(rollout.timeline.lines)
+    assert [
+        (up["lambdaShadow"], up["lambdaStableVersion"], up["lambdaCanaryPercent"]) for up in cloud.ups
+    ] == [
+        ("true", "4", "0"),  # the shadow: no share of live
+        ("false", "4", "0"),  # the rollback: the alias gone, live still on 4
+    ]
+    assert "**Step shadow: Lambda's live alias stays on version 4 and hands 10% of its requests" in summary
+    assert (
+        "**Failed**: lambda alarm twinserve-scorer-prod-shadow-disagreement is in ALARM: Threshold Crossed"
+        in summary
+    )
+    assert "**Step 10%" not in summary
 
 
 @mock_aws
@@ -255,6 +292,7 @@ def test_a_quiet_lambda_canary_is_promoted_and_live_follows_the_new_version(
         "image": NEW,
         "canaryImage": "",
         "shadowImage": "",
+        "lambdaShadow": "false",
         "lambdaStableVersion": "",
         "lambdaCanaryPercent": "0",
     }

@@ -367,3 +367,117 @@ def test_capture_reaches_the_function_only_when_an_environment_sets_it(run_stack
         "TWINSERVE_CAPTURE_FIELDS": "outputs",
         "TWINSERVE_CAPTURE_MAX_RECORD_BYTES": "4096",
     }
+
+
+def shadow_step(run_stack: Callable[..., Run]) -> Run:
+    """prod during its shadow phase: live on version 4, the shadow alias on the newly published one."""
+    return run_stack("prod", lambdaStableVersion="4", lambdaShadow=True)
+
+
+def test_with_a_shadow_phase_every_version_names_its_shadow_alias_and_may_invoke_it_alone(
+    run_stack: Callable[..., Run],
+) -> None:
+    """Declared wherever the environment has a shadow phase, so the version that is stable when a phase
+    starts already names the alias (a version's environment is fixed when it is published)."""
+    from tests.infra.iam import ACCOUNT, REGION, bootstrap, permitted
+
+    for run in (run_stack("prod"), shadow_step(run_stack)):
+        variables = run.one("aws:lambda/function:Function").inputs["environment"]["variables"]
+        assert variables["TWINSERVE_SHADOW_FUNCTION"] == "twinserve-iris-prod:shadow"
+        assert variables["TWINSERVE_SHADOW_SAMPLE_RATE"] == "0.1"
+    policy = json.loads(run_stack("prod").one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    function = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:twinserve-iris-prod"
+    (invoke,) = [s for s in policy["Statement"] if s["Action"] == ["lambda:InvokeFunction"]]
+    assert invoke["Resource"] == [f"{function}:shadow"]
+    (boundary,) = bootstrap().of_type("aws:iam/policy:Policy")
+    limit = json.loads(boundary.inputs["policy"])
+    assert permitted(policy, limit, {}, ("lambda:InvokeFunction", f"{function}:shadow", {}))
+    for escalation in [
+        ("lambda:InvokeFunction", f"{function}:live", {}),  # its clients' alias
+        ("lambda:InvokeFunction", f"{function}:canary", {}),
+        ("lambda:InvokeFunction", function, {}),  # $LATEST
+        ("lambda:InvokeFunction", f"{function}:4", {}),  # a version by number
+        ("lambda:InvokeFunction", f"{function[:-4]}dev:shadow", {}),  # another environment's
+        ("lambda:InvokeFunctionUrl", f"{function}:shadow", {}),
+        ("lambda:UpdateAlias", f"{function}:shadow", {}),
+    ]:
+        assert not permitted(policy, limit, {}, escalation), escalation
+    # Whatever a role's own policy says, the boundary holds it to the shadow alias of a twinserve function.
+    anything = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "lambda:*", "Resource": "*"}],
+    }
+    assert not permitted(anything, limit, {}, ("lambda:InvokeFunction", f"{function}:live", {}))
+    other = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:payments:shadow"
+    assert not permitted(anything, limit, {}, ("lambda:InvokeFunction", other, {}))
+    without = run_stack("staging")
+    assert (
+        "TWINSERVE_SHADOW_FUNCTION"
+        not in without.one("aws:lambda/function:Function").inputs["environment"]["variables"]
+    )
+    staging_policy = json.loads(without.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    assert not [s for s in staging_policy["Statement"] if s["Action"][0].startswith("lambda:")]
+
+
+def test_a_shadow_step_puts_the_shadow_alias_on_the_new_version_without_retries_and_alarms_on_it(
+    run_stack: Callable[..., Run],
+) -> None:
+    run = shadow_step(run_stack)
+    aliases = {a.inputs["name"]: a.inputs for a in run.of_type("aws:lambda/alias:Alias")}
+    assert (aliases["live"]["functionVersion"], aliases["shadow"]["functionVersion"]) == ("4", "1")
+    assert not aliases["live"].get("routingConfig")  # no client reaches the new version
+    configs = {c.inputs["qualifier"]: c.inputs for c in run.of_type(
+        "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig")}  # fmt: skip
+    assert configs["shadow"]["maximumRetryAttempts"] == 0
+    assert "destinationConfig" not in configs["shadow"]  # a sample, never a dead letter
+    alarms = {a.inputs["name"]: a.inputs for a in run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+              if "-shadow-" in a.inputs["name"]}  # fmt: skip
+    assert (
+        sorted(alarms)
+        == sorted(run.outputs["lambdaShadowAlarms"])
+        == [
+            "twinserve-iris-prod-shadow-disagreement",
+            "twinserve-iris-prod-shadow-error-ratio",
+            "twinserve-iris-prod-shadow-p99-duration",
+            "twinserve-iris-prod-shadow-throttle-ratio",
+        ]
+    )
+    disagreement = alarms["twinserve-iris-prod-shadow-disagreement"]
+    assert disagreement["threshold"] == 0.05
+    queries = {q["id"]: q for q in disagreement["metricQueries"]}
+    assert (
+        queries["ratio"]["expression"] == "IF(agreed + disagreed >= 100, disagreed / (agreed + disagreed), 0)"
+    )
+    verdicts = {"Function": "twinserve-iris-prod", "Version": "1"}  # serving/lambda_shadow.py's dimensions
+    for metric, query in (("ShadowRowsAgreed", "agreed"), ("ShadowRowsDisagreed", "disagreed")):
+        expected = {"namespace": "twinserve", "metricName": metric, "dimensions": verdicts, "period": 60}
+        assert queries[query]["metric"] == {**expected, "stat": "Sum"}
+    errors = {q["id"]: q for q in alarms["twinserve-iris-prod-shadow-error-ratio"]["metricQueries"]}
+    assert errors["errors"]["metric"]["dimensions"] == {
+        "FunctionName": "twinserve-iris-prod", "Resource": "twinserve-iris-prod:shadow"
+    }  # fmt: skip
+    assert run_stack("prod").outputs["lambdaShadowAlarms"] == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"lambdaShadow": True},
+            "lambdaShadow is set, but lambdaStableVersion or rolloutShadowMinutes is not",
+        ),
+        (
+            {"lambdaShadow": True, "lambdaStableVersion": "4", "rolloutShadowMinutes": 0},
+            "lambdaShadow is set, but lambdaStableVersion or rolloutShadowMinutes is not",
+        ),
+        (
+            {"lambdaShadow": True, "lambdaStableVersion": "4", "lambdaCanaryPercent": 10},
+            "lambdaShadow and lambdaCanaryPercent are both set",
+        ),
+    ],
+)
+def test_lambda_shadow_settings_that_cannot_work_are_named(
+    config_for: Callable[..., dict[str, str]], overrides: dict, message: str
+) -> None:
+    with pytest.raises(SettingsError, match=message):
+        from_config(config_for("prod", **overrides), "prod")
