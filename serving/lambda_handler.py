@@ -14,7 +14,9 @@ from typing import Any
 
 from serving import capture, lambda_shadow
 from serving.app import build_dataplane
+from serving.emf import emf_line
 from serving.errors import BadRequest
+from serving.prediction_mix import PredictionMix
 from serving.routes import Request, Response, error_response, handle
 from serving.settings import Settings
 
@@ -56,6 +58,17 @@ SETTINGS = Settings.from_env()
 PLANE = build_dataplane(SETTINGS)
 RECORDER = capture.recorder_for(SETTINGS.capture, PLANE.spec, "lambda", SETTINGS.track)
 MIRROR = lambda_shadow.mirror_for(PLANE.spec, SETTINGS.shadow_function, SETTINGS.shadow_sample_rate)
+# The function and version answering now: one invocation at a time per environment.
+INVOCATION: dict[str, str] = {}
+
+
+def _count_prediction(output: str, column: str, label: str, rows: int) -> None:
+    """The prediction mix as embedded metrics, by version and class (its column), for the rollout to
+    compare a canary's with the stable version's: one line per class an answer's rows topped."""
+    print(emf_line({**INVOCATION, "Class": column}, {"Predictions": rows}), flush=True)
+
+
+MIX = PredictionMix(PLANE.spec, _count_prediction)
 
 
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
@@ -69,9 +82,16 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     response = handle(PLANE, request, SETTINGS.max_body_bytes)
     if RECORDER is not None and RECORDER.sampled(response.route):
         _capture(RECORDER, response, request, context, time.perf_counter() - started)
+    if MIX.counts_anything and response.status == 200 and response.outputs is not None:
+        INVOCATION.update(Function=_name(context), Version=str(getattr(context, "function_version", "")))
+        MIX.add(response.outputs)
     if MIRROR is not None and MIRROR.wants(response):
-        MIRROR.offer(response, str(getattr(context, "function_name", "")))
+        MIRROR.offer(response, _name(context))
     return response_to_lambda(response)
+
+
+def _name(context: object) -> str:
+    return str(getattr(context, "function_name", ""))
 
 
 def _capture(

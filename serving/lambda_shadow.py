@@ -9,14 +9,13 @@ queued), bounded by short timeouts and never failing the client. With no `shadow
 phase now), mirroring pauses for MISSING_PAUSE_SECONDS at a time; after any other failure, for
 FAILED_PAUSE_SECONDS. A request whose event would pass the asynchronous payload limit is skipped.
 
-Metrics (namespace NAMESPACE): the stable side's ShadowMirrorRequests by Function and Outcome; the
+Metrics (serving/emf.py's namespace): the stable side's ShadowMirrorRequests by Function and Outcome; the
 shadow's ShadowCompared, ShadowDiffered, ShadowRowsAgreed and ShadowRowsDisagreed by Function and
 Version, which the program's disagreement alarm reads.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
@@ -27,6 +26,7 @@ from typing import Any
 from serving.artifact import ModelSpec
 from serving.contract import INFERENCE_ROUTES
 from serving.dataplane import DataPlane
+from serving.emf import emf_line
 from serving.errors import BadRequest, ServingError
 from serving.jsonio import dumps
 from serving.prediction_mix import classifier
@@ -34,34 +34,12 @@ from serving.routes import Request, Response, error_response, handle
 from serving.shadow_verdict import answer_outputs, compare, outputs_json, request_body
 
 EVENT_KEY = "twinserve-shadow"  # an event holding it is a mirrored request, not a client's
-NAMESPACE = "twinserve"
 MAX_EVENT_BYTES = 256 * 1024  # Lambda's payload limit for an asynchronous invocation
 MISSING_PAUSE_SECONDS = 60.0
 FAILED_PAUSE_SECONDS = 5.0
 logger = logging.getLogger("twinserve")
 
 Invoke = Callable[[str, bytes], None]  # (qualified function, payload): raises on failure
-
-
-def emf_line(dimensions: dict[str, str], counts: dict[str, float], unit: str = "Count") -> str:
-    """One embedded-metric-format record: CloudWatch reads the metrics from the function's log stream."""
-    return json.dumps(
-        {
-            "_aws": {
-                "Timestamp": int(time.time() * 1000),
-                "CloudWatchMetrics": [
-                    {
-                        "Namespace": NAMESPACE,
-                        "Dimensions": [list(dimensions)],
-                        "Metrics": [{"Name": name, "Unit": unit} for name in counts],
-                    }
-                ],
-            },
-            **dimensions,
-            **counts,
-        },
-        separators=(",", ":"),
-    )
 
 
 class NoShadowAlias(Exception):

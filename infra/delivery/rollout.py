@@ -46,11 +46,12 @@ from delivery.analysis import MIN_SHADOW_ROWS, Thresholds, scraper
 from delivery.canary_cleanup import remove_canaries
 from delivery.errors import DeliveryError, RolloutError
 from delivery.interrupt import Cancellation, Interrupted
+from delivery.lambda_mix import lambda_mix
 from delivery.rollout_plan import SHADOW, Plan, Running
 from delivery.smoke import Example, check, smoke
 from delivery.stack_updates import LOCK_PATIENCE_SECONDS, StackUpdates
 from delivery.targets import Send, Targets, plain_send, region_of
-from delivery.watch import Watch, alarm_breaches, judged, watch
+from delivery.watch import Watch, alarm_breaches, judged, mixed, watch
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository
 
@@ -68,7 +69,9 @@ class Timeline:
     def polls(self, result: Watch, thresholds: Thresholds) -> None:
         for poll in result.polls:
             unhealthy = [f"{name} {state}" for name, state in poll.alarms.items() if state != "OK"]
-            states = ", ".join(unhealthy) or (f"{len(poll.alarms)} OK" if poll.alarms else "-")
+            states = (", ".join(unhealthy) or (f"{len(poll.alarms)} OK" if poll.alarms else "-")) + mixed(
+                poll.lambda_mix
+            )
             kubernetes = judged(poll.kubernetes, thresholds, poll.mix, poll.stable)
             self.add(
                 f"| {poll.seconds:.1f} s | {kubernetes} | {states} | {'; '.join(poll.breaches) or '-'} |"
@@ -167,12 +170,20 @@ class Rollout:
             )
             or []
         )
-        alarms = None
+        alarms, function_mix = None, None
         if alarm_names:
             import boto3
 
             cloudwatch = boto3.client("cloudwatch", region_name=region_of(outputs))
             alarms = lambda: alarm_breaches(cloudwatch, alarm_names)  # noqa: E731
+            if track == "canary" and self.plan.running.lambda_version:
+                function_mix = lambda_mix(
+                    cloudwatch,
+                    outputs["functionName"],
+                    self.plan.running.lambda_version,
+                    str(outputs["lambdaVersion"]),
+                    self.thresholds.min_requests,
+                )
         with contextlib.ExitStack() as stack:
             scrape, stable = None, None
             if "kubernetes" in outputs.get("runtimes", []) and (
@@ -186,7 +197,15 @@ class Rollout:
             self.timeline.add("")
             self.timeline.add("| after | Kubernetes | Lambda alarms | breach |")
             self.timeline.add("|---:|---|---|---|")
-            result = watch(seconds, self.interval, self.thresholds, scrape, alarms, stable=stable)
+            result = watch(
+                seconds,
+                self.interval,
+                self.thresholds,
+                scrape,
+                alarms,
+                stable=stable,
+                lambda_mix=function_mix,
+            )
             self.timeline.polls(result, self.thresholds)
         if result.breaches:
             raise RolloutError("; ".join(result.breaches))

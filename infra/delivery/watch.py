@@ -6,8 +6,9 @@ one breaches.
   during a canary step, the prediction mix against a stable pod's over the same time and, when the
   stable pods mirror to the new model, the shadow's disagreement they counted.
 - Lambda: the states of the stack's CloudWatch alarms, the canary's (its `ExecutedVersion` behind the
-  live alias) during a canary step, the live alias's after an all-at-once up. Any alarm in ALARM
-  is a breach, named with CloudWatch's own reason.
+  live alias) during a canary step, the shadow alias's during a shadow phase, the live alias's after
+  an all-at-once up. Any alarm in ALARM is a breach, named with CloudWatch's own reason. During a
+  canary step, the new version's prediction mix against the stable version's too (`lambda_mix.py`).
 
 The first breach ends the watch; the timeline keeps every poll's figures for the job summary. The
 one bake loop: the rollout's steps and the canary CLI (`canary.py`) both run it.
@@ -33,6 +34,7 @@ class Poll:
     alarm_breaches: list[str]
     mix: MixShift | None = None  # the new model's prediction mix against the stable one's
     stable: Window | None = None  # a stable pod's window: its mirrors' disagreement
+    lambda_mix: MixShift | None = None  # the new Lambda version's mix against the stable version's
 
     @property
     def breaches(self) -> list[str]:
@@ -79,10 +81,12 @@ def watch(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     stable: Callable[[], Snapshot] | None = None,
+    lambda_mix: Callable[[], MixShift | None] | None = None,
 ) -> Watch:
     """Poll every `interval` until `seconds` have passed or a signal breaches; at least one poll.
     `stable` scrapes a stable pod, whose prediction mix the new model's is held against, and whose
-    mirrors count how often the new model (as its shadow) disagreed."""
+    mirrors count how often the new model (as its shadow) disagreed; `lambda_mix` looks at the new
+    Lambda version's mix against the stable version's."""
     start = clock()
     first = scrape() if scrape else None
     first_stable = stable() if stable and scrape else None
@@ -95,7 +99,12 @@ def watch(
         states, alarm_problems = alarms() if alarms else ({}, [])
         breaches = judge(seen, thresholds, seen_stable) if seen else []
         shift = mix_shift(seen, seen_stable, thresholds.min_requests) if seen and seen_stable else None
-        poll = Poll(elapsed, seen, states, breaches, alarm_problems, shift, seen_stable)
+        function_shift = lambda_mix() if lambda_mix else None
+        limit = thresholds.slo.prediction_mix_psi
+        if function_shift and function_shift.psi is not None and function_shift.psi > limit:
+            moved = f"{function_shift.psi:.3f} ({function_shift.moved()})"
+            alarm_problems = [*alarm_problems, str(Breach("prediction mix PSI", moved, f"{limit:g}"))]
+        poll = Poll(elapsed, seen, states, breaches, alarm_problems, shift, seen_stable, function_shift)
         result.polls.append(poll)
         if poll.breaches or elapsed >= seconds:
             return result

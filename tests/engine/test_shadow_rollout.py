@@ -2,17 +2,21 @@
 plane: the program declares the shadow's address and policies, the rollout's first step runs the new
 model as shadow pods outside the Service, and the stable side's count of what they answered otherwise
 decides. A classifier with two classes swapped (every answer a 200, the mix unchanged) is rolled back
-before any client sees it; an honest retrain goes on through its canary to promotion.
+before any client sees it, and so are a model collapsed onto one class and a LiteRT file that drifted
+from its TensorFlow answers; an honest retrain goes on through its canary to promotion.
 
-kwok's pods run no containers, so real `python -m serving` processes stand in for the pods: a stable
-server mirroring to the new model's, with the sample rate the program gave the stable Deployment."""
+kwok's pods run no containers, so real `python -m serving` processes (LiteRT) stand in for the pods: a
+stable server mirroring to the new model's, with the sample rate the program gave the stable
+Deployment."""
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,18 +30,37 @@ from tests.model_servers import Server, faulty_models, start
 
 NAMESPACE = "twinserve-shadow"
 DEPLOYMENTS = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments"
-SWAPPED = f"registry.example/twinserve@sha256:{'5a' * 32}"
 RETRAINED = f"registry.example/twinserve@sha256:{'7e' * 32}"
+FAULTY = {  # each new model's image, and what its shadow phase must be failed on
+    "swapped": (
+        f"registry.example/twinserve@sha256:{'5a' * 32}",
+        r"kubernetes shadow disagreement (0\.\d{4}) > 0\.05",
+    ),
+    "collapsed": (
+        f"registry.example/twinserve@sha256:{'c0' * 32}",
+        r"kubernetes shadow disagreement (0\.\d{4}) > 0\.05",
+    ),
+    "drifting": (
+        f"registry.example/twinserve@sha256:{'d1' * 32}",
+        r"kubernetes shadow: the (model's example|golden set's request 1 of 1) got a different answer",
+    ),
+}
 # Inputs on each side of the sorter's boundaries, and the class the stable model answers for each.
 CLASSES = {2.0: 1, 5.0: 2, 8.0: 0}
 
 
 @pytest.fixture(scope="module")
 def sorters(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The stable sorter, its swapped twin and its retrain (tests/workflows/faulty_models.py)."""
-    return faulty_models(
-        tmp_path_factory.mktemp("sorters"), *(f"sorter-{v}" for v in ("stable", "swapped", "retrained"))
-    )
+    """The stable sorter, its swapped, collapsed and retrained twins (tests/workflows/faulty_models.py),
+    and the stable one with its model.tflite replaced by the retrain's: TensorFlow answers as exported,
+    LiteRT otherwise (its top classes the same)."""
+    variants = ("stable", "swapped", "collapsed", "retrained")
+    built = faulty_models(tmp_path_factory.mktemp("sorters"), *(f"sorter-{v}" for v in variants))
+    drifting = built / "sorter-drifting" / "models"
+    shutil.copytree(built / "sorter-stable" / "models", drifting)
+    retrained_file = built / "sorter-retrained" / "models" / "sorter" / "1" / "model.tflite"
+    shutil.copyfile(retrained_file, drifting / "sorter" / "1" / "model.tflite")
+    return built
 
 
 def metadata(sorters: Path, variant: str) -> Path:
@@ -96,7 +119,7 @@ def server_env(cluster: ControlPlane, name: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def first_deploy(deploy: Callable[..., tuple], cluster: ControlPlane, sorters: Path) -> dict[str, str]:
     """The stable sorter deployed all at once (nothing ran before); its stable pods' environment."""
-    stable = start(sorters / "sorter-stable" / "models")
+    stable = start(sorters / "sorter-stable" / "models", TWINSERVE_RUNTIME="litert")
     try:
         result, summary = deploy(IMAGE, metadata(sorters, "stable"), kubernetes_url=stable.url)
     finally:
@@ -112,19 +135,23 @@ def mirroring(sorters: Path, first_deploy: dict[str, str]) -> Iterator[dict[str,
     the rate the program gave the stable pods."""
     running: dict[str, dict[str, Server]] = {}
     try:
-        for variant in ("swapped", "retrained"):
-            new = start(sorters / f"sorter-{variant}" / "models")
+        for variant in (*FAULTY, "retrained"):
+            new = start(sorters / f"sorter-{variant}" / "models", TWINSERVE_RUNTIME="litert")
             running[variant] = {"new": new}
             running[variant]["stable"] = start(
                 sorters / "sorter-stable" / "models",
                 TWINSERVE_SHADOW_URL=new.url,
                 TWINSERVE_SHADOW_SAMPLE_RATE=first_deploy["TWINSERVE_SHADOW_SAMPLE_RATE"],
+                TWINSERVE_RUNTIME="litert",
             )
         yield running
     finally:
         for servers in running.values():
             for server in servers.values():
                 server.stop()
+
+
+PAUSE_SECONDS = 0.01  # between a client's requests: about 150 a second in all, for the tiers beside
 
 
 @contextmanager
@@ -146,6 +173,7 @@ def clients(url: str) -> Iterator[dict[str, int]]:
                     probabilities = json.loads(response.read())["outputs"][0]["data"]
                 seen["answers"] += 1
                 seen["not stable's"] += probabilities.index(max(probabilities)) != expected
+                time.sleep(PAUSE_SECONDS)
 
     threads = [threading.Thread(target=client) for _ in range(2)]
     for thread in threads:
@@ -186,36 +214,44 @@ def test_the_program_gives_the_stable_pods_the_shadow_services_address_and_egres
     assert images(cluster) == {"sorter": IMAGE}  # no shadow pods until a rollout runs one
 
 
-def test_a_swap_every_answer_a_200_is_rolled_back_in_its_shadow_phase_before_any_client_sees_it(
+@pytest.mark.parametrize("variant", list(FAULTY))
+def test_a_faulty_model_answering_200_is_rolled_back_in_its_shadow_phase_before_any_client_sees_it(
     deploy: Callable[..., tuple],
     cluster: ControlPlane,
     sorters: Path,
     mirroring: dict[str, dict[str, Server]],
     first_deploy: dict[str, str],
+    variant: str,
 ) -> None:
-    servers = mirroring["swapped"]
+    """Two classes swapped (the mix about the same) and a collapse onto one class are failed on the
+    stable side's count of mirrored rows they answered otherwise; the drifted LiteRT file at the
+    shadow pods' smoke test, by the golden set."""
+    image, failure = FAULTY[variant]
+    servers = mirroring[variant]
     with clients(servers["stable"].url) as seen:
-        result, summary = deploy(SWAPPED, metadata(sorters, "swapped"), **urls(servers))
+        result, summary = deploy(image, metadata(sorters, variant), **urls(servers))
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Steps: shadow, 10%, 100%." in summary
     assert "**Step shadow: Kubernetes mirrors 50% of the stable pods' requests to 1 shadow pod(s)" in summary
-    assert "- smoke: kubernetes shadow: ready, metadata, the model's example and its golden set" in summary
-    breach = re.search(r"\*\*Failed\*\*: kubernetes shadow disagreement (0\.\d{4}) > 0\.05", summary)
+    breach = re.search(r"\*\*Failed\*\*: " + failure, summary)
     assert breach, summary
-    assert 0.5 < float(breach.group(1)) < 0.8  # 2 and 8 change class, 5 does not
+    if variant != "drifting":
+        assert (
+            "- smoke: kubernetes shadow: ready, metadata, the model's example and its golden set" in summary
+        )
+        assert 0.5 < float(breach.group(1)) < 0.8  # 2 and 8 change class, or 2 and 5; the third does not
     assert "**Step 10%" not in summary  # never a canary, let alone promoted
     assert images(cluster) == {"sorter": IMAGE}  # the shadow Deployment is gone
     assert server_env(cluster, "sorter") == first_deploy  # and the stable pods were never touched
     assert seen["answers"] > 0
     assert seen["not stable's"] == 0  # the clients only ever got the stable answers
-    polls = re.findall(r"^\| (\d+\.\d) s \| (.*) \| - \| (.*) \|$", summary, re.MULTILINE)
+    polls = re.findall(r"^\| (\d+\.\d) s \| .* \|$", summary, re.MULTILINE)
     rolled = re.search(r"\*\*Rolled back\*\* (\d+) s after the failure was seen", summary)
-    assert polls, summary
     assert rolled, summary
+    when = f"{polls[-1]} s into its bake" if polls else "at its smoke test, before the bake"
     FACTS.append(
-        f"shadow phase of a classifier with two classes swapped: failed on disagreement {breach.group(1)} "
-        f"{polls[-1][0]} s into its bake, rolled back {rolled.group(1)} s later; clients got "
-        f"{seen['answers']} answers, none of them the new model's"
+        f"shadow phase of the sorter {variant}: failed on {breach.group(1)} {when}, rolled back "
+        f"{rolled.group(1)} s later; clients got {seen['answers']} answers, none of them the new model's"
     )
 
 

@@ -200,6 +200,13 @@ def test_a_swapped_shadow_is_counted_row_by_row_and_no_client_sees_its_answers(
     assert disagreed == sum(1 for c in stable_tops if c != 0)  # versicolor and virginica, swapped
     assert sum(r["ShadowRowsAgreed"] for r in verdicts) == stable_tops.count(0)
     assert 0.5 < disagreed / len(stable_tops) < 0.8
+    # The stable version's prediction mix, by class, for a canary's to be compared with.
+    mix = [r for r in emf(stable_log) if "Predictions" in r]
+    assert {(r["Function"], r["Version"]) for r in mix} == {(FUNCTION, "$LATEST")}
+    for column in range(3):
+        counted = sum(r["Predictions"] for r in mix if r["Class"] == str(column))
+        assert counted == stable_tops.count(column)
+    assert not [r for r in emf(shadow_log) if "Predictions" in r]  # a mirrored request is no client's
 
 
 def test_without_a_shadow_alias_mirroring_pauses_and_the_clients_are_answered(

@@ -61,7 +61,7 @@ def invoke(task_root: Path, events: list[dict]) -> dict:
         input=json.dumps(events), capture_output=True, text=True, timeout=120, env={},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return json.loads(result.stdout.splitlines()[-1])  # after the handler's own lines (its metrics)
 
 
 def test_both_architectures_with_their_sha256(dist: Path) -> None:

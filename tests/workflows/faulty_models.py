@@ -45,7 +45,8 @@ def build(directory: Path, fault: str) -> Path:
 def build_sorter(directory: Path, variant: str) -> Path:
     """`sorter`, three classes of one number, imported into a model root under `directory`: x < 5 is
     class 1, x > 5 class 0, x = 5 class 2. "swapped" answers classes 0 and 1 the other way round,
-    "retrained" with every probability slightly moved, the same top class; "stable" as it is."""
+    "collapsed" class 0 whatever x is, "retrained" with every probability slightly moved, the same
+    top class; "stable" as it is."""
     import tensorflow as tf
 
     @tf.function(input_signature=[tf.TensorSpec([None, 1], tf.float32, name="x")])

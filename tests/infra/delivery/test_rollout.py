@@ -3,7 +3,9 @@ against CloudWatch served by moto."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -277,6 +279,74 @@ def test_a_lambda_shadow_whose_disagreement_alarm_fires_is_rolled_back_before_an
         in summary
     )
     assert "**Step 10%" not in summary
+
+
+def as_cloudwatch_extracts(cloudwatch: object, line: str) -> None:
+    """What CloudWatch does with an embedded-metric-format line in a function's log: each metric under
+    each dimension set it names, with the record's values."""
+    record = json.loads(line)
+    for directive in record["_aws"]["CloudWatchMetrics"]:
+        for dimensions in directive["Dimensions"]:
+            cloudwatch.put_metric_data(  # type: ignore[attr-defined]
+                Namespace=directive["Namespace"],
+                MetricData=[
+                    {
+                        "MetricName": metric["Name"],
+                        "Dimensions": [{"Name": d, "Value": record[d]} for d in dimensions],
+                        "Value": record[metric["Name"]],
+                        "Unit": metric["Unit"],
+                    }
+                    for metric in directive["Metrics"]
+                ],
+            )
+
+
+@mock_aws
+@pytest.mark.parametrize(("new_mix", "rolled_back"), [((30, 30, 30), False), ((90, 0, 0), True)])
+def test_a_lambda_canary_is_judged_on_its_prediction_mix_against_the_stable_versions(
+    config_for: Callable[..., dict[str, str]],
+    scorer: tuple[Server, Path],
+    new_mix: tuple[int, int, int],
+    rolled_back: bool,
+) -> None:
+    """The lines the handler logs per class (serving/lambda_handler.py; tests/serving/test_lambda_shadow.py
+    reads them from the handler under the emulator), as CloudWatch extracts them: the stable version 4
+    answered each of three classes alike; the new version ("1" under the mocks) alike too, or
+    collapsed onto the first class."""
+    from serving.emf import emf_line
+
+    server, metadata = scorer
+
+    class Answering(MockedCloud):
+        def up(self, inputs: dict[str, str]) -> dict[str, object]:
+            outputs = super().up(inputs)
+            if inputs.get("lambdaCanaryPercent") not in (None, "0"):
+                for version, counts in (("4", (30, 30, 30)), ("1", new_mix)):
+                    for column, rows in enumerate(counts):
+                        dimensions = {
+                            "Function": "twinserve-scorer-prod",
+                            "Version": version,
+                            "Class": str(column),
+                        }
+                        if rows:
+                            as_cloudwatch_extracts(
+                                self.cloudwatch, emf_line(dimensions, {"Predictions": rows})
+                            )
+            return outputs
+
+    cloud = Answering(config_for, server.url)
+    cloud.cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1")
+    rollout = lambda_rollout(config_for, cloud, metadata)
+    summary_code = rollout.run()
+    summary = "\n".join(rollout.timeline.lines)
+    if rolled_back:
+        assert summary_code == ROLLED_BACK, summary
+        assert re.search(r"\*\*Failed\*\*: lambda prediction mix PSI \d+\.\d{3} \(0 33% → 100%", summary), (
+            summary
+        )
+    else:
+        assert summary_code == DEPLOYED, summary
+        assert ", mix PSI 0.000 (" in summary
 
 
 @mock_aws
