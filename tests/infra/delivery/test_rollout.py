@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -175,10 +176,19 @@ def test_an_alarm_in_alarm_is_a_breach_named_with_its_reason() -> None:
 class MockedCloud:
     """The engine for the Lambda side, which cannot run here: each up runs the real program under the
     SDK's mocks with the step's inputs, creates the alarms it declares in CloudWatch (moto), and serves
-    its Function URLs from a real model server. `breach` puts a named alarm in ALARM once it exists."""
+    its Function URLs from a real model server (`canary_url`: the canary alias's from another).
+    `breach` puts a named alarm in ALARM once it exists."""
 
-    def __init__(self, config_for: Callable[..., dict[str, str]], server_url: str, breach: str = "") -> None:
+    def __init__(
+        self,
+        config_for: Callable[..., dict[str, str]],
+        server_url: str,
+        breach: str = "",
+        model: str = "scorer",
+        canary_url: str = "",
+    ) -> None:
         self.config_for, self.server_url, self.breach = config_for, server_url, breach
+        self.model, self.canary_url = model, canary_url or server_url
         self.ups: list[dict[str, str]] = []
         self.cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1")
 
@@ -187,7 +197,7 @@ class MockedCloud:
 
     def up(self, inputs: dict[str, str]) -> dict[str, object]:
         self.ups.append(inputs)
-        config = self.config_for("prod", runtimes=["lambda"], modelName="scorer", **inputs)
+        config = self.config_for("prod", runtimes=["lambda"], modelName=self.model, **inputs)
         outputs = dict(run_program(INFRA, PROJECT, "prod", config).outputs)
         for name in [
             *outputs["lambdaAlarms"],
@@ -201,9 +211,9 @@ class MockedCloud:
             if name == self.breach:
                 reason = "Threshold Crossed: 2 out of the last 3 datapoints were greater than the threshold"
                 self.cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason=reason)
-        for key in ("lambdaEndpoint", "lambdaCanaryEndpoint"):
+        for key, url in (("lambdaEndpoint", self.server_url), ("lambdaCanaryEndpoint", self.canary_url)):
             if outputs.get(key):
-                outputs[key] = self.server_url  # the Function URL, served by the model's own server
+                outputs[key] = url  # the Function URL, served by the model's own server
         return outputs
 
 
@@ -219,12 +229,46 @@ def lambda_rollout(
     config_for: Callable[..., dict[str, str]], cloud: MockedCloud, metadata: Path, shadow_minutes: int = 0
 ) -> Rollout:
     """prod's canary on Lambda alone (its shadow phase only with `shadow_minutes`, baked 1 s)."""
-    config = config_for("prod", runtimes=["lambda"], modelName="scorer", rolloutShadowMinutes=shadow_minutes)
+    config = config_for(
+        "prod", runtimes=["lambda"], modelName=cloud.model, rolloutShadowMinutes=shadow_minutes
+    )
     settings = from_config(config, "prod")
     plan = Plan(settings, Running(None, "4"), NEW, "canary")  # live ran version 4; the mocks publish "1"
     return Rollout(
         plan, cloud, Example.read(metadata), Targets(), bake_seconds=1, interval=0.25, shadow_seconds=1
     )  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def drifting_sorter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
+    """The sorter (tests/workflows/faulty_models.py) with its model.tflite replaced by its retrain's, on
+    LiteRT as the Lambda zip serves it: TensorFlow would answer as exported, LiteRT does not."""
+    built = faulty_models(tmp_path_factory.mktemp("sorters"), "sorter-stable", "sorter-retrained")
+    drifting = built / "drifting"
+    shutil.copytree(built / "sorter-stable" / "models", drifting)
+    retrained = built / "sorter-retrained" / "models" / "sorter" / "1" / "model.tflite"
+    shutil.copyfile(retrained, drifting / "sorter" / "1" / "model.tflite")
+    server = start(drifting, TWINSERVE_RUNTIME="litert")
+    yield server, drifting / "sorter" / "1" / "metadata.json"
+    server.stop()
+
+
+@mock_aws
+def test_a_lambda_canary_whose_litert_file_drifted_is_rolled_back_at_its_smoke_test(
+    config_for: Callable[..., dict[str, str]], drifting_sorter: tuple[Server, Path]
+) -> None:
+    """The golden set replayed through the canary alias's URL (the zip's LiteRT) before any bake."""
+    server, metadata = drifting_sorter
+    cloud = MockedCloud(config_for, server.url, model="sorter")
+    rollout = lambda_rollout(config_for, cloud, metadata)
+    assert rollout.run() == ROLLED_BACK
+    summary = "\n".join(rollout.timeline.lines)
+    failed = (
+        r"\*\*Failed\*\*: lambda canary: the (model's example|golden set's request 1 of 1) got a different"
+    )
+    assert re.search(failed, summary), summary
+    assert "| after |" not in summary  # never baked
+    assert [up["lambdaCanaryPercent"] for up in cloud.ups] == ["10", "0"]
 
 
 @mock_aws
