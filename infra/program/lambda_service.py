@@ -63,6 +63,21 @@ def execution_policy(
 LAMBDA_TRUST = service_trust("lambda.amazonaws.com")
 
 
+def metric_query(query_id: str, namespace: str, metric_name: str, dimensions: dict) -> dict:
+    """A metric alarm's query of one metric's per-minute sum, for its expression to read."""
+    return {
+        "id": query_id,
+        "return_data": False,
+        "metric": {
+            "namespace": namespace,
+            "metric_name": metric_name,
+            "dimensions": dimensions,
+            "period": PERIOD_SECONDS,
+            "stat": "Sum",
+        },
+    }
+
+
 class LambdaService(pulumi.ComponentResource):
     """Function (zip or image), role, log group, version and `live` alias, concurrency, and an endpoint."""
 
@@ -256,19 +271,6 @@ class LambdaService(pulumi.ComponentResource):
         )
         verdicts = {"Function": args.function_name, "Version": self.function.version}
 
-        def rows(query_id: str, metric_name: str) -> dict:
-            return {
-                "id": query_id,
-                "return_data": False,
-                "metric": {
-                    "namespace": SHADOW_NAMESPACE,
-                    "metric_name": metric_name,
-                    "dimensions": verdicts,
-                    "period": PERIOD_SECONDS,
-                    "stat": "Sum",
-                },
-            }
-
         expression = f"IF(agreed + disagreed >= {MIN_SHADOW_ROWS}, disagreed / (agreed + disagreed), 0)"
         disagreement = aws.cloudwatch.MetricAlarm(
             f"{name}-shadow-disagreement",
@@ -283,8 +285,8 @@ class LambdaService(pulumi.ComponentResource):
             datapoints_to_alarm=1,
             treat_missing_data="notBreaching",
             metric_queries=[
-                rows("agreed", "ShadowRowsAgreed"),
-                rows("disagreed", "ShadowRowsDisagreed"),
+                metric_query("agreed", SHADOW_NAMESPACE, "ShadowRowsAgreed", verdicts),
+                metric_query("disagreed", SHADOW_NAMESPACE, "ShadowRowsDisagreed", verdicts),
                 {"id": "ratio", "expression": expression, "label": "disagreement", "return_data": True},
             ],
             tags=tags,
@@ -327,17 +329,7 @@ class LambdaService(pulumi.ComponentResource):
         def metric(
             query_id: str, metric_name: str, namespace: str = "AWS/Lambda", of: dict | None = None
         ) -> dict:
-            return {
-                "id": query_id,
-                "return_data": False,
-                "metric": {
-                    "namespace": namespace,
-                    "metric_name": metric_name,
-                    "dimensions": of or dimensions,
-                    "period": PERIOD_SECONDS,
-                    "stat": "Sum",
-                },
-            }
+            return metric_query(query_id, namespace, metric_name, of or dimensions)
 
         def ratio(
             suffix: str, expression: str, threshold: float, *metrics: dict

@@ -131,3 +131,25 @@ def import_signature(serve: object, directory: Path) -> tuple[Path, str]:
     result = run_cli("--source", str(directory), "--output", str(root))
     assert result.returncode == 0, result.stderr
     return root, result.stdout
+
+
+# Lambda's managed Python runtime: its runtime interface client and SDK (the image's lock), on the path
+# after the task root, before anything else (argv: task root, runtime directory, handler).
+MANAGED_RUNTIME = """
+import sys
+sys.path[:0] = [sys.argv.pop(1), sys.argv.pop(1)]
+from awslambdaric.__main__ import main
+main(sys.argv)
+"""
+
+
+@pytest.fixture(scope="session")
+def managed_runtime(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What Lambda's Python runtime brings besides the interpreter: the runtime interface client and
+    the SDK's core (the image's hash-locked ones), never anything the zip should carry itself."""
+    target = tmp_path_factory.mktemp("var-runtime")
+    lock = REPO / "serving" / "requirements-lambda-ric.txt"
+    command = [sys.executable, "-m", "uv", "pip", "install", "-q", "--target", str(target),
+               "--require-hashes", "--no-deps", "-r", str(lock)]  # fmt: skip
+    subprocess.run(command, check=True, capture_output=True, timeout=300)
+    return target

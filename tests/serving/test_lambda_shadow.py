@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from serving.contract import GOLDEN_FILE, GoldenSet, Metadata
-from tests.serving.conftest import load_event
+from tests.serving.conftest import MANAGED_RUNTIME, load_event
 from tests.serving.emulator import emulated
 from tests.serving.events import lambda_body
 from tests.workflows import faulty_models
@@ -30,14 +30,6 @@ from tests.workflows import faulty_models
 REPO = Path(__file__).resolve().parents[2]
 FUNCTION = "twinserve-iris-dev"
 SHADOW = f"{FUNCTION}:shadow"
-# Lambda's managed Python runtime: its runtime interface client and SDK (the image's lock) on the path
-# after the code, which here is the repository's serving/ with the main virtualenv's packages.
-MANAGED_RUNTIME = """
-import sys
-sys.path[:0] = [sys.argv.pop(1), sys.argv.pop(1)]
-from awslambdaric.__main__ import main
-main(sys.argv)
-"""
 
 
 class InvokeApi(ThreadingHTTPServer):
@@ -95,18 +87,6 @@ class _InvokeHandler(BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         pass
-
-
-@pytest.fixture(scope="module")
-def managed_runtime(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("var-runtime")
-    lock = REPO / "serving" / "requirements-lambda-ric.txt"
-    command = [sys.executable, "-m", "uv", "pip", "install", "-q", "--target", str(target),
-               "--require-hashes", "--no-deps", "-r", str(lock)]  # fmt: skip
-    import subprocess
-
-    subprocess.run(command, check=True, capture_output=True, timeout=300)
-    return target
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from serving.tools.packaging import lambda_zip
-from tests.serving.conftest import REPO, Server, load_event
+from tests.serving.conftest import MANAGED_RUNTIME, REPO, Server, load_event
 from tests.serving.emulator import emulated
 from tests.serving.events import EQUIVALENCE, event_for, lambda_body
 
@@ -95,9 +95,9 @@ def test_holds_the_handler_litert_and_the_model_and_no_tensorflow(dist: Path) ->
         if n.count("/") == 1 and n.startswith("serving/")
     )
     # The handler's import closure, derived from the imports: the route table, codecs, runtime, the
-    # shadow's judging, no server.
+    # shadow's judging and the embedded metrics, no server.
     assert code == [
-        "__init__", "app", "artifact", "capture", "contract", "dataplane", "errors", "jsonio",
+        "__init__", "app", "artifact", "capture", "contract", "dataplane", "emf", "errors", "jsonio",
         "lambda_handler", "lambda_shadow", "prediction_mix", "routes", "runtime", "settings",
         "shadow_verdict", "tensors", "tfserving", "v2",
     ]  # fmt: skip
@@ -172,27 +172,6 @@ def test_answers_every_case_as_the_http_server_does(unzipped: Path, litert_serve
             assert (result["statusCode"], lambda_body(result)) == (expected.status_code, expected.content), (
                 case.id
             )
-
-
-# Lambda's managed Python runtime: its own runtime interface client on the path after the task root.
-MANAGED_RUNTIME = """
-import sys
-sys.path[:0] = [sys.argv.pop(1), sys.argv.pop(1)]
-from awslambdaric.__main__ import main
-main(sys.argv)
-"""
-
-
-@pytest.fixture(scope="module")
-def managed_runtime(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """What Lambda's Python runtime brings besides the interpreter: the runtime interface client alone
-    (the image's hash-locked one), never anything the zip should carry itself."""
-    target = tmp_path_factory.mktemp("var-runtime")
-    lock = REPO / "serving" / "requirements-lambda-ric.txt"
-    command = [sys.executable, "-m", "uv", "pip", "install", "-q", "--target", str(target),
-               "--require-hashes", "--no-deps", "-r", str(lock)]  # fmt: skip
-    subprocess.run(command, check=True, capture_output=True, timeout=300)
-    return target
 
 
 def test_the_zip_answers_events_under_awss_runtime_interface_emulator(
