@@ -209,7 +209,7 @@ class Rollout:
             self.timeline.polls(result, self.thresholds)
         if result.breaches:
             raise RolloutError("; ".join(result.breaches))
-        if shadow:
+        if shadow and stable is not None:  # Lambda's verdict is its disagreement alarm's
             self.timeline.add(f"- shadow: {shadow_verdict(result)}")
 
     def _roll_back(self, reason: str) -> int:
