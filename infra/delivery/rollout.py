@@ -48,6 +48,7 @@ from delivery.errors import DeliveryError, RolloutError
 from delivery.interrupt import Cancellation, Interrupted
 from delivery.lambda_mix import lambda_mix
 from delivery.rollout_plan import SHADOW, Plan, Running
+from delivery.shadow_evidence import differing_rows
 from delivery.smoke import Example, check, smoke
 from delivery.stack_updates import LOCK_PATIENCE_SECONDS, StackUpdates
 from delivery.targets import Send, Targets, plain_send, region_of
@@ -164,26 +165,7 @@ class Rollout:
                 f"- bake: none ({'rolloutShadowMinutes' if shadow else 'rolloutBakeMinutes'} is 0)"
             )
             return
-        alarm_names = (
-            outputs.get(
-                {"canary": "lambdaCanaryAlarms", "shadow": "lambdaShadowAlarms"}.get(track, "lambdaAlarms")
-            )
-            or []
-        )
-        alarms, function_mix = None, None
-        if alarm_names:
-            import boto3
-
-            cloudwatch = boto3.client("cloudwatch", region_name=region_of(outputs))
-            alarms = lambda: alarm_breaches(cloudwatch, alarm_names)  # noqa: E731
-            if track == "canary" and self.plan.running.lambda_version:
-                function_mix = lambda_mix(
-                    cloudwatch,
-                    outputs["functionName"],
-                    self.plan.running.lambda_version,
-                    str(outputs["lambdaVersion"]),
-                    self.thresholds.min_requests,
-                )
+        alarms, function_mix = self._lambda_signals(outputs, track)
         with contextlib.ExitStack() as stack:
             scrape, stable = None, None
             if "kubernetes" in outputs.get("runtimes", []) and (
@@ -207,10 +189,54 @@ class Rollout:
                 lambda_mix=function_mix,
             )
             self.timeline.polls(result, self.thresholds)
+        if shadow and stable is not None:  # Lambda's verdict is its disagreement alarm's
+            self._shadow_outcome(outputs, result)
         if result.breaches:
             raise RolloutError("; ".join(result.breaches))
-        if shadow and stable is not None:  # Lambda's verdict is its disagreement alarm's
+
+    def _lambda_signals(self, outputs: dict[str, Any], track: str) -> tuple[Any, Any]:
+        """The track's CloudWatch alarms, and during a canary step the new version's prediction mix."""
+        key = {"canary": "lambdaCanaryAlarms", "shadow": "lambdaShadowAlarms"}.get(track, "lambdaAlarms")
+        alarm_names = outputs.get(key) or []
+        if not alarm_names:
+            return None, None
+        import boto3
+
+        cloudwatch = boto3.client("cloudwatch", region_name=region_of(outputs))
+        function_mix = None
+        if track == "canary" and self.plan.running.lambda_version:
+            function_mix = lambda_mix(
+                cloudwatch,
+                outputs["functionName"],
+                self.plan.running.lambda_version,
+                str(outputs["lambdaVersion"]),
+                self.thresholds.min_requests,
+            )
+        return (lambda: alarm_breaches(cloudwatch, alarm_names)), function_mix
+
+    def _shadow_outcome(self, outputs: dict[str, Any], result: Watch) -> None:
+        """A failed shadow's evidence, or a passed one's agreement."""
+        if result.breaches:
+            self._differing(outputs)
+        else:
             self.timeline.add(f"- shadow: {shadow_verdict(result)}")
+
+    def _differing(self, outputs: dict[str, Any]) -> None:
+        """What moved, for the summary: the golden set through the Service and the shadow pods."""
+        rows = self.example.golden.rows
+        try:
+            with (
+                self.targets.kubernetes(outputs) as stable,
+                self.targets.kubernetes(outputs, "shadow") as new,
+            ):
+                found = differing_rows(self.example, stable, new, plain_send)
+        except (DeliveryError, OSError, ValueError) as error:
+            self.timeline.add(f"- the golden set could not be compared on both sides: {error}")
+            return
+        said = "; ".join(found) or "none (the failure is in the traffic's rows alone)"
+        self.timeline.add(
+            f"- golden rows answered otherwise (of {rows}; no client's request is logged): {said}"
+        )
 
     def _roll_back(self, reason: str) -> int:
         seen = time.monotonic()
