@@ -8,6 +8,10 @@ import json
 import time
 
 NAMESPACE = "twinserve"
+# The metrics the Lambda handler writes and the program's alarms and the rollout read.
+PREDICTIONS = "Predictions"  # rows an answer's class topped, by Function, Version and Class
+SHADOW_ROWS_AGREED = "ShadowRowsAgreed"  # a shadow's verdicts, by Function and Version
+SHADOW_ROWS_DISAGREED = "ShadowRowsDisagreed"
 
 
 def emf_line(dimensions: dict[str, str], counts: dict[str, float], unit: str = "Count") -> str:

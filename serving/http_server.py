@@ -18,7 +18,7 @@ from serving import capture
 from serving.app import build_dataplane
 from serving.batching import MicroBatcher
 from serving.connection import BODY_TIMED_OUT
-from serving.contract import INFERENCE_ROUTES, LIVE_PATH, READY_PATH, SHADOW_HEADER
+from serving.contract import LIVE_PATH, READY_PATH, SHADOW_HEADER
 from serving.dataplane import DataPlane
 from serving.errors import PayloadTooLarge, RequestTimeout, Timeout, TooManyRequests, Unavailable
 from serving.jsonio import dumps
@@ -242,9 +242,7 @@ class ServingApp:
 
     def _mirrors(self, response: Response, headers: dict[str, str]) -> bool:
         """An answered inference, not itself mirrored here by another server, in the sampled share."""
-        answered = response.status == 200 and response.route in INFERENCE_ROUTES
-        has_tensors = response.inputs is not None and response.outputs is not None
-        return answered and has_tensors and SHADOW_HEADER not in headers and self.mirror.sampled()  # type: ignore[union-attr]
+        return response.answered_inference and SHADOW_HEADER not in headers and self.mirror.sampled()  # type: ignore[union-attr]
 
     def _record(
         self, scope: dict[str, Any], method: str, path: str, response: Response, seconds: float

@@ -14,7 +14,7 @@ from typing import Any
 
 from serving import capture, lambda_shadow
 from serving.app import build_dataplane
-from serving.emf import emf_line
+from serving.emf import PREDICTIONS, emf_line
 from serving.errors import BadRequest
 from serving.prediction_mix import PredictionMix
 from serving.routes import Request, Response, error_response, handle
@@ -65,7 +65,7 @@ INVOCATION: dict[str, str] = {}
 def _count_prediction(output: str, column: str, label: str, rows: int) -> None:
     """The prediction mix as embedded metrics, by version and class (its column), for the rollout to
     compare a canary's with the stable version's: one line per class an answer's rows topped."""
-    print(emf_line({**INVOCATION, "Class": column}, {"Predictions": rows}), flush=True)
+    print(emf_line({**INVOCATION, "Class": column}, {PREDICTIONS: rows}), flush=True)
 
 
 MIX = PredictionMix(PLANE.spec, _count_prediction)

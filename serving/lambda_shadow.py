@@ -24,9 +24,8 @@ from collections.abc import Callable
 from typing import Any
 
 from serving.artifact import ModelSpec
-from serving.contract import INFERENCE_ROUTES
 from serving.dataplane import DataPlane
-from serving.emf import emf_line
+from serving.emf import SHADOW_ROWS_AGREED, SHADOW_ROWS_DISAGREED, emf_line
 from serving.errors import BadRequest, ServingError
 from serving.jsonio import dumps
 from serving.prediction_mix import classifier
@@ -77,9 +76,7 @@ class LambdaMirror:
 
     def wants(self, response: Response) -> bool:
         """An answered inference with its tensors, in the sampled share."""
-        answered = response.status == 200 and response.route in INFERENCE_ROUTES
-        has_tensors = response.inputs is not None and response.outputs is not None
-        return answered and has_tensors and random.random() < self.sample_rate  # noqa: S311 - a share
+        return response.answered_inference and random.random() < self.sample_rate  # noqa: S311 - a share
 
     def offer(self, response: Response, function: str) -> str:
         """Hand the request and its answer to the shadow; returns (and logs as EMF) the outcome."""
@@ -134,8 +131,8 @@ def judge(plane: DataPlane, event: dict[str, Any], context: object, max_body_byt
     verdict = compare(spec, scored, stable, response.outputs)
     counts = {
         "ShadowCompared" if verdict.within_tolerance else "ShadowDiffered": 1,
-        "ShadowRowsAgreed": verdict.rows_agreed,
-        "ShadowRowsDisagreed": verdict.rows_disagreed,
+        SHADOW_ROWS_AGREED: verdict.rows_agreed,
+        SHADOW_ROWS_DISAGREED: verdict.rows_disagreed,
     }
     print(emf_line(dimensions, counts), flush=True)
     return {"status": 200, **counts}

@@ -49,6 +49,12 @@ class Response:
     outputs: Mapping[str, np.ndarray] | None = field(default=None, compare=False, repr=False)
     error: str | None = field(default=None, compare=False)
 
+    @property
+    def answered_inference(self) -> bool:
+        """An inference answered with its tensors: what a shadow is handed (both runtimes' mirrors)."""
+        answered = self.status == 200 and self.route in contract.INFERENCE_ROUTES
+        return answered and self.inputs is not None and self.outputs is not None
+
 
 def json_response(status: int, payload: Any, rows: int = 0) -> Response:
     return Response(status, dumps(payload), rows=rows)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from drift.report import psi
 from program.settings import Settings, Slo
-from program.slo import INFERENCE_ROUTES, LATENCY, REQUESTS
+from program.slo import INFERENCE_ROUTES, LATENCY, MIN_SHADOW_ROWS, REQUESTS
 from prometheus_client.parser import text_string_to_metric_families
 
 from delivery.errors import MetricsError
@@ -141,7 +141,6 @@ def window(before: Snapshot, after: Snapshot) -> Window:
 
 
 MIX_ROWS_PER_CLASS = 20
-MIN_SHADOW_ROWS = 100
 
 
 @dataclass(frozen=True)
@@ -197,6 +196,13 @@ class Breach:
         return f"{self.signal} {self.value} > {self.threshold}"
 
 
+def mix_breach(shift: MixShift | None, slo: Slo) -> Breach | None:
+    """A judged prediction mix past alarmPredictionMixPsi, with the classes that moved; else None."""
+    if shift is None or shift.psi is None or shift.psi <= slo.prediction_mix_psi:
+        return None
+    return Breach("prediction mix PSI", f"{shift.psi:.3f} ({shift.moved()})", f"{slo.prediction_mix_psi:g}")
+
+
 def judge(seen: Window, thresholds: Thresholds, stable: Window | None = None) -> list[Breach]:
     """Every signal over its threshold; none before there are enough requests to judge. With the stable
     side's window, the prediction mix too."""
@@ -210,10 +216,9 @@ def judge(seen: Window, thresholds: Thresholds, stable: Window | None = None) ->
     )
     if disagreement is not None and disagreement > slo.max_disagreement:
         breaches.append(Breach("shadow disagreement", f"{disagreement:.4f}", f"{slo.max_disagreement:g}"))
-    if shift and shift.psi is not None and shift.psi > slo.prediction_mix_psi:
-        breaches.append(
-            Breach("prediction mix PSI", f"{shift.psi:.3f} ({shift.moved()})", f"{slo.prediction_mix_psi:g}")
-        )
+    moved = mix_breach(shift, slo)
+    if moved is not None:
+        breaches.append(moved)
     if seen.error_ratio > slo.error_ratio:
         breaches.append(Breach("error ratio", f"{seen.error_ratio:.4f}", f"{slo.error_ratio:.4f}"))
     if seen.throttle_ratio > slo.throttle_ratio:

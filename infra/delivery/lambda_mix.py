@@ -16,9 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from delivery.analysis import MixShift, Window, mix_shift
-
-NAMESPACE = "twinserve"  # serving/emf.py's
-METRIC = "Predictions"
+from serving.emf import NAMESPACE
+from serving.emf import PREDICTIONS as METRIC
 
 
 def _classes(cloudwatch: Any, function: str, version: str) -> list[str]:

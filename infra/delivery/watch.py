@@ -20,7 +20,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from delivery.analysis import Breach, MixShift, Snapshot, Thresholds, Window, judge, mix_shift, window
+from delivery.analysis import (
+    Breach,
+    MixShift,
+    Snapshot,
+    Thresholds,
+    Window,
+    judge,
+    mix_breach,
+    mix_shift,
+    window,
+)
 
 
 @dataclass(frozen=True)
@@ -100,10 +110,9 @@ def watch(
         breaches = judge(seen, thresholds, seen_stable) if seen else []
         shift = mix_shift(seen, seen_stable, thresholds.min_requests) if seen and seen_stable else None
         function_shift = lambda_mix() if lambda_mix else None
-        limit = thresholds.slo.prediction_mix_psi
-        if function_shift and function_shift.psi is not None and function_shift.psi > limit:
-            moved = f"{function_shift.psi:.3f} ({function_shift.moved()})"
-            alarm_problems = [*alarm_problems, str(Breach("prediction mix PSI", moved, f"{limit:g}"))]
+        moved = mix_breach(function_shift, thresholds.slo)
+        if moved is not None:
+            alarm_problems = [*alarm_problems, str(moved)]
         poll = Poll(elapsed, seen, states, breaches, alarm_problems, shift, seen_stable, function_shift)
         result.polls.append(poll)
         if poll.breaches or elapsed >= seconds:

@@ -12,6 +12,8 @@ from program.capture_archive import CaptureArchive, CaptureArchiveArgs
 from program.lambda_endpoints import HttpApi, Target, function_url, http_api
 from program.roles import FUNCTION_BOUNDARY, role_name_prefix, role_path, service_trust, statement
 from program.settings import CaptureSettings, LambdaSettings, Slo
+from program.slo import MIN_SHADOW_ROWS
+from serving.emf import NAMESPACE, SHADOW_ROWS_AGREED, SHADOW_ROWS_DISAGREED
 
 # Every name starts with the function's (twinserve-<model>-<stack>), which the deploy role is scoped to.
 HANDLER = "serving.lambda_handler.handler"
@@ -24,8 +26,6 @@ CANARY_ALIAS = "canary"
 # During a shadow phase, this alias is on the newly published version; the stable version invokes it
 # asynchronously with a share of its requests and answers (serving/lambda_shadow.py).
 SHADOW_ALIAS = "shadow"
-SHADOW_NAMESPACE = "twinserve"  # where the shadow's embedded metrics land
-MIN_SHADOW_ROWS = 100  # infra/delivery/analysis.py's: fewer compared rows in a minute are not judged
 PERIOD_SECONDS = 60  # Lambda's metrics are per minute; an alarm fires on 2 breaching minutes of 3
 
 
@@ -285,8 +285,8 @@ class LambdaService(pulumi.ComponentResource):
             datapoints_to_alarm=1,
             treat_missing_data="notBreaching",
             metric_queries=[
-                metric_query("agreed", SHADOW_NAMESPACE, "ShadowRowsAgreed", verdicts),
-                metric_query("disagreed", SHADOW_NAMESPACE, "ShadowRowsDisagreed", verdicts),
+                metric_query("agreed", NAMESPACE, SHADOW_ROWS_AGREED, verdicts),
+                metric_query("disagreed", NAMESPACE, SHADOW_ROWS_DISAGREED, verdicts),
                 {"id": "ratio", "expression": expression, "label": "disagreement", "return_data": True},
             ],
             tags=tags,

@@ -16,6 +16,8 @@ from serving.contract import REQUESTS_METRIC as REQUESTS
 # The pods' track label as Prometheus sees it (a PodMonitor's podTargetLabels); empty on stable pods.
 TRACK_LABEL = "twinserve_dev_track"
 WINDOW = "5m"
+# Fewer mirrored rows compared than this judge no shadow: the bake's analysis and Lambda's alarm.
+MIN_SHADOW_ROWS = 100
 FOR = "2m"
 
 
