@@ -17,7 +17,8 @@ import numpy as np
 from serving import contract, tfserving, v2
 from serving.dataplane import DataPlane
 from serving.errors import MethodNotAllowed, NotFound, PayloadTooLarge, ServingError, UnsupportedMediaType
-from serving.jsonio import collector_paused, dumps, parse_json
+from serving.json_tensors import parse_predict
+from serving.jsonio import collector_paused, dumps
 from serving.tensors import Inputs, rows_of
 
 logger = logging.getLogger("twinserve")
@@ -124,7 +125,7 @@ def _tf_predict(plane: DataPlane, request: Request, params: dict[str, str]) -> R
     spec = plane.check_model(params["name"], params["version"])
     with collector_paused():  # the parsed lists are freed as soon as the arrays are built
         inputs, row_format = tfserving.decode_predict(
-            parse_json(request.body, max_items=plane.json_items_budget), spec
+            parse_predict(request.body, max_items=plane.json_items_budget), spec
         )
     outputs = plane.predict(inputs)
     answer = json_response(200, tfserving.encode_predict(outputs, row_format), rows_of(inputs))

@@ -17,7 +17,7 @@ import numpy as np
 from serving.artifact import TensorSpec
 from serving.contract import DATATYPES
 from serving.errors import BadRequest
-from serving.jsonio import NumericData
+from serving.json_tensors import NumericData
 
 NUMPY_TYPES: dict[str, type] = {d.v2: np.dtype(d.numpy).type for d in DATATYPES}  # BYTES: np.object_
 Inputs = dict[str, np.ndarray]
@@ -133,16 +133,23 @@ _BUFFER_KINDS = {"FP16": "d", "FP32": "d", "FP64": "d", "INT8": "i", "INT16": "i
                  "UINT8": "u", "UINT16": "u", "UINT32": "u", "UINT64": "u"}  # fmt: skip
 
 
+def numeric_tensor(data: NumericData, spec: TensorSpec, where: str) -> np.ndarray | None:
+    """The array simdjson holds, in the input's dtype and checked (finite, in range), when its values are
+    all numbers of the dtype's kind in a regular block; None to read them as values instead."""
+    kind = _BUFFER_KINDS.get(spec.datatype)
+    numbers = data.numbers(kind) if kind else None
+    if numbers is None:
+        return None
+    return _floats(numbers, spec, where) if kind == "d" else _integers(None, numbers, spec, where)
+
+
 def from_json(value: Any, spec: TensorSpec, where: str) -> np.ndarray:
     """Any nesting of JSON values to an array of the input's dtype (shape is checked separately);
-    V2 data simdjson holds is read straight into an array when its values allow."""
+    an array simdjson holds is read straight into one when its values allow."""
     if isinstance(value, NumericData):
-        kind = _BUFFER_KINDS.get(spec.datatype)
-        numbers = value.numbers(kind) if kind else None
-        if numbers is not None:
-            if kind == "d":
-                return _floats(numbers, spec, where)
-            return _integers(None, numbers, spec, where)
+        array = numeric_tensor(value, spec, where)
+        if array is not None:
+            return array
         value = value.values()
     if spec.datatype == "BYTES":
         return _strings(value, where)

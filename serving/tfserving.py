@@ -15,8 +15,9 @@ import numpy as np
 from serving.artifact import ModelSpec, TensorSpec
 from serving.contract import DATATYPES
 from serving.errors import BadRequest
+from serving.json_tensors import NumericData
 from serving.jsonio import json_floats
-from serving.tensors import Inputs, output_strings, same_rows, tensor_from_json
+from serving.tensors import Inputs, check_shape, numeric_tensor, output_strings, same_rows, tensor_from_json
 
 DTYPES = {d.v2: d.tf_serving for d in DATATYPES}
 
@@ -46,6 +47,12 @@ def _where(model: ModelSpec, part: str, spec: TensorSpec) -> str:
 
 
 def _rows(instances: Any, model: ModelSpec) -> Inputs:
+    if isinstance(instances, NumericData):
+        only = model.inputs[0] if len(model.inputs) == 1 else None
+        array = numeric_tensor(instances, only, "instances") if only else None
+        if array is not None:
+            return {only.name: check_shape(array, only, "instances")}  # type: ignore[union-attr]
+        instances = instances.values()  # rows of named inputs, or values to check one by one
     if not isinstance(instances, list):
         raise BadRequest("'instances' must be a list with one entry per example")
     if len(model.inputs) == 1 and not any(isinstance(row, dict) for row in instances):

@@ -17,7 +17,8 @@ import numpy as np
 
 from serving.artifact import ModelSpec, TensorSpec
 from serving.errors import BadRequest
-from serving.jsonio import dumps, json_floats, parse_v2
+from serving.json_tensors import parse_v2
+from serving.jsonio import dumps, json_floats
 from serving.tensors import (
     NUMPY_TYPES,
     Inputs,

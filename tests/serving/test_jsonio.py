@@ -1,6 +1,6 @@
-"""The fast JSON paths decide exactly as the plain parse does: any V2 body, decoded with simdjson's
-arrays and with orjson's values alone, gives the same tensors or the same refusal; and the garbage
-collector held off while requests decode comes back on, however many threads decoded at once."""
+"""The fast JSON paths decide exactly as the plain parse does: any V2 or TF Serving body, decoded with
+simdjson's arrays and with orjson's values alone, gives the same tensors or the same refusal; and the
+garbage collector held off while requests decode comes back on, however many threads decoded at once."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from serving import jsonio, v2
+from serving import json_tensors, jsonio, tfserving, v2
 from serving.artifact import ModelSpec
 from serving.contract import Example, TensorSpec
 from serving.errors import BadRequest
@@ -63,6 +63,83 @@ def test_simdjson_arrays_decide_as_the_plain_parse(f: list, i: list, u: list, re
         patched.setattr(v2, "parse_v2", jsonio.parse_json)
         plain = decoded(body)
     assert fast == plain
+
+
+PREDICT_SPEC = model(TensorSpec("f", "FP32", (-1, 2, 2)), TensorSpec("i", "INT8", (-1, 2)))
+ONE_INPUT = model(TensorSpec("f", "FP64", (-1, 2, 2)))
+NESTED = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3), max_leaves=12)
+PAIRS = st.lists(st.floats(allow_nan=False, allow_infinity=False, width=32), min_size=2, max_size=2)
+BLOCKS = st.lists(st.lists(PAIRS, min_size=2, max_size=2), max_size=3)  # regular [rows, 2, 2] blocks
+
+
+def predicted(body: bytes, spec: ModelSpec) -> object:
+    try:
+        inputs, rows = tfserving.decode_predict(json_tensors.parse_predict(body), spec)
+    except BadRequest as error:
+        return ("refused", str(error))
+    return rows, {name: (array.dtype.str, array.tolist()) for name, array in inputs.items()}
+
+
+def plainly_predicted(body: bytes, spec: ModelSpec) -> object:
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(json_tensors, "parse_predict", jsonio.parse_json)
+        return predicted(body, spec)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    f=st.one_of(BLOCKS, NESTED),
+    i=st.one_of(NESTED, st.lists(st.lists(st.integers(-200, 200), min_size=2, max_size=2), max_size=3)),
+    form=st.sampled_from(["instances", "inputs", "inputs-bare", "named-rows"]),
+    signature=st.sampled_from([None, "serving_default", "a[b", 'q\\"[']),
+)
+def test_simdjson_blocks_decide_as_the_plain_parse(
+    f: object, i: object, form: str, signature: str | None
+) -> None:
+    spec = ONE_INPUT if form in ("instances", "inputs-bare") else PREDICT_SPEC
+    if form == "instances":
+        payload: dict = {"instances": f}
+    elif form == "inputs-bare":
+        payload = {"inputs": f}
+    elif form == "inputs":
+        payload = {"inputs": {"i": i, "f": f}}
+    else:
+        payload = {"instances": [{"f": f, "i": i}]}
+    if signature is not None:
+        payload["signature_name"] = signature
+    body = json.dumps(payload).encode()
+    assert predicted(body, spec) == plainly_predicted(body, spec)
+
+
+@pytest.mark.parametrize(
+    "instances",
+    [
+        "[[1], []]", "[[], [1]]", "[[1], [2, 3]]", "[[1, 2], [3, 4, 5], [6]]", "[[[1, 2]], [[3], [4]]]",
+        "[[1, 2], 3]", "[3, [1, 2]]", "[[1, [2]], [3, 4]]", "[[[]], [[1]]]",
+    ],
+)  # fmt: skip
+def test_irregular_blocks_are_refused_as_the_plain_parse_refuses_them(instances: str) -> None:
+    spec = model(TensorSpec("x", "FP32", (-1, -1)))
+    body = b'{"signature_name": "serving_default", "instances": ' + instances.encode() + b"}"
+    refused = predicted(body, spec)
+    assert refused == plainly_predicted(body, spec)
+    assert refused[0] == "refused"  # type: ignore[index]
+
+
+def test_an_image_s_worth_of_numbers_is_read_exactly_in_either_format() -> None:
+    values = np.random.default_rng(7).random((2, 224, 224, 3)).astype(np.float32)
+    spec = model(TensorSpec("x", "FP32", (-1, 224, 224, 3)))
+    for payload in ({"instances": values.tolist()}, {"inputs": {"x": values.tolist()}}):
+        inputs, _ = tfserving.decode_predict(json_tensors.parse_predict(json.dumps(payload).encode()), spec)
+        assert inputs["x"].dtype == np.float32
+        assert np.array_equal(inputs["x"], values)
+
+
+def test_a_parser_still_referenced_is_not_reused() -> None:
+    first = json_tensors.parse_predict(b'{"instances": [[1.5, 2.5]]}')
+    second = json_tensors.parse_predict(b'{"instances": [[3.5, 4.5]]}')
+    assert first["instances"].numbers("d").tolist() == [[1.5, 2.5]]
+    assert second["instances"].numbers("d").tolist() == [[3.5, 4.5]]
 
 
 def test_an_image_s_worth_of_numbers_is_read_exactly() -> None:

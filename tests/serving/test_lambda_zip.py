@@ -97,9 +97,9 @@ def test_holds_the_handler_litert_and_the_model_and_no_tensorflow(dist: Path) ->
     # The handler's import closure, derived from the imports: the route table, codecs, runtime, the
     # shadow's judging and the embedded metrics, no server.
     assert code == [
-        "__init__", "app", "artifact", "capture", "contract", "dataplane", "emf", "errors", "jsonio",
-        "lambda_handler", "lambda_shadow", "prediction_mix", "routes", "runtime", "settings",
-        "shadow_verdict", "tensors", "tfserving", "v2",
+        "__init__", "allocator", "app", "artifact", "capture", "contract", "dataplane", "emf", "errors",
+        "json_tensors", "jsonio", "lambda_handler", "lambda_shadow", "prediction_mix", "routes", "runtime",
+        "settings", "shadow_verdict", "tensors", "tfserving", "v2",
     ]  # fmt: skip
     assert not [n for n in names if n.startswith("serving/tools/")]
     assert not [n for n in names if n.startswith("simdjson/") and n.endswith((".cpp", ".h", ".pyx"))]
