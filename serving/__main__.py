@@ -68,6 +68,7 @@ def config_for(settings: Settings, workers: int, limits: ConnectionLimits) -> uv
         http=functools.partial(GuardedHttpToolsProtocol, limits=limits),  # type: ignore[arg-type]
         lifespan="on",
         access_log=False,
+        proxy_headers=False,  # X-Forwarded-* from anyone is not trusted; the access log names the peer
         log_level=settings.log_level,
         timeout_graceful_shutdown=int(settings.timeout_seconds) + 1,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +25,7 @@ class DataPlane:
     max_batch_rows: int
     ready: bool = True
 
-    @property
+    @functools.cached_property
     def json_items_budget(self) -> int | None:
         """The most JSON items a request body may hold (None: no bound from the model's shape)."""
         return json_items_budget(self.spec.inputs, self.max_batch_rows)

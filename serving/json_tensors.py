@@ -2,7 +2,8 @@
 array of it becomes one float64, int64 or uint64 buffer with no Python number made on the way.
 
 A 3 MB image's values take ~4 ms so, where building them as Python floats and lists takes ~30 ms
-(TF Serving's nested form is ~50,000 lists). The rest of the body is read as plain values.
+(TF Serving's nested form is ~50,000 lists). The rest of the body is read as plain values, and so is
+a whole body under 4 KiB (Iris's), where simdjson's setup costs more than the values (3x on Iris).
 
 - V2's `data` arrays are flat: the `[` in the whole body are counted against the envelope's, since
   simdjson's buffer would flatten `[[5.1], 3.5, …]` without a word.
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 import simdjson
 
-from serving.jsonio import admit, count_byte, parse_admitted
+from serving.jsonio import SMALL_BODY_BYTES, admit, count_byte, parse_admitted
 
 _KINDS = {"d": np.float64, "i": np.int64, "u": np.uint64}
 _SKELETON = b'[],"\\'
@@ -148,7 +149,7 @@ def _document(body: bytes) -> simdjson.Object | None:
 def parse_v2(body: bytes, what: str = "request body", max_items: int | None = None) -> Any:
     """A V2 request's JSON, as `parse_json` reads it, but each input's `data` left as NumericData."""
     admit(body, what, max_items)
-    document = _document(body)
+    document = _document(body) if len(body) >= SMALL_BODY_BYTES else None
     inputs = document.get("inputs") if document is not None else None
     items = list(inputs) if isinstance(inputs, simdjson.Array) else None
     if items is None or any(isinstance(i, simdjson.Object) and _keys(i) is None for i in items):
@@ -165,7 +166,7 @@ def parse_predict(body: bytes, what: str = "request body", max_items: int | None
     array of an `inputs` object left as NumericData. Only bodies whose every array is one of those are
     read so (an array anywhere else would stand between them in the skeleton)."""
     admit(body, what, max_items)
-    document = _document(body)
+    document = _document(body) if len(body) >= SMALL_BODY_BYTES else None
     if document is None or not set(document.keys()) <= PREDICT_FIELDS:
         return parse_admitted(body, what)
     skeletons, payload = Skeletons(body), {}

@@ -29,6 +29,8 @@ from serving.errors import BadRequest, PayloadTooLarge
 
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
+SMALL_BODY_BYTES = 4096  # a body this small parses in microseconds, into a few hundred objects at most
+_NOTHING = contextlib.nullcontext()
 
 
 class _CollectorPause:
@@ -38,15 +40,19 @@ class _CollectorPause:
     collector's passes over every object the process holds (TensorFlow's are many), which took longer
     than the parse itself. Decoded JSON has no cycles (its lists are freed by reference counting),
     so nothing is lost by collecting after. The last thread out turns the collector back on, only
-    if it was on when the first came in."""
+    if it was on when the first came in. A body under `SMALL_BODY_BYTES` builds too few objects to
+    matter, and is decoded without the lock."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._inside = 0
         self._was_enabled = False
 
+    def __call__(self, body_bytes: int) -> contextlib.AbstractContextManager[None]:
+        return self._paused() if body_bytes >= SMALL_BODY_BYTES else _NOTHING
+
     @contextlib.contextmanager
-    def __call__(self) -> Iterator[None]:
+    def _paused(self) -> Iterator[None]:
         with self._lock:
             if self._inside == 0:
                 self._was_enabled = gc.isenabled()

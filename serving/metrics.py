@@ -8,8 +8,10 @@ start) and the supervisor serves the sum.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_wsgi_server
@@ -67,19 +69,31 @@ CAPTURED = Counter(
 )
 
 
-def observe(model: str, route: str, status: int, seconds: float, rows: int) -> None:
+@functools.lru_cache(maxsize=4096)  # models x routes x statuses: a few dozen in practice
+def _request_series(model: str, route: str, status: int) -> tuple[Any, Any, Any]:
+    """One request's counter, latency histogram and batch histogram, looked up once per label set:
+    `labels()` costs microseconds on every request otherwise."""
     labels = (model, route, str(status))
-    REQUESTS.labels(*labels).inc()
-    LATENCY.labels(*labels).observe(seconds)
+    return REQUESTS.labels(*labels), LATENCY.labels(*labels), BATCH_SIZE.labels(model)
+
+
+def observe(model: str, route: str, status: int, seconds: float, rows: int) -> None:
+    requests, latency, batch_size = _request_series(model, route, status)
+    requests.inc()
+    latency.observe(seconds)
     if rows:
-        BATCH_SIZE.labels(model).observe(rows)
+        batch_size.observe(rows)
 
 
 def count_predictions(model: str) -> Callable[[str, str, str, int], None]:
     """What serving/prediction_mix.py counts with, for this model."""
 
+    @functools.lru_cache(maxsize=1024)  # one series per class (prediction_mix.MIX_MAX_CLASSES at most)
+    def series(output: str, column: str, label: str) -> Any:
+        return PREDICTIONS.labels(model, output, column, label)
+
     def count(output: str, column: str, label: str, rows: int) -> None:
-        PREDICTIONS.labels(model, output, column, label).inc(rows)
+        series(output, column, label).inc(rows)
 
     return count
 

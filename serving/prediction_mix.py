@@ -37,6 +37,10 @@ class PredictionMix:
         scores = outputs[self.output]
         if scores.ndim != 2 or scores.shape[1] != len(self.classes) or not scores.shape[0]:
             return
+        if scores.shape[0] == 1:  # most requests: one row, one count
+            index = int(scores[0].argmax())
+            self._count(self.output, str(index), self.classes[index], 1)
+            return
         tops = np.bincount(np.argmax(scores, axis=1), minlength=len(self.classes))
         for index in np.flatnonzero(tops):
             self._count(self.output, str(index), self.classes[index], int(tops[index]))

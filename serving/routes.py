@@ -96,7 +96,7 @@ def _v2_model_ready(plane: DataPlane, request: Request, params: dict[str, str]) 
 
 def _v2_infer(plane: DataPlane, request: Request, params: dict[str, str]) -> Response:
     spec = plane.check_model(params["name"], params["version"])
-    with collector_paused():
+    with collector_paused(len(request.body)):
         decoded = v2.decode_infer(
             request.body, request.headers.get(v2.BINARY_HEADER), spec, plane.json_items_budget
         )
@@ -123,7 +123,7 @@ def _tf_metadata(plane: DataPlane, request: Request, params: dict[str, str]) -> 
 
 def _tf_predict(plane: DataPlane, request: Request, params: dict[str, str]) -> Response:
     spec = plane.check_model(params["name"], params["version"])
-    with collector_paused():  # the parsed lists are freed as soon as the arrays are built
+    with collector_paused(len(request.body)):  # the parsed lists are freed as soon as the arrays are built
         inputs, row_format = tfserving.decode_predict(
             parse_predict(request.body, max_items=plane.json_items_budget), spec
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import json
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,14 @@ from serving import json_tensors, jsonio, tfserving, v2
 from serving.artifact import ModelSpec
 from serving.contract import Example, TensorSpec
 from serving.errors import BadRequest
+
+
+@pytest.fixture(autouse=True, scope="module")
+def simdjson_for_every_body() -> Iterator[None]:
+    """Small bodies are read plainly in service; here every body takes simdjson's path, to compare."""
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(json_tensors, "SMALL_BODY_BYTES", 0)
+        yield
 
 
 def model(*inputs: TensorSpec) -> ModelSpec:
@@ -162,7 +171,7 @@ def test_the_collector_comes_back_as_it_was_after_concurrent_decodes(enabled: bo
         def decode() -> None:
             start.wait()
             for _ in range(200):
-                with jsonio.collector_paused():
+                with jsonio.collector_paused(jsonio.SMALL_BODY_BYTES):
                     assert not gc.isenabled()
 
         threads = [threading.Thread(target=decode) for _ in range(8)]
@@ -171,5 +180,7 @@ def test_the_collector_comes_back_as_it_was_after_concurrent_decodes(enabled: bo
         for thread in threads:
             thread.join()
         assert gc.isenabled() is enabled
+        with jsonio.collector_paused(jsonio.SMALL_BODY_BYTES - 1):
+            assert gc.isenabled() is enabled  # a small body is decoded without pausing it
     finally:
         (gc.enable if was else gc.disable)()
