@@ -156,9 +156,18 @@ def from_json(value: Any, spec: TensorSpec, where: str) -> np.ndarray:
     raw = _nested(value, where)
     if spec.datatype == "BOOL":
         return _booleans(raw, where)
+    if raw.dtype.kind in "iuf" and _holds_booleans(value):  # numpy reads true as 1: JSON does not
+        wanted = "numbers" if spec.datatype.startswith("FP") else "integers"
+        raise BadRequest(f"{where}: expected {wanted} for {spec.datatype}, got true or false among them")
     if spec.datatype.startswith("FP"):
         return _floats(raw, spec, where)
     return _integers(value, raw, spec, where)
+
+
+def _holds_booleans(value: Any) -> bool:
+    if isinstance(value, list):
+        return any(_holds_booleans(item) for item in value)
+    return isinstance(value, bool)
 
 
 def check_shape(array: np.ndarray, spec: TensorSpec, where: str) -> np.ndarray:

@@ -94,6 +94,15 @@ BAD = [
     Case("v2-ragged-data", "POST", INFER, v2_input([[5.1], 3.5, 1.4, 0.2]), 400, "ragged"),
     Case("strings", "POST", PREDICT, body({"instances": [["a", "b", "c", "d"]]}), 400, "got strings"),
     Case("booleans", "POST", PREDICT, body({"instances": [[True, False, True, True]]}), 400, "got booleans"),
+    Case(
+        "a-boolean-among-numbers",
+        "POST",
+        PREDICT,
+        body({"instances": [[5.1, 3.5, 1.4, True]]}),
+        400,
+        "expected numbers for FP32, got true or false among them",
+    ),
+    Case("v2-a-boolean-among-numbers", "POST", INFER, v2_input([5.1, False, 1.4, 0.2]), 400, "true or false"),
     Case("nan", "POST", PREDICT, b'{"instances": [[NaN, 1, 2, 3]]}', 400, "NaN is not allowed"),
     Case(
         "infinity", "POST", PREDICT, b'{"instances": [[Infinity, 1, 2, 3]]}', 400, "Infinity is not allowed"

@@ -132,6 +132,23 @@ def test_a_value_outside_its_dtype_is_refused_naming_the_input(
     assert fragment in response.json()["error"]
 
 
+@pytest.mark.parametrize(
+    ("name", "data"), [("int32", [7, True, 9]), ("uint8", [1, 2, False]), ("fp16", [0.5, True, 1])]
+)
+def test_true_or_false_among_numbers_is_refused_not_read_as_1_or_0(
+    echo_server: Server, name: str, data: list[object]
+) -> None:
+    payload = [{"name": d.lower(), "shape": [1, 3], "datatype": d, "data": sample(d)[:1].reshape(-1).tolist()}
+               for d in DTYPES if d != "BYTES"] + [{"name": "bytes", "shape": [1, 3], "datatype": "BYTES",
+                                                    "data": ["a"] * 3}]  # fmt: skip
+    next(t for t in payload if t["name"] == name)["data"] = data
+    with echo_server.client() as client:
+        response = client.post("/v2/models/echo/infer", json={"inputs": payload})
+    assert response.status_code == 400, response.text
+    assert f"{name!r}" in response.json()["error"]
+    assert "true or false among them" in response.json()["error"]
+
+
 def test_a_bool_tensor_s_raw_bytes_must_be_0_or_1(echo_server: Server) -> None:
     client = triton.InferenceServerClient(echo_server.url.removeprefix("http://"))
     try:
