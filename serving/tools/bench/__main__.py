@@ -1,8 +1,9 @@
-"""`make bench`: requests/s and p50/p99 for the baseline, our server on each runtime, and a bare floor.
+"""`make bench`: requests/s and p50/p99 for the baseline, our server on each runtime, and two bare
+floors (an asyncio server, and an app on uvicorn's ASGI cycle, both answering a constant).
 
 Same machine, same model, same load generator (wrk on 127.0.0.1), concurrency 1, 8 and 32; every
-server but the floor is sent the model's own example (its metadata.json's) and its answer is
-checked against TensorFlow's before it is timed. Prints a markdown table and the ratios the
+server is sent the model's own example (its metadata.json's) and every answer but the
+floors' is checked against TensorFlow's before it is timed. Prints a markdown table and the ratios the
 targets are stated in.
 """
 
@@ -25,6 +26,7 @@ from serving.tools.bench.wrk import lua, run_wrk, wrk_missing
 
 BASELINE = "baseline (Flask + TensorFlow per request)"
 FLOOR = "floor (constant JSON, asyncio)"
+ASGI_FLOOR = "ASGI floor (constant JSON, uvicorn, 2 workers)"
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,9 @@ def servers(workload: Workload) -> dict[str, Candidate]:
         candidates["twinserve, LiteRT, no access log"] = Candidate(
             serve, {**ours, "TWINSERVE_RUNTIME": "litert", "TWINSERVE_ACCESS_LOG": "false"}
         )
+    candidates[ASGI_FLOOR] = Candidate(
+        [sys.executable, "-m", "serving.tools.bench.asgi_floor"], {}, checked=False
+    )
     candidates[FLOOR] = Candidate([sys.executable, "-m", "serving.tools.bench.floor"], {}, checked=False)
     return candidates
 
@@ -158,6 +163,9 @@ def ratios(results: list[Result], connections: int) -> str:
             f"p99 {r.p99_ms / base.p99_ms:.4f} of its, "
             f"{r.requests_per_second / floor.requests_per_second:.2f} of the floor"
         )
+    if ASGI_FLOOR in at:
+        ceiling = at[ASGI_FLOOR].requests_per_second / floor.requests_per_second
+        lines.append(f"- the ASGI floor (any app on uvicorn): {ceiling:.2f} of the floor")
     batched, unbatched = at["twinserve, TensorFlow"], at["twinserve, TensorFlow, no micro-batching"]
     speedup = batched.requests_per_second / unbatched.requests_per_second
     lines.append(
