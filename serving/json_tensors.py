@@ -126,7 +126,10 @@ def _parse(body: bytes) -> Any:
     """simdjson's parse on a parser kept from an earlier request, so its buffers (~3x the body) are
     reused instead of allocated and faulted in afresh. A parser whose last document is still referenced
     refuses (RuntimeError): a new one parses instead, and so does a body simdjson refuses on either."""
-    parser = _IDLE_PARSERS.pop() if _IDLE_PARSERS else simdjson.Parser()
+    try:
+        parser = _IDLE_PARSERS.pop()  # atomic under the GIL: inference threads share the pool
+    except IndexError:
+        parser = simdjson.Parser()
     try:
         return parser.parse(body)
     except RuntimeError:

@@ -151,6 +151,26 @@ def test_a_parser_still_referenced_is_not_reused() -> None:
     assert second["instances"].numbers("d").tolist() == [[3.5, 4.5]]
 
 
+def test_threads_sharing_the_parsers_each_read_their_own_body() -> None:
+    start, wrong = threading.Barrier(8), []
+
+    def decode(worker: int) -> None:
+        start.wait()
+        for n in range(50):
+            rows = [[float(worker), float(n)]] * 300  # ~4 KiB and more: simdjson's path
+            payload = json_tensors.parse_predict(json.dumps({"instances": rows}).encode())
+            got = payload["instances"].numbers("d")
+            if got is None or got.tolist() != rows:
+                wrong.append((worker, n))
+
+    threads = [threading.Thread(target=decode, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
+
+
 def test_an_image_s_worth_of_numbers_is_read_exactly() -> None:
     values = np.random.default_rng(7).random(224 * 224 * 3).astype(np.float32)
     spec = model(TensorSpec("x", "FP32", (-1, 224, 224, 3)))
