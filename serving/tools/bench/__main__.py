@@ -26,7 +26,7 @@ from serving.tools.bench.wrk import lua, run_wrk, wrk_missing
 
 BASELINE = "baseline (Flask + TensorFlow per request)"
 FLOOR = "floor (constant JSON, asyncio)"
-ASGI_FLOOR = "ASGI floor (constant JSON, uvicorn, 2 workers)"
+ASGI_FLOOR = "ASGI floor (constant JSON, uvicorn)"
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
-"""The ASGI floor: the least uvicorn (httptools, uvloop, the server's 2 workers) does per request, an app
-answering a constant JSON body. What any app on uvicorn's ASGI cycle can reach: the gap between this
-and `floor` is uvicorn's, the gap between this and our server is ours."""
+"""The ASGI floor: the least uvicorn (httptools, uvloop, as many workers as the server) does per
+request, an app answering a constant JSON body. What any app on uvicorn's ASGI cycle can reach: the
+gap between this and `floor` is uvicorn's, the gap between this and our server is ours."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import uvicorn
 
+from serving.cpus import available_cpus
 from serving.tools.bench.floor import BODY
 
 HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
@@ -25,6 +26,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 if __name__ == "__main__":
     uvicorn.run(
-        "serving.tools.bench.asgi_floor:app", host="127.0.0.1", port=int(os.environ["PORT"]), workers=2,
+        "serving.tools.bench.asgi_floor:app", host="127.0.0.1", port=int(os.environ["PORT"]),
+        workers=available_cpus(),
         loop="uvloop", http="httptools", lifespan="off", access_log=False, log_level="warning",
     )  # fmt: skip
