@@ -17,6 +17,7 @@ from tests.serving.cases import PREDICT, ROW, body
 from tests.serving.conftest import Server, start_server, stop_server
 
 ONE_ROW = body({"instances": [ROW]})
+SLOW_ROWS = 100_000
 
 
 def rss_kib(pid: int) -> int:
@@ -128,9 +129,16 @@ def read_status(sock: socket.socket) -> int:
 
 @pytest.mark.parametrize("runtime", ["litert", "tensorflow"])
 def test_timeout_holds_on_both_runtimes(model_root: Path, runtime: str) -> None:
-    server = start_server(model_root, TWINSERVE_RUNTIME=runtime, TWINSERVE_TIMEOUT_SECONDS="0.001")
+    # 100,000 rows (2 MB of JSON) take about 16 ms on LiteRT here, 16 times the timeout; 1,024 rows took
+    # 0.2 ms since the JSON paths got fast, and came back 200 inside it.
+    server = start_server(
+        model_root,
+        TWINSERVE_RUNTIME=runtime,
+        TWINSERVE_TIMEOUT_SECONDS="0.001",
+        TWINSERVE_MAX_BATCH_ROWS=str(SLOW_ROWS),
+    )
     try:
-        big = httpx.post(f"{server.url}{PREDICT}", content=body({"instances": [ROW] * 1024}))
+        big = httpx.post(f"{server.url}{PREDICT}", content=body({"instances": [ROW] * SLOW_ROWS}))
         probe = httpx.get(f"{server.url}/v2/health/ready")
     finally:
         stop_server(server)
