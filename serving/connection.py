@@ -7,22 +7,33 @@ headers within `max_header_bytes` (431, then close), headers complete within
 `read_timeout` of their first byte or of the connection opening (408, then close), the body
 within `read_timeout` of the headers (408 from the app, then close),
 and a refusal (503, then close) when the worker already holds `max_connections`.
+
+A request the app `takes_whole` (LiteRT, small, inside every limit) whose last byte arrives in the read
+that brought its headers is answered right there, in the parser's callback: no ASGI task, no
+receive/send cycle, one write. That cycle costs as much as Iris' whole inference. Any other request,
+and one whose body is still on its way when the read ends, goes through uvicorn's cycle as before.
 """
 
 from __future__ import annotations
 
 import asyncio
+import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+import httptools
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from serving.jsonio import dumps
 
 SHUTDOWN_GRACE_SECONDS = 0.5
 BODY_TIMED_OUT = "twinserve.body_timed_out"  # scope extension: the body stopped arriving after this many s
 REASONS = {408: "Request Timeout", 431: "Request Header Fields Too Large", 503: "Service Unavailable"}
+INTERNAL_ERROR = (
+    b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: 21\r\nconnection: close\r\n\r\nInternal Server Error"
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,31 @@ def refusal(status: int, message: str) -> bytes:
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     )
     return head.encode("ascii") + body
+
+
+@dataclass
+class WholeRequest:
+    """A request to answer in the callback that reads its last byte, while its body arrives."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    keep_alive: bool
+    chunks: list[bytes] = field(default_factory=list)
+
+
+def response_bytes(response: Any, default_headers: list[tuple[bytes, bytes]], keep_alive: bool) -> bytes:
+    """A route-table response as uvicorn would write it: its default headers (date, server), then the
+    response's, a content length, and `connection: close` when the connection ends with it."""
+    parts = [STATUS_LINE[response.status]]
+    for name, value in default_headers:
+        parts += [name, b": ", value, b"\r\n"]
+    parts += [f"{name}: {value}\r\n".encode("latin-1") for name, value in response.headers]
+    parts.append(b"content-length: %d\r\n" % len(response.body))
+    if not keep_alive and ("connection", "close") not in response.headers:
+        parts.append(b"connection: close\r\n")
+    parts += [b"\r\n", response.body]
+    return b"".join(parts)
 
 
 class CoalescingTransport:
@@ -65,6 +101,11 @@ class CoalescingTransport:
         if not self._held:
             self._loop.call_soon(self.flush)
         self._held.append(data)
+
+    def write_now(self, data: bytes) -> None:
+        """`data` in its own write, now, after anything held."""
+        self.flush()
+        self._transport.write(data)
 
     def flush(self) -> None:
         if self._held:
@@ -95,6 +136,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._refused = False
         self._deadline: asyncio.TimerHandle | None = None
         self._stopping = False
+        self._whole: WholeRequest | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
@@ -110,6 +152,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._phase == "headers":
             self._header_bytes += len(data)
         super().data_received(data)
+        if self._whole is not None:
+            self._hand_over(self._whole)
         if self._phase == "headers" and self._header_bytes > self.limits.max_header_bytes:
             limit = self.limits.max_header_bytes
             self._refuse(431, f"request line and headers exceed the limit of {limit} bytes")
@@ -140,20 +184,100 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._cancel()
         if self._refused:
             return  # refused and closed: no request to answer
+        self._whole = self._whole_request()
+        if self._whole is None:
+            self._start_cycle()
+
+    def _start_cycle(self) -> None:
+        """uvicorn's request-response cycle for the request whose headers the parser has read."""
         super().on_headers_complete()
         if self._stopping and self.cycle is not None:
             self.cycle.keep_alive = False
 
+    def _hand_over(self, whole: WholeRequest) -> None:
+        """The read ended inside the body: uvicorn's cycle takes the request, reads (and times) the rest."""
+        self._whole = None
+        if not self.transport.is_closing():
+            self._start_cycle()
+            for chunk in whole.chunks:
+                super().on_body(chunk)
+
+    def _whole_request(self) -> WholeRequest | None:
+        """The request, to be answered when its last byte is read, if nothing in it or in the connection
+        needs uvicorn's cycle (an upgrade, 100-continue, a chunked body, an answer still being written or
+        waiting on a slow reader) and the app takes it."""
+        takes_whole = getattr(self.app, "takes_whole", None)
+        busy = self.cycle is not None and not self.cycle.response_complete
+        if takes_whole is None or busy or self.expect_100_continue or self.flow.write_paused:
+            return None
+        if self.transport.is_closing() or self.parser.should_upgrade():
+            return None
+        declared = self._declared_length()
+        method = self.parser.get_method().decode("ascii")
+        if declared is None or not takes_whole(method, declared):
+            return None
+        try:
+            path = self.root_path + httptools.parse_url(self.url).path.decode("ascii")
+        except (httptools.HttpParserInvalidURLError, UnicodeDecodeError):
+            return None  # uvicorn's cycle refuses it as it refuses any
+        if "%" in path:
+            path = urllib.parse.unquote(path)
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in self.headers}
+        keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
+        return WholeRequest(method, path, headers, keep_alive and not self._stopping)
+
+    def _declared_length(self) -> int | None:
+        """The body's length as its header declares it (0 without one), None for a chunked body."""
+        declared = 0
+        for name, value in self.headers:
+            if name == b"transfer-encoding":
+                return None
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    return None  # the parser refuses it in any case
+        return declared
+
     def on_body(self, body: bytes) -> None:
-        if not self._refused:
+        if self._whole is not None:
+            self._whole.chunks.append(body)
+        elif not self._refused:
             super().on_body(body)
 
     def on_message_complete(self) -> None:
         if self._refused:
             return
-        super().on_message_complete()
+        if self._whole is not None:
+            whole, self._whole = self._whole, None
+            self._answer(whole)
+        else:
+            super().on_message_complete()
         self._phase = "headers"
         self._cancel()
+
+    def _answer(self, whole: WholeRequest) -> None:
+        """The app's answer, written at once; then what uvicorn does after any response (keep-alive)."""
+        sent = False
+
+        def send(response: Any) -> None:
+            nonlocal sent
+            sent = True
+            keep_alive = whole.keep_alive and ("connection", "close") not in response.headers
+            self.transport.write_now(response_bytes(response, self.server_state.default_headers, keep_alive))
+            if not keep_alive:
+                self.transport.close()
+
+        body = whole.chunks[0] if len(whole.chunks) == 1 else b"".join(whole.chunks)
+        try:
+            self.app.answer_whole(whole.method, whole.path, whole.headers, body, self.client, send)
+        except Exception as exc:  # as uvicorn's cycle treats an app that raises
+            self.logger.error("Exception in ASGI application\n", exc_info=exc)
+            if not sent:
+                self.transport.write_now(INTERNAL_ERROR)
+            self.transport.close()
+            return
+        self.on_response_complete()
 
     def shutdown(self) -> None:
         """uvicorn closes an idle connection at once when it stops, losing a request already on the wire:

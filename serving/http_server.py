@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
@@ -30,6 +31,8 @@ from serving.shadow import Counts, Mirror, Mirrored
 from serving.v2 import decimal
 
 INFERENCE_THREADS = 8
+WHOLE_METHODS = frozenset({"GET", "POST"})
+WHOLE_REQUEST_BYTES = 64 * 1024  # a body this small arrives in one read or a few: answered where it lands
 PROBES = frozenset({LIVE_PATH, READY_PATH})  # never refused: an overloaded pod is still alive
 
 
@@ -56,6 +59,7 @@ class ServingApp:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.plane: DataPlane | None = None
+        self.on_loop = False  # LiteRT answers on the event loop, TensorFlow on the inference threads
         self.inflight = 0  # requests between headers and answer, for the concurrency limit
         self.buffered = 0  # body bytes held by requests in flight, for the memory budget
         self.inferring = 0  # requests on the inference threads, for the micro-batcher
@@ -77,6 +81,7 @@ class ServingApp:
             if message["type"] == "lifespan.startup":
                 try:
                     self.plane = self._batched(build_dataplane(self.settings))
+                    self.on_loop = self.plane.runtime.name == "litert"
                     self.capture = self._capture(self.plane)
                     self.mix = PredictionMix(self.plane.spec, count_predictions(self.plane.spec.name))
                     self.mirror = self._mirror(self.plane)
@@ -157,7 +162,7 @@ class ServingApp:
                 return body
             deadline = time.perf_counter() + self.settings.timeout_seconds
             request = Request(scope["method"], scope["path"], headers, body)
-            if self.plane is not None and self.plane.runtime.name == "litert":
+            if self.on_loop:
                 return await self._inline(request, deadline)
             return await self._in_thread(request, deadline)
         finally:
@@ -187,6 +192,9 @@ class ServingApp:
         """LiteRT answers in microseconds, so it runs on the event loop; the yield first lets requests that
         arrived together count as in flight, and the deadline holds for time spent queued behind them."""
         await asyncio.sleep(0)
+        return self._answer_now(request, deadline)
+
+    def _answer_now(self, request: Request, deadline: float) -> Response:
         if time.perf_counter() > deadline:
             return self._timed_out()
         response = handle(self.plane, request, self.settings.max_body_bytes)  # type: ignore[arg-type]
@@ -214,24 +222,88 @@ class ServingApp:
     async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         started = time.perf_counter()
         path, method = scope["path"], scope["method"]
-        assert self.plane is not None
-        if DRAINING.is_set():
-            self.plane.ready = False
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        self._note_draining()
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         if path in PROBES:
-            response = handle(self.plane, Request(method, path, headers), self.settings.max_body_bytes)
+            response = self._probe(method, path, headers)
         else:
-            response = await self._limited(scope, headers, receive)
-            if response.route == "unmatched":  # refused before the route table: shed, too large, too slow
-                response = replace(response, route=route_label(method, path))
-        if DRAINING.is_set():
-            response = _closing(response)  # clients reconnect elsewhere instead of reusing this connection
+            response = self._labelled(await self._limited(scope, headers, receive), method, path)
+        response = self._closing_if_draining(response)
         raw_headers = [(k.encode(), v.encode()) for k, v in response.headers]
         raw_headers.append((b"content-length", str(len(response.body)).encode()))
         await send({"type": "http.response.start", "status": response.status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": response.body})
+        self._answered(scope.get("client"), method, path, headers, response, started)
+
+    def takes_whole(self, method: str, declared: int) -> bool:
+        """Whether a request may be answered where its last byte is read (serving/connection.py): on
+        LiteRT, and inside every limit the task path checks, so none of its refusals could apply."""
+        return (
+            self.on_loop
+            and method in WHOLE_METHODS
+            and declared <= min(WHOLE_REQUEST_BYTES, self.settings.max_body_bytes)
+            and self.inflight < self.settings.max_concurrency
+            and self.buffered + declared <= self.settings.max_buffered_bytes
+        )
+
+    def answer_whole(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes,
+        client: tuple[str, int] | None,
+        send: Callable[[Response], None],
+    ) -> None:
+        """A request `takes_whole` admitted, all of it at hand: answered and sent at once, with no task,
+        receive or send cycle, and accounted for as the task path accounts for its requests."""
+        started = time.perf_counter()
+        self._note_draining()
+        if path in PROBES:
+            response = self._probe(method, path, headers)
+        else:
+            self.inflight += 1
+            self.buffered += len(body)
+            try:
+                deadline = started + self.settings.timeout_seconds
+                response = self._answer_now(Request(method, path, headers, body), deadline)
+            finally:
+                self.inflight -= 1
+                self.buffered -= len(body)
+            response = self._labelled(response, method, path)
+        send(self._closing_if_draining(response))
+        self._answered(client, method, path, headers, response, started)
+
+    def _note_draining(self) -> None:
+        if DRAINING.is_set():
+            self.plane.ready = False  # type: ignore[union-attr]
+
+    def _probe(self, method: str, path: str, headers: dict[str, str]) -> Response:
+        return handle(self.plane, Request(method, path, headers), self.settings.max_body_bytes)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _labelled(response: Response, method: str, path: str) -> Response:
+        if response.route == "unmatched":  # refused before the route table: shed, too large, too slow
+            return replace(response, route=route_label(method, path))
+        return response
+
+    @staticmethod
+    def _closing_if_draining(response: Response) -> Response:
+        # Clients reconnect elsewhere instead of reusing this connection.
+        return _closing(response) if DRAINING.is_set() else response
+
+    def _answered(
+        self,
+        client: tuple[str, int] | None,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        response: Response,
+        started: float,
+    ) -> None:
+        """Metrics, the access log, the prediction mix, the shadow's share and payload capture."""
         seconds = time.perf_counter() - started
-        self._record(scope, method, path, response, seconds)
+        self._record(client, method, path, response, seconds)
         if self.mix is not None and response.status == 200:
             self.mix.add(response.outputs)
         if self.mirror is not None and self._mirrors(response, headers):
@@ -245,12 +317,11 @@ class ServingApp:
         return response.answered_inference and SHADOW_HEADER not in headers and self.mirror.sampled()  # type: ignore[union-attr]
 
     def _record(
-        self, scope: dict[str, Any], method: str, path: str, response: Response, seconds: float
+        self, client: tuple[str, int] | None, method: str, path: str, response: Response, seconds: float
     ) -> None:
         model = self.plane.spec.name if self.plane else ""
         observe(model, response.route, response.status, seconds, response.rows)
         if self.settings.access_log:
-            client = scope.get("client") or ("", 0)
             line = {
                 "ts": round(time.time(), 3),
                 "method": method,
@@ -260,7 +331,7 @@ class ServingApp:
                 "rows": response.rows,
                 "ms": round(seconds * 1000, 3),
                 "bytes": len(response.body),
-                "client": client[0],
+                "client": client[0] if client else "",
             }
             sys.stdout.write(dumps(line).decode() + "\n")
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
+import socket
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from serving.contract import GOLDEN_FILE, GoldenSet, Metadata
+from serving.http_server import WHOLE_REQUEST_BYTES
 from tests.serving.cases import BAD, GOOD, ROW, Case
 from tests.serving.conftest import Server
 
@@ -131,3 +135,61 @@ def test_each_answered_row_counts_its_top_class_for_the_prediction_mix(
     expected = {(str(c), names[c]): float(tops.count(c)) for c in set(tops)}
     assert {key: n for key, n in counted.items() if n} == expected
     assert sum(counted.values()) == golden.rows + 8
+
+
+def _exchange(port: int, case: Case, *, split: bool) -> bytes:
+    """One request on its own connection, whole in one write or with its body's last byte 50 ms later;
+    the answer without its date line."""
+    head = f"{case.method} {case.path} HTTP/1.1\r\nhost: x\r\ncontent-length: {len(case.body)}\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in case.headers.items()) + "\r\n"
+    request = head.encode() + case.body
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        if split:
+            sock.sendall(request[:-1])
+            time.sleep(0.05)
+            sock.sendall(request[-1:])
+        else:
+            sock.sendall(request)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += sock.recv(65536)
+        head_end = answer.index(b"\r\n\r\n") + 4
+        length = int(re.search(rb"content-length: (\d+)", answer[:head_end]).group(1))  # type: ignore[union-attr]
+        while len(answer) < head_end + length:
+            answer += sock.recv(65536)
+    return re.sub(rb"date: [^\r]*\r\n", b"", answer)
+
+
+@pytest.mark.parametrize(
+    "case", [c for c in GOOD + BAD if 0 < len(c.body) <= WHOLE_REQUEST_BYTES], ids=lambda c: c.id
+)
+def test_a_request_read_whole_and_one_whose_body_arrives_later_get_the_same_bytes(
+    litert_server: Server, case: Case
+) -> None:
+    """On LiteRT the first is answered where its last byte is read, the second by uvicorn's cycle."""
+    whole = _exchange(litert_server.port, case, split=False)
+    assert whole.startswith(f"HTTP/1.1 {case.status} ".encode()), whole
+    assert whole == _exchange(litert_server.port, case, split=True)
+
+
+def test_pipelined_requests_are_answered_in_order(litert_server: Server) -> None:
+    """Whole ones, one too large to take whole (padded past its limit) and an error, in one write."""
+    small = GOOD[0]
+    padded = Case("padded", "POST", small.path, small.body + b" " * WHOLE_REQUEST_BYTES)
+    wrong = next(c for c in BAD if c.body and c.status == 400)
+    cases = [small, padded, wrong, small]
+    requests = b"".join(
+        f"POST {c.path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(c.body)}\r\n\r\n".encode()
+        + c.body
+        for c in cases
+    )
+    with socket.create_connection(("127.0.0.1", litert_server.port), timeout=10) as sock:
+        sock.sendall(requests)
+        answers = b""
+        while answers.count(b"HTTP/1.1 ") < len(cases) or not answers.endswith(b"}"):
+            answers += sock.recv(65536)
+    statuses = [int(line.split()[1]) for line in re.findall(rb"HTTP/1.1 \d+ ", answers)]
+    assert statuses == [c.status for c in cases]
+    expected = [_exchange(litert_server.port, c, split=True) for c in cases]
+    assert re.sub(rb"date: [^\r]*\r\n", b"", answers) == b"".join(expected)
