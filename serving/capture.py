@@ -13,7 +13,6 @@ Lambda freezes the environment between invocations, so there a record is written
 
 from __future__ import annotations
 
-import os
 import queue
 import random
 import threading
@@ -30,6 +29,7 @@ from serving.artifact import ModelSpec
 from serving.contract import CAPTURE_SCHEMA, INFERENCE_ROUTES
 from serving.jsonio import dumps, v2_data
 from serving.routes import Response
+from serving.stdout import write_whole
 
 QUEUE_RECORDS = 1024  # exchanges waiting for the writer thread; one more is dropped, not waited for
 FIELD_GROUPS = ("inputs", "outputs")
@@ -180,18 +180,11 @@ def _without_data(tensor: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in tensor.items() if key != "data"}
 
 
-def write_line(line: bytes) -> None:
-    """One write of the whole line to stdout: with several workers sharing it, lines stay whole."""
-    view = memoryview(line)
-    while view:
-        view = view[os.write(1, view) :]
-
-
 def recorder_for(policy: Policy, spec: ModelSpec, runtime: str, track: str) -> Recorder | None:
     """Each adapter's recorder, writing to stdout; None where the environment leaves capture off."""
     if policy.sample_rate == 0:
         return None
-    return Recorder(policy, spec, runtime, track, write_line)
+    return Recorder(policy, spec, runtime, track, write_whole)
 
 
 def exchange(response: Response, request_id: str, seconds: float) -> Exchange:

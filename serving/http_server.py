@@ -8,7 +8,6 @@ limits and a graceful drain.
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +27,7 @@ from serving.prediction_mix import PredictionMix
 from serving.routes import Request, Response, body_too_large, error_response, handle, route_label
 from serving.settings import Settings
 from serving.shadow import Counts, Mirror, Mirrored
+from serving.stdout import HeldLines
 from serving.v2 import decimal
 
 INFERENCE_THREADS = 8
@@ -64,6 +64,7 @@ class ServingApp:
         self.buffered = 0  # body bytes held by requests in flight, for the memory budget
         self.inferring = 0  # requests on the inference threads, for the micro-batcher
         self.capture: capture.BackgroundWriter | None = None
+        self.access_log: HeldLines | None = None
         self.mix: PredictionMix | None = None
         self.mirror: Mirror | None = None
         # Several threads, so concurrent TensorFlow requests can meet in the micro-batcher.
@@ -80,23 +81,34 @@ class ServingApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    self.plane = self._batched(build_dataplane(self.settings))
-                    self.on_loop = self.plane.runtime.name == "litert"
-                    self.capture = self._capture(self.plane)
-                    self.mix = PredictionMix(self.plane.spec, count_predictions(self.plane.spec.name))
-                    self.mirror = self._mirror(self.plane)
+                    self._start()
                 except Exception as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                self.executor.shutdown(wait=True)
-                if self.capture is not None:
-                    self.capture.close()
-                if self.mirror is not None:
-                    self.mirror.close()
+                self._stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def _start(self) -> None:
+        """The model, and what each answer feeds: capture, the prediction mix, the shadow, the log."""
+        self.plane = self._batched(build_dataplane(self.settings))
+        self.on_loop = self.plane.runtime.name == "litert"
+        self.capture = self._capture(self.plane)
+        self.mix = PredictionMix(self.plane.spec, count_predictions(self.plane.spec.name))
+        self.mirror = self._mirror(self.plane)
+        if self.settings.access_log:
+            self.access_log = HeldLines(asyncio.get_running_loop())
+
+    def _stop(self) -> None:
+        self.executor.shutdown(wait=True)
+        if self.access_log is not None:
+            self.access_log.flush()
+        if self.capture is not None:
+            self.capture.close()
+        if self.mirror is not None:
+            self.mirror.close()
 
     def _capture(self, plane: DataPlane) -> capture.BackgroundWriter | None:
         """Payload capture on its own thread, or None when the environment leaves it off."""
@@ -321,7 +333,7 @@ class ServingApp:
     ) -> None:
         model = self.plane.spec.name if self.plane else ""
         observe(model, response.route, response.status, seconds, response.rows)
-        if self.settings.access_log:
+        if self.access_log is not None:
             line = {
                 "ts": round(time.time(), 3),
                 "method": method,
@@ -333,7 +345,7 @@ class ServingApp:
                 "bytes": len(response.body),
                 "client": client[0] if client else "",
             }
-            sys.stdout.write(dumps(line).decode() + "\n")
+            self.access_log.add(dumps(line) + b"\n")
 
 
 def _closing(response: Response) -> Response:

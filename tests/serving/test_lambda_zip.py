@@ -99,7 +99,7 @@ def test_holds_the_handler_litert_and_the_model_and_no_tensorflow(dist: Path) ->
     assert code == [
         "__init__", "allocator", "app", "artifact", "capture", "contract", "dataplane", "emf", "errors",
         "json_tensors", "jsonio", "lambda_handler", "lambda_shadow", "prediction_mix", "routes", "runtime",
-        "settings", "shadow_verdict", "tensors", "tfserving", "v2",
+        "settings", "shadow_verdict", "stdout", "tensors", "tfserving", "v2",
     ]  # fmt: skip
     assert not [n for n in names if n.startswith("serving/tools/")]
     assert not [n for n in names if n.startswith("simdjson/") and n.endswith((".cpp", ".h", ".pyx"))]

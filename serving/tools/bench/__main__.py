@@ -80,7 +80,12 @@ def _require_free(port: int) -> None:
 def servers(workload: Workload) -> dict[str, Candidate]:
     """The baseline, our server on each runtime the model has, and the floor."""
     root, name = workload.artifact.parents[1], workload.name
-    ours = {"TWINSERVE_MODEL_ROOT": str(root), "TWINSERVE_MODEL_NAME": name, "TWINSERVE_DRAIN_SECONDS": "0"}
+    ours = {
+        "TWINSERVE_MODEL_ROOT": str(root),
+        "TWINSERVE_MODEL_NAME": name,
+        "TWINSERVE_DRAIN_SECONDS": "0",
+        "PYTHONUNBUFFERED": "1",  # as the image runs it: each access-log write reaches stdout at once
+    }
     serve = [sys.executable, "-m", "serving"]
     candidates = {
         BASELINE: Candidate(
