@@ -22,7 +22,7 @@ from serving.contract import LIVE_PATH, READY_PATH, SHADOW_HEADER
 from serving.dataplane import DataPlane
 from serving.errors import PayloadTooLarge, RequestTimeout, Timeout, TooManyRequests, Unavailable
 from serving.jsonio import dumps
-from serving.metrics import count_capture, count_predictions, observe, shadow_counters
+from serving.metrics import TurnTally, count_capture, shadow_counters
 from serving.prediction_mix import PredictionMix
 from serving.routes import Request, Response, body_too_large, error_response, handle, route_label
 from serving.settings import Settings
@@ -65,6 +65,7 @@ class ServingApp:
         self.inferring = 0  # requests on the inference threads, for the micro-batcher
         self.capture: capture.BackgroundWriter | None = None
         self.access_log: HeldLines | None = None
+        self.tally: TurnTally | None = None
         self.mix: PredictionMix | None = None
         self.mirror: Mirror | None = None
         # Several threads, so concurrent TensorFlow requests can meet in the micro-batcher.
@@ -96,13 +97,16 @@ class ServingApp:
         self.plane = self._batched(build_dataplane(self.settings))
         self.on_loop = self.plane.runtime.name == "litert"
         self.capture = self._capture(self.plane)
-        self.mix = PredictionMix(self.plane.spec, count_predictions(self.plane.spec.name))
+        self.tally = TurnTally(self.plane.spec.name, asyncio.get_running_loop())
+        self.mix = PredictionMix(self.plane.spec, self.tally.count_prediction)
         self.mirror = self._mirror(self.plane)
         if self.settings.access_log:
             self.access_log = HeldLines(asyncio.get_running_loop())
 
     def _stop(self) -> None:
         self.executor.shutdown(wait=True)
+        if self.tally is not None:
+            self.tally.flush()
         if self.access_log is not None:
             self.access_log.flush()
         if self.capture is not None:
@@ -331,8 +335,7 @@ class ServingApp:
     def _record(
         self, client: tuple[str, int] | None, method: str, path: str, response: Response, seconds: float
     ) -> None:
-        model = self.plane.spec.name if self.plane else ""
-        observe(model, response.route, response.status, seconds, response.rows)
+        self.tally.observe(response.route, response.status, seconds, response.rows)  # type: ignore[union-attr]
         if self.access_log is not None:
             line = {
                 "ts": round(time.time(), 3),

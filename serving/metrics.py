@@ -8,6 +8,8 @@ start) and the supervisor serves the sum.
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import functools
 import os
 from collections.abc import Callable
@@ -95,25 +97,75 @@ def _request_series(model: str, route: str, status: int) -> tuple[Any, Any, Any]
     return REQUESTS.labels(*labels), LATENCY.labels(*labels), BATCH_SIZE.labels(model)
 
 
-def observe(model: str, route: str, status: int, seconds: float, rows: int) -> None:
-    requests, latency, batch_size = _request_series(model, route, status)
-    requests.inc()
-    latency.observe(seconds)
-    if rows:
-        batch_size.observe(rows)
+@functools.lru_cache(maxsize=1024)  # one series per class (prediction_mix.MIX_MAX_CLASSES at most)
+def _prediction_series(model: str, output: str, column: str, label: str) -> Any:
+    return PREDICTIONS.labels(model, output, column, label)
 
 
-def count_predictions(model: str) -> Callable[[str, str, str, int], None]:
-    """What serving/prediction_mix.py counts with, for this model."""
+class TurnTally:
+    """The request metrics of one turn of the event loop, written at its end.
 
-    @functools.lru_cache(maxsize=1024)  # one series per class (prediction_mix.MIX_MAX_CLASSES at most)
-    def series(output: str, column: str, label: str) -> Any:
-        return PREDICTIONS.labels(model, output, column, label)
+    In multiprocess mode each increment is a locked write to a memory-mapped file, and a request made
+    six (its count, its latency's bucket and sum, its rows' bucket and sum, its top class): under load
+    a turn answers several requests, and here each series is written once a turn. Histograms get their
+    observations bucket by bucket, as `observe` would have counted them one at a time."""
 
-    def count(output: str, column: str, label: str, rows: int) -> None:
-        series(output, column, label).inc(rows)
+    def __init__(self, model: str, loop: asyncio.AbstractEventLoop) -> None:
+        self.model = model
+        self._loop = loop
+        self._requests: dict[tuple[str, int], tuple[list[float], list[int]]] = {}
+        self._predictions: dict[tuple[str, str, str], int] = {}
+        self._pending = False
 
-    return count
+    def observe(self, route: str, status: int, seconds: float, rows: int) -> None:
+        self._hold()
+        latencies, batches = self._requests.setdefault((route, status), ([], []))
+        latencies.append(seconds)
+        if rows:
+            batches.append(rows)
+
+    def count_prediction(self, output: str, column: str, label: str, rows: int) -> None:
+        """What serving/prediction_mix.py counts with."""
+        self._hold()
+        key = (output, column, label)
+        self._predictions[key] = self._predictions.get(key, 0) + rows
+
+    def _hold(self) -> None:
+        if not self._pending:
+            self._pending = True
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        requests, self._requests = self._requests, {}
+        predictions, self._predictions = self._predictions, {}
+        self._pending = False
+        for (route, status), (latencies, batches) in requests.items():
+            counter, latency, batch_size = _request_series(self.model, route, status)
+            counter.inc(len(latencies))
+            _observe_all(latency, latencies)
+            if batches:
+                _observe_all(batch_size, batches)
+        for (output, column, label), rows in predictions.items():
+            _prediction_series(self.model, output, column, label).inc(rows)
+
+
+def _observe_all(histogram: Any, amounts: list[float] | list[int]) -> None:
+    """`histogram.observe` of each amount, in one write per bucket touched and one to the sum.
+
+    prometheus_client has no call for several observations; this writes the same values its
+    `observe` does (the first bucket whose bound holds the amount, and the sum), through the child's
+    `_buckets` and `_sum` (tests/serving/test_metrics.py checks the two give the same exposition)."""
+    if len(amounts) == 1:
+        histogram.observe(amounts[0])
+        return
+    histogram._sum.inc(sum(amounts))
+    counts: dict[int, int] = {}
+    bounds = histogram._upper_bounds
+    for amount in amounts:
+        index = bisect.bisect_left(bounds, amount)
+        counts[index] = counts.get(index, 0) + 1
+    for index, count in counts.items():
+        histogram._buckets[index].inc(count)
 
 
 def shadow_counters(
