@@ -117,6 +117,9 @@ class CoalescingTransport:
         self.flush()
         self._transport.close()
 
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
 
@@ -132,11 +135,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.limits = limits
         self._phase = "headers"
         self._header_bytes = 0
-        self._head_bytes = 0  # the current request's line and headers, counted by the parser's callbacks
         self._refused = False
         self._deadline: asyncio.TimerHandle | None = None
         self._stopping = False
         self._whole: WholeRequest | None = None
+        self._takes_whole = getattr(self.app, "takes_whole", None)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
@@ -163,33 +166,33 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             elif self._header_bytes:
                 self._arm(self._headers_too_slow)
 
-    def on_url(self, url: bytes) -> None:
-        self._count_head(len(url))
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count_head(len(name) + len(value) + 4)  # "name: value\r\n"
-        super().on_header(name, value)
-
-    def _count_head(self, size: int) -> None:
-        """As the parser reads them: a whole oversized head in one read is refused before it is answered."""
-        self._head_bytes += size
-        if self._head_bytes > self.limits.max_header_bytes and not self._refused:
-            self._refuse(
-                431, f"request line and headers exceed the limit of {self.limits.max_header_bytes} bytes"
-            )
+    def on_message_begin(self) -> None:
+        """What the parser's callbacks fill; uvicorn's scope is built only for a request its cycle takes."""
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
 
     def on_headers_complete(self) -> None:
-        self._phase, self._header_bytes, self._head_bytes = "body", 0, 0
+        self._phase, self._header_bytes = "body", 0
         self._cancel()
         if self._refused:
             return  # refused and closed: no request to answer
+        limit = self.limits.max_header_bytes
+        if len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers) > limit:
+            # A whole oversized head in one read: refused before it is answered.
+            self._refuse(431, f"request line and headers exceed the limit of {limit} bytes")
+            return
         self._whole = self._whole_request()
         if self._whole is None:
             self._start_cycle()
 
     def _start_cycle(self) -> None:
-        """uvicorn's request-response cycle for the request whose headers the parser has read."""
+        """uvicorn's request-response cycle for the request whose headers the parser has read: its scope
+        (uvicorn's `on_message_begin`, keeping what the parser read), then its own `on_headers_complete`."""
+        url, headers, expect = self.url, self.headers, self.expect_100_continue
+        super().on_message_begin()
+        self.url, self.expect_100_continue = url, expect
+        self.headers.extend(headers)  # the list the scope holds
         super().on_headers_complete()
         if self._stopping and self.cycle is not None:
             self.cycle.keep_alive = False
@@ -206,7 +209,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         """The request, to be answered when its last byte is read, if nothing in it or in the connection
         needs uvicorn's cycle (an upgrade, 100-continue, a chunked body, an answer still being written or
         waiting on a slow reader) and the app takes it."""
-        takes_whole = getattr(self.app, "takes_whole", None)
+        takes_whole = self._takes_whole
         busy = self.cycle is not None and not self.cycle.response_complete
         if takes_whole is None or busy or self.expect_100_continue or self.flow.write_paused:
             return None

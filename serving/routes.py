@@ -6,10 +6,12 @@ handler answer the same request with the same bytes by construction.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -50,6 +52,13 @@ class Response:
     outputs: Mapping[str, np.ndarray] | None = field(default=None, compare=False, repr=False)
     error: str | None = field(default=None, compare=False)
 
+    def labelled(self, route: str) -> Response:
+        """This response under the route that answered it: `dataclasses.replace` costs twice this, and
+        every request pays it."""
+        return Response(
+            self.status, self.body, self.headers, route, self.rows, self.inputs, self.outputs, self.error
+        )
+
     @property
     def answered_inference(self) -> bool:
         """An inference answered with its tensors: what a shadow is handed (both runtimes' mirrors)."""
@@ -68,33 +77,33 @@ def error_response(error: ServingError) -> Response:
     return response
 
 
-Handler = Callable[[DataPlane, Request, dict[str, str]], Response]
+Handler = Callable[[DataPlane, Request, Mapping[str, str]], Response]
 
 
-def _live(plane: DataPlane, request: Request, params: dict[str, str]) -> Response:
+def _live(plane: DataPlane, request: Request, params: Mapping[str, str]) -> Response:
     return json_response(200, {"live": True})
 
 
-def _ready(plane: DataPlane, request: Request, params: dict[str, str]) -> Response:
+def _ready(plane: DataPlane, request: Request, params: Mapping[str, str]) -> Response:
     return json_response(200 if plane.ready else 503, {"ready": plane.ready})
 
 
-def _server_metadata(plane: DataPlane, request: Request, params: dict[str, str]) -> Response:
+def _server_metadata(plane: DataPlane, request: Request, params: Mapping[str, str]) -> Response:
     payload = {"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": ["binary_tensor_data"]}
     return json_response(200, payload)
 
 
-def _v2_model(plane: DataPlane, request: Request, params: dict[str, str]) -> Response:
+def _v2_model(plane: DataPlane, request: Request, params: Mapping[str, str]) -> Response:
     spec = plane.check_model(params["name"], params["version"])
     return json_response(200, v2.model_metadata(spec, plane.platform))
 
 
-def _v2_model_ready(plane: DataPlane, request: Request, params: dict[str, str]) -> Response:
+def _v2_model_ready(plane: DataPlane, request: Request, params: Mapping[str, str]) -> Response:
     spec = plane.check_model(params["name"], params["version"])
     return json_response(200 if plane.ready else 503, {"name": spec.name, "ready": plane.ready})
 
 
-def _v2_infer(plane: DataPlane, request: Request, params: dict[str, str]) -> Response:
+def _v2_infer(plane: DataPlane, request: Request, params: Mapping[str, str]) -> Response:
     spec = plane.check_model(params["name"], params["version"])
     with collector_paused(len(request.body)):
         decoded = v2.decode_infer(
@@ -111,25 +120,25 @@ def _v2_infer(plane: DataPlane, request: Request, params: dict[str, str]) -> Res
     return Response(200, body, headers, rows=decoded.rows, inputs=decoded.inputs, outputs=outputs)
 
 
-def _tf_status(plane: DataPlane, request: Request, params: dict[str, str]) -> Response:
+def _tf_status(plane: DataPlane, request: Request, params: Mapping[str, str]) -> Response:
     spec = plane.check_model(params["name"], params["version"])
     return json_response(200, tfserving.version_status(spec))
 
 
-def _tf_metadata(plane: DataPlane, request: Request, params: dict[str, str]) -> Response:
+def _tf_metadata(plane: DataPlane, request: Request, params: Mapping[str, str]) -> Response:
     spec = plane.check_model(params["name"], params["version"])
     return json_response(200, tfserving.metadata(spec))
 
 
-def _tf_predict(plane: DataPlane, request: Request, params: dict[str, str]) -> Response:
+def _tf_predict(plane: DataPlane, request: Request, params: Mapping[str, str]) -> Response:
     spec = plane.check_model(params["name"], params["version"])
     with collector_paused(len(request.body)):  # the parsed lists are freed as soon as the arrays are built
         inputs, row_format = tfserving.decode_predict(
             parse_predict(request.body, max_items=plane.json_items_budget), spec
         )
     outputs = plane.predict(inputs)
-    answer = json_response(200, tfserving.encode_predict(outputs, row_format), rows_of(inputs))
-    return replace(answer, inputs=inputs, outputs=outputs)
+    body = dumps(tfserving.encode_predict(outputs, row_format))
+    return Response(200, body, rows=rows_of(inputs), inputs=inputs, outputs=outputs)
 
 
 # (method, path pattern, handler, the route's label in metrics and logs)
@@ -149,14 +158,16 @@ ROUTES: tuple[tuple[str, re.Pattern[str], Handler, str], ...] = tuple(
 )
 
 
-def _match(method: str, path: str) -> tuple[Handler, str, dict[str, str]]:
+@functools.lru_cache(maxsize=256)  # a server sees a handful of paths; a client's odd ones age out
+def _match(method: str, path: str) -> tuple[Handler, str, Mapping[str, str]]:
+    """The route for a request (404 and 405 are raised, so never kept): matched once per method and path."""
     allowed = []
     for route_method, pattern, handler, label in ROUTES:
         found = pattern.match(path)
         if found is None:
             continue
         if route_method == method:
-            return handler, label, found.groupdict()
+            return handler, label, MappingProxyType(found.groupdict())
         allowed.append(route_method)
     if allowed:
         raise MethodNotAllowed(
@@ -193,9 +204,9 @@ def handle(plane: DataPlane, request: Request, max_body_bytes: int) -> Response:
     try:
         handler, route, params = _match(request.method, request.path)
         _check_body(request, max_body_bytes)
-        return replace(handler(plane, request, params), route=route)
+        return handler(plane, request, params).labelled(route)
     except ServingError as error:
-        return replace(error_response(error), route=route)
+        return error_response(error).labelled(route)
     except Exception:
         logger.exception("unexpected error on %s %s", request.method, request.path)
         return replace(error_response(ServingError("internal error; see the server log")), route=route)

@@ -165,9 +165,10 @@ def from_json(value: Any, spec: TensorSpec, where: str) -> np.ndarray:
 
 
 def _holds_booleans(value: Any) -> bool:
-    if isinstance(value, list):
-        return any(_holds_booleans(item) for item in value)
-    return isinstance(value, bool)
+    if type(value) is not list:
+        return type(value) is bool
+    # Exact types, and a call only for a nested list: every value of a request passes here.
+    return any(type(item) is bool or (type(item) is list and _holds_booleans(item)) for item in value)
 
 
 def check_shape(array: np.ndarray, spec: TensorSpec, where: str) -> np.ndarray:
