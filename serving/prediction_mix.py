@@ -25,6 +25,7 @@ class PredictionMix:
 
     def __init__(self, spec: ModelSpec, count: Callable[[str, str, str, int], None]) -> None:
         self.output, self.classes = classifier(spec)
+        self.columns = tuple(str(index) for index in range(len(self.classes)))
         self._count = count
 
     @property
@@ -38,12 +39,12 @@ class PredictionMix:
         if scores.ndim != 2 or scores.shape[1] != len(self.classes) or not scores.shape[0]:
             return
         if scores.shape[0] == 1:  # most requests: one row, one count
-            index = int(scores[0].argmax())
-            self._count(self.output, str(index), self.classes[index], 1)
+            index = int(scores.argmax())
+            self._count(self.output, self.columns[index], self.classes[index], 1)
             return
         tops = np.bincount(np.argmax(scores, axis=1), minlength=len(self.classes))
         for index in np.flatnonzero(tops):
-            self._count(self.output, str(index), self.classes[index], int(tops[index]))
+            self._count(self.output, self.columns[index], self.classes[index], int(tops[index]))
 
 
 def classifier(spec: ModelSpec) -> tuple[str | None, tuple[str, ...]]:
