@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,10 @@ class ModelSpec:
     labels: tuple[str, ...]
     signature_name: str
     example: Example
+
+    @functools.cached_property
+    def inputs_by_name(self) -> dict[str, TensorSpec]:
+        return {spec.name: spec for spec in self.inputs}
 
 
 def _only_model(root: Path) -> Path:

@@ -17,6 +17,7 @@ and one whose body is still on its way when the read ends, goes through uvicorn'
 from __future__ import annotations
 
 import asyncio
+import functools
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,12 +71,17 @@ def response_bytes(response: Any, default_headers: list[tuple[bytes, bytes]], ke
     parts = [STATUS_LINE[response.status]]
     for name, value in default_headers:
         parts += [name, b": ", value, b"\r\n"]
-    parts += [f"{name}: {value}\r\n".encode("latin-1") for name, value in response.headers]
+    parts.append(_header_lines(response.headers))
     parts.append(b"content-length: %d\r\n" % len(response.body))
     if not keep_alive and ("connection", "close") not in response.headers:
         parts.append(b"connection: close\r\n")
     parts += [b"\r\n", response.body]
     return b"".join(parts)
+
+
+@functools.lru_cache(maxsize=64)  # a few header sets: JSON, binary tensors (by header length), errors
+def _header_lines(headers: tuple[tuple[str, str], ...]) -> bytes:
+    return b"".join(f"{name}: {value}\r\n".encode("latin-1") for name, value in headers)
 
 
 class CoalescingTransport:

@@ -103,7 +103,7 @@ def _check_header(raw: Any, model: ModelSpec, where: str) -> tuple[TensorSpec, l
     missing = [k for k in ("name", "shape", "datatype") if k not in raw]
     if missing:
         raise BadRequest(f"{where}: missing {missing}")
-    specs = {t.name: t for t in model.inputs}
+    specs = model.inputs_by_name
     if not isinstance(raw["name"], str) or raw["name"] not in specs:
         raise BadRequest(f"{where}: unknown input {raw['name']!r}; the model's inputs are {list(specs)}")
     spec = specs[raw["name"]]
