@@ -8,10 +8,12 @@ headers within `max_header_bytes` (431, then close), headers complete within
 within `read_timeout` of the headers (408 from the app, then close),
 and a refusal (503, then close) when the worker already holds `max_connections`.
 
-A request the app `takes_whole` (LiteRT, small, inside every limit) whose last byte arrives in the read
-that brought its headers is answered right there, in the parser's callback: no ASGI task, no
-receive/send cycle, one write. That cycle costs as much as Iris' whole inference. Any other request,
-and one whose body is still on its way when the read ends, goes through uvicorn's cycle as before.
+A request the app admits whole (LiteRT, inside every limit, counted in flight from its headers) is
+answered in the parser's callback that reads its last byte: no ASGI task, no receive/send cycle, its
+body gathered as it arrives (no flow control round trip per 64 KiB), one write. That cycle cost as much
+as Iris' whole inference. Its body, too, must arrive within `read_timeout` (408 from the app, then
+close). Any other request goes through uvicorn's cycle as before, and so does one still arriving when
+the server stops, so uvicorn waits for it.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class WholeRequest:
     path: str
     headers: dict[str, str]
     keep_alive: bool
+    declared: int  # its body's length, which the app holds in its budget until it is answered
     chunks: list[bytes] = field(default_factory=list)
 
 
@@ -145,7 +148,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._stopping = False
         self._whole: WholeRequest | None = None
-        self._takes_whole = getattr(self.app, "takes_whole", None)
+        self._admit_whole = getattr(self.app, "admit_whole", None)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
@@ -161,8 +164,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._phase == "headers":
             self._header_bytes += len(data)
         super().data_received(data)
-        if self._whole is not None:
-            self._hand_over(self._whole)
         if self._phase == "headers" and self._header_bytes > self.limits.max_header_bytes:
             limit = self.limits.max_header_bytes
             self._refuse(431, f"request line and headers exceed the limit of {limit} bytes")
@@ -204,36 +205,38 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.cycle.keep_alive = False
 
     def _hand_over(self, whole: WholeRequest) -> None:
-        """The read ended inside the body: uvicorn's cycle takes the request, reads (and times) the rest."""
+        """uvicorn's cycle takes the request and what arrived of its body: it reads (and times) the rest."""
         self._whole = None
-        if not self.transport.is_closing():
-            self._start_cycle()
-            for chunk in whole.chunks:
-                super().on_body(chunk)
+        self.app.release_whole(whole.declared)
+        if self.transport.is_closing():
+            return
+        self._start_cycle()
+        for chunk in whole.chunks:
+            super().on_body(chunk)
 
     def _whole_request(self) -> WholeRequest | None:
         """The request, to be answered when its last byte is read, if nothing in it or in the connection
         needs uvicorn's cycle (an upgrade, 100-continue, a chunked body, an answer still being written or
         waiting on a slow reader) and the app takes it."""
-        takes_whole = self._takes_whole
+        admit_whole = self._admit_whole
         busy = self.cycle is not None and not self.cycle.response_complete
-        if takes_whole is None or busy or self.expect_100_continue or self.flow.write_paused:
+        if admit_whole is None or busy or self.expect_100_continue or self.flow.write_paused:
             return None
-        if self.transport.is_closing() or self.parser.should_upgrade():
+        if self.transport.is_closing() or self.parser.should_upgrade() or self._stopping:
             return None
         declared = self._declared_length()
-        method = self.parser.get_method().decode("ascii")
-        if declared is None or not takes_whole(method, declared):
-            return None
         try:
             path = self.root_path + httptools.parse_url(self.url).path.decode("ascii")
         except (httptools.HttpParserInvalidURLError, UnicodeDecodeError):
             return None  # uvicorn's cycle refuses it as it refuses any
+        method = self.parser.get_method().decode("ascii")
+        if declared is None or not admit_whole(method, declared):
+            return None
         if "%" in path:
             path = urllib.parse.unquote(path)
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in self.headers}
         keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
-        return WholeRequest(method, path, headers, keep_alive and not self._stopping)
+        return WholeRequest(method, path, headers, keep_alive, declared)
 
     def _declared_length(self) -> int | None:
         """The body's length as its header declares it (0 without one), None for a chunked body."""
@@ -272,15 +275,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         def send(response: Any) -> None:
             nonlocal sent
             sent = True
-            keep_alive = whole.keep_alive and ("connection", "close") not in response.headers
-            self.transport.write_now(response_bytes(response, self.server_state.default_headers, keep_alive))
-            if not keep_alive:
-                self.transport.close()
+            self._send(response, whole.keep_alive)
 
         body = whole.chunks[0] if len(whole.chunks) == 1 else b"".join(whole.chunks)
         try:
             self.app.answer_whole(whole.method, whole.path, whole.headers, body, self.client, send)
-        except Exception as exc:  # as uvicorn's cycle treats an app that raises
+        except Exception as exc:  # as uvicorn's cycle treats an app that raises (the app gave back its hold)
             self.logger.error("Exception in ASGI application\n", exc_info=exc)
             if not sent:
                 self.transport.write_now(INTERNAL_ERROR)
@@ -288,10 +288,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         self.on_response_complete()
 
+    def _send(self, response: Any, keep_alive: bool) -> None:
+        keep_alive = keep_alive and ("connection", "close") not in response.headers
+        self.transport.write_now(response_bytes(response, self.server_state.default_headers, keep_alive))
+        if not keep_alive:
+            self.transport.close()
+
     def shutdown(self) -> None:
         """uvicorn closes an idle connection at once when it stops, losing a request already on the wire:
         an idle one gets `SHUTDOWN_GRACE_SECONDS` to send it (answered, then closed) before it is closed."""
         self._stopping = True
+        if self._whole is not None:
+            self._hand_over(self._whole)  # uvicorn waits for its cycle's task to answer it, not for ours
         if self.cycle is not None and not self.cycle.response_complete:
             super().shutdown()
             return
@@ -304,6 +312,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel()
+        if self._whole is not None:  # the client left mid-body: nothing to answer, its hold given back
+            self.app.release_whole(self._whole.declared)
+            self._whole = None
         super().connection_lost(exc)
 
     def _arm(self, callback: Callable[[], None]) -> None:
@@ -327,9 +338,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._refuse(408, f"request headers not received within {self.limits.read_timeout:g}s")
 
     def _body_too_slow(self) -> None:
-        """The app is reading the body: end it here and flag the scope, so the app answers 408 itself."""
+        """The app is reading the body: end it here and flag the scope, so the app answers 408 itself;
+        for a request admitted whole, the app answers 408 at once."""
         self._deadline = None
         if self._phase != "body" or self.transport.is_closing():
+            return
+        whole = self._whole
+        if whole is not None:
+            self._whole, self._refused = None, True  # the rest of its body is not read
+            send = functools.partial(self._send, keep_alive=False)
+            self.app.refuse_whole(whole.method, whole.path, whole.headers, whole.declared, self.client, send)
             return
         cycle = self.cycle
         if cycle is None or cycle.response_started:

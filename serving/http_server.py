@@ -32,7 +32,6 @@ from serving.v2 import decimal
 
 INFERENCE_THREADS = 8
 WHOLE_METHODS = frozenset({"GET", "POST"})
-WHOLE_REQUEST_BYTES = 64 * 1024  # a body this small arrives in one read or a few: answered where it lands
 PROBES = frozenset({LIVE_PATH, READY_PATH})  # never refused: an overloaded pod is still alive
 
 
@@ -251,16 +250,27 @@ class ServingApp:
         await send({"type": "http.response.body", "body": response.body})
         self._answered(scope.get("client"), method, path, headers, response, started)
 
-    def takes_whole(self, method: str, declared: int) -> bool:
-        """Whether a request may be answered where its last byte is read (serving/connection.py): on
-        LiteRT, and inside every limit the task path checks, so none of its refusals could apply."""
-        return (
+    def admit_whole(self, method: str, declared: int) -> bool:
+        """Whether a request is answered where its last byte is read (serving/connection.py): on LiteRT,
+        inside every limit the task path checks (so none of its refusals could apply), and then in flight
+        with its declared body held in the budget until `answer_whole`, `refuse_whole` or
+        `release_whole`."""
+        admitted = (
             self.on_loop
             and method in WHOLE_METHODS
-            and declared <= min(WHOLE_REQUEST_BYTES, self.settings.max_body_bytes)
+            and declared <= self.settings.max_body_bytes
             and self.inflight < self.settings.max_concurrency
             and self.buffered + declared <= self.settings.max_buffered_bytes
         )
+        if admitted:
+            self.inflight += 1
+            self.buffered += declared
+        return admitted
+
+    def release_whole(self, declared: int) -> None:
+        """An admitted request leaves: answered, refused, handed to the task path, or its client gone."""
+        self.inflight -= 1
+        self.buffered -= declared
 
     def answer_whole(
         self,
@@ -271,23 +281,38 @@ class ServingApp:
         client: tuple[str, int] | None,
         send: Callable[[Response], None],
     ) -> None:
-        """A request `takes_whole` admitted, all of it at hand: answered and sent at once, with no task,
+        """A request `admit_whole` admitted, all of it at hand: answered and sent at once, with no task,
         receive or send cycle, and accounted for as the task path accounts for its requests."""
         started = time.perf_counter()
         self._note_draining()
-        if path in PROBES:
-            response = self._probe(method, path, headers)
-        else:
-            self.inflight += 1
-            self.buffered += len(body)
-            try:
+        try:
+            if path in PROBES:
+                response = self._probe(method, path, headers)
+            else:
                 deadline = started + self.settings.timeout_seconds
                 response = self._answer_now(Request(method, path, headers, body), deadline)
-            finally:
-                self.inflight -= 1
-                self.buffered -= len(body)
-            response = self._labelled(response, method, path)
+                response = self._labelled(response, method, path)
+        finally:
+            self.release_whole(len(body))
         send(self._closing_if_draining(response))
+        self._answered(client, method, path, headers, response, started)
+
+    def refuse_whole(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        declared: int,
+        client: tuple[str, int] | None,
+        send: Callable[[Response], None],
+    ) -> None:
+        """An admitted request whose body stopped arriving: 408 and close, as the task path answers it."""
+        started = time.perf_counter()
+        self.release_whole(declared)
+        timeout = self.settings.read_timeout_seconds
+        refused = error_response(RequestTimeout(f"request body not received within {timeout:g}s"))
+        response = self._labelled(_closing(refused), method, path)
+        send(response)
         self._answered(client, method, path, headers, response, started)
 
     def _note_draining(self) -> None:

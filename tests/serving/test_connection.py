@@ -21,7 +21,7 @@ from serving.connection import ConnectionLimits, GuardedHttpToolsProtocol
 from serving.http_server import ServingApp
 from serving.settings import Settings
 
-LIMITS = ConnectionLimits(max_header_bytes=16384, read_timeout=5.0, max_connections=100)
+LIMITS = ConnectionLimits(max_header_bytes=16384, read_timeout=0.2, max_connections=100)
 
 
 @dataclass(frozen=True)
@@ -32,15 +32,36 @@ class Answer:
 
 
 class RecordingApp:
-    """Takes whole any request of at most `whole_bytes`; answers every request with its path."""
+    """Admits whole any request of at most `whole_bytes`; answers every request with its path, and
+    counts what it holds for admitted requests (`held`), as the server's app does."""
 
     def __init__(self, whole_bytes: int = 1024, fail: bool = False) -> None:
         self.whole_bytes = whole_bytes
         self.fail = fail
         self.lanes: list[tuple[str, str, bytes]] = []
+        self.held = 0
 
-    def takes_whole(self, method: str, declared: int) -> bool:
-        return declared <= self.whole_bytes
+    def admit_whole(self, method: str, declared: int) -> bool:
+        if declared > self.whole_bytes:
+            return False
+        self.held += 1
+        return True
+
+    def release_whole(self, declared: int) -> None:
+        self.held -= 1
+
+    def refuse_whole(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        declared: int,
+        client: Any,
+        send: Callable[[Answer], None],
+    ) -> None:
+        self.release_whole(declared)
+        self.lanes.append(("refused", path, b""))
+        send(Answer(408, b"late", (("connection", "close"),)))
 
     def answer_whole(
         self,
@@ -51,6 +72,7 @@ class RecordingApp:
         client: Any,
         send: Callable[[Answer], None],
     ) -> None:
+        self.release_whole(len(body))
         if self.fail:
             raise RuntimeError("the app broke")
         self.lanes.append(("whole", path, body))
@@ -99,8 +121,12 @@ class Transport(asyncio.Transport):
         return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 8080)}.get(name, default)
 
 
-def exchange(app: RecordingApp, *reads: bytes) -> Transport:
-    """Each read handed to one connection's protocol, the loop turning between them."""
+STOP = None  # in place of a read: the server starts to stop
+
+
+def exchange(app: RecordingApp, *reads: bytes | None, wait: float = 0.01) -> Transport:
+    """Each read handed to one connection's protocol (or the server stopping), `wait` seconds between
+    them; then the client gone."""
 
     async def run() -> Transport:
         config = uvicorn.Config(
@@ -116,8 +142,11 @@ def exchange(app: RecordingApp, *reads: bytes) -> Transport:
         transport = Transport()
         protocol.connection_made(transport)
         for data in reads:
-            protocol.data_received(data)
-            await asyncio.sleep(0.01)
+            if data is STOP:
+                protocol.shutdown()
+            else:
+                protocol.data_received(data)
+            await asyncio.sleep(wait)
         transport.closed_by_server = transport.closed
         protocol.connection_lost(None)
         return transport
@@ -146,19 +175,46 @@ def test_a_request_read_whole_is_answered_in_the_read_with_uvicorns_bytes() -> N
     assert not transport.closed_by_server
 
 
-def test_a_body_split_across_reads_goes_through_the_cycle_with_every_byte() -> None:
+def test_a_body_split_across_reads_is_gathered_and_answered_whole() -> None:
     app = RecordingApp()
     request = post("/split", b'{"x": 1}')
-    transport = exchange(app, request[:-4], request[-4:])
-    assert app.lanes == [("cycle", "/split", b'{"x": 1}')]
+    transport = exchange(app, request[:-6], request[-6:-3], request[-3:])
+    assert app.lanes == [("whole", "/split", b'{"x": 1}')]
     assert transport.written == answer("/split")
+    assert app.held == 0
+
+
+def test_a_body_that_stops_arriving_is_refused_by_the_app_and_closed() -> None:
+    app = RecordingApp()
+    transport = exchange(app, post("/late", b'{"x": 1}')[:-2], wait=0.5)
+    assert app.lanes == [("refused", "/late", b"")]
+    assert transport.written.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert transport.closed_by_server
+    assert app.held == 0
+
+
+def test_a_client_gone_mid_body_gives_its_hold_back() -> None:
+    app = RecordingApp()
+    exchange(app, post("/gone", b'{"x": 1}')[:-2])
+    assert (app.lanes, app.held) == ([], 0)
+
+
+def test_a_body_still_arriving_when_the_server_stops_goes_to_uvicorns_cycle() -> None:
+    """uvicorn waits for its cycles' tasks as it stops, so the request is answered, then the connection
+    closed."""
+    app = RecordingApp()
+    request = post("/stopping", b'{"x": 1}')
+    transport = exchange(app, request[:-2], STOP, request[-2:])
+    assert app.lanes == [("cycle", "/stopping", b'{"x": 1}')]
+    assert transport.written == answer("/stopping", close=True)
+    assert app.held == 0
 
 
 def test_pipelined_requests_are_answered_in_order_across_both_lanes() -> None:
     app = RecordingApp(whole_bytes=4)
     reads = post("/1", b"{}") + post("/2", b"[1, 2, 3]") + post("/3", b"{}") + post("/4", b"{}")
     transport = exchange(app, reads)
-    # /2 is too large to take whole; /3 and /4 then wait for its cycle, as uvicorn queues pipelining.
+    # /2 is too large to admit whole; /3 and /4 then wait for its cycle, as uvicorn queues pipelining.
     assert [lane[:2] for lane in app.lanes] == [("whole", "/1"), ("cycle", "/2"), ("cycle", "/3"),
                                                 ("cycle", "/4")]  # fmt: skip
     assert transport.written == answer("/1") + answer("/2") + answer("/3") + answer("/4")
