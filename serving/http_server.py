@@ -1,8 +1,10 @@
 """HTTP adapter, the container's entrypoint: a bare ASGI app on uvicorn (httptools, uvloop).
 
-It only turns ASGI messages into route-table requests and back, and adds what a
-long-running server needs: metrics (served on their own port, serving/metrics.py), JSON access logs,
-limits and a graceful drain.
+It only turns requests into route-table requests and answers back, and adds what a long-running
+server needs: metrics (served on their own port, serving/metrics.py), JSON access logs, limits and a
+graceful drain. Requests come two ways, with the same limits and accounting: as ASGI messages, and,
+on LiteRT, straight from the protocol once all of a request has arrived (`admit_whole` and
+`answer_whole`, called by serving/connection.py), which spares them the ASGI cycle's cost.
 """
 
 from __future__ import annotations
