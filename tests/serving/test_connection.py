@@ -21,7 +21,7 @@ from serving.connection import ConnectionLimits, GuardedHttpToolsProtocol
 from serving.http_server import ServingApp
 from serving.settings import Settings
 
-LIMITS = ConnectionLimits(max_header_bytes=16384, read_timeout=0.2, max_connections=100)
+LIMITS = ConnectionLimits(max_header_bytes=16384, read_timeout=1.0, max_connections=100)
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,7 @@ def test_a_body_split_across_reads_is_gathered_and_answered_whole() -> None:
 
 def test_a_body_that_stops_arriving_is_refused_by_the_app_and_closed() -> None:
     app = RecordingApp()
-    transport = exchange(app, post("/late", b'{"x": 1}')[:-2], wait=0.5)
+    transport = exchange(app, post("/late", b'{"x": 1}')[:-2], wait=LIMITS.read_timeout + 0.5)
     assert app.lanes == [("refused", "/late", b"")]
     assert transport.written.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
     assert transport.closed_by_server

@@ -51,11 +51,13 @@ def test_two_processes_writing_to_one_pipe_never_interleave_their_lines() -> Non
     children = []
     for name in (b"first", b"second"):
         pid = os.fork()
-        if pid == 0:
-            os.close(read)
-            os.dup2(write, 1)
-            _turns([[name * 30 + b"\n"] * 40] * 25, write_whole)
-            os._exit(0)
+        if pid == 0:  # the child never returns into pytest, whatever happens
+            try:
+                os.close(read)
+                os.dup2(write, 1)
+                _turns([[name * 30 + b"\n"] * 40] * 25, write_whole)
+            finally:
+                os._exit(0)
         children.append(pid)
     os.close(write)
     received = b""
