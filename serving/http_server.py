@@ -200,9 +200,7 @@ class ServingApp:
             return _closing(error_response(error))
         timed_out = scope.get("extensions", {}).get(BODY_TIMED_OUT)
         if timed_out is not None:
-            return _closing(
-                error_response(RequestTimeout(f"request body not received within {timed_out:g}s"))
-            )
+            return _body_timed_out(timed_out)
         return body
 
     async def _inline(self, request: Request, deadline: float) -> Response:
@@ -311,9 +309,7 @@ class ServingApp:
         """An admitted request whose body stopped arriving: 408 and close, as the task path answers it."""
         started = time.perf_counter()
         self.release_whole(declared)
-        timeout = self.settings.read_timeout_seconds
-        refused = error_response(RequestTimeout(f"request body not received within {timeout:g}s"))
-        response = self._labelled(_closing(refused), method, path)
+        response = self._labelled(_body_timed_out(self.settings.read_timeout_seconds), method, path)
         send(response)
         self._answered(client, method, path, headers, response, started)
 
@@ -376,6 +372,11 @@ class ServingApp:
                 "client": client[0] if client else "",
             }
             self.access_log.add(dumps(line) + b"\n")
+
+
+def _body_timed_out(seconds: float) -> Response:
+    """The one 408 for a body that stopped arriving, on both ways a request comes in; then close."""
+    return _closing(error_response(RequestTimeout(f"request body not received within {seconds:g}s")))
 
 
 def _closing(response: Response) -> Response:
