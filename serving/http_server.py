@@ -323,7 +323,7 @@ class ServingApp:
     @staticmethod
     def _labelled(response: Response, method: str, path: str) -> Response:
         if response.route == "unmatched":  # refused before the route table: shed, too large, too slow
-            return replace(response, route=route_label(method, path))
+            return response.labelled(route_label(method, path))
         return response
 
     @staticmethod

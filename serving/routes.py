@@ -209,4 +209,4 @@ def handle(plane: DataPlane, request: Request, max_body_bytes: int) -> Response:
         return error_response(error).labelled(route)
     except Exception:
         logger.exception("unexpected error on %s %s", request.method, request.path)
-        return replace(error_response(ServingError("internal error; see the server log")), route=route)
+        return error_response(ServingError("internal error; see the server log")).labelled(route)
