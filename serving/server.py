@@ -6,13 +6,16 @@ import asyncio
 import ctypes
 import socket
 import struct
+import sys
 import time
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
 import uvicorn
+from uvicorn.server import STARTUP_FAILURE
 
+from serving.balance import BalancedListener, Board
 from serving.http_server import DRAINING
 
 ACCEPT_QUEUE_SECONDS = 0.2
@@ -28,6 +31,9 @@ class DrainingServer(uvicorn.Server):
     The signal handler only sets flags, so any number of signals, in any order, re-enter it
     harmlessly; the event loop's tick (every 0.1 s) does the rest. `heartbeat` is called from
     that tick too: a loop that stops turning stops calling it.
+
+    With a `board` (one of several workers on a shared socket), connections are accepted by a
+    `BalancedListener`: the workers take them in turn (`serving/balance.py`).
     """
 
     def __init__(
@@ -35,11 +41,35 @@ class DrainingServer(uvicorn.Server):
         config: uvicorn.Config,
         drain_seconds: float,
         heartbeat: Callable[[], None] | None = None,
+        board: Board | None = None,
     ) -> None:
         super().__init__(config)
         self.drain_seconds = drain_seconds
         self.heartbeat = heartbeat
+        self.board = board
         self.drain_ends: float | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's startup on shared sockets (lifespan, then listen), with its accepting done by a
+        `BalancedListener` rather than the event loop's server."""
+        if self.board is None or sockets is None:
+            await super().startup(sockets)
+            return
+        await self.lifespan.startup()
+        if self.lifespan.should_exit:
+            sys.exit(STARTUP_FAILURE)
+        config, board = self.config, self.board
+
+        def create_protocol() -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=self.server_state, app_state=self.lifespan.state
+            )
+
+        self.servers = [
+            BalancedListener(sock, create_protocol, board, config.backlog)  # type: ignore[misc]
+            for sock in sockets
+        ]
+        self.started = True
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         DRAINING.set()

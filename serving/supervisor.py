@@ -2,7 +2,8 @@
 
 It replaces a worker that dies (after a back-off) or whose event loop stops turning (its
 heartbeat goes stale), stops on SIGTERM/SIGINT by draining every worker and killing what is
-left at the deadline, and its workers die with it even when it is SIGKILLed.
+left at the deadline, and its workers die with it even when it is SIGKILLed. The workers take new
+connections in turn, through a board it shares with them (`serving/balance.py`).
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from dataclasses import dataclass
 from multiprocessing.connection import wait
 from multiprocessing.context import SpawnProcess
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
+from serving.balance import Board, new_board, not_serving
 from serving.server import DrainingServer
 
 logger = logging.getLogger("uvicorn.error")
@@ -71,6 +74,7 @@ def _worker(
     slot: int,
     beat: ctypes.c_double,
     parent_pid: int,
+    board: Any,
 ) -> None:
     die_with_parent(parent_pid)
     config.configure_logging()  # a spawned process starts with logging unconfigured
@@ -80,7 +84,8 @@ def _worker(
             logger.info("Worker %d (pid %d) serving", slot, os.getpid())
         beat.value = time.monotonic()  # CLOCK_MONOTONIC: one clock for every process on the host
 
-    DrainingServer(config, drain_seconds, heartbeat).run(sockets=[sock])  # exits 3 if the model never loads
+    server = DrainingServer(config, drain_seconds, heartbeat, Board(board, slot))
+    server.run(sockets=[sock])  # exits 3 if the model never loads
 
 
 @dataclass
@@ -118,6 +123,7 @@ class Supervisor:
         self.wakeup_read, self.wakeup_write = os.pipe()
         os.set_blocking(self.wakeup_write, False)
         self.sock: socket.socket | None = None
+        self.board = new_board(self.context, workers)  # the workers take connections in turn through it
 
     def run(self) -> int:
         self.sock = self.config.bind_socket()
@@ -140,7 +146,7 @@ class Supervisor:
 
     def _spawn(self, slot: int) -> None:
         beat = self.context.Value(ctypes.c_double, 0.0, lock=False)
-        args = (self.config, self.limits.drain_seconds, self.sock, slot, beat, os.getpid())
+        args = (self.config, self.limits.drain_seconds, self.sock, slot, beat, os.getpid(), self.board)
         process = self.context.Process(target=_worker, args=args, daemon=False)
         process.start()
         self.running[slot] = Worker(process, beat)
@@ -162,6 +168,7 @@ class Supervisor:
                 continue
             worker.process.join()
             del self.running[slot]
+            not_serving(self.board, slot)
             reason = self._died(slot, worker)
             if reason:
                 return reason
