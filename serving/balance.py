@@ -8,7 +8,8 @@ board in memory the supervisor shares between them: which workers are serving, a
 is. Every worker is woken by a pending connection; one whose turn it is not stops listening for a
 moment (`STEP_SECONDS`) and looks again, so the worker whose turn it is takes it. If that one does not
 within `DEFER_SECONDS` (busy with a long request, or hung), the worker waiting takes it: a connection
-waits at most that.
+waits at most that, and a burst of them that much each while the other worker stays busy (a worker
+busy for a few milliseconds still gets its share of a burst: taking it all would idle it after).
 
 Turns, not counts of open connections: a busy worker's count is stale (the connections its clients
 closed are only counted once its loop turns), and that would send a whole burst elsewhere.
@@ -87,7 +88,7 @@ class BalancedListener:
         self._board = board
         self._loop = asyncio.get_running_loop()
         self._resume: asyncio.TimerHandle | None = None
-        self._waited = 0.0  # how long the pending connection has been left to the turn's worker
+        self._waiting_since: float | None = None  # when this worker first left what is pending to a turn
         self._turn_left_to = -1
         self._closed = False
         sock.setblocking(False)
@@ -97,29 +98,34 @@ class BalancedListener:
 
     def _readable(self) -> None:
         for _ in range(MAX_ACCEPTS_PER_WAKEUP):
-            if not self._board.mine() and self._waited < DEFER_SECONDS:
+            if not self._board.mine() and not self._waited_long_enough():
                 self._pause()
                 return
             try:
                 conn, _ = self._sock.accept()
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                self._waiting_since = None
                 return  # none left: a sibling took it, or the client gave up
             except OSError as exc:  # EMFILE, ENFILE, ENOBUFS, ENOMEM: the connection waits in the queue
                 logger.error("Cannot accept a connection: %s; retrying in %gs", exc, RETRY_SECONDS)
                 self._loop.remove_reader(self._sock.fileno())
                 self._resume = self._loop.call_later(RETRY_SECONDS, self._listen_again)
                 return
-            self._waited = 0.0
+            self._waiting_since = None
             self._board.pass_turn()
             task = self._loop.create_task(self._loop.connect_accepted_socket(self._factory, conn))
             task.add_done_callback(_connection_started)
 
+    def _waited_long_enough(self) -> bool:
+        """Whether what is pending has been left to the turn's worker for `DEFER_SECONDS` (wall time: a
+        busy loop turns slower than its timers ask); a wait starts when the turn is a new one."""
+        turn, now = self._board.turn(), self._loop.time()
+        if self._waiting_since is None or turn != self._turn_left_to:
+            self._waiting_since, self._turn_left_to = now, turn
+        return now - self._waiting_since >= DEFER_SECONDS
+
     def _pause(self) -> None:
         """Not listening for a step, so the worker whose turn it is takes what is pending."""
-        turn = self._board.turn()
-        if turn != self._turn_left_to:  # a new wait: the last one's connection was taken
-            self._turn_left_to, self._waited = turn, 0.0
-        self._waited += STEP_SECONDS
         self._loop.remove_reader(self._sock.fileno())
         self._resume = self._loop.call_later(STEP_SECONDS, self._listen_again)
 
@@ -127,8 +133,6 @@ class BalancedListener:
         self._resume = None
         if self._closed:
             return
-        if self._board.turn() != self._turn_left_to:
-            self._waited = 0.0  # the turn moved on: what was pending was taken
         self._loop.add_reader(self._sock.fileno(), self._readable)
 
     def close(self) -> None:
