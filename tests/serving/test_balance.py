@@ -3,7 +3,6 @@ pool opens them, lands on every worker, and a worker that stops turning holds no
 
 from __future__ import annotations
 
-import collections
 import os
 import signal
 import socket
@@ -14,33 +13,15 @@ from pathlib import Path
 import pytest
 
 from serving.balance import Board, not_serving
+from serving.tools.bench.spread import held_by
 from serving.tools.bench.wrk import lua
 from tests.serving.cases import PREDICT, ROW, body
 from tests.serving.conftest import stop_server
 from tests.serving.test_supervisor import owner_of, read_response, request, serving_pids, two_workers
 from tests.tool_paths import tool
 
-ESTABLISHED = "01"
 ROWS = 20_000
 ROUNDS = 4
-
-
-def held_by(port: int, pids: list[int]) -> collections.Counter[int]:
-    """How many established connections to `port` each of `pids` holds, from /proc/net/tcp."""
-    inodes = {
-        fields[9]
-        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
-        if (fields := line.split()) and int(fields[1].split(":")[1], 16) == port and fields[3] == ESTABLISHED
-    }
-    held: collections.Counter[int] = collections.Counter({pid: 0 for pid in pids})
-    for pid in pids:
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            try:
-                if os.readlink(fd).removeprefix("socket:[").removesuffix("]") in inodes:
-                    held[pid] += 1
-            except FileNotFoundError:
-                continue
-    return held
 
 
 def test_a_burst_of_keep_alive_connections_lands_on_every_worker(model_root: Path, tmp_path: Path) -> None:
@@ -59,7 +40,7 @@ def test_a_burst_of_keep_alive_connections_lands_on_every_worker(model_root: Pat
             )  # fmt: skip
             try:
                 time.sleep(1)
-                splits.append(held_by(server.port, pids))
+                splits.append(dict(zip(pids, held_by(server.port, pids), strict=True)))
             finally:
                 load.wait(timeout=30)
     finally:

@@ -152,3 +152,20 @@ def test_the_shadow_bench_times_each_mirroring_rate_against_none(
     assert [row[0] for row in rows] == ["| 0", "| 0.1", "| 1"]
     assert rows[0][-2:] == ["1.00", "1.00x |"]  # rate 0 against itself
     assert all(float(row[1].replace(",", "")) > 0 for row in rows)
+
+
+def test_the_spread_bench_counts_each_workers_share_of_the_connections_while_wrk_runs(
+    wrk_on_path: None, model_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from serving.tools.bench import spread
+
+    code = spread.main(
+        ["--model-root", str(model_root), "--seconds", "1", "--rounds", "2", "--connections", "2", "4"]
+    )
+    assert code == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("- ")]
+    assert [line.split(":")[0] for line in lines] == ["- 2 connections", "- 4 connections"]
+    for line, connections in zip(lines, (2, 4), strict=True):
+        splits = [part.split(" in ") for part in line.split(": ")[1].split("; ")[0].split(", ")]
+        assert sum(int(n) for _, n in splits) == 2  # one split a round
+        assert all(sum(map(int, split.split("-"))) == connections for split, _ in splits)

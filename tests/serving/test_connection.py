@@ -124,9 +124,9 @@ class Transport(asyncio.Transport):
 STOP = None  # in place of a read: the server starts to stop
 
 
-def exchange(app: RecordingApp, *reads: bytes | None, wait: float = 0.01) -> Transport:
+def exchange(app: RecordingApp, *reads: bytes | None, wait: float = 0.01, keep_alive: float = 5) -> Transport:
     """Each read handed to one connection's protocol (or the server stopping), `wait` seconds between
-    them; then the client gone."""
+    them; then the client gone. `keep_alive`: uvicorn's timeout_keep_alive (its default)."""
 
     async def run() -> Transport:
         config = uvicorn.Config(
@@ -134,6 +134,7 @@ def exchange(app: RecordingApp, *reads: bytes | None, wait: float = 0.01) -> Tra
             http=functools.partial(GuardedHttpToolsProtocol, limits=LIMITS),
             proxy_headers=False,  # as serving/__main__.py sets it: any middleware would hide the app
             access_log=False,
+            timeout_keep_alive=keep_alive,  # type: ignore[arg-type]  # a float works, as asyncio's timers take it
         )
         config.load()
         state = ServerState()
@@ -258,3 +259,20 @@ def test_the_servers_own_config_hands_the_protocol_its_app_unwrapped() -> None:
     config = config_for(Settings.from_env({"TWINSERVE_MODEL_ROOT": "unused"}), 1, LIMITS)
     config.load()
     assert isinstance(config.loaded_app, ServingApp)
+
+
+def test_a_connection_idle_past_the_keep_alive_timeout_is_closed() -> None:
+    app = RecordingApp()
+    transport = exchange(app, post("/a", b"{}"), wait=0.6, keep_alive=0.3)
+    assert transport.written == answer("/a")
+    assert transport.closed_by_server
+
+
+def test_a_connection_whose_requests_keep_coming_within_the_timeout_stays_open() -> None:
+    """Its keep-alive timer, armed at the first answer, fires between requests and waits on."""
+    app = RecordingApp()
+    transport = exchange(
+        app, post("/a", b"{}"), post("/b", b"{}"), post("/c", b"{}"), wait=0.2, keep_alive=0.3
+    )
+    assert transport.written == answer("/a") + answer("/b") + answer("/c")
+    assert not transport.closed_by_server
