@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -126,7 +127,8 @@ STOP = None  # in place of a read: the server starts to stop
 
 def exchange(app: RecordingApp, *reads: bytes | None, wait: float = 0.01, keep_alive: float = 5) -> Transport:
     """Each read handed to one connection's protocol (or the server stopping), `wait` seconds between
-    them; then the client gone. `keep_alive`: uvicorn's timeout_keep_alive (its default)."""
+    them; then, once uvicorn's cycles have answered, the client gone. `keep_alive`: uvicorn's
+    timeout_keep_alive (its default)."""
 
     async def run() -> Transport:
         config = uvicorn.Config(
@@ -148,6 +150,10 @@ def exchange(app: RecordingApp, *reads: bytes | None, wait: float = 0.01, keep_a
             else:
                 protocol.data_received(data)
             await asyncio.sleep(wait)
+        deadline = time.monotonic() + 10
+        while state.tasks and time.monotonic() < deadline:  # cycles still answering, however slow the turn
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # and the writes they coalesced into the end of their turn
         transport.closed_by_server = transport.closed
         protocol.connection_lost(None)
         return transport
@@ -263,7 +269,7 @@ def test_the_servers_own_config_hands_the_protocol_its_app_unwrapped() -> None:
 
 def test_a_connection_idle_past_the_keep_alive_timeout_is_closed() -> None:
     app = RecordingApp()
-    transport = exchange(app, post("/a", b"{}"), wait=0.6, keep_alive=0.3)
+    transport = exchange(app, post("/a", b"{}"), wait=1.0, keep_alive=0.3)
     assert transport.written == answer("/a")
     assert transport.closed_by_server
 
