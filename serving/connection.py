@@ -294,7 +294,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _response_complete(self) -> None:
         """uvicorn's `on_response_complete` after a request answered whole, but its keep-alive timer
         armed once an idle stretch and moved on when it fires early, not armed and cancelled around
-        every request (a timer object each, a tenth of Iris' cost here)."""
+        every request (a timer object each: about 6% of a worker's time on Iris, in a profile)."""
         if self.pipeline or self.transport.is_closing():
             self.on_response_complete()
             return
