@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import simdjson
 
-from serving.jsonio import SMALL_BODY_BYTES, admit, count_byte, parse_admitted
+from serving.jsonio import SMALL_BODY_BYTES, admit, count_byte_up_to, parse_admitted
 
 _KINDS = {"d": np.float64, "i": np.int64, "u": np.uint64}
 _SKELETON = b'[],"\\'
@@ -162,7 +162,8 @@ def parse_v2(body: bytes, what: str = "request body", max_items: int | None = No
         return parse_admitted(body, what)
     payload = {key: _plain(document[key]) for key in document.keys() if key != "inputs"}  # type: ignore[union-attr]  # noqa: SIM118
     payload["inputs"] = [_input(item) for item in items]
-    if _brackets(payload) != count_byte(body, b"["):  # a data array holds arrays: checked as values
+    brackets = _brackets(payload)
+    if brackets is None or count_byte_up_to(body, b"[", brackets + 1) != brackets:  # data holds arrays
         payload["inputs"] = [_as_values(item) for item in payload["inputs"]]
     return payload
 

@@ -82,9 +82,16 @@ def json_items(body: bytes) -> int:
     return body.count(b"[") + body.count(b"{") + body.count(b",") + 1
 
 
-def count_byte(data: bytes, byte: bytes) -> int:
-    """How often one byte occurs: numpy's vectorised compare is ~4x `bytes.count` on megabytes."""
-    return int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8) == ord(byte)))
+def count_byte_up_to(data: bytes, byte: bytes, limit: int) -> int:
+    """How often one byte occurs, counting no further than `limit`: each `find` is a memchr, ~5x
+    numpy's vectorised compare on megabytes where the byte is rare (the `[` of a flat V2 body)."""
+    count = at = 0
+    while count < limit:
+        at = data.find(byte, at) + 1
+        if not at:
+            break
+        count += 1
+    return count
 
 
 def exact_json_items(body: bytes) -> int:

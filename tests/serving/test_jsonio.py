@@ -204,3 +204,11 @@ def test_the_collector_comes_back_as_it_was_after_concurrent_decodes(enabled: bo
             assert gc.isenabled() is enabled  # a small body is decoded without pausing it
     finally:
         (gc.enable if was else gc.disable)()
+
+
+@pytest.mark.parametrize(
+    ("data", "limit", "expected"),
+    [(b"", 3, 0), (b"[1]", 3, 1), (b"[[", 3, 2), (b"[[[[[[", 3, 3), (b"a[b[c", 0, 0), (b"[" * 10_000, 5, 5)],
+)
+def test_a_byte_is_counted_up_to_the_limit(data: bytes, limit: int, expected: int) -> None:
+    assert jsonio.count_byte_up_to(data, b"[", limit) == expected
