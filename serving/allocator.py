@@ -13,7 +13,6 @@ is unchanged (`TWINSERVE_MAX_BUFFERED_BYTES` and the model's shape). Outside gli
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 M_TRIM_THRESHOLD = -1  # <malloc.h>: free heap kept at the top before it is given back
 M_MMAP_THRESHOLD = -3  # <malloc.h>: requests at least this large get their own mapping
@@ -22,10 +21,11 @@ TRIM_THRESHOLD = 128 * 1024 * 1024
 
 
 def keep_request_buffers() -> bool:
-    """Raise both thresholds in this process; whether the allocator took them (False outside glibc)."""
+    """Raise both thresholds in this process; whether the allocator took them (False outside glibc).
+    `mallopt` is looked up among the symbols the interpreter already has (libc's among them), not by
+    `ctypes.util.find_library`, whose imports and `ldconfig` run were ~5 ms of a Lambda cold start."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import select
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the Lambda handler writes through this module: asyncio's import is ~15 ms of its init
+    import asyncio
 
 PIPE_BUF = getattr(select, "PIPE_BUF", 512)  # POSIX: a write of at most this many bytes to a pipe is atomic
 
