@@ -169,3 +169,41 @@ def test_the_spread_bench_counts_each_workers_share_of_the_connections_while_wrk
         splits = [part.split(" in ") for part in line.split(": ")[1].split("; ")[0].split(", ")]
         assert sum(int(n) for _, n in splits) == 2  # one split a round
         assert all(sum(map(int, split.split("-"))) == connections for split, _ in splits)
+
+
+def test_a_cold_start_weighs_the_fresh_process_not_the_bench_that_started_it() -> None:
+    from serving.tools.bench import cold_start
+
+    held = b"\x01" * (300 * 2**20)  # the bench's own peak: it builds the zip and the image in-process
+    child = ("grown = b'x' * (64 * 2**20)", "{'grown': len(grown)}")
+    sample = cold_start.init_once([sys.executable], child, REPO, {}, [])
+    assert sample["answer"] == {"grown": 64 * 2**20}
+    assert 64 < sample["rss_mib"] < 200, sample["rss_mib"]  # its 64 MiB and an interpreter, not 300 more
+    del held
+
+
+def test_the_zip_ab_builds_each_trees_zip_and_times_both(
+    model_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from serving.tools.bench import zip_ab
+
+    arch, version = zip_ab.host()
+    args = ["--model-root", str(model_root), "--ref", "HEAD", "--arch", arch, "--python-version", version]
+    assert zip_ab.main([*args, "--rounds", "1", "--runs", "2"]) == 0
+    out = capsys.readouterr().out
+    (row,) = [line for line in out.splitlines() if line.startswith(f"| {arch}, Python {version} |")]
+    sizes = [float(cell.split(" MiB")[0]) for cell in row.split(" | ")[1:3]]
+    assert all(1 < size < 50 for size in sizes), row  # each tree's zip, within Lambda's 50 MiB
+    assert [line.split(":")[0] for line in out.splitlines() if line.startswith("round")] == [
+        "round 1, HEAD", "round 1, this tree"
+    ]  # fmt: skip
+    assert f"cold start, {arch} Python {version}: " in out
+
+
+def test_the_zip_ab_names_a_ref_it_cannot_check_out(
+    model_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from serving.tools.bench import zip_ab
+
+    assert zip_ab.main(["--model-root", str(model_root), "--ref", "no-such-ref"]) == 2
+    assert "error: cannot check 'no-such-ref' out: " in capsys.readouterr().err

@@ -29,14 +29,20 @@ from serving.tools.packaging.image import REPO, Image, bake_model, build
 from serving.tools.packaging.lambda_zip import Package
 from serving.tools.packaging.lambda_zip import build as build_zip
 
-# Timed in the child so interpreter start-up noise of the parent never counts; ru_maxrss is in KiB on Linux.
+# Timed in the child so interpreter start-up noise of the parent never counts. Peak RSS is the child's
+# own address space's high-water mark (VmHWM): `ru_maxrss` after a fork and exec also counts the
+# parent's peak, so a bench that had built the zip in-process reported its own size as the handler's.
 PROBE = """
 import json, resource, sys, time
 start = time.perf_counter()
 {load}
 result = {predict}
 elapsed = time.perf_counter() - start
-rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+try:
+    with open("/proc/self/status") as status:
+        rss_mib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+except OSError:  # no /proc (macOS): ru_maxrss, in bytes there
+    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 answer = result if isinstance(result, dict) else None
 print(json.dumps({{"seconds": elapsed, "rss_mib": rss_mib, "answer": answer}}))
 """
