@@ -4,11 +4,14 @@ done() hook against a real server, a runtime that answers wrong gets no figures,
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -207,3 +210,41 @@ def test_the_zip_ab_names_a_ref_it_cannot_check_out(
 
     assert zip_ab.main(["--model-root", str(model_root), "--ref", "no-such-ref"]) == 2
     assert "error: cannot check 'no-such-ref' out: " in capsys.readouterr().err
+
+
+BURN_IN_A_GRANDCHILD = """
+import subprocess, sys, time
+burn = "import time\\nt = time.process_time()\\nwhile time.process_time() - t < 0.5: pass\\ntime.sleep(60)"
+subprocess.Popen([sys.executable, "-c", burn])
+time.sleep(60)
+"""
+
+
+def test_a_servers_cpu_counts_the_processes_under_it() -> None:
+    from serving.tools.bench.cpu import cpu_seconds
+
+    parent = subprocess.Popen([sys.executable, "-c", BURN_IN_A_GRANDCHILD], start_new_session=True)
+    try:
+        deadline, seen = time.monotonic() + 30, 0.0
+        while time.monotonic() < deadline and seen < 0.45:
+            time.sleep(0.1)
+            seen = cpu_seconds(parent.pid) or 0.0
+        assert seen >= 0.45  # the grandchild's half second, though the parent only sleeps
+    finally:
+        os.killpg(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=10)
+
+
+def test_make_bench_weighs_the_servers_cpu_for_each_answer(
+    wrk_on_path: None, model_root: Path, tmp_path: Path
+) -> None:
+    from serving.tools.bench.__main__ import FLOOR, measure, servers, table
+
+    workload = Workload.from_root(model_root)
+    script = tmp_path / "post.lua"
+    script.write_text(lua(workload.body.decode()))
+    options = argparse.Namespace(seconds=1, connections=[4])
+    (result,) = measure(FLOOR, servers(workload)[FLOOR], workload, options, script)
+    assert result.cpu_us_per_request is not None
+    assert 0 < result.cpu_us_per_request < 10_000, result  # a constant answer: microseconds, not ms
+    assert table([result]).splitlines()[-1].endswith(f"| {result.cpu_us_per_request:,.1f} |")

@@ -21,6 +21,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from serving.tools.bench.cpu import cpu_seconds
 from serving.tools.bench.workload import Workload, WrongAnswer, add_model_arguments, from_arguments
 from serving.tools.bench.wrk import lua, run_wrk, wrk_missing
 
@@ -37,6 +38,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_us_per_request: float | None = None  # the server's processes' CPU over the run, per answer
 
 
 @dataclass(frozen=True)
@@ -127,14 +129,21 @@ def measure(
             run_wrk(url, 8, 2, script, workload.path)  # warm-up
             results = []
             for connections in args.connections:
+                cpu_before = cpu_seconds(process.pid)
                 figures = run_wrk(url, connections, args.seconds, script, workload.path)
+                cpu_after = cpu_seconds(process.pid)
                 if figures.errors and candidate.checked:
                     raise WrongAnswer(
                         f"{name} answered {figures.errors} requests with an error at {connections}"
                     )
+                cpu_us = (
+                    (cpu_after - cpu_before) / figures.requests * 1e6
+                    if cpu_before is not None and cpu_after is not None and figures.requests
+                    else None
+                )
                 results.append(
                     Result(name, connections, figures.requests_per_second, figures.p50_ms, figures.p99_ms,
-                           figures.errors)
+                           figures.errors, cpu_us)
                 )  # fmt: skip
             return results
         finally:
@@ -144,15 +153,19 @@ def measure(
 
 def table(results: list[Result]) -> str:
     lines = [
-        "| server | connections | requests/s | p50 ms | p99 ms | errors |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| server | connections | requests/s | p50 ms | p99 ms | errors | server CPU µs/request |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     lines += [
         f"| {r.server} | {r.connections} | {r.requests_per_second:,.0f} "
-        f"| {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} |"
+        f"| {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} | {_cpu(r)} |"
         for r in results
     ]
     return "\n".join(lines)
+
+
+def _cpu(result: Result) -> str:
+    return "-" if result.cpu_us_per_request is None else f"{result.cpu_us_per_request:,.1f}"
 
 
 def ratios(results: list[Result], connections: int) -> str:
@@ -167,6 +180,7 @@ def ratios(results: list[Result], connections: int) -> str:
             f"- {name}: {r.requests_per_second / base.requests_per_second:,.1f}x the baseline's throughput, "
             f"p99 {r.p99_ms / base.p99_ms:.4f} of its, "
             f"{r.requests_per_second / floor.requests_per_second:.2f} of the floor"
+            + _cpu_against_floor(r, floor)
         )
     if ASGI_FLOOR in at:
         ceiling = at[ASGI_FLOOR].requests_per_second / floor.requests_per_second
@@ -178,6 +192,18 @@ def ratios(results: list[Result], connections: int) -> str:
         f"p99 {batched.p99_ms / unbatched.p99_ms:.2f} of its"
     )
     return "\n".join(lines)
+
+
+def _cpu_against_floor(result: Result, floor: Result) -> str:
+    """The same comparison by the server's CPU per answer, which the load generator's own limit (it shares
+    the cores, and caps the floor's rate) does not move."""
+    if result.cpu_us_per_request is None or not floor.cpu_us_per_request:
+        return ""
+    share = floor.cpu_us_per_request / result.cpu_us_per_request
+    return (
+        f"; {result.cpu_us_per_request:,.1f} µs of server CPU a request against the floor's "
+        f"{floor.cpu_us_per_request:,.1f} ({share:.2f} of the floor by CPU)"
+    )
 
 
 def main() -> int:
