@@ -189,8 +189,9 @@ def test_the_zip_ab_builds_each_trees_zip_and_times_both(
     model_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from serving.tools.bench import zip_ab
+    from serving.tools.bench.cold_start import host_target
 
-    arch, version = zip_ab.host()
+    arch, version = host_target()
     args = ["--model-root", str(model_root), "--ref", "HEAD", "--arch", arch, "--python-version", version]
     assert zip_ab.main([*args, "--rounds", "1", "--runs", "2"]) == 0
     out = capsys.readouterr().out

@@ -158,24 +158,47 @@ class Prepared:
         return "zip" if self.package else "image"
 
 
+def host_target() -> tuple[str, str]:
+    """This machine's architecture as Lambda names it, and this interpreter's Python version."""
+    arch = "x86_64" if os.uname().machine == "x86_64" else "arm64"
+    return arch, f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def unpack(zip_path: Path, task_root: Path) -> Path:
+    """The zip laid out as Lambda lays it out in /var/task."""
+    with zipfile.ZipFile(zip_path) as archive:
+        archive.extractall(task_root)
+    return task_root
+
+
+def write_event(workload: Workload, scratch: Path) -> Path:
+    """The model's example as a Function URL event, in a file the probes read."""
+    event = scratch / "event.json"
+    event.write_text(json.dumps(workload.lambda_event()))
+    return event
+
+
+def time_zip(task_root: Path, event: Path, runs: int, check: Callable[[str, Any], None]) -> ColdStart:
+    """The zip's init in `runs` isolated interpreters seeing only the task root and the standard library."""
+    clean = [sys.executable, "-I", "-S"]
+    return repeat(
+        ZIP_NAME, runs, clean, ZIP_HANDLER, task_root.parent, {}, [str(event), str(task_root)], check
+    )
+
+
 def prepare(workload: Workload, scratch: Path) -> Prepared:
     """Build the zip for this interpreter (when the model has a LiteRT form) and the image's venv with
     the model baked in, as `make package` and the Dockerfile do."""
     artifact = workload.artifact
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    arch = "x86_64" if os.uname().machine == "x86_64" else "arm64"
+    arch, version = host_target()
     reason = litert_refusal(artifact)
     package, task_root = None, None
     if reason is None:
         package = build_zip(artifact, arch, version, scratch / "dist", scratch / "staging")
-        task_root = scratch / "task"
-        with zipfile.ZipFile(package.path) as archive:
-            archive.extractall(task_root)
+        task_root = unpack(package.path, scratch / "task")
     image = build(scratch / "image")
     bake_model(image, artifact)
-    event = scratch / "event.json"
-    event.write_text(json.dumps(workload.lambda_event()))
-    return Prepared(workload, package, reason or "", task_root, image, event)
+    return Prepared(workload, package, reason or "", task_root, image, write_event(workload, scratch))
 
 
 def measure(workload: Workload, runs: int, scratch: Path) -> dict:
@@ -189,9 +212,7 @@ def measure_cold(prepared: Prepared, runs: int, baseline: bool = True) -> dict:
     image_env = {"PATH": image.path, "TWINSERVE_RUNTIME": image.runtime}
     starts = []
     if prepared.package and prepared.task_root:
-        clean = [sys.executable, "-I", "-S"]
-        task = prepared.task_root
-        starts.append(repeat(ZIP_NAME, runs, clean, ZIP_HANDLER, task.parent, {}, [event, str(task)], check))
+        starts.append(time_zip(prepared.task_root, prepared.event, runs, check))
     image_python = [str(image.venv / "bin" / "python")]
     starts.append(repeat(IMAGE_NAME, runs, image_python, HANDLER, image.app, image_env, [event], check))
     if baseline:
@@ -209,7 +230,7 @@ def measure_cold(prepared: Prepared, runs: int, baseline: bool = True) -> dict:
         "cold_starts": [asdict(s) for s in starts],
         "server_start_seconds": statistics.median(server_start_seconds(image) for _ in range(min(runs, 3))),
         "sizes": asdict(sizes),
-        "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+        "python": host_target()[1],
     }
 
 

@@ -9,17 +9,21 @@ from pathlib import Path
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
+def children(pid: int) -> list[int]:
+    """The processes `pid` started that are alive; none if it is gone (or the kernel lacks the file)."""
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 def descendants(pid: int) -> list[int]:
     """The process and every process under it (a supervisor's workers, their helpers)."""
     found, pending = [], [pid]
     while pending:
         current = pending.pop()
         found.append(current)
-        try:
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-        except OSError:  # gone, or a kernel without the children file
-            continue
-        pending.extend(int(child) for child in children)
+        pending.extend(children(current))
     return found
 
 

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from serving.tools.bench.__main__ import _require_free, _wait
+from serving.tools.bench.cpu import children
 from serving.tools.bench.json_paths import PORT, bodies, serve
 from serving.tools.bench.workload import add_model_arguments, from_arguments
 from serving.tools.bench.wrk import lua_file, read_report, wrk_missing
@@ -27,8 +28,9 @@ ESTABLISHED = "01"
 
 def workers_of(supervisor: int) -> list[int]:
     """The supervisor's worker processes (not multiprocessing's resource tracker beside them)."""
-    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
-    return sorted(int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes())
+    return sorted(
+        pid for pid in children(supervisor) if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    )
 
 
 def held_by(port: int, pids: list[int]) -> list[int]:

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving.tools.bench.cold_start import ZIP_HANDLER, ZIP_NAME, repeat
+from serving.tools.bench.cold_start import host_target, time_zip, unpack, write_event
 from serving.tools.bench.workload import Workload, add_model_arguments, from_arguments
 
 REPO = Path(__file__).resolve().parents[3]
@@ -61,17 +59,6 @@ def build_zip(checkout: Path, artifact: Path, arch: str, version: str, scratch: 
     return Zip(Path(built["path"]), built["zipped"] / 2**20, built["unzipped"] / 2**20)
 
 
-def unpack(package: Zip, task_root: Path) -> Path:
-    with zipfile.ZipFile(package.path) as archive:
-        archive.extractall(task_root)
-    return task_root
-
-
-def host() -> tuple[str, str]:
-    arch = "x86_64" if os.uname().machine == "x86_64" else "arm64"
-    return arch, f"{sys.version_info.major}.{sys.version_info.minor}"
-
-
 def sizes_table(zips: dict[str, dict[tuple[str, str], Zip]], ref: str) -> str:
     lines = [f"| zip | {ref} | {THIS_TREE} | ratio |", "|---|---:|---:|---:|"]
     for key in zips[THIS_TREE]:
@@ -88,14 +75,11 @@ def time_cold_starts(
     tasks: dict[str, Path], workload: Workload, rounds: int, runs: int, scratch: Path
 ) -> dict[str, list[tuple[float, float]]]:
     """Each round, `runs` fresh processes per tree in turn; per round, the medians of seconds and RSS."""
-    event = scratch / "event.json"
-    event.write_text(json.dumps(workload.lambda_event()))
-    clean = [sys.executable, "-I", "-S"]
+    event = write_event(workload, scratch)
     medians: dict[str, list[tuple[float, float]]] = {label: [] for label in tasks}
     for round_ in range(rounds):
         for label, task in tasks.items():
-            start = repeat(ZIP_NAME, runs, clean, ZIP_HANDLER, task.parent, {}, [str(event), str(task)],
-                           workload.check_lambda)  # fmt: skip
+            start = time_zip(task, event, runs, workload.check_lambda)
             medians[label].append((start.median_seconds, start.median_rss_mib))
             print(f"round {round_ + 1}, {label}: cold start median {start.median_seconds * 1000:.1f} ms, "
                   f"peak RSS {start.median_rss_mib:.0f} MiB")  # fmt: skip
@@ -114,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     workload = from_arguments(args)
     artifact = workload.artifact.resolve()
     targets = [(arch, args.python_version) for arch in args.arch]
-    targets += [host()] if host() not in targets else []
+    host = host_target()
+    targets += [host] if host not in targets else []
     with tempfile.TemporaryDirectory(prefix="zip-ab-") as scratch_dir:
         scratch = Path(scratch_dir)
         base = scratch / "ref"
@@ -131,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             }
             print(sizes_table(zips, args.ref))
             tasks = {
-                label: unpack(zips[label][host()], scratch / f"task-{n}") for n, label in enumerate(zips)
+                label: unpack(zips[label][host].path, scratch / f"task-{n}") for n, label in enumerate(zips)
             }
             medians = time_cold_starts(tasks, workload, args.rounds, args.runs, scratch)
         finally:
@@ -141,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         for k in (args.ref, THIS_TREE)
     )
     print(
-        f"cold start, {host()[0]} Python {host()[1]}: {our_s * 1000:.1f} against {ref_s * 1000:.1f} ms at "
+        f"cold start, {host[0]} Python {host[1]}: {our_s * 1000:.1f} against {ref_s * 1000:.1f} ms at "
         f"{args.ref} ({our_s / ref_s:.2f}x, median of the rounds' medians); peak RSS {our_rss:.0f} against "
         f"{ref_rss:.0f} MiB ({our_rss / ref_rss:.2f}x)"
     )
